@@ -1,0 +1,206 @@
+"""The `gradcheck` command. Each command: parse → call the core → render → exit code."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import numpy as np
+import typer
+import yaml
+from rich.console import Console
+from rich.markup import escape
+
+from gradcheck_cli import __version__, report
+from gradcheck_cli.checker import CheckResult, check_layer, check_network
+from gradcheck_cli.config import default_config_path, load_config
+from gradcheck_cli.errors import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, ConfigError, GradcheckError
+from gradcheck_cli.network import build_network, rng_for
+from gradcheck_cli.registry import LAYERS, LOSSES
+
+app = typer.Typer(
+    help="Check NumPy backward passes against numerical gradients, per parameter.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+
+
+Eps = Annotated[float | None, typer.Option("--eps", min=0.0, help="Finite-difference step ε.")]
+Rtol = Annotated[float | None, typer.Option("--rtol", min=0.0, help="Relative tolerance.")]
+Atol = Annotated[float | None, typer.Option("--atol", min=0.0, help="Absolute tolerance.")]
+Seed = Annotated[int | None, typer.Option("--seed", min=0, max=2**32 - 1, help="Random seed.")]
+Fmt = Annotated[Format, typer.Option("--format", help="Report format.")]
+Debug = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks for errors.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"gradcheck {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """gradcheck: analytic vs numerical gradients for NumPy layers."""
+
+
+def _guarded(debug: bool, job: Callable[[], int]) -> NoReturn:
+    """Run ``job``; turn user errors into a message on stderr and exit code 2."""
+    try:
+        code = job()
+    except GradcheckError as exc:
+        if debug:
+            raise
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        code = EXIT_USAGE
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        code = 130
+    except Exception as exc:  # a bug in gradcheck itself: still no traceback unless asked
+        if debug:
+            raise
+        err.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
+            "  rerun with --debug for the traceback, and please report it",
+            highlight=False,
+        )
+        code = EXIT_USAGE
+    raise typer.Exit(code)
+
+
+def _emit(result: CheckResult, fmt: Format, replay: str) -> int:
+    if fmt is Format.json:
+        typer.echo(report.to_json(result))
+    else:
+        out.print(report.render(result, replay))
+    return EXIT_PASS if result.passed else EXIT_FAIL
+
+
+def _replay(words: list[str], seed: int, eps: float, rtol: float | None, atol: float | None) -> str:
+    words = ["gradcheck", *words, "--seed", str(seed), "--eps", f"{eps:g}"]
+    words += ["--rtol", f"{rtol:g}"] if rtol is not None else []
+    words += ["--atol", f"{atol:g}"] if atol is not None else []
+    return shlex.join(words)
+
+
+@app.command()
+def run(
+    config: Annotated[
+        Path | None,
+        typer.Argument(help="Network spec (YAML/JSON). Default: the built-in seed MLP."),
+    ] = None,
+    eps: Eps = None,
+    rtol: Rtol = None,
+    atol: Atol = None,
+    seed: Seed = None,
+    no_inputs: Annotated[bool, typer.Option("--no-inputs", help="Do not check ∂L/∂input.")] = False,
+    fmt: Fmt = Format.table,
+    debug: Debug = False,
+) -> None:
+    """Check every parameter (and the input) of the network in CONFIG."""
+
+    def job() -> int:
+        cfg = load_config(config or default_config_path())
+        if seed is not None:
+            cfg = cfg.model_copy(update={"seed": seed})
+        net = build_network(cfg)
+        result = check_network(
+            net,
+            eps=eps if eps is not None else cfg.check.eps,
+            rtol=rtol if rtol is not None else cfg.check.rtol,
+            atol=atol if atol is not None else cfg.check.atol,
+            inputs=cfg.check.inputs and not no_inputs,
+            seed=cfg.seed,
+        )
+        words = ["run", *([str(config)] if config else []), *(["--no-inputs"] if no_inputs else [])]
+        return _emit(result, fmt, _replay(words, cfg.seed, result.eps, rtol, atol))
+
+    _guarded(debug, job)
+
+
+def _parse_shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(d) for d in text.lower().replace(",", "x").split("x"))
+    except ValueError:
+        dims = ()
+    if len(dims) < 2 or any(d < 1 for d in dims):
+        raise ConfigError(
+            f"--shape must be batch×features like 4x3 (or 2x3x8x8), got '{text}'", field="--shape"
+        )
+    return dims
+
+
+def _parse_args(items: list[str]) -> dict[str, Any]:
+    args: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--arg must look like key=value, got '{item}'", field="--arg")
+        try:
+            args[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            args[key.strip()] = value
+    return args
+
+
+@app.command()
+def layer(
+    name: Annotated[str, typer.Argument(help="Built-in layer name or plugin 'file.py:Class'.")],
+    shape: Annotated[str, typer.Option("--shape", help="Input shape, batch first: 4x3.")] = "4x3",
+    arg: Annotated[
+        list[str] | None, typer.Option("--arg", help="Layer argument key=value (repeatable).")
+    ] = None,
+    eps: Eps = None,
+    rtol: Rtol = None,
+    atol: Atol = None,
+    seed: Seed = None,
+    fmt: Fmt = Format.table,
+    debug: Debug = False,
+) -> None:
+    """Check one layer on a random input with a fixed random upstream gradient."""
+
+    def job() -> int:
+        from gradcheck_cli import make_layer
+
+        dims = _parse_shape(shape)
+        kwargs = _parse_args(arg or [])
+        s = 0 if seed is None else seed
+        lay = make_layer(name, dims[1:], rng_for(s, "layer0"), **kwargs)
+        x = rng_for(s, "input").standard_normal(dims)
+        result = check_layer(lay, x, seed=s, label=name, eps=eps, rtol=rtol, atol=atol)
+        words = ["layer", name, "--shape", shape, *[w for a in arg or [] for w in ("--arg", a)]]
+        return _emit(result, fmt, _replay(words, s, result.eps, rtol, atol))
+
+    _guarded(debug, job)
+
+
+@app.command("list")
+def list_(debug: Debug = False) -> None:
+    """Built-in layers and losses with their forward and backward formulas."""
+
+    def job() -> int:
+        out.print(report.catalogue(LAYERS, LOSSES))
+        return EXIT_PASS
+
+    _guarded(debug, job)
+
+
+def main() -> None:
+    np.seterr(all="ignore")  # overflow shows up as NaN/Inf in the report, not as warnings
+    app(prog_name="gradcheck")
+    sys.exit(0)

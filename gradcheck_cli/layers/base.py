@@ -1,0 +1,85 @@
+"""The layer and loss protocols, and the small base classes the built-ins share.
+
+A layer is anything with ``params``/``grads`` dicts (same keys and shapes), ``forward(x)`` that
+caches what it needs, and ``backward(dout)`` that writes ``grads`` and returns ``dx``. A loss has
+``forward(pred, target) -> scalar`` and ``backward() -> dpred``. User plugins follow the same
+protocols without inheriting from anything.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+Array = NDArray[Any]
+
+
+@runtime_checkable
+class LayerProtocol(Protocol):
+    params: dict[str, Array]
+    grads: dict[str, Array]
+
+    def forward(self, x: Array) -> Array: ...
+
+    def backward(self, dout: Array) -> Array: ...
+
+
+@runtime_checkable
+class LossProtocol(Protocol):
+    def forward(self, pred: Array, target: Array) -> Any: ...
+
+    def backward(self) -> Array: ...
+
+
+class Layer:
+    """Base of the built-in layers: formulas for ``gradcheck list`` and empty params/grads."""
+
+    forward_formula: ClassVar[str] = ""
+    backward_formula: ClassVar[str] = ""
+    #: True when output row i depends on input row i only (no batch statistics).
+    row_independent: ClassVar[bool] = True
+
+    def __init__(self) -> None:
+        self.params: dict[str, Array] = {}
+        self.grads: dict[str, Array] = {}
+
+    def forward(self, x: Array) -> Array:
+        raise NotImplementedError
+
+    def backward(self, dout: Array) -> Array:
+        raise NotImplementedError
+
+
+class Loss:
+    """Base of the built-in losses."""
+
+    forward_formula: ClassVar[str] = ""
+    backward_formula: ClassVar[str] = ""
+    #: Target kinds this loss accepts ("classes", "values").
+    target_kinds: ClassVar[tuple[str, ...]] = ("values",)
+
+    def forward(self, pred: Array, target: Array) -> Any:
+        raise NotImplementedError
+
+    def backward(self) -> Array:
+        raise NotImplementedError
+
+
+def positive_int(value: object, name: str) -> int:
+    """Validate a layer argument that must be a positive integer."""
+    from gradcheck_cli.errors import ConfigError
+
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ConfigError(f"'{name}' must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def real_number(value: object, name: str) -> float:
+    """Validate a layer argument that must be a real number."""
+    from gradcheck_cli.errors import ConfigError
+
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise ConfigError(f"'{name}' must be a number, got {value!r}")
+    return float(value)

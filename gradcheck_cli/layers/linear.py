@@ -1,0 +1,49 @@
+"""Fully connected layer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradcheck_cli.errors import ShapeError
+from gradcheck_cli.layers.base import Array, Layer, positive_int
+from gradcheck_cli.registry import register_layer
+
+
+@register_layer("linear")
+class Linear(Layer):
+    """Affine map. x: (N, n), W: (n, m), b: (m,), out: (N, m)."""
+
+    forward_formula = "out = x·W + b"
+    backward_formula = "dW = xᵀ·dout;  db = Σ_N dout;  dx = dout·Wᵀ"
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        rng: np.random.Generator,
+        out: int,
+        dtype: str = "float64",
+    ) -> None:
+        super().__init__()
+        m = positive_int(out, "out")
+        if len(input_shape) != 1:
+            raise ShapeError(
+                f"linear expects per-sample input of shape (features,), got {input_shape}",
+                hint="flatten the input first, or give the input a 2-D shape [batch, features]",
+            )
+        n = input_shape[0]
+        self.params = {
+            "W": (rng.standard_normal((n, m)) / np.sqrt(n)).astype(dtype),
+            "b": (0.1 * rng.standard_normal(m)).astype(dtype),
+        }
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+
+    def forward(self, x: Array) -> Array:
+        self.x = x
+        out: Array = x @ self.params["W"] + self.params["b"]
+        return out
+
+    def backward(self, dout: Array) -> Array:
+        self.grads["W"] = self.x.T @ dout
+        self.grads["b"] = dout.sum(axis=0)
+        dx: Array = dout @ self.params["W"].T
+        return dx

@@ -1,0 +1,67 @@
+"""Losses: scalar functions of the network output. Complex-step safe (real-part comparisons)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gradcheck_cli.layers.base import Array, Loss
+from gradcheck_cli.registry import register_loss
+
+
+@register_loss("softmax_cross_entropy")
+class SoftmaxCrossEntropy(Loss):
+    """Mean cross-entropy of softmax(logits). pred: (N, C); target: (N,) labels or (N, C) rows."""
+
+    forward_formula = "L = −(1/N) Σ_n Σ_c y_nc · log softmax(z_n)_c"
+    backward_formula = "dz = (p − y) / N"
+    target_kinds = ("classes", "values")
+
+    def forward(self, pred: Array, target: Array) -> Any:
+        n, c = pred.shape
+        if target.ndim == 1:
+            self.y: Array = np.zeros((n, c))
+            self.y[np.arange(n), target.astype(int)] = 1.0
+        else:
+            self.y = target
+        z = pred - pred.real.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        self.p: Array = np.exp(logp)
+        self.n = n
+        return -(self.y * logp).sum() / n
+
+    def backward(self) -> Array:
+        return (self.p - self.y) / self.n
+
+
+@register_loss("mse")
+class MSE(Loss):
+    """Mean squared error over all elements. pred, target: same shape."""
+
+    forward_formula = "L = (1/n) Σ (pred − y)²"
+    backward_formula = "dpred = 2 (pred − y) / n"
+
+    def forward(self, pred: Array, target: Array) -> Any:
+        self.diff: Array = pred - target
+        return (self.diff**2).sum() / self.diff.size
+
+    def backward(self) -> Array:
+        return 2 * self.diff / self.diff.size
+
+
+class WeightedSum(Loss):
+    """L = Σ out ⊙ g for a fixed random g: lets any network or layer be checked without a loss."""
+
+    forward_formula = "L = Σ out ⊙ g   (g fixed, drawn from the seed)"
+    backward_formula = "dout = g"
+    target_kinds = ("none",)
+
+    def __init__(self, g: Array) -> None:
+        self.g = g
+
+    def forward(self, pred: Array, target: Array) -> Any:
+        return (pred * self.g).sum()
+
+    def backward(self) -> Array:
+        return self.g.copy()

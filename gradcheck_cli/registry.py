@@ -1,0 +1,200 @@
+"""Names → layer and loss classes, plus user plugins given as "file.py:Class" or "pkg.mod:Class"."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import inspect
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any, TypeVar
+
+from gradcheck_cli.errors import ConfigError, GradcheckError, PluginError, user_code_error
+
+T = TypeVar("T")
+
+LAYERS: dict[str, type] = {}
+LOSSES: dict[str, type] = {}
+
+_modules: dict[str, ModuleType] = {}
+
+
+def register_layer(name: str) -> Callable[[type[T]], type[T]]:
+    """Class decorator: make a layer available under ``name`` in configs and the CLI."""
+
+    def deco(cls: type[T]) -> type[T]:
+        LAYERS[name] = cls
+        return cls
+
+    return deco
+
+
+def register_loss(name: str) -> Callable[[type[T]], type[T]]:
+    """Class decorator: make a loss available under ``name``."""
+
+    def deco(cls: type[T]) -> type[T]:
+        LOSSES[name] = cls
+        return cls
+
+    return deco
+
+
+def is_plugin(type_name: str) -> bool:
+    return ":" in type_name
+
+
+def _miss(kind: str, name: str, table: dict[str, type]) -> ConfigError:
+    close = difflib.get_close_matches(name, table, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    hint += f"available {kind}s: {', '.join(sorted(table))}; or a plugin 'file.py:Class'"
+    return ConfigError(f"unknown {kind} '{name}'", hint=hint)
+
+
+def resolve(type_name: str, kind: str, base_dir: Path) -> type:
+    """Find the class for a built-in name or a plugin reference. kind is "layer" or "loss"."""
+    table = LAYERS if kind == "layer" else LOSSES
+    if not is_plugin(type_name):
+        if type_name not in table:
+            raise _miss(kind, type_name, table)
+        return table[type_name]
+    module_ref, _, class_name = type_name.rpartition(":")
+    if not module_ref or not class_name:
+        raise ConfigError(
+            f"plugin reference '{type_name}' must look like 'file.py:Class' or 'pkg.module:Class'"
+        )
+    module = _load_module(module_ref, base_dir)
+    cls = getattr(module, class_name, None)
+    if not inspect.isclass(cls):
+        found = sorted(
+            n
+            for n, v in vars(module).items()
+            if inspect.isclass(v) and v.__module__ == module.__name__
+        )
+        close = difflib.get_close_matches(class_name, found, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        hint += f"classes found: {', '.join(found) or 'none'}"
+        raise PluginError(f"no class '{class_name}' in {module_ref}", hint=hint)
+    return cls
+
+
+def _load_module(ref: str, base_dir: Path) -> ModuleType:
+    is_file = ref.endswith(".py") or "/" in ref or "\\" in ref
+    path = (base_dir / ref).resolve() if is_file else None
+    key = str(path) if path else f"{base_dir.resolve()}::{ref}"
+    if key in _modules:
+        return _modules[key]
+    search_dir = str(path.parent if path else base_dir.resolve())
+    sys.path.insert(0, search_dir)
+    try:
+        if path is not None:
+            if not path.is_file():
+                raise PluginError(
+                    f"plugin file not found: {path}",
+                    hint="plugin paths are relative to the config file's folder",
+                )
+            spec = importlib.util.spec_from_file_location(
+                f"_gradcheck_plugin_{len(_modules)}", path
+            )
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(ref)
+    except GradcheckError:
+        raise
+    except SyntaxError as exc:
+        raise PluginError(
+            f"syntax error in plugin {Path(exc.filename or ref).name}:{exc.lineno}: {exc.msg}"
+        ) from exc
+    except ModuleNotFoundError as exc:
+        if exc.name == ref or ref.startswith(f"{exc.name}."):
+            raise PluginError(
+                f"cannot import plugin module '{ref}'",
+                hint=f"it must be importable from {search_dir}, or name a file: 'my_layers.py:Class'",
+            ) from exc
+        raise user_code_error(exc, f"importing plugin '{ref}'") from exc
+    except Exception as exc:
+        raise user_code_error(exc, f"importing plugin '{ref}'") from exc
+    finally:
+        sys.path.remove(search_dir)
+    _modules[key] = module
+    return module
+
+
+def instantiate(cls: type, label: str, kwargs: dict[str, Any], **context: Any) -> Any:
+    """Call ``cls(**kwargs)``, adding each context value (input_shape, rng, dtype) it accepts.
+
+    Arguments the class does not take, or required ones missing, are config errors naming the
+    accepted arguments; anything else the constructor raises is reported as the user's error.
+    """
+    try:
+        sig = inspect.signature(cls)
+    except (TypeError, ValueError):  # builtins without signatures: just try
+        sig = None
+    call = dict(kwargs)
+    if sig is not None:
+        params = sig.parameters
+        var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        for name, value in context.items():
+            if name in params or var_kw:
+                call.setdefault(name, value)
+        accepted = [
+            n for n in params if n not in context and params[n].kind is not params[n].VAR_KEYWORD
+        ]
+        if not var_kw:
+            for name in kwargs:
+                if name not in params:
+                    close = difflib.get_close_matches(name, accepted, n=1)
+                    hint = f"did you mean '{close[0]}'? " if close else ""
+                    raise ConfigError(
+                        f"{label} takes no argument '{name}'",
+                        hint=hint + f"accepted: {', '.join(accepted) or 'none'}",
+                    )
+        missing = [
+            n
+            for n, p in params.items()
+            if p.default is p.empty
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            and n not in call
+        ]
+        if missing:
+            raise ConfigError(
+                f"{label} needs argument '{missing[0]}'", hint=f"accepted: {', '.join(accepted)}"
+            )
+    try:
+        return cls(**call)
+    except GradcheckError:
+        raise
+    except Exception as exc:
+        raise user_code_error(exc, f"constructing {label}") from exc
+
+
+def check_layer_contract(obj: Any, label: str) -> None:
+    """A layer needs params and grads dicts, forward and backward methods."""
+    missing = [a for a in ("forward", "backward") if not callable(getattr(obj, a, None))]
+    missing += [a for a in ("params", "grads") if not isinstance(getattr(obj, a, None), dict)]
+    if missing:
+        raise PluginError(
+            f"{label} does not follow the layer contract: missing {', '.join(missing)}",
+            hint="a layer needs dicts 'params' and 'grads' (same keys) and methods "
+            "forward(x) -> out and backward(dout) -> dx",
+        )
+
+
+def check_loss_contract(obj: Any, label: str) -> None:
+    missing = [a for a in ("forward", "backward") if not callable(getattr(obj, a, None))]
+    if missing:
+        raise PluginError(
+            f"{label} does not follow the loss contract: missing {', '.join(missing)}",
+            hint="a loss needs forward(pred, target) -> float and backward() -> dpred",
+        )
+
+
+def _populate() -> None:
+    import gradcheck_cli.layers  # noqa: F401  (registers the built-ins)
+
+
+_populate()

@@ -1,0 +1,171 @@
+"""Results → Rich renderables and JSON. No numerics here; nothing prints."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from gradcheck_cli.checker import CheckResult, ParamResult
+
+
+def _num(v: float) -> str:
+    return "—" if math.isnan(v) else f"{v:.2e}"
+
+
+def _fmt_index(index: tuple[int, ...]) -> str:
+    return "[" + ", ".join(map(str, index)) + "]"
+
+
+def _verdict(p: ParamResult) -> Text:
+    return Text("pass", style="green") if p.passed else Text("FAIL", style="bold red")
+
+
+def header(result: CheckResult) -> Text:
+    """What was actually done: method, ε, dtype, seed, tolerances."""
+    return Text(
+        f"{result.name} · {result.method} differences, ε={result.eps:g}, {result.dtype}, "
+        f"seed {result.seed if result.seed is not None else '—'} · "
+        f"rtol={result.rtol:g}, atol={result.atol:g} + round-off · L={result.loss:.6g}",
+        style="dim",
+    )
+
+
+def result_table(result: CheckResult) -> Table:
+    table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("parameter", no_wrap=True)
+    table.add_column("shape", no_wrap=True)
+    table.add_column("rel err", justify="right", no_wrap=True)
+    table.add_column("max|a−n|", justify="right", no_wrap=True)
+    table.add_column("worst entry: analytic / numeric")
+    table.add_column("bad", justify="right", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
+    for p in result.params:
+        if p.reason:
+            worst = Text(p.reason, style="red")
+        elif p.worst:
+            w = p.worst[0]
+            worst = Text(f"{_fmt_index(w.index)} {w.analytic:.5g} / {w.numeric:.5g}")
+        else:
+            worst = Text("—")
+        table.add_row(
+            p.name,
+            "×".join(map(str, p.shape)) or "scalar",
+            _num(p.rel_error),
+            _num(p.max_abs_error),
+            worst,
+            f"{p.failed}/{p.checked}",
+            _verdict(p),
+        )
+    return table
+
+
+def worst_table(p: ParamResult) -> Table:
+    """The worst entries of one failing tensor, each with the tolerance it was held to."""
+    table = Table(title=f"{p.name}: worst entries", title_justify="left", header_style="bold")
+    for col in ("index", "analytic", "numeric", "|a−n|", "tolerance"):
+        table.add_column(col, justify="right")
+    for e in p.worst:
+        bad = e.abs_error > e.tol
+        table.add_row(
+            _fmt_index(e.index),
+            f"{e.analytic:.9g}",
+            f"{e.numeric:.9g}",
+            Text(f"{e.abs_error:.2e}", style="red" if bad else ""),
+            f"{e.tol:.2e}",
+        )
+    return table
+
+
+def summary(result: CheckResult, replay: str | None = None) -> Text:
+    n = len(result.params)
+    entries = sum(p.checked for p in result.params)
+    if result.passed:
+        return Text(f"✓ all {n} gradients agree ({entries} entries checked)", style="bold green")
+    text = Text(f"✗ {len(result.failures)} of {n} gradients disagree", style="bold red")
+    text.append(f": {', '.join(p.name for p in result.failures)}", style="red")
+    if replay:
+        text.append(f"\n  replay: {replay}", style="")
+    return text
+
+
+def render(result: CheckResult, replay: str | None = None) -> RenderableType:
+    """The full terminal report."""
+    parts: list[RenderableType] = [header(result), result_table(result)]
+    parts += [worst_table(p) for p in result.failures if p.worst]
+    parts.append(summary(result, replay))
+    return Group(*parts)
+
+
+def _clean(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def to_json_dict(result: CheckResult) -> dict[str, Any]:
+    """The documented JSON report (see README, "JSON report")."""
+    return {
+        "passed": result.passed,
+        "name": result.name,
+        "seed": result.seed,
+        "method": result.method,
+        "eps": result.eps,
+        "rtol": result.rtol,
+        "atol": result.atol,
+        "dtype": result.dtype,
+        "loss": _clean(result.loss),
+        "results": [
+            {
+                "name": p.name,
+                "shape": list(p.shape),
+                "passed": p.passed,
+                "rel_error": _clean(p.rel_error),
+                "max_abs_error": _clean(p.max_abs_error),
+                "worst_index": list(p.worst[0].index) if p.worst else None,
+                "analytic": p.worst[0].analytic if p.worst else None,
+                "numeric": p.worst[0].numeric if p.worst else None,
+                "checked": p.checked,
+                "failed": p.failed,
+                "reason": p.reason,
+                "worst": [
+                    {
+                        "index": list(e.index),
+                        "analytic": e.analytic,
+                        "numeric": e.numeric,
+                        "abs_error": e.abs_error,
+                        "tolerance": e.tol,
+                    }
+                    for e in p.worst
+                ],
+            }
+            for p in result.params
+        ],
+    }
+
+
+def to_json(result: CheckResult) -> str:
+    return json.dumps(to_json_dict(result), indent=2, allow_nan=False)
+
+
+def catalogue(layers: dict[str, type], losses: dict[str, type]) -> Group:
+    """`gradcheck list`: every built-in with its formulas."""
+    tables: list[RenderableType] = []
+    for title, table_src in (("layers", layers), ("losses", losses)):
+        table = Table(title=title, title_justify="left", header_style="bold", show_lines=True)
+        table.add_column("name", style="bold")
+        table.add_column("forward")
+        table.add_column("backward")
+        for name in sorted(table_src):
+            cls = table_src[name]
+            table.add_row(
+                name, getattr(cls, "forward_formula", ""), getattr(cls, "backward_formula", "")
+            )
+        tables.append(table)
+    tables.append(Text("With no loss, L = Σ out ⊙ g for a fixed random g drawn from the seed."))
+    return Group(*tables)
