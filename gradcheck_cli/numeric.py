@@ -70,14 +70,25 @@ class Perturber:
         finally:
             arr.flat[index] = old
 
-    def central(self, ref: ParamRef, indices: Array, eps: float) -> Differences:
+    def losses(self, ref: ParamRef, indices: Array, offsets: Array) -> tuple[Array, Array]:
+        """L with entry ``indices[j]`` of ``ref`` moved by ``offsets[k]``, for every j and k.
+
+        Returns (losses, steps), both (len(indices), len(offsets)); ``steps`` are the offsets as
+        actually represented in the array's dtype ((θ + o) − θ), which the stencils divide by.
+        This is the engine every numerical method is built on.
+        """
         arr = self.array(ref)
-        n = len(indices)
-        f_plus, f_minus, step = np.empty(n), np.empty(n), np.empty(n)
+        out = np.empty((len(indices), len(offsets)))
+        steps = np.empty_like(out)
         for j, i in enumerate(indices):
             theta = arr.flat[i]
-            up, down = arr.dtype.type(theta + eps), arr.dtype.type(theta - eps)
-            f_plus[j] = self.loss_with(ref, i, up)
-            f_minus[j] = self.loss_with(ref, i, down)
-            step[j] = float(up) - float(down)
-        return Differences(indices, (f_plus - f_minus) / step, f_plus, f_minus, step)
+            for k, off in enumerate(offsets):
+                moved = arr.dtype.type(theta + off)
+                out[j, k] = self.loss_with(ref, i, moved)
+                steps[j, k] = float(moved) - float(theta)
+        return out, steps
+
+    def central(self, ref: ParamRef, indices: Array, eps: float) -> Differences:
+        f, h = self.losses(ref, indices, np.array([eps, -eps]))
+        step = h[:, 0] - h[:, 1]
+        return Differences(indices, (f[:, 0] - f[:, 1]) / step, f[:, 0], f[:, 1], step)
