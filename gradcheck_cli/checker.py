@@ -9,6 +9,7 @@ to catch. Defaults and the measurement behind them: README, "How the verdict is 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ from gradcheck_cli.layers.base import Array
 from gradcheck_cli.layers.losses import WeightedSum
 from gradcheck_cli.network import Network, ParamRef, rng_for
 from gradcheck_cli.numeric import DEFAULT_EPS, UNIT_ROUNDOFF, Differences, Perturber
+from gradcheck_cli.selection import select
 
 #: Relative tolerance per dtype: the smallest relative gradient error we promise to catch.
 DEFAULT_RTOL = {"float64": 1e-6, "float32": 1e-2}
@@ -175,9 +177,12 @@ def check_network(
     atol: float | None = None,
     inputs: bool = True,
     seed: int | None = None,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
 ) -> CheckResult:
     """Check every parameter (and the input, unless ``inputs=False``) of ``network``.
 
+    ``include``/``exclude`` are parameter-name glob patterns (gradcheck_cli/selection.py).
     ``x``/``target`` default to the ones the network was built with. Parameters are perturbed in
     place and restored exactly; the caller's ``x`` is never modified.
     """
@@ -194,7 +199,9 @@ def check_network(
     pert = Perturber(network, x_arr)
     dx, grads = network.backward()
     results: list[ParamResult] = []
-    for ref in network.parameters(include_input=inputs):
+    refs = network.parameters(include_input=inputs)
+    chosen = set(select([r.name for r in refs], include, exclude))
+    for ref in (r for r in refs if r.name in chosen):
         arr = pert.array(ref)
         shape = tuple(arr.shape)
         if ref.key is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from collections.abc import Callable
@@ -15,12 +16,14 @@ import yaml
 from rich.console import Console
 from rich.markup import escape
 
-from gradcheck_cli import __version__, report
-from gradcheck_cli.checker import CheckResult, check_layer, check_network
-from gradcheck_cli.config import default_config_path, load_config
+from gradcheck_cli import __version__, report, schemas, suite
+from gradcheck_cli.checker import check_layer
+from gradcheck_cli.config import default_config_path
 from gradcheck_cli.errors import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, ConfigError, GradcheckError
-from gradcheck_cli.network import build_network, rng_for
+from gradcheck_cli.formats import console, emit
+from gradcheck_cli.network import rng_for
 from gradcheck_cli.registry import LAYERS, LOSSES
+from gradcheck_cli.suite import Outcome
 
 app = typer.Typer(
     help="Check NumPy backward passes against numerical gradients, per parameter.",
@@ -34,14 +37,55 @@ err = Console(stderr=True)
 class Format(str, Enum):
     table = "table"
     json = "json"
+    github = "github"
+
+
+class SchemaKind(str, Enum):
+    report = "report"
+    config = "config"
 
 
 Eps = Annotated[float | None, typer.Option("--eps", min=0.0, help="Finite-difference step ε.")]
 Rtol = Annotated[float | None, typer.Option("--rtol", min=0.0, help="Relative tolerance.")]
 Atol = Annotated[float | None, typer.Option("--atol", min=0.0, help="Absolute tolerance.")]
 Seed = Annotated[int | None, typer.Option("--seed", min=0, max=2**32 - 1, help="Random seed.")]
-Fmt = Annotated[Format, typer.Option("--format", help="Report format.")]
+Fmt = Annotated[
+    Format,
+    typer.Option(
+        "--format", help="Report on stdout: table, json, or github (workflow annotations)."
+    ),
+]
 Debug = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks for errors.")]
+JunitXml = Annotated[
+    Path | None,
+    typer.Option(
+        "--junit-xml", help="Also write a JUnit XML file (one testcase per tensor).", dir_okay=False
+    ),
+]
+ExportHtml = Annotated[
+    Path | None,
+    typer.Option("--export-html", help="Also write the coloured report as HTML.", dir_okay=False),
+]
+ExportSvg = Annotated[
+    Path | None,
+    typer.Option("--export-svg", help="Also write the coloured report as SVG.", dir_okay=False),
+]
+OnlyFailures = Annotated[
+    bool, typer.Option("--only-failures", help="Hide tensors (and configs) that pass.")
+]
+Quiet = Annotated[
+    bool, typer.Option("--quiet", "-q", help="Print no report; only the exit code (and errors).")
+]
+Include = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--include", help="Check only tensors matching this glob, e.g. '*.W' (repeatable)."
+    ),
+]
+Exclude = Annotated[
+    list[str] | None,
+    typer.Option("--exclude", help="Skip tensors matching this glob, e.g. input (repeatable)."),
+]
 
 
 def _version(value: bool) -> None:
@@ -83,52 +127,108 @@ def _guarded(debug: bool, job: Callable[[], int]) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _emit(result: CheckResult, fmt: Format, replay: str) -> int:
-    if fmt is Format.json:
-        typer.echo(report.to_json(result))
+def _deliver(rendered: emit.Rendered, quiet: bool) -> None:
+    for path, text in rendered.files.items():
+        try:
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise GradcheckError(f"cannot write the file: {exc.strerror}", file=path) from None
+    if quiet or rendered.stdout is None:
+        return
+    if isinstance(rendered.stdout, str):
+        typer.echo(rendered.stdout)
     else:
-        out.print(report.render(result, replay))
-    return EXIT_PASS if result.passed else EXIT_FAIL
+        out.print(rendered.stdout)
 
 
-def _replay(words: list[str], seed: int, eps: float, rtol: float | None, atol: float | None) -> str:
+def _emit_one(
+    outcome: Outcome, opts: emit.OutputOptions, replay: str, quiet: bool, file: str | None = None
+) -> int:
+    _deliver(emit.single(outcome, replay, opts, file=file), quiet)
+    if outcome.error is not None:
+        raise outcome.error
+    assert outcome.result is not None
+    return EXIT_PASS if outcome.result.passed else EXIT_FAIL
+
+
+def _replay(
+    words: list[str],
+    seed: int,
+    eps: float,
+    rtol: float | None,
+    atol: float | None,
+    include: list[str] | None = None,
+    exclude: list[str] | None = None,
+) -> str:
     words = ["gradcheck", *words, "--seed", str(seed), "--eps", f"{eps:g}"]
     words += ["--rtol", f"{rtol:g}"] if rtol is not None else []
     words += ["--atol", f"{atol:g}"] if atol is not None else []
+    words += [w for p in include or [] for w in ("--include", p)]
+    words += [w for p in exclude or [] for w in ("--exclude", p)]
     return shlex.join(words)
 
 
 @app.command()
 def run(
-    config: Annotated[
-        Path | None,
-        typer.Argument(help="Network spec (YAML/JSON). Default: the built-in seed MLP."),
+    configs: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Network specs (YAML/JSON), directories of them, or quoted globs "
+            "('configs/**/*.yaml'). Default: the built-in seed MLP.",
+            show_default=False,
+        ),
     ] = None,
     eps: Eps = None,
     rtol: Rtol = None,
     atol: Atol = None,
     seed: Seed = None,
     no_inputs: Annotated[bool, typer.Option("--no-inputs", help="Do not check ∂L/∂input.")] = False,
+    include: Include = None,
+    exclude: Exclude = None,
     fmt: Fmt = Format.table,
+    junit_xml: JunitXml = None,
+    export_html: ExportHtml = None,
+    export_svg: ExportSvg = None,
+    only_failures: OnlyFailures = False,
+    quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """Check every parameter (and the input) of the network in CONFIG."""
+    """Check every parameter (and the input) of the network in each CONFIG.
+
+    Several configs (or a directory or glob) give one summary table; exit 2 if any config is
+    invalid, else 1 if any check fails, else 0.
+    """
 
     def job() -> int:
-        cfg = load_config(config or default_config_path())
-        if seed is not None:
-            cfg = cfg.model_copy(update={"seed": seed})
-        net = build_network(cfg)
-        result = check_network(
-            net,
-            eps=eps if eps is not None else cfg.check.eps,
-            rtol=rtol if rtol is not None else cfg.check.rtol,
-            atol=atol if atol is not None else cfg.check.atol,
-            inputs=cfg.check.inputs and not no_inputs,
-            seed=cfg.seed,
-        )
-        words = ["run", *([str(config)] if config else []), *(["--no-inputs"] if no_inputs else [])]
-        return _emit(result, fmt, _replay(words, cfg.seed, result.eps, rtol, atol))
+        args = list(configs or [default_config_path()])
+        options = dict(
+            eps=eps, rtol=rtol, atol=atol, seed=seed, include=include, exclude=exclude,
+            inputs=False if no_inputs else None,
+        )  # fmt: skip
+        opts = emit.OutputOptions(fmt.value, only_failures, junit_xml, export_html, export_svg)
+        res = suite.run_suite(args, keep_going=not debug, **options)
+
+        def replay(o: Outcome) -> str:
+            assert o.result is not None
+            words = [
+                "run",
+                *([o.config] if configs else []),
+                *(["--no-inputs"] if no_inputs else []),
+            ]
+            return _replay(words, o.result.seed or 0, o.result.eps, rtol, atol, include, exclude)
+
+        if len(args) == 1 and not Path(args[0]).is_dir() and not suite.is_pattern(args[0]):
+            (only,) = res.outcomes
+            replay_text = replay(only) if only.result else ""
+            return _emit_one(only, opts, replay_text, quiet, file=only.config)
+        for o in res.outcomes:
+            if o.error is not None and not quiet:
+                err.print(
+                    f"[bold red]error:[/] {escape(str(o.error))}", highlight=False, soft_wrap=True
+                )
+        replays = {o.config: replay(o) for o in res.outcomes if o.result is not None}
+        _deliver(emit.suite(res, replays, opts), quiet)
+        return res.exit_code
 
     _guarded(debug, job)
 
@@ -169,7 +269,14 @@ def layer(
     rtol: Rtol = None,
     atol: Atol = None,
     seed: Seed = None,
+    include: Include = None,
+    exclude: Exclude = None,
     fmt: Fmt = Format.table,
+    junit_xml: JunitXml = None,
+    export_html: ExportHtml = None,
+    export_svg: ExportSvg = None,
+    only_failures: OnlyFailures = False,
+    quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
     """Check one layer on a random input with a fixed random upstream gradient."""
@@ -182,9 +289,14 @@ def layer(
         s = 0 if seed is None else seed
         lay = make_layer(name, dims[1:], rng_for(s, "layer0"), **kwargs)
         x = rng_for(s, "input").standard_normal(dims)
-        result = check_layer(lay, x, seed=s, label=name, eps=eps, rtol=rtol, atol=atol)
+        result = check_layer(
+            lay, x, seed=s, label=name, eps=eps, rtol=rtol, atol=atol, include=include,
+            exclude=exclude,
+        )  # fmt: skip
         words = ["layer", name, "--shape", shape, *[w for a in arg or [] for w in ("--arg", a)]]
-        return _emit(result, fmt, _replay(words, s, result.eps, rtol, atol))
+        opts = emit.OutputOptions(fmt.value, only_failures, junit_xml, export_html, export_svg)
+        replay = _replay(words, s, result.eps, rtol, atol, include, exclude)
+        return _emit_one(Outcome(name, result=result), opts, replay, quiet)
 
     _guarded(debug, job)
 
@@ -198,6 +310,37 @@ def list_(debug: Debug = False) -> None:
         return EXIT_PASS
 
     _guarded(debug, job)
+
+
+@app.command()
+def validate(
+    configs: Annotated[
+        list[Path], typer.Argument(help="Configs, directories of them, or quoted globs.")
+    ],
+    quiet: Quiet = False,
+    debug: Debug = False,
+) -> None:
+    """Check configs without running them: schema, layer names, plugins, shapes. Exit 2 if any
+    is invalid."""
+
+    def job() -> int:
+        items = suite.validate(configs)
+        if not quiet:
+            out.print(console.validation(items))
+        return EXIT_USAGE if any(v.error for v in items) else EXIT_PASS
+
+    _guarded(debug, job)
+
+
+@app.command()
+def schema(
+    kind: Annotated[
+        SchemaKind, typer.Argument(help="report: the --format json output; config: a config file.")
+    ],
+) -> None:
+    """Print a JSON Schema (draft 2020-12), e.g. for an editor's YAML validation."""
+    doc = schemas.report_schema() if kind is SchemaKind.report else schemas.config_schema()
+    typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
 
 
 def main() -> None:

@@ -80,6 +80,9 @@ class CheckSpec(_Strict):
     rtol: float | None = Field(default=None, ge=0, le=1.0)
     atol: float | None = Field(default=None, ge=0)
     inputs: bool = True
+    #: Parameter-name glob patterns (``*.W``, ``0.*``, ``input``); see gradcheck_cli/selection.py.
+    include: list[str] | None = None
+    exclude: list[str] | None = None
 
 
 class Config(_Strict):

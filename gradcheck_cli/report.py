@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import fields, is_dataclass
+from enum import Enum
 from typing import Any
 
+import numpy as np
 from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from gradcheck_cli.checker import CheckResult, ParamResult
+from gradcheck_cli.checker import CheckResult, Entry, ParamResult
 
 
 def _num(v: float) -> str:
@@ -36,7 +39,7 @@ def header(result: CheckResult) -> Text:
     )
 
 
-def result_table(result: CheckResult) -> Table:
+def result_table(result: CheckResult, *, only_failures: bool = False) -> Table:
     table = Table(header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("parameter", no_wrap=True)
     table.add_column("shape", no_wrap=True)
@@ -45,7 +48,7 @@ def result_table(result: CheckResult) -> Table:
     table.add_column("worst entry: analytic / numeric")
     table.add_column("bad", justify="right", no_wrap=True)
     table.add_column("verdict", no_wrap=True)
-    for p in result.params:
+    for p in result.failures if only_failures else result.params:
         if p.reason:
             worst = Text(p.reason, style="red")
         elif p.worst:
@@ -94,23 +97,85 @@ def summary(result: CheckResult, replay: str | None = None) -> Text:
     return text
 
 
-def render(result: CheckResult, replay: str | None = None) -> RenderableType:
-    """The full terminal report."""
-    parts: list[RenderableType] = [header(result), result_table(result)]
+def render(
+    result: CheckResult, replay: str | None = None, *, only_failures: bool = False
+) -> RenderableType:
+    """The full terminal report (``only_failures``: no rows for tensors that agree)."""
+    parts: list[RenderableType] = [header(result)]
+    if result.failures or not only_failures:
+        parts.append(result_table(result, only_failures=only_failures))
     parts += [worst_table(p) for p in result.failures if p.worst]
     parts.append(summary(result, replay))
     return Group(*parts)
 
 
+#: Version of the JSON report layout (gradcheck_cli/data/report.schema.json). Bumped only when a
+#: key is removed or changes meaning; new keys may appear at any time (consumers ignore unknown keys).
+SCHEMA_VERSION = 1
+
+
 def _clean(v: Any) -> Any:
+    """A JSON-safe copy: non-finite floats → None, tuples → lists, NumPy scalars → Python."""
+    if isinstance(v, Enum):
+        v = v.value
+    if isinstance(v, np.generic):
+        v = v.item()
     if isinstance(v, float) and not math.isfinite(v):
         return None
+    if is_dataclass(v) and not isinstance(v, type):
+        return {f.name: _clean(getattr(v, f.name)) for f in fields(v)}
+    if isinstance(v, dict):
+        return {str(k): _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    if isinstance(v, np.ndarray):
+        return _clean(v.tolist())
     return v
 
 
-def to_json_dict(result: CheckResult) -> dict[str, Any]:
-    """The documented JSON report (see README, "JSON report")."""
+def _extras(obj: Any, done: dict[str, Any], skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Fields of a result dataclass that ``done`` does not already carry (new verdict fields show
+    up in the JSON without a change here)."""
     return {
+        f.name: _clean(getattr(obj, f.name))
+        for f in fields(obj)
+        if f.name not in done and f.name not in skip
+    }
+
+
+def _entry_dict(e: Entry) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "index": list(e.index),
+        "analytic": _clean(e.analytic),
+        "numeric": _clean(e.numeric),
+        "abs_error": _clean(e.abs_error),
+        "tolerance": _clean(e.tol),
+    }
+    return d | _extras(e, d, skip=("tol",))
+
+
+def _param_dict(p: ParamResult) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "name": p.name,
+        "shape": list(p.shape),
+        "passed": p.passed,
+        "rel_error": _clean(p.rel_error),
+        "max_abs_error": _clean(p.max_abs_error),
+        "worst_index": list(p.worst[0].index) if p.worst else None,
+        "analytic": _clean(p.worst[0].analytic) if p.worst else None,
+        "numeric": _clean(p.worst[0].numeric) if p.worst else None,
+        "checked": p.checked,
+        "failed": p.failed,
+        "reason": p.reason,
+        "worst": [_entry_dict(e) for e in p.worst],
+    }
+    return d | _extras(p, d)
+
+
+def to_json_dict(result: CheckResult) -> dict[str, Any]:
+    """The documented JSON report (see README, "JSON report"; schema: `gradcheck schema report`)."""
+    d: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
         "passed": result.passed,
         "name": result.name,
         "seed": result.seed,
@@ -120,33 +185,9 @@ def to_json_dict(result: CheckResult) -> dict[str, Any]:
         "atol": result.atol,
         "dtype": result.dtype,
         "loss": _clean(result.loss),
-        "results": [
-            {
-                "name": p.name,
-                "shape": list(p.shape),
-                "passed": p.passed,
-                "rel_error": _clean(p.rel_error),
-                "max_abs_error": _clean(p.max_abs_error),
-                "worst_index": list(p.worst[0].index) if p.worst else None,
-                "analytic": p.worst[0].analytic if p.worst else None,
-                "numeric": p.worst[0].numeric if p.worst else None,
-                "checked": p.checked,
-                "failed": p.failed,
-                "reason": p.reason,
-                "worst": [
-                    {
-                        "index": list(e.index),
-                        "analytic": e.analytic,
-                        "numeric": e.numeric,
-                        "abs_error": e.abs_error,
-                        "tolerance": e.tol,
-                    }
-                    for e in p.worst
-                ],
-            }
-            for p in result.params
-        ],
+        "results": [_param_dict(p) for p in result.params],
     }
+    return d | _extras(result, d, skip=("params",))
 
 
 def to_json(result: CheckResult) -> str:

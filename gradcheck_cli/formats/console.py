@@ -1,0 +1,135 @@
+"""Rich renderables for several configs (reports + one summary table) and file exports."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable, Sequence
+from typing import Literal
+
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.rule import Rule
+from rich.table import Table
+from rich.text import Text
+
+from gradcheck_cli import report
+from gradcheck_cli.checker import CheckResult
+from gradcheck_cli.suite import Outcome, SuiteResult, Validation
+
+VERDICT_STYLE = {
+    "pass": ("pass", "green"),
+    "fail": ("FAIL", "bold red"),
+    "error": ("ERROR", "bold magenta"),
+}
+
+
+def worst_rel_error(result: CheckResult) -> float:
+    errors = [p.rel_error for p in result.params if not math.isnan(p.rel_error)]
+    return max(errors, default=math.nan)
+
+
+def _row(o: Outcome) -> list[RenderableType]:
+    label, style = VERDICT_STYLE[o.status]
+    if o.result is None:
+        e = o.error
+        first = ": ".join(x for x in (e.field, e.message) if x) if e is not None else ""
+        return [o.config, "—", "—", Text(label, style=style), Text(first, style="magenta")]
+    r = o.result
+    note = Text(", ".join(p.name for p in r.failures), style="red")
+    return [
+        o.config,
+        f"{len(r.params) - len(r.failures)}/{len(r.params)}",
+        report._num(worst_rel_error(r)),
+        Text(label, style=style),
+        note,
+    ]
+
+
+def summary_table(suite: SuiteResult, *, only_failures: bool = False) -> Table:
+    """One row per config: parameters that agree / checked, worst relative error, verdict."""
+    table = Table(title="summary", title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
+    table.add_column("config", overflow="fold")
+    table.add_column("agree", justify="right", no_wrap=True)
+    table.add_column("worst rel err", justify="right", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("failing / error")
+    for o in suite.outcomes:
+        if not (only_failures and o.status == "pass"):
+            table.add_row(*_row(o))
+    return table
+
+
+def suite_line(suite: SuiteResult) -> Text:
+    counts = {s: sum(o.status == s for o in suite.outcomes) for s in ("pass", "fail", "error")}
+    n = len(suite.outcomes)
+    if suite.passed:
+        return Text(f"✓ all {n} configs pass", style="bold green")
+    text = Text(f"✗ {n - counts['pass']} of {n} configs do not pass", style="bold red")
+    text.append(f" ({counts['fail']} failed, {counts['error']} invalid)", style="red")
+    return text
+
+
+def render_suite(
+    suite: SuiteResult,
+    render_one: Callable[[Outcome], RenderableType],
+    *,
+    only_failures: bool = False,
+) -> Group:
+    """Each config's report under a rule with its path, then the summary table."""
+    parts: list[RenderableType] = []
+    for o in suite.outcomes:
+        if only_failures and o.status == "pass":
+            continue
+        parts.append(Rule(Text(o.config, style="bold"), align="left"))
+        parts.append(render_one(o))
+    if not (only_failures and suite.passed):
+        parts.append(summary_table(suite, only_failures=only_failures))
+    parts.append(suite_line(suite))
+    return Group(*parts)
+
+
+def validation(items: Sequence[Validation]) -> Group:
+    """`gradcheck validate`: one line per config."""
+    lines: list[RenderableType] = []
+    for v in items:
+        if v.error is None:
+            line = Text("✓ ", style="green").append(v.config, style="bold")
+            line.append(
+                f"  {v.name}: {v.layers} layers, {len(v.tensors)} tensors to check", style="dim"
+            )
+        else:
+            line = Text("✗ ", style="bold red").append(str(v.error), style="red")
+        lines.append(line)
+    bad = sum(v.error is not None for v in items)
+    lines.append(
+        Text(f"✗ {bad} of {len(items)} configs are invalid", style="bold red")
+        if bad
+        else Text(f"✓ all {len(items)} configs are valid", style="bold green")
+    )
+    return Group(*lines)
+
+
+def error_text(o: Outcome) -> Text:
+    return Text(f"error: {o.error}", style="red")
+
+
+ExportKind = Literal["html", "svg"]
+
+
+def export(
+    renderable: RenderableType, kind: ExportKind, *, width: int = 120, title: str = "gradcheck"
+) -> str:
+    """The coloured terminal report as a standalone HTML page or SVG image."""
+    console = Console(
+        record=True,
+        file=io.StringIO(),
+        width=width,
+        force_terminal=True,
+        color_system="truecolor",
+        no_color=False,
+    )
+    console.print(renderable)
+    if kind == "html":
+        return console.export_html(inline_styles=True)
+    return console.export_svg(title=title)

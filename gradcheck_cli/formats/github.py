@@ -1,0 +1,82 @@
+"""GitHub Actions workflow commands: an ``::error`` annotation per failing tensor, a notice summary.
+
+Escaping follows the runner's rules (actions/toolkit, command.ts): in the message ``%``, CR and LF
+are percent-encoded; in property values also ``:`` and ``,``.
+"""
+
+from __future__ import annotations
+
+from gradcheck_cli.checker import CheckResult, ParamResult
+from gradcheck_cli.formats.text import describe, index, num
+from gradcheck_cli.suite import SuiteResult
+
+
+def escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def command(kind: str, message: str, **props: str | None) -> str:
+    given = ",".join(f"{k}={escape_property(v)}" for k, v in props.items() if v is not None)
+    return f"::{kind}{' ' + given if given else ''}::{escape_data(message)}"
+
+
+def _problem(p: ParamResult) -> str:
+    if p.reason:
+        return f"{p.name}: {p.reason}"
+    text = (
+        f"{p.name}: {p.failed} of {p.checked} entries disagree (rel err {num(p.rel_error)}, "
+        f"max|a−n| {num(p.max_abs_error)})"
+    )
+    for e in p.worst:
+        if e.abs_error > e.tol:
+            text += (
+                f"\n{index(e.index)}: analytic {e.analytic:.9g}, numeric {e.numeric:.9g}, "
+                f"|a−n| {e.abs_error:.2e} > tolerance {e.tol:.2e}"
+            )
+    return text
+
+
+def summary_line(result: CheckResult) -> str:
+    n = len(result.params)
+    if result.passed:
+        return f"{result.name}: all {n} gradients agree ({describe(result)})"
+    names = ", ".join(p.name for p in result.failures)
+    return f"{result.name}: {len(result.failures)} of {n} gradients disagree: {names}"
+
+
+def annotation_lines(result: CheckResult, file: str | None = None) -> list[str]:
+    lines = [
+        command("error", _problem(p), file=file, title=f"gradcheck: {p.name}")
+        for p in result.failures
+    ]
+    lines.append(command("notice", summary_line(result), file=file, title="gradcheck"))
+    return lines
+
+
+def render(result: CheckResult, file: str | None = None) -> str:
+    return "\n".join(annotation_lines(result, file))
+
+
+def render_suite(suite: SuiteResult) -> str:
+    lines: list[str] = []
+    for o in suite.outcomes:
+        if o.result is not None:
+            lines += annotation_lines(o.result, o.config)
+        else:
+            lines.append(
+                command("error", str(o.error), file=o.config, title="gradcheck: invalid config")
+            )
+    counts = {s: sum(o.status == s for o in suite.outcomes) for s in ("pass", "fail", "error")}
+    lines.append(
+        command(
+            "notice",
+            f"{len(suite.outcomes)} configs: {counts['pass']} passed, {counts['fail']} failed, "
+            f"{counts['error']} invalid",
+            title="gradcheck",
+        )
+    )
+    return "\n".join(lines)

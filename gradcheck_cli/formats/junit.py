@@ -1,0 +1,96 @@
+"""JUnit XML: one <testsuite> per config, one <testcase> per checked tensor.
+
+A failing tensor carries <failure message="…"> with its worst entries as text; a config that could
+not run is one <testcase name="(config)"> with an <error>. The layout is the common subset read by
+GitHub/GitLab/Jenkins/Azure test reporters (no timing attributes, so the file is reproducible).
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+from gradcheck_cli.checker import CheckResult, ParamResult
+from gradcheck_cli.formats.text import describe, num, worst_entries
+from gradcheck_cli.suite import Outcome, SuiteResult
+
+
+def _failure_text(p: ParamResult) -> str:
+    if p.reason:
+        return p.reason
+    return f"worst entries of {p.name}:\n{worst_entries(p, indent='')}\n"
+
+
+def _message(p: ParamResult) -> str:
+    if p.reason:
+        return p.reason
+    return (
+        f"{p.failed} of {p.checked} entries disagree: rel err {num(p.rel_error)}, "
+        f"max|a−n| {num(p.max_abs_error)}"
+    )
+
+
+def _suite_element(name: str, config: str, result: CheckResult) -> ET.Element:
+    suite = ET.Element(
+        "testsuite",
+        name=name,
+        tests=str(len(result.params)),
+        failures=str(len(result.failures)),
+        errors="0",
+        skipped="0",
+    )
+    props = ET.SubElement(suite, "properties")
+    for key, value in (
+        ("config", config),
+        ("settings", describe(result)),
+        ("seed", result.seed),
+        ("method", result.method),
+        ("eps", f"{result.eps:g}"),
+        ("rtol", f"{result.rtol:g}"),
+        ("atol", f"{result.atol:g}"),
+        ("dtype", result.dtype),
+    ):
+        ET.SubElement(props, "property", name=key, value=str(value))
+    for p in result.params:
+        case = ET.SubElement(suite, "testcase", classname=name, name=p.name, file=config)
+        if not p.passed:
+            failure = ET.SubElement(case, "failure", message=_message(p), type="GradientMismatch")
+            failure.text = _failure_text(p)
+        else:
+            out = ET.SubElement(case, "system-out")
+            out.text = (
+                f"rel err {num(p.rel_error)}, max|a−n| {num(p.max_abs_error)}, "
+                f"{p.checked} entries checked\n"
+            )
+    return suite
+
+
+def _error_element(o: Outcome) -> ET.Element:
+    suite = ET.Element("testsuite", name=o.config, tests="1", failures="0", errors="1", skipped="0")
+    case = ET.SubElement(suite, "testcase", classname=o.config, name="(config)", file=o.config)
+    error = ET.SubElement(case, "error", message=str(o.error), type=type(o.error).__name__)
+    error.text = str(o.error)
+    return suite
+
+
+def to_junit(suite: SuiteResult) -> str:
+    root = ET.Element("testsuites", name="gradcheck")
+    tests = failures = errors = 0
+    for o in suite.outcomes:
+        if o.result is None:
+            element = _error_element(o)
+        else:
+            element = _suite_element(o.result.name, o.config, o.result)
+        tests += int(element.get("tests", "0"))
+        failures += int(element.get("failures", "0"))
+        errors += int(element.get("errors", "0"))
+        root.append(element)
+    root.set("tests", str(tests))
+    root.set("failures", str(failures))
+    root.set("errors", str(errors))
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def result_to_junit(result: CheckResult, config: str | None = None) -> str:
+    """One result (e.g. `gradcheck layer`) as a one-suite file."""
+    return to_junit(SuiteResult((Outcome(config or result.name, result=result),)))

@@ -1,0 +1,80 @@
+"""Plain-text tables (no Rich, no colour): the message of a failed `assert_gradients`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from gradcheck_cli.checker import CheckResult, ParamResult
+
+
+def num(v: float, spec: str = ".2e") -> str:
+    return "—" if math.isnan(v) else format(v, spec)
+
+
+def index(ix: tuple[int, ...]) -> str:
+    return "[" + ", ".join(map(str, ix)) + "]"
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> str:
+    """Columns padded to their widest cell; numbers (all but the first column) right-aligned."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return (indent + "  ".join(parts)).rstrip()
+
+    return "\n".join([line(header), *(line(r) for r in rows)])
+
+
+def describe(result: CheckResult) -> str:
+    """What was done, in one line (as the terminal header)."""
+    seed = result.seed if result.seed is not None else "—"
+    return (
+        f"{result.method} differences, ε={result.eps:g}, {result.dtype}, seed {seed}, "
+        f"rtol={result.rtol:g}, atol={result.atol:g} + round-off"
+    )
+
+
+def worst_entries(p: ParamResult, indent: str = "    ") -> str:
+    rows = [
+        [index(e.index), f"{e.analytic:.9g}", f"{e.numeric:.9g}", num(e.abs_error), num(e.tol)]
+        for e in p.worst
+    ]
+    return table(["index", "analytic", "numeric", "|a−n|", "tolerance"], rows, indent)
+
+
+def failure_report(result: CheckResult) -> str:
+    """Which tensors disagree, by how much, and their worst entries. Empty when all pass."""
+    bad = result.failures
+    if not bad:
+        return ""
+    lines = [
+        f"gradients disagree for {len(bad)} of {len(result.params)} tensors of "
+        f"'{result.name}' ({describe(result)})",
+        "",
+        table(
+            ["parameter", "shape", "rel err", "max|a−n|", "bad"],
+            [
+                [
+                    p.name,
+                    "×".join(map(str, p.shape)) or "scalar",
+                    num(p.rel_error),
+                    num(p.max_abs_error),
+                    f"{p.failed}/{p.checked}",
+                ]
+                for p in bad
+            ],
+        ),
+    ]
+    for p in bad:
+        lines.append("")
+        if p.reason:
+            lines.append(f"  {p.name}: {p.reason}")
+        else:
+            lines.append(f"  {p.name}: worst entries")
+            lines.append(worst_entries(p))
+    return "\n".join(lines)

@@ -1,0 +1,165 @@
+"""Check one config or many: expand files/directories/globs, run each, collect outcomes.
+
+One invalid config does not stop the others; it becomes an outcome with its error. The exit code of
+a suite is the worst of its outcomes: 2 if any config is invalid, else 1 if any check failed, else 0.
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from gradcheck_cli.checker import CheckResult, check_network
+from gradcheck_cli.config import CheckSpec, Config, load_config
+from gradcheck_cli.errors import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, ConfigError, GradcheckError
+from gradcheck_cli.network import build_network
+
+#: File suffixes taken from a directory.
+CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
+_GLOB_CHARS = frozenset("*?[")
+
+Status = Literal["pass", "fail", "error"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One config of a suite: its check result, or the error that kept it from running."""
+
+    config: str
+    result: CheckResult | None = None
+    error: GradcheckError | None = None
+
+    @property
+    def status(self) -> Status:
+        if self.error is not None or self.result is None:
+            return "error"
+        return "pass" if self.result.passed else "fail"
+
+
+@dataclass(frozen=True)
+class SuiteResult:
+    outcomes: tuple[Outcome, ...]
+
+    @property
+    def passed(self) -> bool:
+        return all(o.status == "pass" for o in self.outcomes)
+
+    @property
+    def exit_code(self) -> int:
+        statuses = {o.status for o in self.outcomes}
+        if "error" in statuses:
+            return EXIT_USAGE
+        return EXIT_FAIL if "fail" in statuses else EXIT_PASS
+
+
+def is_pattern(arg: str | Path) -> bool:
+    return bool(_GLOB_CHARS & set(str(arg))) and not Path(arg).exists()
+
+
+def expand(args: Sequence[str | Path]) -> list[Path | Outcome]:
+    """Config paths for ``args`` in order (directories: their config files, sorted; globs: their
+    matches, sorted, ``**`` recursive). An argument that yields nothing becomes an error outcome."""
+    found: list[Path | Outcome] = []
+    for arg in args:
+        text = str(arg)
+        path = Path(arg)
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.suffix.lower() in CONFIG_SUFFIXES)
+            if not files:
+                found.append(
+                    _missing(text, "directory has no config files (*.yaml, *.yml, *.json)")
+                )
+            found += files
+        elif is_pattern(text):
+            matches = sorted(Path(m) for m in glob.glob(text, recursive=True) if Path(m).is_file())
+            if not matches:
+                found.append(_missing(text, "no file matches this pattern"))
+            found += matches
+        else:
+            found.append(path)
+    return found
+
+
+def _missing(arg: str, message: str) -> Outcome:
+    return Outcome(arg, error=ConfigError(message, file=arg))
+
+
+def check_config(cfg: Config, *, seed: int | None = None, **options: Any) -> CheckResult:
+    """Build and check the network of ``cfg``. ``options`` are check_network's keyword arguments;
+    one that is None (or missing) takes the config's ``check:`` value."""
+    if seed is not None:
+        cfg = cfg.model_copy(update={"seed": seed})
+    merged = {k: v for k, v in options.items() if v is not None}
+    for key in CheckSpec.model_fields:
+        if merged.get(key) is None:
+            merged[key] = getattr(cfg.check, key)
+    return check_network(build_network(cfg), seed=cfg.seed, **merged)
+
+
+def run_config(path: str | Path, **options: Any) -> CheckResult:
+    """Load, build and check one config file (errors raise)."""
+    try:
+        return check_config(load_config(path), **options)
+    except GradcheckError as exc:
+        if exc.file is None:  # e.g. an include pattern: say which config it was
+            exc.file = str(path)
+        raise
+
+
+def run_suite(
+    args: Sequence[str | Path], *, keep_going: bool = True, **options: Any
+) -> SuiteResult:
+    """Check every config ``args`` expand to. With ``keep_going=False`` the first error raises
+    (``--debug`` wants its traceback)."""
+    outcomes: list[Outcome] = []
+    seen: set[Path] = set()
+    for item in expand(args):
+        if isinstance(item, Path):  # the same file via a directory and a glob: check it once
+            if item.resolve() in seen:
+                continue
+            seen.add(item.resolve())
+        if isinstance(item, Outcome):
+            if not keep_going and item.error is not None:
+                raise item.error
+            outcomes.append(item)
+            continue
+        try:
+            outcomes.append(Outcome(str(item), result=run_config(item, **options)))
+        except GradcheckError as exc:
+            if not keep_going:
+                raise
+            outcomes.append(Outcome(str(item), error=exc))
+    return SuiteResult(tuple(outcomes))
+
+
+@dataclass(frozen=True)
+class Validation:
+    """One config checked for validity only: what it builds to, or why it cannot be built."""
+
+    config: str
+    name: str | None = None
+    layers: int = 0
+    tensors: tuple[str, ...] = ()
+    error: GradcheckError | None = None
+
+
+def validate(args: Sequence[str | Path]) -> list[Validation]:
+    """Parse each config and build its network (imports plugins, one forward pass to fit the
+    shapes) without checking any gradient."""
+    found: list[Validation] = []
+    for item in expand(args):
+        if isinstance(item, Outcome):
+            found.append(Validation(item.config, error=item.error))
+            continue
+        try:
+            cfg = load_config(item)
+            net = build_network(cfg)
+        except GradcheckError as exc:
+            found.append(Validation(str(item), error=exc))
+            continue
+        names = tuple(r.name for r in net.parameters(include_input=cfg.check.inputs))
+        found.append(Validation(str(item), cfg.name, len(net.layers), names))
+    return found
