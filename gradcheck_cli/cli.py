@@ -217,12 +217,12 @@ def run(
             ]
             return _replay(words, o.result.seed or 0, o.result.eps, rtol, atol, include, exclude)
 
-        if len(args) == 1 and not Path(args[0]).is_dir() and not suite.is_pattern(args[0]):
+        if suite.is_single(args):
             (only,) = res.outcomes
             replay_text = replay(only) if only.result else ""
             return _emit_one(only, opts, replay_text, quiet, file=only.config)
-        for o in res.outcomes:
-            if o.error is not None and not quiet:
+        for o in res.outcomes:  # errors go to stderr even with --quiet, as in single mode
+            if o.error is not None:
                 err.print(
                     f"[bold red]error:[/] {escape(str(o.error))}", highlight=False, soft_wrap=True
                 )

@@ -23,6 +23,12 @@ def select(
     """The names to check, in their original order."""
     include = list(include or [])
     exclude = list(exclude or [])
+    if not names:
+        raise ConfigError(
+            "there is nothing to check: no layer has parameters and the input is not checked",
+            field="check.inputs",
+            hint="check the input (inputs: true / drop --no-inputs)",
+        )
     for pattern in include:
         if not any(fnmatchcase(n, pattern) for n in names):
             raise ConfigError(

@@ -59,6 +59,11 @@ def is_pattern(arg: str | Path) -> bool:
     return bool(_GLOB_CHARS & set(str(arg))) and not Path(arg).exists()
 
 
+def is_single(args: Sequence[str | Path]) -> bool:
+    """One config file (not a directory or glob): the plain single report, not a suite."""
+    return len(args) == 1 and not Path(args[0]).is_dir() and not is_pattern(args[0])
+
+
 def expand(args: Sequence[str | Path]) -> list[Path | Outcome]:
     """Config paths for ``args`` in order (directories: their config files, sorted; globs: their
     matches, sorted, ``**`` recursive). An argument that yields nothing becomes an error outcome."""

@@ -1,0 +1,117 @@
+"""Gradient checks inside a test suite: ``assert_gradients`` raises an AssertionError whose message
+is a plain-text table of the tensors that disagree and their worst entries (what pytest shows).
+
+    from gradcheck_cli.testing import assert_gradients
+
+    def test_my_layer():
+        assert_gradients(MyLayer(4, 3), shape=(5, 4))        # a layer on a random input
+        assert_gradients(layer, x, rtol=1e-5)                 # a layer on your input
+        assert_gradients("configs/net.yaml")                  # a config file
+        assert_gradients(build_network(cfg))                  # a network
+
+The pytest plugin (gradcheck_cli/pytest_plugin.py) wraps this as the ``gradcheck`` fixture and the
+``@pytest.mark.gradcheck`` marker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gradcheck_cli.checker import CheckResult, check_layer, check_network
+from gradcheck_cli.config import Config
+from gradcheck_cli.formats.text import failure_report
+from gradcheck_cli.network import Network, rng_for
+from gradcheck_cli.registry import check_layer_contract, instantiate, resolve
+from gradcheck_cli.suite import check_config, run_config
+
+
+def random_input(shape: Sequence[int], seed: int = 0, dtype: str = "float64") -> np.ndarray:
+    """The input gradcheck draws for ``shape`` (batch first) and ``seed``: standard normal."""
+    return rng_for(seed, "input").standard_normal(tuple(shape)).astype(dtype)
+
+
+def build_layer(
+    layer: Any,
+    input_shape: Sequence[int],
+    *,
+    args: Mapping[str, Any] | None = None,
+    seed: int = 0,
+    dtype: str = "float64",
+    base_dir: str | Path = ".",
+) -> Any:
+    """A layer from a class, a registry name / plugin reference ("file.py:Class"), a zero-argument
+    factory, or an instance (returned as is). Classes get ``args`` plus the ``input_shape``
+    (batch axis excluded), ``rng`` and ``dtype`` they accept, exactly as in a config."""
+    if isinstance(layer, str):
+        cls: Any = resolve(layer, "layer", Path(base_dir))
+        label = layer
+    elif isinstance(layer, type):
+        cls, label = layer, layer.__name__
+    elif callable(layer) and not hasattr(layer, "forward"):
+        obj = layer()
+        check_layer_contract(obj, getattr(layer, "__name__", "factory"))
+        return obj
+    else:
+        check_layer_contract(layer, type(layer).__name__)
+        return layer
+    obj = instantiate(
+        cls,
+        label,
+        dict(args or {}),
+        input_shape=tuple(input_shape),
+        rng=rng_for(seed, "layer0"),
+        dtype=dtype,
+    )
+    check_layer_contract(obj, label)
+    return obj
+
+
+def check(
+    target: Any,
+    x: Any = None,
+    *,
+    shape: Sequence[int] | None = None,
+    seed: int | None = None,
+    **options: Any,
+) -> CheckResult:
+    """Check ``target`` (a layer, a Network, a Config or a config file path) and return the result.
+
+    A layer is checked on ``x`` or, without it, on a random input of ``shape`` (batch first) drawn
+    from ``seed`` (default 0; for configs, default: the config's own seed). ``options`` go to the
+    checker: eps, rtol, atol, inputs, include, exclude, …
+    """
+    if isinstance(target, (str, Path)):
+        return run_config(target, seed=seed, **options)
+    if isinstance(target, Config):
+        return check_config(target, seed=seed, **options)
+    seed = 0 if seed is None else seed
+    if isinstance(target, Network):
+        if x is None and shape is not None:
+            x = random_input(shape, seed)
+        return check_network(target, x, seed=seed, **options)
+    if x is None:
+        if shape is None:
+            raise TypeError("assert_gradients needs an input: pass x or shape=(batch, ...)")
+        x = random_input(shape, seed)
+    return check_layer(target, np.asarray(x), seed=seed, **options)
+
+
+def assert_gradients(
+    target: Any,
+    x: Any = None,
+    *,
+    shape: Sequence[int] | None = None,
+    seed: int | None = None,
+    **options: Any,
+) -> CheckResult:
+    """Like :func:`check`, but raise AssertionError (a table of the failing tensors and their
+    worst entries) unless every gradient agrees. Returns the result when they do."""
+    __tracebackhide__ = True
+    result = check(target, x, shape=shape, seed=seed, **options)
+    if not result.passed:
+        raise AssertionError(failure_report(result))
+    return result
