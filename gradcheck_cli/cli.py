@@ -16,7 +16,7 @@ import yaml
 from rich.console import Console
 from rich.markup import escape
 
-from gradcheck_cli import __version__, report, schemas, suite
+from gradcheck_cli import __version__, report, scaffold, schemas, suite
 from gradcheck_cli.checker import check_layer
 from gradcheck_cli.config import default_config_path
 from gradcheck_cli.errors import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, ConfigError, GradcheckError
@@ -320,14 +320,35 @@ def validate(
     quiet: Quiet = False,
     debug: Debug = False,
 ) -> None:
-    """Check configs without running them: schema, layer names, plugins, shapes. Exit 2 if any
-    is invalid."""
+    """Check configs without running them: schema, layer names, plugins, shapes.
+
+    Builds each network (imports plugins, one forward pass) but checks no gradient. Exit 2 if any
+    config is invalid.
+    """
 
     def job() -> int:
         items = suite.validate(configs)
         if not quiet:
             out.print(console.validation(items))
         return EXIT_USAGE if any(v.error for v in items) else EXIT_PASS
+
+    _guarded(debug, job)
+
+
+@app.command()
+def init(
+    directory: Annotated[
+        Path, typer.Argument(help="Where to write the files (created if missing).", file_okay=False)
+    ] = Path("."),
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+    debug: Debug = False,
+) -> None:
+    """Write a starter config and a custom-layer template that pass as written."""
+
+    def job() -> int:
+        paths = scaffold.write_starter(directory, force=force)
+        out.print(console.written(paths, paths[0]))
+        return EXIT_PASS
 
     _guarded(debug, job)
 

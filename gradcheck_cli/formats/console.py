@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import math
+import shlex
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Literal
 
 from rich import box
@@ -108,6 +110,15 @@ def validation(items: Sequence[Validation]) -> Group:
         else Text(f"✓ all {len(items)} configs are valid", style="bold green")
     )
     return Group(*lines)
+
+
+def written(paths: Sequence[Path], config: Path) -> Text:
+    """`gradcheck init`: what was written and what to run next."""
+    text = Text()
+    for p in paths:
+        text.append("wrote ", style="dim").append(f"{p}\n")
+    text.append("next: ", style="bold").append(f"gradcheck run {shlex.quote(str(config))}")
+    return text
 
 
 def error_text(o: Outcome) -> Text:

@@ -1,0 +1,162 @@
+"""Project tooling as a user meets it: init, validate, schema, version, completion, pre-commit."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from gradcheck_cli import __version__
+from gradcheck_cli.cli import app
+from gradcheck_cli.schemas import config_schema
+
+from .conftest import CONFIGS, ROOT
+
+runner = CliRunner()
+
+
+def gc(*args: str | Path):
+    return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
+
+
+# -- init ---------------------------------------------------------------------------------------
+
+
+def test_init_writes_files_that_pass(tmp_path: Path) -> None:
+    target = tmp_path / "new" / "project"
+    r = gc("init", target)
+    assert r.exit_code == 0, r.output
+    assert (target / "gradcheck.yaml").is_file() and (target / "my_layer.py").is_file()
+    assert f"gradcheck run {target / 'gradcheck.yaml'}" in r.output
+    r = gc("run", target / "gradcheck.yaml")
+    assert r.exit_code == 0, r.output
+    assert "0.MyDense.W" in r.output and "0.MyDense.b" in r.output and "input" in r.output
+    jsonschema.validate(yaml.safe_load((target / "gradcheck.yaml").read_text()), config_schema())
+    assert gc("validate", target).exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("correct", "bug", "caught"),
+    [
+        ('self.grads["b"] = dz.sum(axis=0)', 'self.grads["b"] = dz.mean(axis=0)', "0.MyDense.b"),
+        ("dz = dout * (1 - self.out**2)", "dz = dout * (1 - self.out)", "0.MyDense.W"),
+        ('return dz @ self.params["W"].T', "return dz @ self.params['W'].T * 1.001", "input"),
+    ],
+    ids=["bias-mean", "tanh-derivative", "dx-scaled"],
+)
+def test_a_bug_in_the_template_is_caught(
+    tmp_path: Path, correct: str, bug: str, caught: str
+) -> None:
+    """The starter passes because its backward is right, not because nothing is checked."""
+    assert gc("init", tmp_path).exit_code == 0
+    layer = tmp_path / "my_layer.py"
+    source = layer.read_text()
+    assert correct in source
+    layer.write_text(source.replace(correct, bug))
+    r = gc("run", tmp_path / "gradcheck.yaml", "--format", "json")
+    assert r.exit_code == 1, r.output
+    failing = [p["name"] for p in json.loads(r.stdout)["results"] if not p["passed"]]
+    assert caught in failing
+
+
+def test_init_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+    (tmp_path / "my_layer.py").write_text("# mine\n")
+    r = gc("init", tmp_path)
+    assert r.exit_code == 2 and "would overwrite" in r.output and "--force" in r.output
+    assert (tmp_path / "my_layer.py").read_text() == "# mine\n"
+    assert not (tmp_path / "gradcheck.yaml").exists()  # nothing half-written
+    assert gc("init", tmp_path, "--force").exit_code == 0
+    assert "class MyDense" in (tmp_path / "my_layer.py").read_text()
+
+
+def test_init_into_a_file_is_a_usage_error(tmp_path: Path) -> None:
+    f = tmp_path / "file.txt"
+    f.write_text("x")
+    assert gc("init", f).exit_code == 2
+
+
+# -- validate -----------------------------------------------------------------------------------
+
+
+def test_validate_builds_without_checking(write) -> None:
+    write(
+        "p.py",
+        "class Boom:\n"
+        "    params = {}\n    grads = {}\n"
+        "    def forward(self, x):\n        return x\n"
+        "    def backward(self, dout):\n        raise RuntimeError('backward is never run')\n",
+    )
+    cfg = write("net.yaml", "input: {shape: [4, 3]}\nlayers: [{type: 'p.py:Boom'}]\n")
+    r = gc("validate", cfg)
+    assert r.exit_code == 0, r.output
+    assert "1 layers, 1 tensors to check" in r.output and "all 1 configs are valid" in r.output
+    r = gc("run", cfg)
+    assert r.exit_code == 2 and "backward is never run" in r.output
+
+
+def test_validate_reports_every_invalid_config(write, tmp_path: Path) -> None:
+    bad_key = write("a.yaml", "input: {shape: [4, 3]}\nlayers: [relu]\nlayres: []\n")
+    bad_shape = write(
+        "b.yaml",
+        "input: {shape: [4, 3]}\nlayers: [{type: linear, out: 5}]\n"
+        "target: {kind: classes, classes: 3}\nloss: {type: softmax_cross_entropy}\n",
+    )
+    r = gc("validate", bad_key, CONFIGS, bad_shape, tmp_path / "missing.yaml")
+    assert r.exit_code == 2
+    for needle in (
+        f"{bad_key}: layres",
+        "did you mean 'layers'",
+        f"{bad_shape}: target.classes",
+        "missing.yaml: file not found",
+        "seed_mlp.yaml",
+        "3 of 6 configs are invalid",
+    ):
+        assert needle in r.output
+    assert gc("validate", CONFIGS, "--quiet").stdout == ""
+    assert gc("validate", bad_key, "--quiet").exit_code == 2
+
+
+def test_schema_needs_a_known_kind() -> None:
+    r = gc("schema", "nope")
+    assert r.exit_code == 2 and "report" in r.output and "config" in r.output
+
+
+# -- version, completion, python -m -------------------------------------------------------------
+
+
+def test_version_and_completion() -> None:
+    r = gc("--version")
+    assert r.exit_code == 0 and r.stdout.strip() == f"gradcheck {__version__}"
+    r = runner.invoke(app, ["--show-completion", "bash"], prog_name="gradcheck")
+    assert r.exit_code == 0 and "complete" in r.stdout and "gradcheck" in r.stdout
+
+
+def test_help_lists_the_commands() -> None:
+    r = gc("--help")
+    for command in ("run", "layer", "list", "validate", "init", "schema"):
+        assert f" {command} " in r.stdout
+
+
+# -- pre-commit ---------------------------------------------------------------------------------
+
+
+def test_pre_commit_hooks_manifest() -> None:
+    hooks = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())
+    assert [h["id"] for h in hooks] == ["gradcheck", "gradcheck-validate"]
+    for hook in hooks:
+        assert {"id", "name", "entry", "language"} <= set(hook)
+        assert hook["language"] == "python" and hook["pass_filenames"] is False
+        # the entry plus the documented args is a working command
+        words = shlex.split(hook["entry"])
+        assert words[0] == "gradcheck"
+        r = gc(*words[1:], CONFIGS)
+        assert r.exit_code == 0, r.output
+        assert gc(*words[1:], CONFIGS / "nope.yaml").exit_code == 2
+        assert re.search(hook["files"], "configs/net.yaml") and re.search(hook["files"], "x.py")
+        assert not re.search(hook["files"], "README.md")
