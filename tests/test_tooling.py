@@ -160,3 +160,42 @@ def test_pre_commit_hooks_manifest() -> None:
         assert gc(*words[1:], CONFIGS / "nope.yaml").exit_code == 2
         assert re.search(hook["files"], "configs/net.yaml") and re.search(hook["files"], "x.py")
         assert not re.search(hook["files"], "README.md")
+
+
+# -- the README's snippets work -----------------------------------------------------------------
+
+README = (ROOT / "README.md").read_text()
+
+
+def _blocks(lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", README, re.S)
+
+
+def test_readme_workflow_snippet_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (workflow,) = [b for b in _blocks("yaml") if "runs-on" in b]
+    steps = yaml.safe_load(workflow)["jobs"]["gradcheck"]["steps"]
+    commands = [s["run"] for s in steps if s.get("run", "").startswith("gradcheck ")]
+    assert commands, "the workflow runs gradcheck"
+    (tmp_path / "configs").mkdir()
+    for f in CONFIGS.iterdir():
+        (tmp_path / "configs" / f.name).write_bytes(f.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    for command in commands:
+        r = gc(*shlex.split(command)[1:])
+        assert r.exit_code == 0, r.output
+        assert r.stdout.splitlines()[-1].startswith("::notice title=gradcheck::3 configs")
+    uploaded = next(s for s in steps if "upload-artifact" in s.get("uses", ""))
+    for name in uploaded["with"]["path"].split():
+        assert (tmp_path / name).stat().st_size > 0
+
+
+def test_readme_python_snippets_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert gc("init", tmp_path).exit_code == 0  # my_layer.py, as the README's tests import it
+    monkeypatch.syspath_prepend(str(tmp_path))
+    api, testing, plugin = _blocks("python")[-3:]
+    monkeypatch.chdir(ROOT)
+    exec(compile(api, "README:api", "exec"), {})
+    namespace: dict[str, object] = {}
+    exec(compile(testing, "README:testing", "exec"), namespace)
+    namespace["test_my_layer"]()  # type: ignore[operator]
+    assert "pytest.mark.gradcheck(layer=MyDense" in plugin
