@@ -462,3 +462,54 @@ def test_no_colour_off_a_tty_and_with_no_color(bad: Path, invalid: Path) -> None
     assert COLOUR_SGR.search(_run_subprocess({"FORCE_COLOR": "1"}, str(bad)))  # the control
     assert "\x1b[" not in _run_subprocess({}, str(bad), str(invalid))  # piped: plain text
     assert not COLOUR_SGR.search(_run_subprocess({"FORCE_COLOR": "1", "NO_COLOR": "1"}, str(bad)))
+
+
+# -- the layer command and forward compatibility ------------------------------------------------
+
+
+def test_layer_command_github_and_only_failures() -> None:
+    r = gc("layer", f"{BUGGY}:ReLUNoMask", "--shape", "6x5", "--format", "github")
+    assert r.exit_code == 1
+    (error, notice) = parse_annotations(r.stdout)
+    assert error[0] == "error" and error[1] == {"title": "gradcheck: input"}  # no file for a layer
+    assert notice[0] == "notice"
+    r = gc("layer", "linear", "--arg", "out=2", "--only-failures")
+    assert r.exit_code == 0 and "0.linear.W" not in r.output and "all 3 gradients agree" in r.output
+    doc = json.loads(
+        gc("layer", "linear", "--arg", "out=2", "--only-failures", "--format", "json").stdout
+    )
+    assert len(doc["results"]) == 3  # machine formats stay complete
+
+
+def test_new_result_fields_reach_the_json_and_still_validate() -> None:
+    """Fields the verdict model may grow (e.g. a three-way verdict, a noise estimate) show up in
+    the JSON without touching the formatter, and the schema lets them through."""
+    from dataclasses import make_dataclass, replace
+
+    from gradcheck_cli import report
+    from gradcheck_cli.checker import ParamResult
+    from gradcheck_cli.testing import check
+
+    result = check(build_linear(), shape=(3, 4))
+    Richer = make_dataclass(
+        "Richer",
+        [("verdict", str, "pass"), ("noise", float, float("nan"))],
+        bases=(ParamResult,),
+        frozen=True,
+    )
+    richer = replace(
+        result,
+        params=tuple(Richer(**{**p.__dict__, "verdict": "kink"}) for p in result.params),
+    )
+    doc = report.to_json_dict(richer)
+    REPORT_VALIDATOR.validate(doc)
+    assert {p["verdict"] for p in doc["results"]} == {"kink"}
+    assert {p["noise"] for p in doc["results"]} == {None}  # NaN → null, as everywhere
+    json.dumps(doc, allow_nan=False)
+
+
+def build_linear():
+    from gradcheck_cli.layers.linear import Linear
+    from gradcheck_cli.testing import build_layer
+
+    return build_layer(Linear, (4,), args={"out": 2})

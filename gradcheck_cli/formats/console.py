@@ -15,8 +15,8 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from gradcheck_cli import report
 from gradcheck_cli.checker import CheckResult
+from gradcheck_cli.formats.text import num
 from gradcheck_cli.suite import Outcome, SuiteResult, Validation
 
 VERDICT_STYLE = {
@@ -42,7 +42,7 @@ def _row(o: Outcome) -> list[RenderableType]:
     return [
         o.config,
         f"{len(r.params) - len(r.failures)}/{len(r.params)}",
-        report._num(worst_rel_error(r)),
+        num(worst_rel_error(r)),
         Text(label, style=style),
         note,
     ]
