@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 from collections.abc import Callable
@@ -128,9 +129,10 @@ def _guarded(debug: bool, job: Callable[[], int]) -> NoReturn:
 
 
 def _deliver(rendered: emit.Rendered, quiet: bool) -> None:
-    for path, text in rendered.files.items():
+    for path, text in [*rendered.files.items(), *rendered.appends.items()]:
         try:
-            path.write_text(text, encoding="utf-8")
+            with path.open("a" if path in rendered.appends else "w", encoding="utf-8") as f:
+                f.write(text)
         except OSError as exc:
             raise GradcheckError(f"cannot write the file: {exc.strerror}", file=path) from None
     if quiet or rendered.stdout is None:
@@ -139,6 +141,15 @@ def _deliver(rendered: emit.Rendered, quiet: bool) -> None:
         typer.echo(rendered.stdout)
     else:
         out.print(rendered.stdout)
+
+
+def _output_options(
+    fmt: Format, only_failures: bool, junit: Path | None, html: Path | None, svg: Path | None
+) -> emit.OutputOptions:
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")  # set by GitHub Actions in every step
+    return emit.OutputOptions(
+        fmt.value, only_failures, junit, html, svg, Path(summary) if summary else None
+    )
 
 
 def _emit_one(
@@ -205,7 +216,7 @@ def run(
             eps=eps, rtol=rtol, atol=atol, seed=seed, include=include, exclude=exclude,
             inputs=False if no_inputs else None,
         )  # fmt: skip
-        opts = emit.OutputOptions(fmt.value, only_failures, junit_xml, export_html, export_svg)
+        opts = _output_options(fmt, only_failures, junit_xml, export_html, export_svg)
         res = suite.run_suite(args, keep_going=not debug, **options)
 
         def replay(o: Outcome) -> str:
@@ -294,7 +305,7 @@ def layer(
             exclude=exclude,
         )  # fmt: skip
         words = ["layer", name, "--shape", shape, *[w for a in arg or [] for w in ("--arg", a)]]
-        opts = emit.OutputOptions(fmt.value, only_failures, junit_xml, export_html, export_svg)
+        opts = _output_options(fmt, only_failures, junit_xml, export_html, export_svg)
         replay = _replay(words, s, result.eps, rtol, atol, include, exclude)
         return _emit_one(Outcome(name, result=result), opts, replay, quiet)
 

@@ -23,6 +23,14 @@ from .conftest import CONFIGS
 
 BUGGY = Path(__file__).with_name("buggy_layers.py")
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _not_in_github_actions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Our own CI may run in GitHub Actions: keep the tests off its real step summary."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+
+
 REPORT_VALIDATOR = jsonschema.Draft202012Validator(report_schema())
 
 BAD_NET = f"""
@@ -236,6 +244,23 @@ def test_github_format_suite(bad: Path, invalid: Path) -> None:
     assert set(errors) == {str(bad), str(invalid)}
     assert errors[str(invalid)][1]["title"] == "gradcheck: invalid config"
     assert found[-1][2] == "3 configs: 1 passed, 1 failed, 1 invalid"
+
+
+def test_github_format_appends_a_step_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bad: Path, invalid: Path
+) -> None:
+    summary = tmp_path / "summary.md"
+    summary.write_text("earlier step\n")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    assert gc("run", bad, GOOD, invalid, "--format", "github").exit_code == 2
+    assert gc("run", GOOD, "--format", "github").exit_code == 0
+    text = summary.read_text()
+    assert text.startswith("earlier step\n### gradcheck") and text.count("### gradcheck") == 2
+    rows = [ln for ln in text.splitlines() if ln.startswith("| `")]
+    assert rows[0] == f"| `{bad}` | 4/5 | ❌ FAIL | `0.LinearBiasMean.b` |"
+    assert "⚠️ ERROR" in rows[2] and "unknown layer" in rows[2]
+    assert "[3]: analytic" in text  # the worst entries, in a <details> block
+    assert gc("run", GOOD).exit_code == 0 and text == summary.read_text()  # table format: untouched
 
 
 # -- JUnit XML ----------------------------------------------------------------------------------

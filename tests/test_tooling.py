@@ -21,6 +21,12 @@ from .conftest import CONFIGS, ROOT
 runner = CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def _not_in_github_actions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Our own CI may run in GitHub Actions: keep the tests off its real step summary."""
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+
+
 def gc(*args: str | Path):
     return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "200"})
 

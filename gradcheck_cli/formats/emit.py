@@ -24,6 +24,8 @@ class OutputOptions:
     junit_xml: Path | None = None
     export_html: Path | None = None
     export_svg: Path | None = None
+    #: With ``github``: append a Markdown summary here ($GITHUB_STEP_SUMMARY in Actions).
+    step_summary: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,8 @@ class Rendered:
     #: What to print: a Rich renderable (table) or plain text (json, github); None for nothing.
     stdout: RenderableType | str | None
     files: dict[Path, str] = field(default_factory=dict)
+    #: Files to append to (not overwrite).
+    appends: dict[Path, str] = field(default_factory=dict)
 
 
 def _outcome_view(o: Outcome, replay: str | None, only_failures: bool) -> RenderableType:
@@ -48,6 +52,12 @@ def _exports(view: RenderableType, opts: OutputOptions, suite: SuiteResult) -> d
     if opts.export_svg:
         files[opts.export_svg] = console.export(view, "svg")
     return files
+
+
+def _appends(opts: OutputOptions, suite: SuiteResult) -> dict[Path, str]:
+    if opts.fmt == "github" and opts.step_summary is not None:
+        return {opts.step_summary: github.step_summary(suite)}
+    return {}
 
 
 def single(
@@ -71,7 +81,7 @@ def single(
         stdout = github.render(outcome.result, file)
     else:
         stdout = view
-    return Rendered(stdout, _exports(view, opts, suite))
+    return Rendered(stdout, _exports(view, opts, suite), _appends(opts, suite))
 
 
 def suite(suite: SuiteResult, replays: Mapping[str, str], opts: OutputOptions) -> Rendered:
@@ -88,4 +98,4 @@ def suite(suite: SuiteResult, replays: Mapping[str, str], opts: OutputOptions) -
         stdout = github.render_suite(suite)
     else:
         stdout = view
-    return Rendered(stdout, _exports(view, opts, suite))
+    return Rendered(stdout, _exports(view, opts, suite), _appends(opts, suite))

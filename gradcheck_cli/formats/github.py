@@ -80,3 +80,35 @@ def render_suite(suite: SuiteResult) -> str:
         )
     )
     return "\n".join(lines)
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def step_summary(suite: SuiteResult) -> str:
+    """Markdown for $GITHUB_STEP_SUMMARY: one row per config, then the failing tensors."""
+    icon = {"pass": "✅ pass", "fail": "❌ FAIL", "error": "⚠️ ERROR"}
+    lines = [
+        "### gradcheck",
+        "",
+        "| config | agree | verdict | failing tensors / error |",
+        "|---|---:|---|---|",
+    ]
+    for o in suite.outcomes:
+        if o.result is None:
+            lines.append(f"| `{_md(o.config)}` | — | {icon['error']} | {_md(str(o.error))} |")
+            continue
+        r = o.result
+        failing = ", ".join(f"`{p.name}`" for p in r.failures)
+        agree = f"{len(r.params) - len(r.failures)}/{len(r.params)}"
+        lines.append(f"| `{_md(o.config)}` | {agree} | {icon[o.status]} | {failing} |")
+    for o in suite.outcomes:
+        for p in o.result.failures if o.result else ():
+            lines += [
+                "",
+                f"<details><summary>{_md(o.config)}: {_md(_problem(p).splitlines()[0])}</summary>",
+                "",
+            ]
+            lines += ["```", *_problem(p).splitlines()[1:], "```", "</details>"]
+    return "\n".join(lines) + "\n"
