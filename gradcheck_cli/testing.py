@@ -5,6 +5,7 @@ is a plain-text table of the tensors that disagree and their worst entries (what
 
     def test_my_layer():
         assert_gradients(MyLayer(4, 3), shape=(5, 4))        # a layer on a random input
+        assert_gradients(MyLayer, shape=(5, 4), args={"out": 3})   # a class, built as in a config
         assert_gradients(layer, x, rtol=1e-5)                 # a layer on your input
         assert_gradients("configs/net.yaml")                  # a config file
         assert_gradients(build_network(cfg))                  # a network
@@ -76,9 +77,11 @@ def check(
     *,
     shape: Sequence[int] | None = None,
     seed: int | None = None,
+    args: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> CheckResult:
-    """Check ``target`` (a layer, a Network, a Config or a config file path) and return the result.
+    """Check ``target`` (a layer, a layer class, a Network, a Config or a config file path) and
+    return the result. A layer class is built with ``args`` (see :func:`build_layer`).
 
     A layer is checked on ``x`` or, without it, on a random input of ``shape`` (batch first) drawn
     from ``seed`` (default 0; for configs, default: the config's own seed). ``options`` go to the
@@ -89,6 +92,13 @@ def check(
     if isinstance(target, Config):
         return check_config(target, seed=seed, **options)
     seed = 0 if seed is None else seed
+    if isinstance(target, type):
+        sample = shape if shape is not None else np.shape(x)
+        if len(sample) < 2:
+            raise TypeError("a layer class needs shape=(batch, ...) or x to size it")
+        target = build_layer(target, tuple(sample)[1:], args=args, seed=seed)
+    elif args is not None:
+        raise TypeError("args= builds a layer class; the target is already built")
     if isinstance(target, Network):
         if x is None and shape is not None:
             x = random_input(shape, seed)
@@ -106,12 +116,13 @@ def assert_gradients(
     *,
     shape: Sequence[int] | None = None,
     seed: int | None = None,
+    args: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> CheckResult:
     """Like :func:`check`, but raise AssertionError (a table of the failing tensors and their
     worst entries) unless every gradient agrees. Returns the result when they do."""
     __tracebackhide__ = True
-    result = check(target, x, shape=shape, seed=seed, **options)
+    result = check(target, x, shape=shape, seed=seed, args=args, **options)
     if not result.passed:
         raise AssertionError(failure_report(result))
     return result

@@ -218,6 +218,11 @@ def test_assert_gradients_on_networks_configs_and_options(write) -> None:
         "0.linear.b",
         "2.linear.b",
     ]
+    assert assert_gradients(Linear, shape=(5, 4), args={"out": 2}, seed=3).seed == 3
+    with pytest.raises(AssertionError, match=r"0\.LinearBiasMean\.b"):
+        assert_gradients(LinearBiasMean, np.ones((5, 4)), args={"out": 2})
+    with pytest.raises(TypeError, match="already built"):
+        assert_gradients(build_layer(Linear, (4,), args={"out": 2}), shape=(5, 4), args={"out": 2})
     relu_bug = ReLUNoMask()
     with pytest.raises(AssertionError, match="input"):
         assert_gradients(relu_bug, shape=(6, 5))
