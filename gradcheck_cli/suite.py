@@ -7,6 +7,7 @@ a suite is the worst of its outcomes: 2 if any config is invalid, else 1 if any 
 from __future__ import annotations
 
 import glob
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,8 +99,9 @@ def check_config(cfg: Config, *, seed: int | None = None, **options: Any) -> Che
     if seed is not None:
         cfg = cfg.model_copy(update={"seed": seed})
     merged = {k: v for k, v in options.items() if v is not None}
-    for key in CheckSpec.model_fields:
-        if merged.get(key) is None:
+    accepted = inspect.signature(check_network).parameters
+    for key in CheckSpec.model_fields:  # config values the checker takes, unless overridden
+        if key in accepted and merged.get(key) is None:
             merged[key] = getattr(cfg.check, key)
     return check_network(build_network(cfg), seed=cfg.seed, **merged)
 
