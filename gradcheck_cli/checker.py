@@ -198,10 +198,11 @@ def check_network(
 
     pert = Perturber(network, x_arr)
     dx, grads = network.backward()
-    results: list[ParamResult] = []
     refs = network.parameters(include_input=inputs)
     chosen = set(select([r.name for r in refs], include, exclude))
-    for ref in (r for r in refs if r.name in chosen):
+    refs = [r for r in refs if r.name in chosen]
+    results: list[ParamResult] = []
+    for ref in refs:
         arr = pert.array(ref)
         shape = tuple(arr.shape)
         if ref.key is None:
