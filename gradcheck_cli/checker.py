@@ -187,14 +187,18 @@ def check_network(
     if target is not None:
         network.target = target
     x_arr = np.array(x_in, copy=True)
-    dtype = "float32" if x_arr.dtype == np.float32 else "float64"
+    # Integer inputs (embedding ids) are not differentiable: check the parameters only, and take
+    # the dtype from the parameters.
+    discrete = np.issubdtype(x_arr.dtype, np.integer)
+    first = next((p for la in network.layers for p in la.params.values()), x_arr)
+    dtype = "float32" if (first if discrete else x_arr).dtype == np.float32 else "float64"
     eps = DEFAULT_EPS[dtype] if eps is None else eps
     tol = Tolerance.default(dtype, rtol, atol)
 
     pert = Perturber(network, x_arr)
     dx, grads = network.backward()
     results: list[ParamResult] = []
-    for ref in network.parameters(include_input=inputs):
+    for ref in network.parameters(include_input=inputs and not discrete):
         arr = pert.array(ref)
         shape = tuple(arr.shape)
         if ref.key is None:
