@@ -612,6 +612,7 @@ def test_list_shows_the_new_layers() -> None:
     for name in [*CASES, *LOSS_CASES]:
         assert name in r.output
     assert "x·Φ(x)" in r.output and "σ(z) − y" in r.output
+    assert "pred[n, y_n]" in r.output  # brackets in formulas are text, not Rich markup
 
 
 NET = """
