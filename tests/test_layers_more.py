@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from gradcheck_cli import build_network, check_layer, check_network, make_layer
@@ -730,3 +732,58 @@ def test_shape_error_is_raised_by_the_library() -> None:
         make_layer("maxpool2d", (4,), kernel=2)
     with pytest.raises(ConfigError, match="'padding' must be a non-negative"):
         make_layer("conv2d", (1, 4, 4), out_channels=1, kernel=2, padding=-1)
+
+
+# -- properties over shapes (hypothesis) ------------------------------------------------------
+
+
+@st.composite
+def window_problems(draw):
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    h = draw(st.integers(max(1, kh - 2 * ph), 7))
+    w = draw(st.integers(max(1, kw - 2 * pw), 7))
+    n, c = draw(st.integers(1, 2)), draw(st.integers(1, 3))
+    return (n, c, h, w), (kh, kw), (sh, sw), (ph, pw), draw(st.integers(0, 2**32 - 1))
+
+
+@settings(max_examples=60, deadline=None)
+@given(window_problems(), st.integers(1, 3))
+def test_conv2d_shape_and_adjoint_property(problem, f: int) -> None:
+    """out has the documented shape, and backward is the exact adjoint of the (linear in x)
+    forward: Σ (out − b) ⊙ g = Σ x ⊙ dx, Σ (out − b) ⊙ g = Σ W ⊙ dW."""
+    shape, k, s, p, seed = problem
+    rng = np.random.default_rng(seed)
+    layer = make_layer(
+        "conv2d", shape[1:], rng, out_channels=f, kernel=list(k), stride=list(s), padding=list(p)
+    )
+    x = rng.standard_normal(shape)
+    ho = (shape[2] + 2 * p[0] - k[0]) // s[0] + 1
+    wo = (shape[3] + 2 * p[1] - k[1]) // s[1] + 1
+    lin = layer.forward(x) - layer.params["b"][None, :, None, None]
+    assert lin.shape == (shape[0], f, ho, wo)
+    g = rng.standard_normal(lin.shape)
+    dx = layer.backward(g)
+    scale = np.abs(lin * g).sum()
+    assert abs((lin * g).sum() - (x * dx).sum()) <= 1e-12 * scale
+    assert abs((lin * g).sum() - (layer.params["W"] * layer.grads["W"]).sum()) <= 1e-12 * scale
+
+
+@settings(max_examples=60, deadline=None)
+@given(window_problems(), st.sampled_from(["maxpool2d", "avgpool2d"]))
+def test_pooling_shape_and_adjoint_property(problem, name: str) -> None:
+    """Pooling is linear in x (maxpool: for a fixed argmax pattern), so Σ out ⊙ g = Σ x ⊙ dx."""
+    shape, k, s, _, seed = problem
+    if k[0] > shape[2] or k[1] > shape[3]:
+        with pytest.raises(ShapeError, match="larger than"):
+            make_layer(name, shape[1:], kernel=list(k), stride=list(s))
+        return
+    rng = np.random.default_rng(seed)
+    layer = make_layer(name, shape[1:], kernel=list(k), stride=list(s))
+    x = rng.standard_normal(shape)
+    out = layer.forward(x)
+    assert out.shape == (*shape[:2], (shape[2] - k[0]) // s[0] + 1, (shape[3] - k[1]) // s[1] + 1)
+    g = rng.standard_normal(out.shape)
+    dx = layer.backward(g)
+    assert abs((out * g).sum() - (x * dx).sum()) <= 1e-12 * np.abs(out * g).sum()

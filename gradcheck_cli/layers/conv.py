@@ -1,4 +1,4 @@
-"""2-D convolution (NCHW, cross-correlation like every deep-learning library), via strided windows."""
+"""2-D convolution (NCHW; cross-correlation, as in deep-learning libraries) via strided windows."""
 
 from __future__ import annotations
 
@@ -108,14 +108,17 @@ class Conv2d(Layer):
         self.xpad_shape = xpad.shape
         self.win = windows(xpad, self.kernel, self.stride)
         W, b = self.params["W"], self.params["b"]
-        out: Array = np.einsum("nchwij,fcij->nfhw", self.win, W, optimize=True)
+        # out[n,f,h,w] = Σ_{c,i,j} win[n,c,h,w,i,j]·W[f,c,i,j]
+        out: Array = np.tensordot(self.win, W, axes=([1, 4, 5], [1, 2, 3])).transpose(0, 3, 1, 2)
         return out + b[None, :, None, None]
 
     def backward(self, dout: Array) -> Array:
         W = self.params["W"]
-        self.grads["W"] = np.einsum("nchwij,nfhw->fcij", self.win, dout, optimize=True)
+        # dW[f,c,i,j] = Σ_{n,h,w} dout[n,f,h,w]·win[n,c,h,w,i,j]
+        self.grads["W"] = np.tensordot(dout, self.win, axes=([0, 2, 3], [0, 2, 3]))
         self.grads["b"] = dout.sum(axis=(0, 2, 3))
-        dwin = np.einsum("nfhw,fcij->nchwij", dout, W, optimize=True)
+        # dwin[n,c,h,w,i,j] = Σ_f dout[n,f,h,w]·W[f,c,i,j]
+        dwin = np.tensordot(dout, W, axes=([1], [0])).transpose(0, 3, 1, 2, 4, 5)
         dxpad = scatter_windows(dwin, self.xpad_shape, self.stride)
         ph, pw = self.padding
         h, w = self.x_shape[2:]
