@@ -142,6 +142,8 @@ def loss_network(name: str, kwargs: dict, seed: int) -> Network:
         "huber": 2 * rng.standard_normal((n, c)),
         "l1": rng.standard_normal((n, c)),
         "nll": rng.integers(0, c, size=n),
+        "mse": rng.standard_normal((n, c)),
+        "softmax_cross_entropy": rng.integers(0, c, size=n),
     }[name]
     x = rng.standard_normal((n, 3))
     labels = ["linear", "log_softmax"][: len(layers)]
@@ -302,7 +304,11 @@ def _close(lhs: complex, rhs: float, scale: float) -> bool:
     return abs(lhs - rhs) <= 1e-12 * max(scale, 1e-300)
 
 
-@pytest.mark.parametrize(("name", "kwargs", "shape"), FLAT_CASES, ids=CASE_IDS)
+ALL_CASES = FLAT_CASES + [(n, kw, (4, 5)) for n, kw in SEED_LAYER_CASES]
+ALL_IDS = CASE_IDS + [f"{n}-seed{i}" for i, (n, _) in enumerate(SEED_LAYER_CASES)]
+
+
+@pytest.mark.parametrize(("name", "kwargs", "shape"), ALL_CASES, ids=ALL_IDS)
 def test_layer_is_complex_step_safe(name: str, kwargs: dict, shape: tuple) -> None:
     """Im(forward(θ + i·h·v))/h, contracted with g, equals Σ grad ⊙ v from backward(g)."""
     assert LAYERS[name].complex_safe, LAYERS[name].complex_note
@@ -333,7 +339,9 @@ def test_layer_is_complex_step_safe(name: str, kwargs: dict, shape: tuple) -> No
         assert _close(lhs, expected, np.abs(g * im).sum()), (what, lhs, expected)
 
 
-@pytest.mark.parametrize(("name", "kwargs"), FLAT_LOSS_CASES)
+@pytest.mark.parametrize(
+    ("name", "kwargs"), [*FLAT_LOSS_CASES, ("mse", {}), ("softmax_cross_entropy", {})]
+)
 def test_loss_is_complex_step_safe(name: str, kwargs: dict) -> None:
     net = loss_network(name, kwargs, seed=1)
     loss = net.loss
