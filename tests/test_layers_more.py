@@ -15,11 +15,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from gradcheck_cli import build_network, check_layer, check_network, make_layer
+from gradcheck_cli import build_network, check_layer, check_network, load_config, make_layer
 from gradcheck_cli.cli import app
 from gradcheck_cli.config import parse_config
 from gradcheck_cli.errors import ConfigError, ShapeError
 from gradcheck_cli.layers.base import Layer
+from gradcheck_cli.layers.losses import WeightedSum
 from gradcheck_cli.network import Network
 from gradcheck_cli.numeric import Perturber
 from gradcheck_cli.registry import LAYERS, LOSSES
@@ -455,7 +456,7 @@ def test_maxpool_exact_ties_give_a_valid_subgradient() -> None:
     x = tied_maxpool_input()
     layer = make_layer("maxpool2d", (2, 4, 4), kernel=2)
     g = np.random.default_rng(8).standard_normal((1, 2, 2, 2)) + 3.0  # positive upstream grads
-    net = Network([layer], result_loss(g), x=x)
+    net = Network([layer], WeightedSum(g), x=x)
     net.loss_value(x)
     dx = net.backward()[0]
     assert isinstance(dx, np.ndarray)
@@ -466,12 +467,6 @@ def test_maxpool_exact_ties_give_a_valid_subgradient() -> None:
     # the kink is real: at each tied pair the one-sided slopes differ by the upstream gradient
     tied = (hi - lo) > 1e-3
     assert tied.sum() == 2 * g.size
-
-
-def result_loss(g: np.ndarray):
-    from gradcheck_cli.layers.losses import WeightedSum
-
-    return WeightedSum(g)
 
 
 @pytest.mark.xfail(
@@ -642,8 +637,6 @@ def test_integer_input_is_not_cast_and_not_checked(write) -> None:
     cfg = write(
         "e.yaml", NET.format(dtype="float32", input="{shape: [4, 3], integers: 6}", layers=EMB)
     )
-    from gradcheck_cli import load_config
-
     net = build_network(load_config(cfg))
     assert net.x is not None and net.x.dtype == np.int64
     assert net.x.min() >= 0 and net.x.max() < 6
