@@ -408,7 +408,11 @@ def check_network(
     if target is not None:
         network.target = target
     x_arr = np.array(x_in, copy=True)
-    dtype = "float32" if x_arr.dtype == np.float32 else "float64"
+    # Integer inputs (embedding ids) are not differentiable: check the parameters only, and take
+    # the dtype from the parameters.
+    discrete = np.issubdtype(x_arr.dtype, np.integer)
+    first = next((p for la in network.layers for p in la.params.values()), x_arr)
+    dtype = "float32" if (first if discrete else x_arr).dtype == np.float32 else "float64"
     eps = DEFAULT_EPS[method, dtype] if eps is None else eps
     tol = Tolerance.default(method, dtype, rtol, atol)
     header = dict(
@@ -430,7 +434,7 @@ def check_network(
     scales = _backward_scales(network)
     judge = _Judge(pert, method, eps, tol, dtype, strict, top)
     results: list[ParamResult] = []
-    for ref in network.parameters(include_input=inputs and np.issubdtype(x_arr.dtype, np.floating)):
+    for ref in network.parameters(include_input=inputs and not discrete):
         arr = pert.array(ref)
         shape = tuple(arr.shape)
         if ref.key is None:

@@ -203,8 +203,11 @@ def catalogue(layers: dict[str, type], losses: dict[str, type]) -> Group:
         table.add_column("backward")
         for name in sorted(table_src):
             cls = table_src[name]
+            # Text(): formulas index with [n, c, …], which Rich would otherwise read as markup.
             table.add_row(
-                name, getattr(cls, "forward_formula", ""), getattr(cls, "backward_formula", "")
+                name,
+                Text(getattr(cls, "forward_formula", "")),
+                Text(getattr(cls, "backward_formula", "")),
             )
         tables.append(table)
     tables.append(Text("With no loss, L = Σ out ⊙ g for a fixed random g drawn from the seed."))
