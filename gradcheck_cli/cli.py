@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from gradcheck_cli import __version__, report, scaffold, schemas, suite
-from gradcheck_cli.checker import check_layer
+from gradcheck_cli.checker import CheckResult, check_layer
 from gradcheck_cli.config import default_config_path
 from gradcheck_cli.errors import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, ConfigError, GradcheckError
 from gradcheck_cli.formats import console, emit
@@ -87,6 +87,23 @@ Exclude = Annotated[
     list[str] | None,
     typer.Option("--exclude", help="Skip tensors matching this glob, e.g. input (repeatable)."),
 ]
+
+
+class Method(str, Enum):
+    central = "central"
+    forward = "forward"
+    five_point = "five-point"
+    complex = "complex"
+
+
+MethodOpt = Annotated[
+    Method | None,
+    typer.Option("--method", help="Numerical method (default central; complex = complex step)."),
+]
+Strict = Annotated[
+    bool, typer.Option("--strict", help="Kinks and noise-dominated tensors fail too.")
+]
+Top = Annotated[int, typer.Option("--top", min=1, help="Worst entries shown per failing tensor.")]
 
 
 def _version(value: bool) -> None:
@@ -164,14 +181,15 @@ def _emit_one(
 
 def _replay(
     words: list[str],
+    result: CheckResult,
     seed: int,
-    eps: float,
     rtol: float | None,
     atol: float | None,
     include: list[str] | None = None,
     exclude: list[str] | None = None,
 ) -> str:
-    words = ["gradcheck", *words, "--seed", str(seed), "--eps", f"{eps:g}"]
+    words = ["gradcheck", *words, "--seed", str(seed), "--method", result.method]
+    words += ["--eps", f"{result.eps:g}"] + (["--strict"] if result.strict else [])
     words += ["--rtol", f"{rtol:g}"] if rtol is not None else []
     words += ["--atol", f"{atol:g}"] if atol is not None else []
     words += [w for p in include or [] for w in ("--include", p)]
@@ -196,6 +214,9 @@ def run(
     no_inputs: Annotated[bool, typer.Option("--no-inputs", help="Do not check ∂L/∂input.")] = False,
     include: Include = None,
     exclude: Exclude = None,
+    method: MethodOpt = None,
+    strict: Strict = False,
+    top: Top = 5,
     fmt: Fmt = Format.table,
     junit_xml: JunitXml = None,
     export_html: ExportHtml = None,
@@ -214,7 +235,8 @@ def run(
         args = list(configs or [default_config_path()])
         options = dict(
             eps=eps, rtol=rtol, atol=atol, seed=seed, include=include, exclude=exclude,
-            inputs=False if no_inputs else None,
+            inputs=False if no_inputs else None, method=method.value if method else None,
+            strict=True if strict else None, top=top,
         )  # fmt: skip
         opts = _output_options(fmt, only_failures, junit_xml, export_html, export_svg)
         res = suite.run_suite(args, keep_going=not debug, **options)
@@ -226,7 +248,7 @@ def run(
                 *([o.config] if configs else []),
                 *(["--no-inputs"] if no_inputs else []),
             ]
-            return _replay(words, o.result.seed or 0, o.result.eps, rtol, atol, include, exclude)
+            return _replay(words, o.result, o.result.seed or 0, rtol, atol, include, exclude)
 
         if suite.is_single(args):
             (only,) = res.outcomes
@@ -282,6 +304,9 @@ def layer(
     seed: Seed = None,
     include: Include = None,
     exclude: Exclude = None,
+    method: MethodOpt = None,
+    strict: Strict = False,
+    top: Top = 5,
     fmt: Fmt = Format.table,
     junit_xml: JunitXml = None,
     export_html: ExportHtml = None,
@@ -301,12 +326,12 @@ def layer(
         lay = make_layer(name, dims[1:], rng_for(s, "layer0"), **kwargs)
         x = rng_for(s, "input").standard_normal(dims)
         result = check_layer(
-            lay, x, seed=s, label=name, eps=eps, rtol=rtol, atol=atol, include=include,
-            exclude=exclude,
+            lay, x, seed=s, label=name, eps=eps, rtol=rtol, atol=atol, strict=strict, top=top,
+            method=method.value if method else "central", include=include, exclude=exclude,
         )  # fmt: skip
         words = ["layer", name, "--shape", shape, *[w for a in arg or [] for w in ("--arg", a)]]
         opts = _output_options(fmt, only_failures, junit_xml, export_html, export_svg)
-        replay = _replay(words, s, result.eps, rtol, atol, include, exclude)
+        replay = _replay(words, result, s, rtol, atol, include, exclude)
         return _emit_one(Outcome(name, result=result), opts, replay, quiet)
 
     _guarded(debug, job)

@@ -25,8 +25,14 @@ def _fmt_index(index: tuple[int, ...]) -> str:
     return "[" + ", ".join(map(str, index)) + "]"
 
 
+VERDICT_STYLE = {"pass": "green", "fail": "bold red", "kink": "yellow", "noise": "yellow"}
+
+
 def _verdict(p: ParamResult) -> Text:
-    return Text("pass", style="green") if p.passed else Text("FAIL", style="bold red")
+    word = "FAIL" if not p.passed else p.verdict
+    if p.verdict == "kink":
+        word += f" ({p.kinks})"
+    return Text(word, style=VERDICT_STYLE["fail" if not p.passed else p.verdict])
 
 
 def header(result: CheckResult) -> Text:
@@ -34,7 +40,8 @@ def header(result: CheckResult) -> Text:
     return Text(
         f"{result.name} · {result.method} differences, ε={result.eps:g}, {result.dtype}, "
         f"seed {result.seed if result.seed is not None else '—'} · "
-        f"rtol={result.rtol:g}, atol={result.atol:g} + round-off · L={result.loss:.6g}",
+        f"rtol={result.rtol:g}, atol={result.atol:g} + noise{' · strict' if result.strict else ''}"
+        f" · L={result.loss:.6g}",
         style="dim",
     )
 
@@ -51,6 +58,8 @@ def result_table(result: CheckResult, *, only_failures: bool = False) -> Table:
     for p in result.failures if only_failures else result.params:
         if p.reason:
             worst = Text(p.reason, style="red")
+        elif p.note and p.passed:
+            worst = Text(p.note, style="yellow")
         elif p.worst:
             w = p.worst[0]
             worst = Text(f"{_fmt_index(w.index)} {w.analytic:.5g} / {w.numeric:.5g}")
@@ -69,18 +78,24 @@ def result_table(result: CheckResult, *, only_failures: bool = False) -> Table:
 
 
 def worst_table(p: ParamResult) -> Table:
-    """The worst entries of one failing tensor, each with the tolerance it was held to."""
-    table = Table(title=f"{p.name}: worst entries", title_justify="left", header_style="bold")
-    for col in ("index", "analytic", "numeric", "|a−n|", "tolerance"):
-        table.add_column(col, justify="right")
+    """The worst entries of one tensor, each with the tolerance it was held to and its status."""
+    table = Table(
+        title=f"{p.name}: worst entries", title_justify="left", header_style="bold",
+        box=box.SIMPLE_HEAD, pad_edge=False,
+    )  # fmt: skip
+    for col in ("index", "analytic", "numeric", "|a−n|", "tol", "noise"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("status")
     for e in p.worst:
-        bad = e.abs_error > e.tol
+        style = {"fail": "red", "kink": "yellow"}.get(e.status, "")
         table.add_row(
             _fmt_index(e.index),
-            f"{e.analytic:.9g}",
-            f"{e.numeric:.9g}",
-            Text(f"{e.abs_error:.2e}", style="red" if bad else ""),
+            f"{e.analytic:.8g}",
+            f"{e.numeric:.8g}",
+            Text(f"{e.abs_error:.2e}", style=style),
             f"{e.tol:.2e}",
+            f"{e.noise:.2e}",
+            Text(e.label or e.status, style=style),
         )
     return table
 
@@ -88,10 +103,22 @@ def worst_table(p: ParamResult) -> Table:
 def summary(result: CheckResult, replay: str | None = None) -> Text:
     n = len(result.params)
     entries = sum(p.checked for p in result.params)
+    text = Text()
+    for problem in result.problems:
+        text.append(f"✗ {problem}\n", style="bold red")
     if result.passed:
-        return Text(f"✓ all {n} gradients agree ({entries} entries checked)", style="bold green")
-    text = Text(f"✗ {len(result.failures)} of {n} gradients disagree", style="bold red")
-    text.append(f": {', '.join(p.name for p in result.failures)}", style="red")
+        kinks = sum(p.kinks for p in result.params)
+        text.append(f"✓ all {n} gradients agree ({entries} entries checked", style="bold green")
+        text.append(f"; {kinks} at kinks)" if kinks else ")", style="bold green")
+        return text
+    bad = result.failures
+    if bad:
+        text.append(f"✗ {len(bad)} of {n} gradients disagree", style="bold red")
+        text.append(f": {', '.join(p.name for p in bad)}", style="red")
+    elif not result.problems:
+        text.append("✗ check failed", style="bold red")
+    for line in result.attribution:
+        text.append(f"\n  → {line}", style="red")
     if replay:
         text.append(f"\n  replay: {replay}", style="")
     return text
@@ -100,9 +127,10 @@ def summary(result: CheckResult, replay: str | None = None) -> Text:
 def render(
     result: CheckResult, replay: str | None = None, *, only_failures: bool = False
 ) -> RenderableType:
-    """The full terminal report (``only_failures``: no rows for tensors that agree)."""
+    """The full terminal report: header, table, worst entries of failing tensors, summary
+    (``only_failures``: no rows for tensors that agree)."""
     parts: list[RenderableType] = [header(result)]
-    if result.failures or not only_failures:
+    if result.params and (result.failures or not only_failures):
         parts.append(result_table(result, only_failures=only_failures))
     parts += [worst_table(p) for p in result.failures if p.worst]
     parts.append(summary(result, replay))
@@ -135,11 +163,12 @@ def _clean(v: Any) -> Any:
 
 def _extras(obj: Any, done: dict[str, Any], skip: tuple[str, ...] = ()) -> dict[str, Any]:
     """Fields of a result dataclass that ``done`` does not already carry (new verdict fields show
-    up in the JSON without a change here)."""
+    up in the JSON without a change here). Fields declared ``repr=False`` (bulk data such as the
+    per-entry ratios) stay out."""
     return {
         f.name: _clean(getattr(obj, f.name))
         for f in fields(obj)
-        if f.name not in done and f.name not in skip
+        if f.name not in done and f.name not in skip and f.repr
     }
 
 
@@ -150,6 +179,9 @@ def _entry_dict(e: Entry) -> dict[str, Any]:
         "numeric": _clean(e.numeric),
         "abs_error": _clean(e.abs_error),
         "tolerance": _clean(e.tol),
+        "noise": _clean(e.noise),
+        "status": e.status,
+        "label": e.label,
     }
     return d | _extras(e, d, skip=("tol",))
 
@@ -167,6 +199,11 @@ def _param_dict(p: ParamResult) -> dict[str, Any]:
         "checked": p.checked,
         "failed": p.failed,
         "reason": p.reason,
+        "verdict": p.verdict,
+        "kinks": p.kinks,
+        "refined": p.refined,
+        "noise_floor": _clean(p.noise_floor),
+        "note": p.note,
         "worst": [_entry_dict(e) for e in p.worst],
     }
     return d | _extras(p, d)
@@ -185,6 +222,9 @@ def to_json_dict(result: CheckResult) -> dict[str, Any]:
         "atol": result.atol,
         "dtype": result.dtype,
         "loss": _clean(result.loss),
+        "strict": result.strict,
+        "problems": list(result.problems),
+        "attribution": list(result.attribution),
         "results": [_param_dict(p) for p in result.params],
     }
     return d | _extras(result, d, skip=("params",))
@@ -204,8 +244,11 @@ def catalogue(layers: dict[str, type], losses: dict[str, type]) -> Group:
         table.add_column("backward")
         for name in sorted(table_src):
             cls = table_src[name]
+            # Text(): formulas index with [n, c, …], which Rich would otherwise read as markup.
             table.add_row(
-                name, getattr(cls, "forward_formula", ""), getattr(cls, "backward_formula", "")
+                name,
+                Text(getattr(cls, "forward_formula", "")),
+                Text(getattr(cls, "backward_formula", "")),
             )
         tables.append(table)
     tables.append(Text("With no loss, L = Σ out ⊙ g for a fixed random g drawn from the seed."))

@@ -100,8 +100,10 @@ def check_config(cfg: Config, *, seed: int | None = None, **options: Any) -> Che
         cfg = cfg.model_copy(update={"seed": seed})
     merged = {k: v for k, v in options.items() if v is not None}
     accepted = inspect.signature(check_network).parameters
+    # The config's ε belongs to the config's method: another method gets its own default ε.
+    own = {"eps"} if merged.get("method") is not None else set()
     for key in CheckSpec.model_fields:  # config values the checker takes, unless overridden
-        if key in accepted and merged.get(key) is None:
+        if key in accepted and key not in own and merged.get(key) is None:
             merged[key] = getattr(cfg.check, key)
     return check_network(build_network(cfg), seed=cfg.seed, **merged)
 

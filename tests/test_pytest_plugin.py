@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from gradcheck_cli import ConfigError, build_network, load_config
+from gradcheck_cli.checker import DEFAULT_RTOL
 from gradcheck_cli.layers.linear import Linear
 from gradcheck_cli.testing import assert_gradients, build_layer
 
@@ -200,14 +201,14 @@ def test_assert_gradients_message_names_the_bug(seed: int) -> None:
         assert_gradients(layer, shape=(6, 4), seed=seed)
     lines = str(info.value).splitlines()
     assert lines[0].startswith("gradients disagree for 1 of 3 tensors of 'LinearBiasMean'")
-    assert f"seed {seed}" in lines[0] and "rtol=1e-06" in lines[0]
+    assert f"seed {seed}" in lines[0] and f"rtol={DEFAULT_RTOL['central', 'float64']:g}" in lines[0]
     rows = [ln.split() for ln in lines if ln.strip().startswith("0.LinearBiasMean")]
-    assert rows[0][0] == "0.LinearBiasMean.b" and rows[0][-1] == "3/3"
+    assert rows[0][0] == "0.LinearBiasMean.b" and rows[0][-2:] == ["3/3", "fail"]
     worst = lines[lines.index("  0.LinearBiasMean.b: worst entries") + 2 :]
     assert len(worst) == 3  # every entry of b, each with analytic ≈ numeric / 6 (mean, not sum)
     for row in worst:
-        _index, analytic, numeric, _err, _tol = row.split()
-        assert np.isclose(float(numeric), 6 * float(analytic), rtol=1e-6)
+        _index, analytic, numeric, _err, _tol, status = row.split()
+        assert np.isclose(float(numeric), 6 * float(analytic), rtol=1e-6) and status == "fail"
 
 
 def test_assert_gradients_on_networks_configs_and_options(write) -> None:

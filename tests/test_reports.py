@@ -290,7 +290,10 @@ def test_junit_one_testcase_per_parameter(tmp_path: Path, bad: Path, invalid: Pa
     assert failure is not None and failure.text is not None
     assert "6 of 6 entries disagree" in (failure.get("message") or "")
     assert "worst entries of 0.LinearBiasMean.b" in failure.text
-    assert len(failure.text.strip().splitlines()) == 2 + 5  # title, header, 5 worst entries
+    lines = failure.text.strip().splitlines()
+    assert len(lines) == 2 + 5 + 1  # title, header, 5 worst entries, the layer to blame
+    assert all(ln.endswith("fail") for ln in lines[2:7])
+    assert lines[-1].startswith("→ layer 0") and "fails on its own" in lines[-1]
     props = {p.get("name"): p.get("value") for p in buggy.iter("property")}
     assert props["seed"] == "0" and props["method"] == "central" and props["config"] == str(bad)
     assert [c.find("failure") for c in suites[1].iter("testcase")] == [None] * 5
@@ -489,6 +492,54 @@ def test_no_colour_off_a_tty_and_with_no_color(bad: Path, invalid: Path) -> None
     assert not COLOUR_SGR.search(_run_subprocess({"FORCE_COLOR": "1", "NO_COLOR": "1"}, str(bad)))
 
 
+NOISY = """
+import numpy as np
+
+
+class NoisyDropout:
+    \"\"\"Bug: draws a new mask on every forward, so L is not a function of θ.\"\"\"
+
+    def __init__(self):
+        self.params, self.grads, self.rng = {}, {}, np.random.default_rng()
+
+    def forward(self, x):
+        self.mask = self.rng.random(x.shape) > 0.5
+        return x * self.mask
+
+    def backward(self, dout):
+        return dout * self.mask
+"""
+
+
+def test_whole_network_problems_reach_every_format(write, tmp_path: Path) -> None:
+    """A failure of the network as a whole (not of one tensor) is a failure everywhere."""
+    write("noisy.py", NOISY)
+    cfg = write(
+        "noisy.yaml",
+        "name: noisy\ninput: {shape: [4, 3]}\nlayers: [{type: linear, out: 3}, "
+        "{type: 'noisy.py:NoisyDropout'}]\n",
+    )
+    xml_path = tmp_path / "n.xml"
+    r = gc("run", cfg, "--format", "github", "--junit-xml", xml_path)
+    assert r.exit_code == 1
+    found = parse_annotations(r.stdout)
+    assert found[0][0] == "error" and found[0][1]["title"] == "gradcheck: noisy"
+    assert "forward is not deterministic" in found[0][2]
+    assert found[-1][0] == "notice" and "not deterministic" in found[-1][2]
+    (case,) = [c for c in ET.parse(xml_path).iter("testcase") if c.get("name") == "(network)"]
+    failure = case.find("failure")
+    assert failure is not None and "not deterministic" in (failure.get("message") or "")
+    doc = json.loads(gc("run", cfg, "--format", "json").stdout)
+    REPORT_VALIDATOR.validate(doc)
+    assert doc["passed"] is False and "not deterministic" in doc["problems"][0]
+    r = gc("run", cfg, GOOD)
+    assert r.exit_code == 1 and re.search(r"FAIL\s+forward is not deterministic", r.output)
+    from gradcheck_cli.testing import assert_gradients
+
+    with pytest.raises(AssertionError, match="forward is not deterministic"):
+        assert_gradients(cfg)
+
+
 # -- the layer command and forward compatibility ------------------------------------------------
 
 
@@ -507,8 +558,9 @@ def test_layer_command_github_and_only_failures() -> None:
 
 
 def test_new_result_fields_reach_the_json_and_still_validate() -> None:
-    """Fields the verdict model may grow (e.g. a three-way verdict, a noise estimate) show up in
-    the JSON without touching the formatter, and the schema lets them through."""
+    """Fields the result model may grow show up in the JSON without touching the formatter (bulk
+    fields declared repr=False, like the per-entry ratios, stay out), and the schema lets them
+    through."""
     from dataclasses import make_dataclass, replace
 
     from gradcheck_cli import report
@@ -516,20 +568,22 @@ def test_new_result_fields_reach_the_json_and_still_validate() -> None:
     from gradcheck_cli.testing import check
 
     result = check(build_linear(), shape=(3, 4))
+    assert all(p.ratios is not None for p in result.params)
     Richer = make_dataclass(
         "Richer",
-        [("verdict", str, "pass"), ("noise", float, float("nan"))],
+        [("curvature", float, float("nan")), ("hint", str, "")],
         bases=(ParamResult,),
         frozen=True,
     )
     richer = replace(
         result,
-        params=tuple(Richer(**{**p.__dict__, "verdict": "kink"}) for p in result.params),
+        params=tuple(Richer(**{**p.__dict__, "hint": "h"}) for p in result.params),
     )
     doc = report.to_json_dict(richer)
     REPORT_VALIDATOR.validate(doc)
-    assert {p["verdict"] for p in doc["results"]} == {"kink"}
-    assert {p["noise"] for p in doc["results"]} == {None}  # NaN → null, as everywhere
+    assert {p["hint"] for p in doc["results"]} == {"h"}
+    assert {p["curvature"] for p in doc["results"]} == {None}  # NaN → null, as everywhere
+    assert all("ratios" not in p for p in doc["results"])
     json.dumps(doc, allow_nan=False)
 
 

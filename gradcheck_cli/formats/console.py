@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gradcheck_cli.checker import CheckResult
-from gradcheck_cli.formats.text import num
+from gradcheck_cli.formats.text import num, problems
 from gradcheck_cli.suite import Outcome, SuiteResult, Validation
 
 VERDICT_STYLE = {
@@ -38,7 +38,7 @@ def _row(o: Outcome) -> list[RenderableType]:
         first = ": ".join(x for x in (e.field, e.message) if x) if e is not None else ""
         return [o.config, "—", "—", Text(label, style=style), Text(first, style="magenta")]
     r = o.result
-    note = Text(", ".join(p.name for p in r.failures), style="red")
+    note = Text(", ".join([p.name for p in r.failures] + problems(r)), style="red")
     return [
         o.config,
         f"{len(r.params) - len(r.failures)}/{len(r.params)}",

@@ -7,7 +7,7 @@ are percent-encoded; in property values also ``:`` and ``,``.
 from __future__ import annotations
 
 from gradcheck_cli.checker import CheckResult, ParamResult
-from gradcheck_cli.formats.text import describe, index, num
+from gradcheck_cli.formats.text import attribution, describe, index, num, problems
 from gradcheck_cli.suite import SuiteResult
 
 
@@ -32,7 +32,7 @@ def _problem(p: ParamResult) -> str:
         f"max|a−n| {num(p.max_abs_error)})"
     )
     for e in p.worst:
-        if e.abs_error > e.tol:
+        if e.status == "fail":
             text += (
                 f"\n{index(e.index)}: analytic {e.analytic:.9g}, numeric {e.numeric:.9g}, "
                 f"|a−n| {e.abs_error:.2e} > tolerance {e.tol:.2e}"
@@ -45,11 +45,17 @@ def summary_line(result: CheckResult) -> str:
     if result.passed:
         return f"{result.name}: all {n} gradients agree ({describe(result)})"
     names = ", ".join(p.name for p in result.failures)
-    return f"{result.name}: {len(result.failures)} of {n} gradients disagree: {names}"
+    text = f"{result.name}: {len(result.failures)} of {n} gradients disagree"
+    text += f": {names}" if names else ""
+    return "\n".join([text, *problems(result), *attribution(result)])
 
 
 def annotation_lines(result: CheckResult, file: str | None = None) -> list[str]:
     lines = [
+        command("error", problem, file=file, title=f"gradcheck: {result.name}")
+        for problem in result.problems
+    ]
+    lines += [
         command("error", _problem(p), file=file, title=f"gradcheck: {p.name}")
         for p in result.failures
     ]
@@ -100,7 +106,7 @@ def step_summary(suite: SuiteResult) -> str:
             lines.append(f"| `{_md(o.config)}` | — | {icon['error']} | {_md(str(o.error))} |")
             continue
         r = o.result
-        failing = ", ".join(f"`{p.name}`" for p in r.failures)
+        failing = ", ".join([f"`{p.name}`" for p in r.failures] + [_md(x) for x in problems(r)])
         agree = f"{len(r.params) - len(r.failures)}/{len(r.params)}"
         lines.append(f"| `{_md(o.config)}` | {agree} | {icon[o.status]} | {failing} |")
     for o in suite.outcomes:

@@ -10,14 +10,17 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from gradcheck_cli.checker import CheckResult, ParamResult
-from gradcheck_cli.formats.text import describe, num, worst_entries
+from gradcheck_cli.formats.text import attribution, describe, num, problems, worst_entries
 from gradcheck_cli.suite import Outcome, SuiteResult
 
 
-def _failure_text(p: ParamResult) -> str:
-    if p.reason:
-        return p.reason
-    return f"worst entries of {p.name}:\n{worst_entries(p, indent='')}\n"
+def _failure_text(p: ParamResult, blame: list[str]) -> str:
+    text = (
+        p.reason + "\n"
+        if p.reason
+        else f"worst entries of {p.name}:\n{worst_entries(p, indent='')}\n"
+    )
+    return text + "".join(f"{line}\n" for line in blame)
 
 
 def _message(p: ParamResult) -> str:
@@ -50,16 +53,23 @@ def _suite_element(name: str, config: str, result: CheckResult) -> ET.Element:
         ("dtype", result.dtype),
     ):
         ET.SubElement(props, "property", name=key, value=str(value))
+    whole = problems(result)
+    if whole:  # the network as a whole failed (e.g. a non-deterministic forward)
+        suite.set("tests", str(len(result.params) + 1))
+        suite.set("failures", str(len(result.failures) + 1))
+        case = ET.SubElement(suite, "testcase", classname=name, name="(network)", file=config)
+        failure = ET.SubElement(case, "failure", message=whole[0], type="NetworkProblem")
+        failure.text = "\n".join(whole) + "\n"
     for p in result.params:
         case = ET.SubElement(suite, "testcase", classname=name, name=p.name, file=config)
         if not p.passed:
             failure = ET.SubElement(case, "failure", message=_message(p), type="GradientMismatch")
-            failure.text = _failure_text(p)
+            failure.text = _failure_text(p, attribution(result))
         else:
             out = ET.SubElement(case, "system-out")
             out.text = (
-                f"rel err {num(p.rel_error)}, max|a−n| {num(p.max_abs_error)}, "
-                f"{p.checked} entries checked\n"
+                f"{p.verdict}: rel err {num(p.rel_error)}, "
+                f"max|a−n| {num(p.max_abs_error)}, {p.checked} entries checked\n"
             )
     return suite
 

@@ -1,4 +1,5 @@
-"""Plain-text tables (no Rich, no colour): the message of a failed `assert_gradients`."""
+"""Plain-text tables (no Rich, no colour): the message of a failed `assert_gradients`, and the
+pieces the GitHub and JUnit formats share."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ def index(ix: tuple[int, ...]) -> str:
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = "  ") -> str:
-    """Columns padded to their widest cell; numbers (all but the first column) right-aligned."""
+    """Columns padded to their widest cell; all but the first and last right-aligned."""
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    last = len(header) - 1
 
     def line(cells: Sequence[str]) -> str:
         parts = [
-            c.ljust(w) if i == 0 else c.rjust(w)
+            c.ljust(w) if i in (0, last) else c.rjust(w)
             for i, (c, w) in enumerate(zip(cells, widths, strict=True))
         ]
         return (indent + "  ".join(parts)).rstrip()
@@ -33,43 +35,61 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]], indent: str = " 
 def describe(result: CheckResult) -> str:
     """What was done, in one line (as the terminal header)."""
     seed = result.seed if result.seed is not None else "—"
+    strict = ", strict" if result.strict else ""
     return (
         f"{result.method} differences, ε={result.eps:g}, {result.dtype}, seed {seed}, "
-        f"rtol={result.rtol:g}, atol={result.atol:g} + round-off"
+        f"rtol={result.rtol:g}, atol={result.atol:g} + noise{strict}"
     )
 
 
 def worst_entries(p: ParamResult, indent: str = "    ") -> str:
     rows = [
-        [index(e.index), f"{e.analytic:.9g}", f"{e.numeric:.9g}", num(e.abs_error), num(e.tol)]
+        [
+            index(e.index),
+            f"{e.analytic:.9g}",
+            f"{e.numeric:.9g}",
+            num(e.abs_error),
+            num(e.tol),
+            e.label or e.status,
+        ]
         for e in p.worst
     ]
-    return table(["index", "analytic", "numeric", "|a−n|", "tolerance"], rows, indent)
+    return table(["index", "analytic", "numeric", "|a−n|", "tolerance", "status"], rows, indent)
+
+
+def problems(result: CheckResult) -> list[str]:
+    """Failures of the network as a whole (not of one tensor)."""
+    return list(result.problems)
+
+
+def attribution(result: CheckResult) -> list[str]:
+    """When the check failed: the layers that fail when checked on their own."""
+    return [f"→ {line}" for line in result.attribution]
 
 
 def failure_report(result: CheckResult) -> str:
     """Which tensors disagree, by how much, and their worst entries. Empty when all pass."""
-    bad = result.failures
-    if not bad:
+    if result.passed:
         return ""
+    bad = result.failures
     lines = [
         f"gradients disagree for {len(bad)} of {len(result.params)} tensors of "
-        f"'{result.name}' ({describe(result)})",
-        "",
-        table(
-            ["parameter", "shape", "rel err", "max|a−n|", "bad"],
-            [
-                [
-                    p.name,
-                    "×".join(map(str, p.shape)) or "scalar",
-                    num(p.rel_error),
-                    num(p.max_abs_error),
-                    f"{p.failed}/{p.checked}",
-                ]
-                for p in bad
-            ],
-        ),
+        f"'{result.name}' ({describe(result)})"
     ]
+    lines += [f"  {line}" for line in problems(result) + attribution(result)]
+    if bad:
+        rows = [
+            [
+                p.name,
+                "×".join(map(str, p.shape)) or "scalar",
+                num(p.rel_error),
+                num(p.max_abs_error),
+                f"{p.failed}/{p.checked}",
+                p.verdict,
+            ]
+            for p in bad
+        ]
+        lines += ["", table(["parameter", "shape", "rel err", "max|a−n|", "bad", "verdict"], rows)]
     for p in bad:
         lines.append("")
         if p.reason:
