@@ -337,8 +337,7 @@ class _Judge:
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(tol > 0, err / tol, np.where(err > 0, np.inf, 0.0))
         ratio = np.where(status == "kink", np.minimum(ratio, 1.0), ratio)
-        rank = ratio + np.where(status == "fail", 1e300, 0.0) * (ratio > 0)
-        order = np.argsort(-rank, kind="stable")[: self.top]
+        order = np.lexsort((-ratio, status != "fail"))[: self.top]  # failures first, then by ratio
         worst = tuple(
             Entry(
                 tuple(int(i) for i in np.unravel_index(idx[j], shape)),

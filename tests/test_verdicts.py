@@ -59,8 +59,10 @@ def test_small_bugs_are_caught(spec: Any, method: str, r: float) -> None:
 
 def test_bug_is_located_in_the_right_tensor() -> None:
     net = bugged(build(NETWORKS[2], 0), 2, "W", "scale", 1e-6, 0)
-    res = check_network(net, inputs=False)
+    res = check_network(net, inputs=False, top=8)
     assert [p.name for p in res.failures] == ["2.linear.W"]
+    ratios = [e.abs_error / e.tol for e in res.failures[0].worst]
+    assert len(ratios) == 8 and ratios == sorted(ratios, reverse=True)  # worst first
 
 
 # -- kinks -------------------------------------------------------------------------------------
