@@ -36,8 +36,9 @@ def describe(result: CheckResult) -> str:
     """What was done, in one line (as the terminal header)."""
     seed = result.seed if result.seed is not None else "—"
     strict = ", strict" if result.strict else ""
+    numerics = f" (numerics in {result.reference})" if result.reference != result.dtype else ""
     return (
-        f"{result.method} differences, ε={result.eps:g}, {result.dtype}, seed {seed}, "
+        f"{result.method} differences, ε={result.eps:g}, {result.dtype}{numerics}, seed {seed}, "
         f"rtol={result.rtol:g}, atol={result.atol:g} + noise{strict}"
     )
 
@@ -77,6 +78,7 @@ def failure_report(result: CheckResult) -> str:
         f"'{result.name}' ({describe(result)})"
     ]
     lines += [f"  {line}" for line in problems(result) + attribution(result)]
+    lines += [f"  note: {note}" for note in result.notes]
     if bad:
         rows = [
             [
