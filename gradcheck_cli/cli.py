@@ -253,7 +253,8 @@ def run(
         if suite.is_single(args):
             (only,) = res.outcomes
             replay_text = replay(only) if only.result else ""
-            return _emit_one(only, opts, replay_text, quiet, file=only.config)
+            file = only.config if configs else None  # the built-in network is no file of yours
+            return _emit_one(only, opts, replay_text, quiet, file=file)
         for o in res.outcomes:  # errors go to stderr even with --quiet, as in single mode
             if o.error is not None:
                 err.print(

@@ -228,6 +228,13 @@ def test_github_format_passing_run_prints_a_notice_only() -> None:
     assert kind == "notice" and "all 5 gradients agree" in message and props["file"] == str(GOOD)
 
 
+def test_github_format_default_network_has_no_file() -> None:
+    r = gc("run", "--format", "github")
+    assert r.exit_code == 0
+    ((kind, props, _),) = parse_annotations(r.stdout)
+    assert kind == "notice" and props == {"title": "gradcheck"}
+
+
 def test_github_format_invalid_config(invalid: Path) -> None:
     r = gc("run", invalid, "--format", "github")
     assert r.exit_code == 2
