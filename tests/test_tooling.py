@@ -208,3 +208,30 @@ def test_readme_python_snippets_run(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     exec(compile(testing, "README:testing", "exec"), namespace)
     namespace["test_my_layer"]()  # type: ignore[operator]
     assert "pytest.mark.gradcheck(layer=MyDense" in plugin
+
+
+def test_readme_api_signatures_match_the_code() -> None:
+    """The README's public API list names the real parameters, in order."""
+    import inspect
+
+    import gradcheck_cli
+    from gradcheck_cli.testing import assert_gradients
+
+    flat = " ".join(README.split())
+    for func in (
+        gradcheck_cli.check_network,
+        gradcheck_cli.check_layer,
+        gradcheck_cli.make_layer,
+        assert_gradients,
+    ):
+        match = re.search(rf"`(?:gradcheck_cli\.testing\.)?{func.__name__}\((.*?)\)", flat)
+        assert match, func.__name__
+        documented = [
+            a.split("=")[0].strip().lstrip("*")
+            for a in match.group(1).split(",")
+            if a.strip() not in ("*", "") and not a.strip().startswith("**")
+        ]
+        real = [
+            n for n, p in inspect.signature(func).parameters.items() if p.kind is not p.VAR_KEYWORD
+        ]
+        assert documented == real, func.__name__
