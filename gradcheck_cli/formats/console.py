@@ -78,10 +78,11 @@ def render_suite(
     *,
     only_failures: bool = False,
 ) -> Group:
-    """Each config's report under a rule with its path, then the summary table."""
+    """Each config's report under a rule with its path, then the summary table. Invalid configs
+    appear in the summary only (their full message goes to stderr, like any usage error)."""
     parts: list[RenderableType] = []
     for o in suite.outcomes:
-        if only_failures and o.status == "pass":
+        if o.result is None or (only_failures and o.status == "pass"):
             continue
         parts.append(Rule(Text(o.config, style="bold"), align="left"))
         parts.append(render_one(o))
@@ -119,10 +120,6 @@ def written(paths: Sequence[Path], config: Path) -> Text:
         text.append("wrote ", style="dim").append(f"{p}\n")
     text.append("next: ", style="bold").append(f"gradcheck run {shlex.quote(str(config))}")
     return text
-
-
-def error_text(o: Outcome) -> Text:
-    return Text(f"error: {o.error}", style="red")
 
 
 ExportKind = Literal["html", "svg"]

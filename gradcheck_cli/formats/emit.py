@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import RenderableType
+from rich.text import Text
 
 from gradcheck_cli import report
 from gradcheck_cli.formats import console, github, json_suite, junit
@@ -38,8 +39,8 @@ class Rendered:
 
 
 def _outcome_view(o: Outcome, replay: str | None, only_failures: bool) -> RenderableType:
-    if o.result is None:
-        return console.error_text(o)
+    if o.result is None:  # a single invalid config: its message goes to stderr
+        return Text(f"error: {o.error}", style="red")
     return report.render(o.result, replay, only_failures=only_failures)
 
 
