@@ -1,0 +1,449 @@
+"""Two ε-independent views of one gradient: the ε V-curve and the Taylor-remainder test.
+
+V-curve: the relative error ‖a − n(ε)‖ / (‖a‖ + ‖n(ε)‖) of the central difference n(ε) against the
+analytic gradient a, for ε = 1e-1 … 1e-12 in half decades. Truncation (≈ ε²) dominates on the
+right, round-off (≈ u·|L|/ε) on the left; the minimum is the best the numerics can do.
+
+Taylor test: for a random unit direction v, r(h) = |L(θ + h·v) − L(θ) − h·∇L·v| is O(h²) when the
+gradient is right and O(h) when it is wrong. Only the log-log slope matters, so no ε is chosen.
+
+Pure NumPy: no printing, no terminal. Parameters are moved in place and restored bit-exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from gradcheck_cli.errors import ConfigError
+from gradcheck_cli.layers.base import Array
+from gradcheck_cli.network import Network, ParamRef, rng_for
+from gradcheck_cli.numeric import DEFAULT_EPS, UNIT_ROUNDOFF, Perturber, scalar
+
+#: ε = 10^-1, 10^-1.5, …, 10^-12.
+EPS_GRID: tuple[float, ...] = tuple(10.0 ** (-k / 2) for k in range(2, 25))
+#: h = 10^-1 … 10^-6, four points per decade.
+H_GRID: tuple[float, ...] = tuple(10.0 ** (-k / 4) for k in range(4, 25))
+#: Tensors bigger than this are swept on a seeded sample of this many entries.
+MAX_ENTRIES = 64
+#: Per-entry pass rule at the best ε (same form as the checker's): |a − n| ≤ rtol·max(|a|,|n|) + k·noise.
+SWEEP_RTOL = {"float64": 1e-6, "float32": 1e-2}
+NOISE_FACTOR = 100.0
+#: Taylor verdict: slope ≥ PASS_SLOPE passes; FLAT_SLOPE ≤ slope ≤ FAIL_SLOPE fails; else inconclusive.
+PASS_SLOPE = 1.8
+FAIL_SLOPE = 1.2
+FLAT_SLOPE = 0.7
+#: The second difference L(θ+hv) − 2L(θ) + L(θ−hv) is O(h²) when L is smooth along v; a slope
+#: below this means a kink (slope 1) or noise (slope 0) and no first-order verdict is possible.
+SMOOTH_SLOPE = 1.5
+#: A remainder counts only above FLOOR_FACTOR·u·(magnitude of the numbers subtracted).
+FLOOR_FACTOR = 100.0
+#: The slope is fitted over the smallest-h usable points spanning at most this many decades …
+FIT_DECADES = 2.0
+#: … and needs at least this many of them.
+MIN_POINTS = 4
+
+
+@dataclass(frozen=True)
+class VCurve:
+    """Central-difference error against ε for one tensor."""
+
+    name: str
+    shape: tuple[int, ...]
+    checked: int  # entries swept
+    total: int  # entries in the tensor
+    eps: tuple[float, ...]
+    error: tuple[float, ...]  # NaN where ε is below the dtype's resolution (step rounds to 0)
+    used_eps: float
+    used_error: float
+    best_eps: float
+    best_error: float
+    verdict: str  # pass | fail | inconclusive
+    reason: str = ""
+
+    @property
+    def sampled(self) -> bool:
+        return self.checked < self.total
+
+
+@dataclass(frozen=True)
+class Taylor:
+    """The Taylor-remainder test along one random direction for one tensor."""
+
+    name: str
+    h: tuple[float, ...]
+    remainder: tuple[float, ...]  # r(h) = |L(θ+hv) − L(θ) − ∇L·Δ|, Δ the step actually taken
+    floor: tuple[float, ...]  # round-off floor per h; points below it are not fitted
+    slope: float  # NaN when no fit was possible
+    fit_h: tuple[float, float] | None  # (smallest, largest) h used in the fit
+    points: int  # points fitted
+    directional: float  # ∇L·v
+    verdict: str  # pass | fail | inconclusive
+    reason: str
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    name: str
+    seed: int
+    dtype: str
+    loss: float
+    used_eps: float
+    eps_source: str  # "config" or "<dtype> default"
+    curves: tuple[VCurve, ...]
+    taylor: tuple[Taylor, ...] | None = None
+
+    @property
+    def failures(self) -> tuple[str, ...]:
+        bad = [c.name for c in self.curves if c.verdict == "fail"]
+        bad += [t.name for t in self.taylor or () if t.verdict == "fail" and t.name not in bad]
+        return tuple(bad)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def to_dict(self) -> dict[str, Any]:
+        d = _finite(asdict(self))
+        d["passed"] = self.passed
+        return d
+
+
+def _finite(v: Any) -> Any:
+    """NaN/Inf → None, recursively (for JSON)."""
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: _finite(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite(x) for x in v]
+    return v
+
+
+# -- choosing tensors ----------------------------------------------------------------------------
+
+
+def select(network: Network, name: str | None, include_input: bool = True) -> list[ParamRef]:
+    """All tensors (the input only if ``include_input``), or the one called ``name``."""
+    refs = network.parameters(include_input=True)
+    if name is None:
+        return [r for r in refs if include_input or r.key is not None]
+    for r in refs:
+        if r.name == name:
+            return [r]
+    raise ConfigError(
+        f"no tensor named '{name}'",
+        field="--param",
+        hint=f"available: {', '.join(r.name for r in refs)}",
+    )
+
+
+def _analytic(ref: ParamRef, dx: Any, grads: list[Any], shape: tuple[int, ...]) -> Array | str:
+    """The analytic gradient as float64, or why there is none to compare."""
+    if ref.key is None:
+        a = dx
+    else:
+        a = grads[ref.layer] if isinstance(grads[ref.layer], str) else grads[ref.layer].get(ref.key)
+    if isinstance(a, str):
+        return a
+    if a is None:
+        return f"backward did not set grads['{ref.key}']"
+    if not isinstance(a, np.ndarray) or not np.issubdtype(a.dtype, np.number):
+        return f"the gradient is a {type(a).__name__}, not a numeric array"
+    if a.shape != shape:
+        return f"gradient has shape {a.shape}, expected {shape}"
+    if not np.all(np.isfinite(a)):
+        return "gradient contains NaN/Inf"
+    return np.real(a).astype(np.float64)
+
+
+# -- the V-curve ---------------------------------------------------------------------------------
+
+
+def _sample(size: int, seed: int, name: str) -> Array:
+    if size <= MAX_ENTRIES:
+        return np.arange(size)
+    picked = rng_for(seed, f"sweep:{name}").choice(size, MAX_ENTRIES, replace=False)
+    return np.sort(picked)
+
+
+def v_curve(
+    pert: Perturber,
+    ref: ParamRef,
+    analytic: Array,
+    used_eps: float,
+    dtype: str,
+    seed: int,
+) -> VCurve:
+    """Sweep ε over EPS_GRID (plus ``used_eps``) on up to MAX_ENTRIES entries of ``ref``."""
+    arr = pert.array(ref)
+    shape = tuple(arr.shape)
+    idx = _sample(arr.size, seed, ref.name)
+    grid = np.array([*EPS_GRID, used_eps])
+    m = len(grid)
+    f, steps = pert.losses(ref, idx, np.concatenate([grid, -grid]))
+    fp, fm, sp, sm = f[:, :m], f[:, m:], steps[:, :m], steps[:, m:]
+    step = sp - sm
+    a = analytic.reshape(-1)[idx][:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        n = (fp - fm) / step
+        noise = UNIT_ROUNDOFF[dtype] * (np.abs(fp) + np.abs(fm)) / np.abs(step)
+    valid = np.all((step != 0) & np.isfinite(n), axis=0)
+    denom = np.maximum(
+        np.linalg.norm(a, axis=0) + np.linalg.norm(np.where(valid, n, 0), axis=0),
+        np.finfo(np.float64).tiny,
+    )
+    error = np.where(valid, np.linalg.norm(np.where(valid, a - n, 0), axis=0) / denom, np.nan)
+    curve = error[:-1]
+    common = dict(
+        name=ref.name,
+        shape=shape,
+        checked=len(idx),
+        total=arr.size,
+        eps=EPS_GRID,
+        error=tuple(float(e) for e in curve),
+        used_eps=float(used_eps),
+        used_error=float(error[-1]),
+    )
+    if not np.any(np.isfinite(curve)):
+        return VCurve(
+            **common,  # type: ignore[arg-type]
+            best_eps=math.nan,
+            best_error=math.nan,
+            verdict="fail",
+            reason="no ε gave a finite central difference (the loss is NaN/Inf nearby)",
+        )
+    j = int(np.nanargmin(curve))
+    a_j, n_j = a[:, 0], n[:, j]
+    err = np.abs(a_j - n_j)
+    tol = SWEEP_RTOL[dtype] * np.maximum(np.abs(a_j), np.abs(n_j)) + NOISE_FACTOR * noise[:, j]
+    bad = err > tol
+    verdict, reason = "pass", ""
+    if bad.any():
+        kinks = _kinks(pert.f0, fp, fm, sp, sm, a_j, tol, j)
+        real = bad & ~kinks
+        if real.any():
+            verdict = "fail"
+            reason = f"{int(real.sum())} of {len(idx)} entries disagree even at the best ε"
+        else:
+            verdict = "inconclusive"
+            reason = (
+                f"{int(bad.sum())} entries straddle a kink at the best ε (the one-sided slopes "
+                "differ and the analytic value lies between them)"
+            )
+    return VCurve(
+        **common,  # type: ignore[arg-type]
+        best_eps=EPS_GRID[j],
+        best_error=float(curve[j]),
+        verdict=verdict,
+        reason=reason,
+    )
+
+
+def _kinks(
+    f0: Any, fp: Array, fm: Array, sp: Array, sm: Array, a: Array, tol: Array, j: int
+) -> Array:
+    """Entries whose one-sided slopes jump at ε_j (and still at ε_j/10) with a between them."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d_plus = (fp - np.real(f0)) / sp
+        d_minus = (np.real(f0) - fm) / -sm
+    gap = np.abs(d_plus - d_minus)
+    lo, hi = np.minimum(d_plus[:, j], d_minus[:, j]), np.maximum(d_plus[:, j], d_minus[:, j])
+    between = (lo - tol <= a) & (a <= hi + tol)
+    jumps = gap[:, j] > 10 * tol
+    k = j + 2  # one decade smaller: a smooth gap (≈ ε·f'') shrinks 10×, a kink's does not
+    if k < len(EPS_GRID):
+        jumps &= gap[:, k] > 0.5 * gap[:, j]
+    result: Array = between & jumps
+    return result
+
+
+# -- the Taylor-remainder test -------------------------------------------------------------------
+
+
+def direction(shape: tuple[int, ...], seed: int, name: str) -> Array:
+    """A seeded unit direction with entries ±U(0.5, 1.5) before normalising (none near 0)."""
+    rng = rng_for(seed, f"taylor:{name}")
+    v = rng.uniform(0.5, 1.5, shape) * rng.choice([-1.0, 1.0], shape)
+    unit: Array = v / np.linalg.norm(v)
+    return unit
+
+
+def _slope(h: Array, r: Array, floor: Array) -> tuple[float, int, tuple[float, float] | None]:
+    """Robust log-log slope (median of pairwise slopes) over the smallest-h usable points."""
+    ok = r > floor
+    hs, rs = h[ok], r[ok]
+    if len(hs) == 0:
+        return math.nan, 0, None
+    sel = hs <= hs.min() * 10**FIT_DECADES * (1 + 1e-9)
+    hs, rs = hs[sel], rs[sel]
+    if len(hs) < MIN_POINTS:
+        return math.nan, len(hs), None
+    lh, lr = np.log10(hs), np.log10(rs)
+    i, k = np.triu_indices(len(hs), 1)
+    slope = float(np.median((lr[k] - lr[i]) / (lh[k] - lh[i])))
+    return slope, len(hs), (float(hs.min()), float(hs.max()))
+
+
+def taylor_test(
+    network: Network, x: Array, ref: ParamRef, analytic: Array, dtype: str, seed: int
+) -> Taylor:
+    """r(h) for h in H_GRID along a seeded direction; the slope decides (see module constants).
+
+    The whole live array of ``ref`` is moved in place by ±h·v and restored bit-exactly.
+    """
+    arr = x if ref.key is None else network.layers[ref.layer].params[ref.key]
+    v = direction(tuple(arr.shape), seed, ref.name)
+    g = analytic.reshape(-1)
+    gv = float(g @ v.reshape(-1))
+    saved = arr.copy()
+    label = network.loss_label
+    u = UNIT_ROUNDOFF[dtype]
+
+    def loss() -> float:
+        return float(np.real(scalar(network.loss_value(x), label)))
+
+    h = np.array(H_GRID)
+    rem = np.empty((2, len(h)))  # signed remainders for +h and −h
+    mag = np.empty((2, len(h)))
+    try:
+        f0 = loss()
+        for k, hk in enumerate(h):
+            for s, sign in enumerate((1.0, -1.0)):
+                np.copyto(arr, saved + sign * hk * v, casting="same_kind")
+                step = arr.astype(np.float64) - saved.astype(np.float64)
+                lin = float(g @ step.reshape(-1))
+                f = loss()
+                rem[s, k] = f - f0 - lin
+                mag[s, k] = max(abs(f), abs(f0), abs(lin))
+    finally:
+        np.copyto(arr, saved)
+        network.loss_value(x)  # leave the caches at θ
+    floor = FLOOR_FACTOR * u * mag
+    r = np.abs(rem[0])
+    even = np.abs(rem[0] + rem[1])  # ≈ |L(θ+hv) − 2L(θ) + L(θ−hv)|: curvature, not the gradient
+    slope, points, fit = _slope(h, r, floor[0])
+    verdict, reason = _taylor_verdict(h, rem, r, even, floor, slope, points, gv)
+    return Taylor(
+        name=ref.name,
+        h=tuple(float(x) for x in h),
+        remainder=tuple(float(x) for x in r),
+        floor=tuple(float(x) for x in floor[0]),
+        slope=slope,
+        fit_h=fit,
+        points=points,
+        directional=gv,
+        verdict=verdict,
+        reason=reason,
+    )
+
+
+def _taylor_verdict(
+    h: Array,
+    rem: Array,
+    r: Array,
+    even: Array,
+    floor: Array,
+    slope: float,
+    points: int,
+    gv: float,
+) -> tuple[str, str]:
+    if np.all(np.abs(rem) <= floor):
+        return "pass", "loss is linear in this tensor; remainder is round-off"
+    if math.isnan(slope):
+        return "inconclusive", (
+            f"only {points} step sizes near the smallest h leave a remainder above the round-off "
+            f"floor ({int((r > floor[0]).sum())} of {len(h)} in all): too few to fit a slope"
+        )
+    floor_even = floor[0] + floor[1]
+    even_slope, _, _ = _slope(h, even, floor_even)
+    if not math.isnan(even_slope) and even_slope < SMOOTH_SLOPE:
+        if even_slope < FLAT_SLOPE:
+            return "inconclusive", (
+                f"L(θ+hv) − 2L(θ) + L(θ−hv) does not shrink as h → 0 (slope {even_slope:.2f}): "
+                "the loss is noisy at this scale (a non-deterministic forward?)"
+            )
+        k = int(np.flatnonzero(even > floor_even)[-1])
+        d_plus = (rem[0, k]) / h[k] + gv
+        d_minus = -(rem[1, k]) / h[k] + gv
+        inside = min(d_plus, d_minus) <= gv <= max(d_plus, d_minus)
+        return "inconclusive", (
+            f"L is not smooth along v at θ (a kink: the second difference shrinks like "
+            f"h^{even_slope:.2f}); one-sided slopes {d_minus:.6g} (−) and {d_plus:.6g} (+), "
+            f"∇L·v = {gv:.6g} {'lies between them' if inside else 'lies OUTSIDE them'}"
+        )
+    if slope >= PASS_SLOPE:
+        return "pass", f"remainder shrinks like h^{slope:.2f} (O(h²) expected)"
+    if FLAT_SLOPE <= slope <= FAIL_SLOPE:
+        k = int(np.flatnonzero(r > floor[0])[-1])
+        rate = gv + (rem[0, k] - rem[1, k]) / (2 * h[k])
+        return "fail", (
+            f"remainder shrinks like h^{slope:.2f}, i.e. O(h): the loss changes at rate "
+            f"{rate:.6g} along v but ∇L·v = {gv:.6g}"
+        )
+    if slope < FLAT_SLOPE:
+        return "inconclusive", f"remainder does not shrink as h → 0 (slope {slope:.2f})"
+    return "inconclusive", (
+        f"slope {slope:.2f} lies between {FAIL_SLOPE} (wrong) and {PASS_SLOPE} (right): a small "
+        "gradient error that competes with curvature, or round-off near the floor"
+    )
+
+
+# -- both, for a network -------------------------------------------------------------------------
+
+
+def sweep_network(
+    network: Network,
+    *,
+    eps: float | None = None,
+    param: str | None = None,
+    inputs: bool = True,
+    taylor: bool = False,
+    seed: int = 0,
+) -> SweepResult:
+    """V-curves (and Taylor tests) for every tensor of ``network``, or just ``param``.
+
+    ``eps`` is the step the config uses (None: the dtype default); it is marked on the curve.
+    """
+    refs = select(network, param, inputs)
+    if network.x is None:
+        raise ValueError("sweep_network needs a network with a bound input x")
+    x = np.array(network.x, copy=True)
+    dtype = "float32" if x.dtype == np.float32 else "float64"
+    used = DEFAULT_EPS[dtype] if eps is None else eps
+    pert = Perturber(network, x)
+    dx, grads = network.backward()
+    curves: list[VCurve] = []
+    analytic: dict[str, Array] = {}
+    for ref in refs:
+        shape = tuple(pert.array(ref).shape)
+        a = _analytic(ref, dx, grads, shape)
+        if isinstance(a, str):
+            nan = (math.nan,) * len(EPS_GRID)
+            curves.append(
+                VCurve(ref.name, shape, 0, int(np.prod(shape)), EPS_GRID, nan, used, math.nan,
+                       math.nan, math.nan, "fail", a)  # fmt: skip
+            )
+            continue
+        analytic[ref.name] = a
+        curves.append(v_curve(pert, ref, a, used, dtype, seed))
+    tests = None
+    if taylor:
+        tests = tuple(
+            taylor_test(network, x, ref, analytic[ref.name], dtype, seed)
+            for ref in refs
+            if ref.name in analytic
+        )
+    return SweepResult(
+        name=network.name,
+        seed=seed,
+        dtype=dtype,
+        loss=float(np.real(pert.f0)),
+        used_eps=float(used),
+        eps_source="config" if eps is not None else f"{dtype} default",
+        curves=tuple(curves),
+        taylor=tests,
+    )
