@@ -70,6 +70,14 @@ class VCurve:
     def sampled(self) -> bool:
         return self.checked < self.total
 
+    @classmethod
+    def unavailable(cls, name: str, shape: tuple[int, ...], used: float, reason: str) -> VCurve:
+        """A tensor whose analytic gradient cannot be compared at all (fails with ``reason``)."""
+        nan = math.nan
+        size = int(np.prod(shape))
+        return cls(name, shape, 0, size, EPS_GRID, (nan,) * len(EPS_GRID), used, nan, nan, nan,
+                   "fail", reason)  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Taylor:
@@ -448,23 +456,7 @@ def sweep_network(
         shape = tuple(pert.array(ref).shape)
         a = _analytic(ref, dx, grads, shape)
         if isinstance(a, str):
-            nan = (math.nan,) * len(EPS_GRID)
-            curves.append(
-                VCurve(
-                    ref.name,
-                    shape,
-                    0,
-                    int(np.prod(shape)),
-                    EPS_GRID,
-                    nan,
-                    used,
-                    math.nan,
-                    math.nan,
-                    math.nan,
-                    "fail",
-                    a,
-                )  # fmt: skip
-            )
+            curves.append(VCurve.unavailable(ref.name, shape, used, a))
             continue
         analytic[ref.name] = a
         curves.append(v_curve(pert, ref, a, used, dtype, seed))
