@@ -117,8 +117,8 @@ class SweepResult:
         return not self.failures
 
     def to_dict(self) -> dict[str, Any]:
-        d = _finite(asdict(self))
-        d["passed"] = self.passed
+        d: dict[str, Any] = {"passed": self.passed, "failures": list(self.failures)}
+        d.update(_finite(asdict(self)))
         return d
 
 
