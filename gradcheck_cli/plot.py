@@ -61,7 +61,7 @@ def loglog(
     pts = [
         (k, math.log10(x), math.log10(y), s.best is not None and x == s.best)
         for k, s in enumerate(series)
-        for x, y in zip(s.x, s.y)
+        for x, y in zip(s.x, s.y, strict=True)
         if x > 0 and y > 0 and math.isfinite(x) and math.isfinite(y)
     ]
     text = Text()
@@ -154,9 +154,9 @@ def heatmap(values: Array, title: str, *, max_rows: int = 32, max_cols: int = 64
     if v.ndim < 2:
         flat = v.reshape(-1)
         rows = math.ceil(flat.size / max_cols) if flat.size else 0
-        grid = np.full(rows * max_cols, np.nan)
-        grid[: flat.size] = flat
-        grid = grid.reshape(rows, max_cols)
+        padded = np.full(rows * max_cols, np.nan)
+        padded[: flat.size] = flat
+        grid: Array = padded.reshape(rows, max_cols)
         row_name = [str(r * max_cols) for r in range(rows)]
         width = [min(max_cols, flat.size - r * max_cols) for r in range(rows)]
     else:
@@ -184,7 +184,7 @@ def heatmap(values: Array, title: str, *, max_rows: int = 32, max_cols: int = 64
     counts.append(int(np.sum(v >= BANDS[1][0])))
     nans = int(np.sum(np.isnan(v)))
     legend = Text()
-    for (_, glyph, style, meaning), count in zip(BANDS, counts):
+    for (_, glyph, style, meaning), count in zip(BANDS, counts, strict=True):
         legend.append(glyph, style=style).append(f" {meaning}: {count}   ")
     if nans:
         legend.append(NAN_CELL[0], style=NAN_CELL[1]).append(f" {NAN_CELL[2]}: {nans}   ")
