@@ -32,6 +32,8 @@ MAX_ENTRIES = 64
 #: Per-entry pass rule at the best ε (same form as the checker's): |a − n| ≤ rtol·max(|a|,|n|) + k·noise.
 SWEEP_RTOL = {"float64": 1e-6, "float32": 1e-2}
 NOISE_FACTOR = 100.0
+#: Safety factor on the truncation estimate |n(ε) − n(ε/√10)| in the same rule.
+TRUNC_FACTOR = 10.0
 #: Taylor verdict: slope ≥ PASS_SLOPE passes; FLAT_SLOPE ≤ slope ≤ FAIL_SLOPE fails; else inconclusive.
 PASS_SLOPE = 1.8
 FAIL_SLOPE = 1.2
@@ -63,6 +65,7 @@ class VCurve:
     used_error: float
     best_eps: float
     best_error: float
+    judged_eps: float  # the ε the verdict was taken at (least predicted noise + truncation)
     verdict: str  # pass | fail | inconclusive
     reason: str = ""
 
@@ -76,7 +79,7 @@ class VCurve:
         nan = math.nan
         size = int(np.prod(shape))
         return cls(name, shape, 0, size, EPS_GRID, (nan,) * len(EPS_GRID), used, nan, nan, nan,
-                   "fail", reason)  # fmt: skip
+                   nan, "fail", reason)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -201,7 +204,8 @@ def v_curve(
 
     Verdict: entries on a kink (one-sided slopes that jump at the used ε and still a decade
     below, with the analytic value between them) are counted, not judged; every other entry must
-    pass |a − n| ≤ rtol·max(|a|, |n|) + k·u·(|f₊| + |f₋|)/(θ₊ − θ₋) at the ε where they agree best.
+    pass |a − n| ≤ rtol·max(|a|, |n|) + k·u·(|f₊| + |f₋|)/(θ₊ − θ₋) + k_t·|n(ε) − n(ε/√10)| at
+    the ε where that allowance (which does not depend on a) is smallest.
     """
     arr = pert.array(ref)
     idx = _sample(arr.size, seed, ref.name)
@@ -219,7 +223,7 @@ def v_curve(
     error = _rel_error(a, n, everything, valid)
     curve = error[:-1]
     verdict, reason = "pass", ""
-    best_eps = best_error = math.nan
+    best_eps = best_error = judged = math.nan
     if not np.any(np.isfinite(curve)):
         verdict = "fail"
         reason = "no ε gave a finite central difference (the loss is NaN/Inf nearby)"
@@ -230,14 +234,24 @@ def v_curve(
         tenth = int(np.argmin(np.abs(np.log10(EPS_GRID) - math.log10(used_eps / 10))))
         kinks = _kinks(pert.f0, fp, fm, sp, sm, a[:, 0], tol[:, -1], m - 1, tenth)
         rest = ~kinks
-        j = best
-        if kinks.any() and rest.any():
-            rest_curve = _rel_error(a, n, rest, valid)[:-1]
-            j = int(np.nanargmin(rest_curve)) if np.any(np.isfinite(rest_curve)) else best
-        bad = rest & ~(np.abs(a[:, 0] - n[:, j]) <= tol[:, j])
+        # Judge at the ε where the *predicted* error (round-off + truncation, neither of which
+        # depends on a) is smallest, so a wrong gradient cannot pick a noisy ε to hide behind.
+        with np.errstate(invalid="ignore"):
+            trunc = np.abs(n[:, :-2] - n[:, 1:-1])  # n(ε) − n(ε/√10) ≈ 0.9·truncation(ε)
+            allowed = NOISE_FACTOR * noise[:, :-2] + TRUNC_FACTOR * trunc
+            predicted = np.where(
+                valid[:-2] & valid[1:-1], np.linalg.norm(allowed[rest], axis=0), np.nan
+            )
+        j = int(np.nanargmin(predicted)) if np.any(np.isfinite(predicted)) else best
+        judged = EPS_GRID[j]
+        tol_j = SWEEP_RTOL[dtype] * np.maximum(np.abs(a[:, 0]), np.abs(n[:, j])) + allowed[:, j]
+        bad = rest & ~(np.abs(a[:, 0] - n[:, j]) <= tol_j)
         if bad.any():
             verdict = "fail"
-            reason = f"{int(bad.sum())} of {len(idx)} entries disagree even at ε={EPS_GRID[j]:.0e}"
+            reason = (
+                f"{int(bad.sum())} of {len(idx)} entries disagree at ε={judged:.0e} "
+                "(the ε with the least predicted round-off + truncation)"
+            )
         elif kinks.any():
             verdict = "inconclusive"
             reason = (
@@ -256,6 +270,7 @@ def v_curve(
         used_error=float(error[-1]),
         best_eps=best_eps,
         best_error=best_error,
+        judged_eps=judged,
         verdict=verdict,
         reason=reason,
     )
