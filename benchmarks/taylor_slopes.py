@@ -40,7 +40,7 @@ CASES: dict[str, tuple[list, str | None, str]] = {
     ),
     "dW x1.01": (
         [
-            {"type": f"{BUGGY}:LinearScaled", "out": 5, "rel": 1e-2},
+            {"type": f"{BUGGY}:LinearScaled", "out": 5, "rel": 0.01},
             "tanh",
             {"type": "linear", "out": 3},
         ],
@@ -49,7 +49,7 @@ CASES: dict[str, tuple[list, str | None, str]] = {
     ),
     "dW x1.001": (
         [
-            {"type": f"{BUGGY}:LinearScaled", "out": 5, "rel": 1e-3},
+            {"type": f"{BUGGY}:LinearScaled", "out": 5, "rel": 0.001},
             "tanh",
             {"type": "linear", "out": 3},
         ],
@@ -58,7 +58,25 @@ CASES: dict[str, tuple[list, str | None, str]] = {
     ),
     "dW x1.0001": (
         [
-            {"type": f"{BUGGY}:LinearScaled", "out": 5, "rel": 1e-4},
+            {"type": f"{BUGGY}:LinearScaled", "out": 5, "rel": 0.0001},
+            "tanh",
+            {"type": "linear", "out": 3},
+        ],
+        "0.LinearScaled.W",
+        "ce",
+    ),
+    "dW x1.00001": (
+        [
+            {"type": f"{BUGGY}:LinearScaled", "out": 5, "rel": 1e-05},
+            "tanh",
+            {"type": "linear", "out": 3},
+        ],
+        "0.LinearScaled.W",
+        "ce",
+    ),
+    "dW x1.000001": (
+        [
+            {"type": f"{BUGGY}:LinearScaled", "out": 5, "rel": 1e-06},
             "tanh",
             {"type": "linear", "out": 3},
         ],
@@ -88,9 +106,12 @@ def config(layers: list, loss: str, seed: int) -> dict:
 
 
 def main(seeds: int) -> None:
-    print(f"{'case':28} {'verdicts':34} {'slope min…max':>16}  {'V-curve best err':>18}")
+    print(
+        f"{'case':28} {'verdicts':34} {'slope min…max':>16}  {'V-curve best err':>18}  V-curve verdicts"
+    )
     for label, (layers, tensor, loss) in CASES.items():
         verdicts: Counter[str] = Counter()
+        vcurve: Counter[str] = Counter()
         slopes, best = [], []
         for seed in range(seeds):
             net = build_network(parse_config(config(layers, loss, seed)))
@@ -100,10 +121,12 @@ def main(seeds: int) -> None:
                 if not np.isnan(t.slope):
                     slopes.append(t.slope)
             best += [c.best_error for c in res.curves]
+            vcurve.update(c.verdict for c in res.curves)
         counts = ", ".join(f"{k} {v}" for k, v in sorted(verdicts.items()))
+        vcounts = ", ".join(f"{k} {v}" for k, v in sorted(vcurve.items()))
         print(
             f"{label:28} {counts:34} {min(slopes):7.3f}…{max(slopes):<7.3f} "
-            f" {min(best):.1e}…{max(best):.1e}"
+            f" {min(best):.1e}…{max(best):.1e}  {vcounts}"
         )
 
 
