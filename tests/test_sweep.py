@@ -158,6 +158,23 @@ def test_wrong_gradient_fails_the_v_curve(tmp_path: Path) -> None:
     assert res.failures == ("0.LinearScaled.W",)
 
 
+BUGGY = Path(__file__).with_name("buggy_layers.py")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_v_curve_catches_a_1e_5_bug_and_taylor_a_1e_3_bug(seed: int) -> None:
+    def scaled(rel: float) -> Network:
+        first = {"type": f"{BUGGY}:LinearScaled", "out": 5, "rel": rel}
+        return net_from([first, "tanh", {"type": "linear", "out": 3}], seed=seed)
+
+    small = sweep_network(scaled(1e-5), param="0.LinearScaled.W", seed=seed)
+    assert small.curves[0].verdict == "fail" and small.failures == ("0.LinearScaled.W",)
+    medium = sweep_network(scaled(1e-3), param="0.LinearScaled.W", taylor=True, seed=seed)
+    assert taylor(medium, "0.LinearScaled.W").verdict == "fail"
+    exact = sweep_network(scaled(0.0), param="0.LinearScaled.W", taylor=True, seed=seed)
+    assert exact.passed and taylor(exact, "0.LinearScaled.W").verdict == "pass"
+
+
 def test_kink_entries_are_counted_not_failed() -> None:
     """ReLU on an input with exact zeros: the input gradient sits on kinks there."""
     net = net_from(
