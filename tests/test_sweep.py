@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -188,6 +189,26 @@ def test_kink_entries_are_counted_not_failed() -> None:
     t = taylor(res, "input")
     assert t.verdict == "inconclusive" and "kink" in t.reason and "lies between" in t.reason
     assert res.passed  # a kink is not a failure
+
+
+def test_kinks_do_not_hide_a_wrong_gradient_elsewhere() -> None:
+    """Negative twin: the same kinked input through a ReLU without its mask must fail."""
+    net = net_from(
+        [f"{BUGGY}:ReLUNoMask", {"type": "linear", "out": 2}, "tanh"],
+        loss="mse",
+        input={"values": [[0.0, 1.0, -2.0], [0.5, 0.0, 0.3]]},
+    )
+    res = sweep_network(net, seed=1)
+    assert curve(res, "input").verdict == "fail" and not res.passed
+
+
+def test_float32_steps_below_resolution_are_gaps_not_numbers() -> None:
+    path = Path(default_config_path()).read_text().replace("dtype: float64", "dtype: float32")
+    net = build_network(parse_config(yaml.safe_load(path)))
+    res = sweep_network(net, eps=1e-3, param="0.linear.W")
+    c = res.curves[0]
+    assert np.isnan(c.error[-1]) and np.isfinite(c.error[0]) and c.verdict == "pass"
+    assert res.to_dict()["curves"][0]["error"][-1] is None  # JSON null, not NaN
 
 
 # -- the Taylor test -----------------------------------------------------------------------------
