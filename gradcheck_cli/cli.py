@@ -45,6 +45,23 @@ Fmt = Annotated[Format, typer.Option("--format", help="Report format.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks for errors.")]
 
 
+class Method(str, Enum):
+    central = "central"
+    forward = "forward"
+    five_point = "five-point"
+    complex = "complex"
+
+
+MethodOpt = Annotated[
+    Method | None,
+    typer.Option("--method", help="Numerical method (default central; complex = complex step)."),
+]
+Strict = Annotated[
+    bool, typer.Option("--strict", help="Kinks and noise-dominated tensors fail too.")
+]
+Top = Annotated[int, typer.Option("--top", min=1, help="Worst entries shown per failing tensor.")]
+
+
 def _version(value: bool) -> None:
     if value:
         out.print(f"gradcheck {__version__}")
@@ -92,8 +109,11 @@ def _emit(result: CheckResult, fmt: Format, replay: str) -> int:
     return EXIT_PASS if result.passed else EXIT_FAIL
 
 
-def _replay(words: list[str], seed: int, eps: float, rtol: float | None, atol: float | None) -> str:
-    words = ["gradcheck", *words, "--seed", str(seed), "--eps", f"{eps:g}"]
+def _replay(
+    words: list[str], result: CheckResult, seed: int, rtol: float | None, atol: float | None
+) -> str:
+    words = ["gradcheck", *words, "--seed", str(seed), "--method", result.method]
+    words += ["--eps", f"{result.eps:g}"] + (["--strict"] if result.strict else [])
     words += ["--rtol", f"{rtol:g}"] if rtol is not None else []
     words += ["--atol", f"{atol:g}"] if atol is not None else []
     return shlex.join(words)
@@ -110,6 +130,9 @@ def run(
     atol: Atol = None,
     seed: Seed = None,
     no_inputs: Annotated[bool, typer.Option("--no-inputs", help="Do not check ∂L/∂input.")] = False,
+    method: MethodOpt = None,
+    strict: Strict = False,
+    top: Top = 5,
     fmt: Fmt = Format.table,
     debug: Debug = False,
 ) -> None:
@@ -122,14 +145,18 @@ def run(
         net = build_network(cfg)
         result = check_network(
             net,
-            eps=eps if eps is not None else cfg.check.eps,
+            # the config's ε belongs to the config's method; another --method gets its own default
+            eps=eps if eps is not None else (None if method else cfg.check.eps),
             rtol=rtol if rtol is not None else cfg.check.rtol,
             atol=atol if atol is not None else cfg.check.atol,
             inputs=cfg.check.inputs and not no_inputs,
+            method=method.value if method else cfg.check.method,
+            strict=strict or cfg.check.strict,
+            top=top,
             seed=cfg.seed,
         )
         words = ["run", *([str(config)] if config else []), *(["--no-inputs"] if no_inputs else [])]
-        return _emit(result, fmt, _replay(words, cfg.seed, result.eps, rtol, atol))
+        return _emit(result, fmt, _replay(words, result, cfg.seed, rtol, atol))
 
     _guarded(debug, job)
 
@@ -170,6 +197,9 @@ def layer(
     rtol: Rtol = None,
     atol: Atol = None,
     seed: Seed = None,
+    method: MethodOpt = None,
+    strict: Strict = False,
+    top: Top = 5,
     fmt: Fmt = Format.table,
     debug: Debug = False,
 ) -> None:
@@ -183,9 +213,12 @@ def layer(
         s = 0 if seed is None else seed
         lay = make_layer(name, dims[1:], rng_for(s, "layer0"), **kwargs)
         x = rng_for(s, "input").standard_normal(dims)
-        result = check_layer(lay, x, seed=s, label=name, eps=eps, rtol=rtol, atol=atol)
+        result = check_layer(
+            lay, x, seed=s, label=name, eps=eps, rtol=rtol, atol=atol, strict=strict, top=top,
+            method=method.value if method else "central",
+        )  # fmt: skip
         words = ["layer", name, "--shape", shape, *[w for a in arg or [] for w in ("--arg", a)]]
-        return _emit(result, fmt, _replay(words, s, result.eps, rtol, atol))
+        return _emit(result, fmt, _replay(words, result, s, rtol, atol))
 
     _guarded(debug, job)
 

@@ -80,6 +80,8 @@ class CheckSpec(_Strict):
     rtol: float | None = Field(default=None, ge=0, le=1.0)
     atol: float | None = Field(default=None, ge=0)
     inputs: bool = True
+    method: Literal["central", "forward", "five-point", "complex"] = "central"
+    strict: bool = False
 
 
 class Config(_Strict):

@@ -68,6 +68,11 @@ class Network:
         #: Built-in layers are trusted not to mutate their input; user layers get copies.
         self.trusted = trusted if trusted is not None else [False] * len(layers)
         self.inputs: list[Array] = []
+        #: Upstream gradient each layer received in the last backward pass.
+        self.douts: list[Array] = []
+        #: Indices of (user) layers seen modifying their input in place during a watched forward.
+        self.mutated: set[int] = set()
+        self.watch = False
 
     # -- naming ---------------------------------------------------------------------------------
     def describe(self, i: int) -> str:
@@ -92,6 +97,9 @@ class Network:
             arg = out if self.trusted[i] else out.copy()
             try:
                 out = self.layers[i].forward(arg)
+                watched = self.watch and arg is not self.inputs[i]
+                if watched and not np.array_equal(arg, self.inputs[i], equal_nan=True):
+                    self.mutated.add(i)
             except GradcheckError:
                 raise
             except Exception as exc:
@@ -118,12 +126,14 @@ class Network:
         except Exception as exc:
             raise user_code_error(exc, f"loss ({self.loss_label}).backward") from exc
         grads: list[dict[str, Array] | str] = [""] * len(self.layers)
+        self.douts = [dout] * len(self.layers)
         broken: str | None = None
         for i in reversed(range(len(self.layers))):
             if broken:
                 grads[i] = broken
                 continue
             layer = self.layers[i]
+            self.douts[i] = dout
             try:
                 dx = layer.backward(dout.copy())
             except GradcheckError:
