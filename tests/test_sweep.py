@@ -346,6 +346,23 @@ def test_sweep_json_has_the_curve() -> None:
     assert t["verdict"] == "pass" and len(t["h"]) == len(t["remainder"]) == 21
 
 
+def test_sweep_json_without_taylor_and_a_missing_gradient(tmp_path: Path) -> None:
+    path = tmp_path / "net.yaml"
+    path.write_text(
+        "input: {shape: [4, 3]}\n"
+        f"layers: [{{type: '{BUGGY}:LinearMissingGrad', out: 3}}, tanh]\n",
+        encoding="utf-8",
+    )
+    r = gc("sweep", str(path), "--format", "json")
+    assert r.exit_code == 1, r.output
+    doc = json.loads(r.stdout)
+    assert doc["taylor"] is None and doc["failures"] == ["0.LinearMissingGrad.b"]
+    (bad,) = [c for c in doc["curves"] if c["verdict"] == "fail"]
+    assert "did not set grads['b']" in bad["reason"] and bad["best_error"] is None
+    r = gc("sweep", str(path), "--taylor")  # no Taylor test for a tensor without a gradient
+    assert r.exit_code == 1 and "did not set grads['b']" in r.output
+
+
 def test_unknown_param_exits_2_listing_names() -> None:
     r = gc("sweep", "--param", "0.linear.Q")
     assert r.exit_code == 2
