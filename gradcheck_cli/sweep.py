@@ -1,4 +1,4 @@
-"""Two ε-independent views of one gradient: the ε V-curve and the Taylor-remainder test.
+"""Two looks at one gradient beyond a single ε: the ε V-curve and the Taylor-remainder test.
 
 V-curve: the relative error ‖a − n(ε)‖ / (‖a‖ + ‖n(ε)‖) of the central difference n(ε) against the
 analytic gradient a, for ε = 1e-1 … 1e-12 in half decades. Truncation (≈ ε²) dominates on the
@@ -29,7 +29,8 @@ EPS_GRID: tuple[float, ...] = tuple(10.0 ** (-k / 2) for k in range(2, 25))
 H_GRID: tuple[float, ...] = tuple(10.0 ** (-k / 4) for k in range(4, 25))
 #: Tensors bigger than this are swept on a seeded sample of this many entries.
 MAX_ENTRIES = 64
-#: Per-entry pass rule at the best ε (same form as the checker's): |a − n| ≤ rtol·max(|a|,|n|) + k·noise.
+#: V-curve pass rule per entry, at the judged ε (see v_curve):
+#: |a − n| ≤ rtol·max(|a|, |n|) + NOISE_FACTOR·round-off + TRUNC_FACTOR·|n(ε) − n(ε/√10)|.
 SWEEP_RTOL = {"float64": 1e-6, "float32": 1e-2}
 NOISE_FACTOR = 100.0
 #: Safety factor on the truncation estimate |n(ε) − n(ε/√10)| in the same rule.
@@ -427,7 +428,7 @@ def _taylor_verdict(
         if even_slope < FLAT_SLOPE:
             return "inconclusive", (
                 f"L(θ+hv) − 2L(θ) + L(θ−hv) does not shrink as h → 0 (slope {even_slope:.2f}): "
-                "the loss is noisy at this scale (a non-deterministic forward?)"
+                "rounding noise above the estimated floor, or L is rough at this scale"
             )
         k = int(np.flatnonzero(even > floor_even)[-1])
         d_plus = (rem[0, k]) / h[k] + gv
