@@ -18,6 +18,8 @@ the defaults is benchmarks/calibrate_tolerance.py; see README, "How the verdict 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -38,16 +40,18 @@ from gradcheck_cli.methods import (
 from gradcheck_cli.network import Network, ParamRef, rng_for
 from gradcheck_cli.numeric import UNIT_ROUNDOFF, Perturber, scalar
 
-#: Relative tolerance per (method, dtype): the smallest relative gradient error we promise to catch.
+#: Relative tolerance per (method, dtype of the network): the smallest relative gradient error
+#: we promise to catch (calibration: benchmarks/calibrate_tolerance.py). A float32 network is
+#: compared against float64 numerics, so its rtol reflects float32 round-off in the backward.
 DEFAULT_RTOL = {
     ("central", "float64"): 1e-7,
     ("five-point", "float64"): 1e-7,
     ("forward", "float64"): 1e-5,
     ("complex", "float64"): 1e-11,
-    ("central", "float32"): 1e-3,
-    ("five-point", "float32"): 1e-3,
-    ("forward", "float32"): 1e-2,
-    ("complex", "float32"): 1e-4,
+    ("central", "float32"): 1e-5,
+    ("five-point", "float32"): 1e-5,
+    ("forward", "float32"): 1e-5,
+    ("complex", "float32"): 1e-5,
 }
 #: Safety factor k on the round-off bound of the numerical estimate.
 NOISE_FACTOR = 10.0
@@ -120,6 +124,11 @@ class CheckResult:
     strict: bool = False
     #: When the network check failed: which layers fail when checked on their own.
     attribution: tuple[str, ...] = ()
+    #: dtype the numerical derivatives were computed in (float64 for a float32 network when the
+    #: layers allow it).
+    reference: str = "float64"
+    #: What the reader should know that is not a failure (e.g. why a reference is float32).
+    notes: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -179,9 +188,11 @@ class _Judge:
         dtype: str,
         strict: bool,
         top: int = KEEP_WORST,
+        numeric_dtype: str | None = None,
     ) -> None:
         self.pert, self.method, self.eps, self.tol = pert, method, eps, tol
         self.dtype, self.strict, self.top = dtype, strict, top
+        self.numeric_dtype = numeric_dtype or dtype
 
     def allowed(self, a: Array, n: Array, roundoff: Array, floor: Any) -> tuple[Array, Array]:
         noise = self.tol.noise_factor * roundoff + floor
@@ -201,7 +212,7 @@ class _Judge:
             * UNIT_ROUNDOFF[self.dtype]
             * (float(np.max(np.abs(a), initial=0.0)) + scale)
         )
-        est = estimate(self.pert, ref, idx, self.method, self.eps, self.dtype)
+        est = estimate(self.pert, ref, idx, self.method, self.eps, self.numeric_dtype)
         n = est.numeric.copy()
         if not np.all(np.isfinite(n)):
             j = int(np.argmin(np.isfinite(n)))
@@ -326,8 +337,7 @@ class _Judge:
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = np.where(tol > 0, err / tol, np.where(err > 0, np.inf, 0.0))
         ratio = np.where(status == "kink", np.minimum(ratio, 1.0), ratio)
-        rank = ratio + np.where(status == "fail", 1e300, 0.0) * (ratio > 0)
-        order = np.argsort(-rank, kind="stable")[: self.top]
+        order = np.lexsort((-ratio, status != "fail"))[: self.top]  # failures first, then by ratio
         worst = tuple(
             Entry(
                 tuple(int(i) for i in np.unravel_index(idx[j], shape)),
@@ -408,8 +418,12 @@ def check_network(
     if target is not None:
         network.target = target
     x_arr = np.array(x_in, copy=True)
-    dtype = "float32" if x_arr.dtype == np.float32 else "float64"
-    eps = DEFAULT_EPS[method, dtype] if eps is None else eps
+    # Integer inputs (embedding ids) are not differentiable: check the parameters only, and take
+    # the dtype from the parameters.
+    discrete = np.issubdtype(x_arr.dtype, np.integer)
+    first = next((p for la in network.layers for p in la.params.values()), x_arr)
+    dtype = "float32" if (first if discrete else x_arr).dtype == np.float32 else "float64"
+    eps_given, eps = eps, DEFAULT_EPS[method, dtype] if eps is None else eps
     tol = Tolerance.default(method, dtype, rtol, atol)
     header = dict(
         name=network.name, seed=seed, method=method, eps=eps, rtol=tol.rtol, atol=tol.atol,
@@ -428,10 +442,47 @@ def check_network(
     dx, grads = network.backward()
     problems = structure.mutations(network) + structure.backward_consistency(network, grads, dx)
     scales = _backward_scales(network)
-    judge = _Judge(pert, method, eps, tol, dtype, strict, top)
+    originals = {ref.name: pert.array(ref) for ref in network.parameters()}
+    with ExitStack() as stack:
+        numeric_dtype, notes = dtype, []
+        if dtype == "float32":
+            why_not = stack.enter_context(_promoted(network))
+            if why_not:
+                notes.append(f"numerics in float32: {why_not}")
+            else:
+                numeric_dtype = "float64"
+                pert = Perturber(network, x_arr if discrete else x_arr.astype(np.float64))
+        header["reference"] = numeric_dtype
+        if eps_given is None:
+            header["eps"] = eps = DEFAULT_EPS[method, numeric_dtype]
+        judge = _Judge(pert, method, eps, tol, dtype, strict, top, numeric_dtype)
+        results = _judge_all(network, judge, grads, dx, scales, originals, inputs and not discrete)
+    result = CheckResult(
+        loss=float(np.real(pert.f0)),
+        params=tuple(results),
+        problems=tuple(problems),
+        notes=tuple(notes),
+        **header,  # type: ignore[arg-type]
+    )
+    if attribute and not result.passed and len(network.layers) > 1:
+        result = _with_attribution(result, network, method, eps, tol, strict)
+    return result
+
+
+def _judge_all(
+    network: Network,
+    judge: _Judge,
+    grads: list[dict[str, Array] | str],
+    dx: Any,
+    scales: list[float],
+    originals: dict[str, Array],
+    inputs: bool,
+) -> list[ParamResult]:
+    """Judge every tensor; ``originals`` are the arrays as the network holds them outside any
+    float64 reference (their dtype is what the gradients must match)."""
     results: list[ParamResult] = []
-    for ref in network.parameters(include_input=inputs and np.issubdtype(x_arr.dtype, np.floating)):
-        arr = pert.array(ref)
+    for ref in network.parameters(include_input=inputs):
+        arr = originals[ref.name]
         shape = tuple(arr.shape)
         if ref.key is None:
             analytic: Any = dx
@@ -443,15 +494,56 @@ def check_network(
             results.append(_structural_failure(ref.name, shape, why))
             continue
         results.append(judge(ref, shape, analytic, np.arange(arr.size), scales[ref.layer]))
-    result = CheckResult(
-        loss=float(np.real(pert.f0)),
-        params=tuple(results),
-        problems=tuple(problems),
-        **header,  # type: ignore[arg-type]
-    )
-    if attribute and not result.passed and len(network.layers) > 1:
-        result = _with_attribution(result, network, method, eps, tol, strict)
-    return result
+    return results
+
+
+@contextmanager
+def _promoted(network: Network) -> Iterator[str | None]:
+    """Swap every float32 parameter for a float64 copy, so a float32 network's numerical reference
+    is computed in float64; yields why that is not possible (then nothing is swapped)."""
+    saved: list[tuple[Any, str, Array]] = []
+    for layer in network.layers:
+        for k, v in list(layer.params.items()):
+            if isinstance(v, np.ndarray) and v.dtype == np.float32:
+                saved.append((layer, k, v))
+                layer.params[k] = v.astype(np.float64)
+    try:
+        why = _reference_problem(network, saved)
+        if why:
+            for layer, k, v in saved:
+                layer.params[k] = v
+        yield why
+    finally:
+        for layer, k, v in saved:
+            layer.params[k] = v
+
+
+def _reference_problem(network: Network, saved: list[tuple[Any, str, Array]]) -> str | None:
+    """A layer that returns float32 for float64 input, or that keeps its own references to its
+    parameters (so the float64 copies would be ignored), cannot take part in a float64 reference."""
+    x = network.inputs[0] if network.inputs else network.x
+    assert x is not None
+    out = network.forward(x.astype(np.float64) if np.issubdtype(x.dtype, np.floating) else x)
+    outputs = [*network.inputs[1:], out]
+    for i, value in enumerate(outputs):
+        if np.issubdtype(value.dtype, np.floating) and np.finfo(value.dtype).bits < 64:
+            return f"{network.describe(i)} returns {value.dtype} for float64 input (it downcasts)"
+    for i, layer in enumerate(network.layers):
+        if network.trusted[i]:
+            continue
+        for lay, k, v in saved:
+            if lay is not layer:
+                continue
+            before = network.forward(network.inputs[i], i)
+            layer.params[k] = layer.params[k] * 2 + 1
+            try:
+                after = network.forward(network.inputs[i], i)
+            finally:
+                layer.params[k] = v.astype(np.float64)
+            if np.array_equal(before, after):
+                return f"{network.describe(i)} does not read params['{k}'] (it keeps its own reference)"
+    network.forward(x)  # leave the caches as the float32 pass made them
+    return None
 
 
 def _backward_scales(network: Network) -> list[float]:
@@ -472,6 +564,8 @@ def _with_attribution(
 ) -> CheckResult:
     """Check each layer on its own cached input with the upstream gradient it received; name the
     layers whose own backward is wrong (a wrong layer also corrupts every dx below it)."""
+    if network.x is not None:
+        network.loss_value(network.x)  # caches from the unperturbed pass at the network's dtype
     inputs, douts = list(network.inputs), list(network.douts)
     if len(douts) != len(network.layers):
         return result

@@ -23,6 +23,9 @@ class DataSpec(_Strict):
     shape: list[int] | None = None
     values: list[Any] | None = None
     file: str | None = None
+    #: Integer ids in [0, integers) (e.g. for an embedding): random from the seed with ``shape``,
+    #: or the given values/file, checked to be such ids. The input gradient is then not checked.
+    integers: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSpec:

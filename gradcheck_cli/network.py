@@ -195,14 +195,18 @@ def build_network(cfg: Config) -> Network:
     x = _load_array(cfg.input, cfg, "input")
     if x is None:
         assert cfg.input.shape is not None
-        x = rng_for(cfg.seed, "input").standard_normal(cfg.input.shape)
+        rng = rng_for(cfg.seed, "input")
+        if cfg.input.integers is None:
+            x = rng.standard_normal(cfg.input.shape)
+        else:
+            x = rng.integers(0, cfg.input.integers, cfg.input.shape)
     if x.ndim < 2:
         raise ShapeError(
             f"the input needs a batch axis: shape (batch, features...), got {x.shape}",
             file=cfg.source,
             field="input",
         )
-    x = x.astype(cfg.dtype)
+    x = x.astype(cfg.dtype) if cfg.input.integers is None else _integer_ids(x, cfg)
     layers: list[Any] = []
     labels: list[str] = []
     trusted: list[bool] = []
@@ -219,6 +223,7 @@ def build_network(cfg: Config) -> Network:
                 input_shape=tuple(out.shape[1:]),
                 rng=rng_for(cfg.seed, f"layer{i}"),
                 dtype=cfg.dtype,
+                base_dir=cfg.base_dir,
             )
             check_layer_contract(layer, f"layer {i} ({spec.type})")
             layers.append(layer)
@@ -238,6 +243,19 @@ def build_network(cfg: Config) -> Network:
     net.loss, net.loss_label, net.target = _build_loss(cfg, out)
     net.x = x
     return net
+
+
+def _integer_ids(x: Array, cfg: Config) -> Array:
+    """Given ids (input.values/file with input.integers) as int64, each in [0, integers)."""
+    n = cfg.input.integers
+    assert n is not None
+    if not np.all(x == np.round(x)) or x.min() < 0 or x.max() >= n:
+        raise ConfigError(
+            f"input ids must be integers in 0…{n - 1} (input.integers is {n})",
+            file=cfg.source,
+            field="input",
+        )
+    return x.astype(np.int64)
 
 
 def _build_loss(cfg: Config, out: Array) -> tuple[Any, str, Array | None]:

@@ -35,7 +35,8 @@ def _verdict(p: ParamResult) -> Text:
 def header(result: CheckResult) -> Text:
     """What was actually done: method, ε, dtype, seed, tolerances."""
     return Text(
-        f"{result.name} · {result.method} differences, ε={result.eps:g}, {result.dtype}, "
+        f"{result.name} · {result.method} differences, ε={result.eps:g}, {result.dtype}"
+        f"{f' (numerics in {result.reference})' if result.reference != result.dtype else ''}, "
         f"seed {result.seed if result.seed is not None else '—'} · "
         f"rtol={result.rtol:g}, atol={result.atol:g} + noise{' · strict' if result.strict else ''}"
         f" · L={result.loss:.6g}",
@@ -101,6 +102,8 @@ def summary(result: CheckResult, replay: str | None = None) -> Text:
     n = len(result.params)
     entries = sum(p.checked for p in result.params)
     text = Text()
+    for note in result.notes:
+        text.append(f"note: {note}\n", style="yellow")
     for problem in result.problems:
         text.append(f"✗ {problem}\n", style="bold red")
     if result.passed:
@@ -150,6 +153,8 @@ def to_json_dict(result: CheckResult) -> dict[str, Any]:
         "dtype": result.dtype,
         "loss": _clean(result.loss),
         "strict": result.strict,
+        "reference": result.reference,
+        "notes": list(result.notes),
         "problems": list(result.problems),
         "attribution": list(result.attribution),
         "results": [
@@ -203,8 +208,11 @@ def catalogue(layers: dict[str, type], losses: dict[str, type]) -> Group:
         table.add_column("backward")
         for name in sorted(table_src):
             cls = table_src[name]
+            # Text(): formulas index with [n, c, …], which Rich would otherwise read as markup.
             table.add_row(
-                name, getattr(cls, "forward_formula", ""), getattr(cls, "backward_formula", "")
+                name,
+                Text(getattr(cls, "forward_formula", "")),
+                Text(getattr(cls, "backward_formula", "")),
             )
         tables.append(table)
     tables.append(Text("With no loss, L = Σ out ⊙ g for a fixed random g drawn from the seed."))

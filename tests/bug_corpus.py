@@ -53,17 +53,20 @@ NETWORKS: list[tuple[str, list[tuple[str, dict[str, Any]]], str]] = [
 
 
 def build(
-    spec: tuple[str, list[tuple[str, dict[str, Any]]], str], seed: int, scale: float = 1.0
+    spec: tuple[str, list[tuple[str, dict[str, Any]]], str],
+    seed: int,
+    scale: float = 1.0,
+    dtype: str = "float64",
 ) -> Network:
     """A correct network from the corpus, input and target drawn from ``seed``."""
     name, layer_specs, loss_name = spec
     rng = np.random.default_rng(seed)
     batch, width = int(rng.integers(1, 9)), int(rng.integers(2, 7))
-    x = scale * rng.standard_normal((batch, width))
+    x = (scale * rng.standard_normal((batch, width))).astype(dtype)
     layers, shape = [], (width,)
     out = x
     for t, kw in layer_specs:
-        layer = make_layer(t, shape, rng, **kw)
+        layer = make_layer(t, shape, rng, dtype=dtype, **kw)
         out = layer.forward(out)
         shape = out.shape[1:]
         layers.append(layer)
@@ -71,9 +74,9 @@ def build(
         loss: Any = SoftmaxCrossEntropy()
         target = rng.integers(0, out.shape[1], size=batch)
     elif loss_name == "mse":
-        loss, target = MSE(), rng.standard_normal(out.shape)
+        loss, target = MSE(), rng.standard_normal(out.shape).astype(dtype)
     else:
-        loss, target = WeightedSum(rng.standard_normal(out.shape)), None
+        loss, target = WeightedSum(rng.standard_normal(out.shape).astype(dtype)), None
     return Network(
         layers,
         loss,

@@ -59,8 +59,10 @@ def test_small_bugs_are_caught(spec: Any, method: str, r: float) -> None:
 
 def test_bug_is_located_in_the_right_tensor() -> None:
     net = bugged(build(NETWORKS[2], 0), 2, "W", "scale", 1e-6, 0)
-    res = check_network(net, inputs=False)
+    res = check_network(net, inputs=False, top=8)
     assert [p.name for p in res.failures] == ["2.linear.W"]
+    ratios = [e.abs_error / e.tol for e in res.failures[0].worst]
+    assert len(ratios) == 8 and ratios == sorted(ratios, reverse=True)  # worst first
 
 
 # -- kinks -------------------------------------------------------------------------------------
@@ -270,3 +272,65 @@ def test_attribution_names_the_wrong_layer() -> None:
     res = check_network(net)
     assert not res.passed
     assert len(res.attribution) == 1 and res.attribution[0].startswith("layer 3 (tanh)")
+
+
+# -- precision ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", NETWORKS, ids=IDS)
+def test_float32_networks_are_checked_against_float64_numerics(spec: Any) -> None:
+    for seed in range(5):
+        res = check_network(build(spec, seed, dtype="float32"))
+        assert res.passed, (seed, _why(res))
+        assert res.dtype == "float32" and res.reference == "float64" and res.eps == 1e-5
+    caught = [
+        not check_network(
+            bugged(build(spec, s, dtype="float32"), 0, "W", kind, 1e-4, s), attribute=False
+        ).passed
+        for s in range(2)
+        for kind in BUG_KINDS
+    ]
+    assert all(caught)
+
+
+class Downcasts:
+    def __init__(self) -> None:
+        self.params: dict = {}
+        self.grads: dict = {}
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return x.astype(np.float32)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return dout
+
+
+class OwnReference(Linear):
+    """Keeps its own reference to W (reads self.W, not params['W'])."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.W = self.params["W"]
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return x @ self.W + self.params["b"]
+
+
+@pytest.mark.parametrize(
+    ("make", "needle"),
+    [
+        (lambda rng: Downcasts(), "returns float32 for float64 input (it downcasts)"),
+        (lambda rng: OwnReference((4,), rng, out=4, dtype="float32"), "does not read params"),
+    ],
+)
+def test_a_layer_that_prevents_a_float64_reference_is_named(make: Any, needle: str) -> None:
+    rng = np.random.default_rng(0)
+    layers = [make_layer("linear", (3,), rng, out=4, dtype="float32"), make(rng)]
+    x = rng.standard_normal((5, 3)).astype(np.float32)
+    net = Network(layers, WeightedSum(rng.standard_normal((5, 4)).astype(np.float32)),
+                  labels=["linear", "p.py:Plugin"], x=x, trusted=[True, False])  # fmt: skip
+    res = check_network(net)
+    assert res.reference == "float32" and res.eps == 1e-3
+    assert any(needle in note and "layer 1 (p.py:Plugin)" in note for note in res.notes), res.notes
+    assert res.passed, _why(res)
