@@ -18,6 +18,8 @@ from gradcheck_cli.network import Network, build_network
 from gradcheck_cli.plot import Series, VMark, heatmap, loglog
 from gradcheck_cli.sweep import EPS_GRID, MAX_ENTRIES, SweepResult, sweep_network
 
+from .conftest import CONFIGS
+
 runner = CliRunner()
 
 #: Deliberately wrong layers, written next to the configs in tmp_path (each test gets its own).
@@ -361,6 +363,26 @@ def test_sweep_json_without_taylor_and_a_missing_gradient(tmp_path: Path) -> Non
     assert "did not set grads['b']" in bad["reason"] and bad["best_error"] is None
     r = gc("sweep", str(path), "--taylor")  # no Taylor test for a tensor without a gradient
     assert r.exit_code == 1 and "did not set grads['b']" in r.output
+
+
+def test_integer_input_is_not_swept() -> None:
+    cfg = str(CONFIGS / "embedding_classifier.yaml")
+    doc = json.loads(gc("sweep", cfg, "--taylor", "--format", "json").stdout)
+    assert [c["name"] for c in doc["curves"]] == ["0.embedding.W", "2.linear.W", "2.linear.b"]
+    assert doc["passed"] and doc["dtype"] == "float64"
+    r = gc("sweep", cfg, "--param", "input")
+    assert r.exit_code == 2 and "integer ids and has no gradient" in r.output
+
+
+def test_a_tensor_the_loss_ignores_passes_and_says_why() -> None:
+    """linear → batchnorm: the batch mean cancels the linear bias, so ∂L/∂b = 0 up to round-off."""
+    cfg = str(CONFIGS / "mlp_batchnorm_dropout.yaml")
+    r = gc("sweep", cfg, "--param", "0.linear.b", "--taylor", "--format", "json")
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    (c,), (t,) = doc["curves"], doc["taylor"]
+    assert c["verdict"] == "pass" and c["best_error"] > 0.1 and "round-off alone" in c["reason"]
+    assert t["verdict"] == "pass" and "does not change with this tensor" in t["reason"]
 
 
 def test_unknown_param_exits_2_listing_names() -> None:
