@@ -247,9 +247,10 @@ def sweep(
         if seed is not None:
             cfg = cfg.model_copy(update={"seed": seed})
         net = build_network(cfg)
+        central = cfg.check.method == "central"  # the V-curve is of central differences
         result = sweep_network(
             net,
-            eps=cfg.check.eps,
+            eps=cfg.check.eps if central else None,
             param=param,
             inputs=cfg.check.inputs,
             taylor=taylor,

@@ -365,6 +365,18 @@ def test_sweep_json_without_taylor_and_a_missing_gradient(tmp_path: Path) -> Non
     assert r.exit_code == 1 and "did not set grads['b']" in r.output
 
 
+def test_eps_of_another_method_is_not_marked_on_the_central_curve(tmp_path: Path) -> None:
+    text = (
+        default_config_path()
+        .read_text()
+        .replace("check: {eps: 1.0e-5, inputs: true}", "check: {eps: 1.0e-20, method: complex}")
+    )
+    assert "method: complex" in text
+    (tmp_path / "c.yaml").write_text(text, encoding="utf-8")
+    doc = json.loads(gc("sweep", str(tmp_path / "c.yaml"), "--format", "json").stdout)
+    assert doc["used_eps"] == 1e-5 and doc["eps_source"] == "float64 default"
+
+
 def test_integer_input_is_not_swept() -> None:
     cfg = str(CONFIGS / "embedding_classifier.yaml")
     doc = json.loads(gc("sweep", cfg, "--taylor", "--format", "json").stdout)
