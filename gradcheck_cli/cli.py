@@ -17,14 +17,15 @@ import yaml
 from rich.console import Console
 from rich.markup import escape
 
-from gradcheck_cli import __version__, report, scaffold, schemas, suite
+from gradcheck_cli import __version__, plot, report, scaffold, schemas, suite
 from gradcheck_cli.checker import CheckResult, check_layer
-from gradcheck_cli.config import default_config_path
+from gradcheck_cli.config import default_config_path, load_config
 from gradcheck_cli.errors import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, ConfigError, GradcheckError
 from gradcheck_cli.formats import console, emit
-from gradcheck_cli.network import rng_for
+from gradcheck_cli.network import build_network, rng_for
 from gradcheck_cli.registry import LAYERS, LOSSES
 from gradcheck_cli.suite import Outcome
+from gradcheck_cli.sweep import sweep_network
 
 app = typer.Typer(
     help="Check NumPy backward passes against numerical gradients, per parameter.",
@@ -334,6 +335,48 @@ def layer(
         opts = _output_options(fmt, only_failures, junit_xml, export_html, export_svg)
         replay = _replay(words, result, s, rtol, atol, include, exclude)
         return _emit_one(Outcome(name, result=result), opts, replay, quiet)
+
+    _guarded(debug, job)
+
+
+@app.command()
+def sweep(
+    config: Annotated[
+        Path | None,
+        typer.Argument(help="Network spec (YAML/JSON). Default: the built-in seed MLP."),
+    ] = None,
+    param: Annotated[
+        str | None,
+        typer.Option("--param", help="Only this tensor, by report name (0.linear.W, input)."),
+    ] = None,
+    taylor: Annotated[
+        bool, typer.Option("--taylor", help="Also run the ε-free Taylor-remainder test.")
+    ] = False,
+    seed: Seed = None,
+    fmt: Fmt = Format.table,
+    debug: Debug = False,
+) -> None:
+    """Error against ε (1e-1 … 1e-12) per tensor: the V-curve, the ε used and the best one."""
+
+    def job() -> int:
+        cfg = load_config(config or default_config_path())
+        if seed is not None:
+            cfg = cfg.model_copy(update={"seed": seed})
+        net = build_network(cfg)
+        central = cfg.check.method == "central"  # the V-curve is of central differences
+        result = sweep_network(
+            net,
+            eps=cfg.check.eps if central else None,
+            param=param,
+            inputs=cfg.check.inputs,
+            taylor=taylor,
+            seed=cfg.seed,
+        )
+        if fmt is Format.json:
+            typer.echo(plot.sweep_json(result))
+        else:
+            out.print(plot.render_sweep(result))
+        return EXIT_PASS if result.passed else EXIT_FAIL
 
     _guarded(debug, job)
 
