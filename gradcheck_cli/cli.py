@@ -60,6 +60,10 @@ Strict = Annotated[
     bool, typer.Option("--strict", help="Kinks and noise-dominated tensors fail too.")
 ]
 Top = Annotated[int, typer.Option("--top", min=1, help="Worst entries shown per failing tensor.")]
+ShowEntries = Annotated[
+    bool,
+    typer.Option("--show-entries", help="Per-entry |a−n|/tolerance heatmap of every tensor."),
+]
 
 
 def _version(value: bool) -> None:
@@ -101,11 +105,11 @@ def _guarded(debug: bool, job: Callable[[], int]) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _emit(result: CheckResult, fmt: Format, replay: str) -> int:
+def _emit(result: CheckResult, fmt: Format, replay: str, show_entries: bool = False) -> int:
     if fmt is Format.json:
         typer.echo(report.to_json(result))
     else:
-        out.print(report.render(result, replay))
+        out.print(report.render(result, replay, show_entries))
     return EXIT_PASS if result.passed else EXIT_FAIL
 
 
@@ -133,6 +137,7 @@ def run(
     method: MethodOpt = None,
     strict: Strict = False,
     top: Top = 5,
+    show_entries: ShowEntries = False,
     fmt: Fmt = Format.table,
     debug: Debug = False,
 ) -> None:
@@ -156,7 +161,7 @@ def run(
             seed=cfg.seed,
         )
         words = ["run", *([str(config)] if config else []), *(["--no-inputs"] if no_inputs else [])]
-        return _emit(result, fmt, _replay(words, result, cfg.seed, rtol, atol))
+        return _emit(result, fmt, _replay(words, result, cfg.seed, rtol, atol), show_entries)
 
     _guarded(debug, job)
 
@@ -200,6 +205,7 @@ def layer(
     method: MethodOpt = None,
     strict: Strict = False,
     top: Top = 5,
+    show_entries: ShowEntries = False,
     fmt: Fmt = Format.table,
     debug: Debug = False,
 ) -> None:
@@ -218,7 +224,7 @@ def layer(
             method=method.value if method else "central",
         )  # fmt: skip
         words = ["layer", name, "--shape", shape, *[w for a in arg or [] for w in ("--arg", a)]]
-        return _emit(result, fmt, _replay(words, result, s, rtol, atol))
+        return _emit(result, fmt, _replay(words, result, s, rtol, atol), show_entries)
 
     _guarded(debug, job)
 
