@@ -105,6 +105,10 @@ Strict = Annotated[
     bool, typer.Option("--strict", help="Kinks and noise-dominated tensors fail too.")
 ]
 Top = Annotated[int, typer.Option("--top", min=1, help="Worst entries shown per failing tensor.")]
+ShowEntries = Annotated[
+    bool,
+    typer.Option("--show-entries", help="Per-entry |a−n|/tolerance heatmap of every tensor."),
+]
 
 
 def _version(value: bool) -> None:
@@ -162,11 +166,22 @@ def _deliver(rendered: emit.Rendered, quiet: bool) -> None:
 
 
 def _output_options(
-    fmt: Format, only_failures: bool, junit: Path | None, html: Path | None, svg: Path | None
+    fmt: Format,
+    only_failures: bool,
+    junit: Path | None,
+    html: Path | None,
+    svg: Path | None,
+    show_entries: bool = False,
 ) -> emit.OutputOptions:
     summary = os.environ.get("GITHUB_STEP_SUMMARY")  # set by GitHub Actions in every step
     return emit.OutputOptions(
-        fmt.value, only_failures, junit, html, svg, Path(summary) if summary else None
+        fmt.value,
+        only_failures,
+        junit,
+        html,
+        svg,
+        Path(summary) if summary else None,
+        show_entries=show_entries,
     )
 
 
@@ -218,6 +233,7 @@ def run(
     method: MethodOpt = None,
     strict: Strict = False,
     top: Top = 5,
+    show_entries: ShowEntries = False,
     fmt: Fmt = Format.table,
     junit_xml: JunitXml = None,
     export_html: ExportHtml = None,
@@ -239,7 +255,7 @@ def run(
             inputs=False if no_inputs else None, method=method.value if method else None,
             strict=True if strict else None, top=top,
         )  # fmt: skip
-        opts = _output_options(fmt, only_failures, junit_xml, export_html, export_svg)
+        opts = _output_options(fmt, only_failures, junit_xml, export_html, export_svg, show_entries)
         res = suite.run_suite(args, keep_going=not debug, **options)
 
         def replay(o: Outcome) -> str:
@@ -309,6 +325,7 @@ def layer(
     method: MethodOpt = None,
     strict: Strict = False,
     top: Top = 5,
+    show_entries: ShowEntries = False,
     fmt: Fmt = Format.table,
     junit_xml: JunitXml = None,
     export_html: ExportHtml = None,
@@ -332,7 +349,7 @@ def layer(
             method=method.value if method else "central", include=include, exclude=exclude,
         )  # fmt: skip
         words = ["layer", name, "--shape", shape, *[w for a in arg or [] for w in ("--arg", a)]]
-        opts = _output_options(fmt, only_failures, junit_xml, export_html, export_svg)
+        opts = _output_options(fmt, only_failures, junit_xml, export_html, export_svg, show_entries)
         replay = _replay(words, result, s, rtol, atol, include, exclude)
         return _emit_one(Outcome(name, result=result), opts, replay, quiet)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import fields, is_dataclass
+from dataclasses import fields, is_dataclass, replace
 from enum import Enum
 from typing import Any
 
@@ -127,14 +127,34 @@ def summary(result: CheckResult, replay: str | None = None) -> Text:
     return text
 
 
+def entry_maps(result: CheckResult) -> list[RenderableType]:
+    """`--show-entries`: |a − n| / tolerance per entry for every tensor (tensors of more than two
+    dimensions are shown as (first axis) × (the rest))."""
+    from gradcheck_cli.plot import heatmap
+
+    maps: list[RenderableType] = []
+    for p in result.params:
+        if p.ratios is None:
+            continue
+        r = p.ratios if p.ratios.ndim <= 2 else p.ratios.reshape(p.ratios.shape[0], -1)
+        maps.append(heatmap(r, f"{p.name} {'×'.join(map(str, p.shape))}: |a−n| / tolerance"))
+    return maps
+
+
 def render(
-    result: CheckResult, replay: str | None = None, *, only_failures: bool = False
+    result: CheckResult,
+    replay: str | None = None,
+    show_entries: bool = False,
+    *,
+    only_failures: bool = False,
 ) -> RenderableType:
     """The full terminal report: header, table, worst entries of failing tensors, summary
-    (``only_failures``: no rows for tensors that agree)."""
+    (``only_failures``: no rows or entry maps for tensors that agree)."""
     parts: list[RenderableType] = [header(result)]
     if result.params and (result.failures or not only_failures):
         parts.append(result_table(result, only_failures=only_failures))
+    if show_entries:
+        parts += entry_maps(replace(result, params=result.failures) if only_failures else result)
     parts += [worst_table(p) for p in result.failures if p.worst]
     parts.append(summary(result, replay))
     return Group(*parts)

@@ -599,3 +599,15 @@ def build_linear():
     from gradcheck_cli.testing import build_layer
 
     return build_layer(Linear, (4,), args={"out": 2})
+
+
+def test_show_entries_with_several_configs_and_only_failures(bad: Path) -> None:
+    r = gc("run", bad, GOOD, "--show-entries")
+    assert r.exit_code == 1
+    assert "0.LinearBiasMean.b 6: |a−n| / tolerance" in r.output
+    assert "2.linear.W 5×3: |a−n| / tolerance" in r.output  # the passing config's maps too
+    r = gc("run", bad, GOOD, "--show-entries", "--only-failures")
+    assert "0.LinearBiasMean.b 6: |a−n| / tolerance" in r.output
+    assert "|a−n| / tolerance" not in r.output.replace(
+        "0.LinearBiasMean.b 6: |a−n| / tolerance", ""
+    )

@@ -27,6 +27,8 @@ class OutputOptions:
     export_svg: Path | None = None
     #: With ``github``: append a Markdown summary here ($GITHUB_STEP_SUMMARY in Actions).
     step_summary: Path | None = None
+    #: `--show-entries`: per-entry |a − n| / tolerance maps in the human views.
+    show_entries: bool = False
 
 
 @dataclass(frozen=True)
@@ -38,10 +40,10 @@ class Rendered:
     appends: dict[Path, str] = field(default_factory=dict)
 
 
-def _outcome_view(o: Outcome, replay: str | None, only_failures: bool) -> RenderableType:
+def _outcome_view(o: Outcome, replay: str | None, opts: OutputOptions) -> RenderableType:
     if o.result is None:  # a single invalid config: its message goes to stderr
         return Text(f"error: {o.error}", style="red")
-    return report.render(o.result, replay, only_failures=only_failures)
+    return report.render(o.result, replay, opts.show_entries, only_failures=opts.only_failures)
 
 
 def _exports(view: RenderableType, opts: OutputOptions, suite: SuiteResult) -> dict[Path, str]:
@@ -68,7 +70,7 @@ def single(
     format (as an annotation); its message goes to stderr as for any usage error. ``file`` is the
     config path GitHub annotations point at."""
     suite = SuiteResult((outcome,))
-    view = _outcome_view(outcome, replay, opts.only_failures)
+    view = _outcome_view(outcome, replay, opts)
     stdout: RenderableType | str | None
     if outcome.result is None:
         stdout = None
@@ -89,7 +91,7 @@ def suite(suite: SuiteResult, replays: Mapping[str, str], opts: OutputOptions) -
     """Several configs: each report, then one summary table (or one JSON/annotation stream)."""
     view = console.render_suite(
         suite,
-        lambda o: _outcome_view(o, replays.get(o.config), opts.only_failures),
+        lambda o: _outcome_view(o, replays.get(o.config), opts),
         only_failures=opts.only_failures,
     )
     stdout: RenderableType | str
