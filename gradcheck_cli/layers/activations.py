@@ -14,6 +14,7 @@ class ReLU(Layer):
 
     forward_formula = "out = max(0, x)"
     backward_formula = "dx = dout ⊙ 1{x > 0}"
+    elementwise = True  # out[..., j] depends on x[..., j] only (engine short-cut)
 
     def forward(self, x: Array) -> Array:
         self.mask = x.real > 0
@@ -29,6 +30,7 @@ class LeakyReLU(Layer):
 
     forward_formula = "out = x if x > 0 else slope·x"
     backward_formula = "dx = dout ⊙ (1 if x > 0 else slope)"
+    elementwise = True  # out[..., j] depends on x[..., j] only (engine short-cut)
 
     def __init__(self, slope: float = 0.01) -> None:
         super().__init__()
@@ -48,6 +50,7 @@ class Sigmoid(Layer):
 
     forward_formula = "out = σ(x) = 1 / (1 + e^−x)"
     backward_formula = "dx = dout ⊙ out ⊙ (1 − out)"
+    elementwise = True  # out[..., j] depends on x[..., j] only (engine short-cut)
 
     def forward(self, x: Array) -> Array:
         pos = x.real >= 0
@@ -65,6 +68,7 @@ class Tanh(Layer):
 
     forward_formula = "out = tanh(x)"
     backward_formula = "dx = dout ⊙ (1 − out²)"
+    elementwise = True  # out[..., j] depends on x[..., j] only (engine short-cut)
 
     def forward(self, x: Array) -> Array:
         self.out: Array = np.tanh(x)

@@ -34,6 +34,15 @@ class SoftmaxCrossEntropy(Loss):
     def backward(self) -> Array:
         return (self.p - self.y) / self.n
 
+    def forward_copies(self, pred: Array, target: Array) -> Array:
+        """``forward`` of each copy pred[c] (C, N, K) → (C,), without touching the caches."""
+        c, n, k = pred.shape
+        y = np.eye(k)[target.astype(int)] if target.ndim == 1 else target
+        z = pred - pred.real.max(axis=2, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=2, keepdims=True))
+        losses: Array = -(y * logp).reshape(c, -1).sum(axis=1) / n
+        return losses
+
 
 @register_loss("mse")
 class MSE(Loss):
@@ -48,6 +57,12 @@ class MSE(Loss):
 
     def backward(self) -> Array:
         return 2 * self.diff / self.diff.size
+
+    def forward_copies(self, pred: Array, target: Array) -> Array:
+        """``forward`` of each copy pred[c] → (C,)."""
+        diff = (pred - target).reshape(pred.shape[0], -1)
+        losses: Array = (diff**2).sum(axis=1) / diff.shape[1]
+        return losses
 
 
 class WeightedSum(Loss):
@@ -65,3 +80,8 @@ class WeightedSum(Loss):
 
     def backward(self) -> Array:
         return self.g.copy()
+
+    def forward_copies(self, pred: Array, target: Array) -> Array:
+        """``forward`` of each copy pred[c] → (C,)."""
+        losses: Array = (pred * self.g).reshape(pred.shape[0], -1).sum(axis=1)
+        return losses
