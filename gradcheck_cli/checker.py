@@ -9,15 +9,34 @@ to catch. Defaults and the measurement behind them: README, "How the verdict is 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from gradcheck_cli.layers.base import Array
 from gradcheck_cli.layers.losses import WeightedSum
+from gradcheck_cli.modes import (
+    DEFAULT_BUDGET,
+    DEFAULT_PROBES,
+    DEFAULT_SAMPLES,
+    MODES,
+    PROBE_EVALS,
+    SMALL_CHECK,
+    Estimate,
+    directions,
+    estimate,
+    sample_indices,
+)
 from gradcheck_cli.network import Network, ParamRef, rng_for
-from gradcheck_cli.numeric import DEFAULT_EPS, UNIT_ROUNDOFF, Differences, Perturber
+from gradcheck_cli.numeric import (
+    CHUNK_BYTES,
+    DEFAULT_EPS,
+    UNIT_ROUNDOFF,
+    Differences,
+    Perturber,
+)
 
 #: Relative tolerance per dtype: the smallest relative gradient error we promise to catch.
 DEFAULT_RTOL = {"float64": 1e-6, "float32": 1e-2}
@@ -27,6 +46,11 @@ DEFAULT_ATOL = {"float64": 0.0, "float32": 0.0}
 NOISE_FACTOR = 100.0
 #: How many of the worst entries a result keeps.
 KEEP_WORST = 5
+#: Safety factor on the Richardson truncation estimate |D(ε) − D(2ε)|/3 of a directional probe.
+TRUNC_FACTOR = 10.0
+
+#: Progress callback: (evaluations done, evaluations planned so far).
+Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -67,6 +91,12 @@ class ParamResult:
     failed: int
     worst: tuple[Entry, ...] = ()  # worst first (by error relative to tolerance)
     reason: str | None = None
+    #: How this tensor was checked: "full", "sample", "directional", or
+    #: "directional→elementwise" (a failed directional check, then every entry).
+    mode: str = "full"
+    #: Directional probes evaluated (0 unless directional); ``checked`` counts entries, or the
+    #: probes for a tensor checked by directions only.
+    probes: int = 0
 
 
 @dataclass(frozen=True)
@@ -80,10 +110,18 @@ class CheckResult:
     dtype: str
     loss: float
     params: tuple[ParamResult, ...] = field(default_factory=tuple)
+    #: The mode actually run (auto resolves to one of full/sample/directional).
+    mode: str = "full"
+    samples: int | None = None  # entries per tensor in sample mode
+    probes: int | None = None  # directions per tensor in directional mode
+    #: Cost estimate per mode when auto chose the mode (None otherwise).
+    estimate: Estimate | None = None
+    #: Stopped early (Ctrl-C): ``params`` holds the tensors finished so far; never a pass.
+    interrupted: bool = False
 
     @property
     def passed(self) -> bool:
-        return all(p.passed for p in self.params)
+        return not self.interrupted and all(p.passed for p in self.params)
 
     @property
     def failures(self) -> tuple[ParamResult, ...]:
@@ -165,6 +203,63 @@ def compare(
     )
 
 
+def compare_directional(
+    name: str,
+    shape: tuple[int, ...],
+    analytic: Array,
+    theta: Array,
+    probes: Array,
+    f: Array,
+    eps: float,
+    tol: Tolerance,
+    dtype: str,
+) -> ParamResult:
+    """Directional verdict for one tensor from ``f[k] = L(θ + s·v_k)``, s = (ε, −ε[, 2ε, −2ε]).
+
+    Per probe v (unit norm): a = ∇L·v, n = (f(ε) − f(−ε))/2ε, pass when
+        |a − n| ≤ atol + rtol·max(|a|, |n|) + k·noise + k_T·|n − n₂|/3,
+    noise = u·(|f₊| + |f₋|)/2ε  (round-off of the difference, as for one entry)
+          + u·Σ|∇L ⊙ θ|/ε       (θ + εv is rounded entry by entry)
+          + u·Σ|∇L ⊙ v|          (the dot product itself),
+    n₂ = the same difference with step 2ε when given (else the term is 0), so (n − n₂)/3 is the
+    Richardson estimate of n's truncation error (numeric on both sides: a wrong ∇L cannot widen
+    it). Nothing scales with the tensor's size: ‖v‖ = 1 makes the step in θ-space ε, exactly as
+    for a single entry.
+    """
+    u = UNIT_ROUNDOFF[dtype]
+    g = analytic.reshape(-1).astype(np.float64)
+    flat_v = probes.reshape(len(probes), -1)
+    a = flat_v @ g
+    n1 = (f[:, 0] - f[:, 1]) / (2 * eps)
+    n2 = (f[:, 2] - f[:, 3]) / (4 * eps) if f.shape[1] == 4 else n1
+    noise = (
+        u * (np.abs(f[:, 0]) + np.abs(f[:, 1])) / (2 * eps)
+        + u * float(np.abs(g) @ np.abs(theta.reshape(-1))) / eps
+        + u * (np.abs(flat_v) @ np.abs(g))
+    )
+    trunc = np.abs(n1 - n2) / 3
+    allowed = (
+        tol.atol
+        + tol.rtol * np.maximum(np.abs(a), np.abs(n1))
+        + tol.noise_factor * noise
+        + TRUNC_FACTOR * trunc
+    )
+    err = np.abs(a - n1)
+    bad = ~(err <= allowed)  # NaN fails
+    denom = max(float(np.linalg.norm(a) + np.linalg.norm(n1)), np.finfo(np.float64).tiny)
+    return ParamResult(
+        name=name,
+        shape=shape,
+        passed=not bad.any(),
+        rel_error=float(np.linalg.norm(a - n1)) / denom,
+        max_abs_error=float(err.max(initial=0.0)),
+        checked=len(a),
+        failed=int(bad.sum()),
+        mode="directional",
+        probes=len(a),
+    )
+
+
 def check_network(
     network: Network,
     x: Array | None = None,
@@ -175,12 +270,26 @@ def check_network(
     atol: float | None = None,
     inputs: bool = True,
     seed: int | None = None,
+    mode: str | None = None,
+    samples: int | None = None,
+    probes: int | None = None,
+    budget: float | None = None,
+    progress: Progress | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
 ) -> CheckResult:
     """Check every parameter (and the input, unless ``inputs=False``) of ``network``.
 
     ``x``/``target`` default to the ones the network was built with. Parameters are perturbed in
     place and restored exactly; the caller's ``x`` is never modified.
+
+    ``mode``: "full", "sample" (``samples`` entries per tensor), "directional" (``probes``
+    directions per tensor; a failing tensor is then checked entry by entry), "auto" (the most
+    thorough that fits ``budget`` seconds), or None: full for small checks, else auto.
+    ``progress(done, planned)`` is called as loss evaluations complete. Ctrl-C during the check
+    returns the tensors finished so far with ``interrupted=True``.
     """
+    if mode is not None and mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     x_in = network.x if x is None else x
     if x_in is None:
         raise ValueError("check_network needs an input x (the network has none bound)")
@@ -191,23 +300,83 @@ def check_network(
     eps = DEFAULT_EPS[dtype] if eps is None else eps
     tol = Tolerance.default(dtype, rtol, atol)
 
-    pert = Perturber(network, x_arr)
+    pert = Perturber(network, x_arr, chunk_bytes=chunk_bytes)
     dx, grads = network.backward()
+    refs = network.parameters(include_input=inputs)
+    k_samples = DEFAULT_SAMPLES if samples is None else samples
+    k_probes = DEFAULT_PROBES if probes is None else probes
+    rng_seed = 0 if seed is None else seed
+    chosen, est = mode or "full", None
+    if mode == "auto" or (mode is None and sum(pert.array(r).size for r in refs) > SMALL_CHECK):
+        est = estimate(
+            pert,
+            refs,
+            eps=eps,
+            samples=k_samples,
+            probes=k_probes,
+            budget=DEFAULT_BUDGET if budget is None else budget,
+            seed=rng_seed,
+        )
+        chosen = est.chosen
+
+    def planned(size: int) -> int:
+        if chosen == "directional":
+            return PROBE_EVALS * k_probes
+        return 2 * (min(size, k_samples) if chosen == "sample" else size)
+
+    counter = [0, sum(planned(pert.array(r).size) for r in refs)]
+    if progress is not None:
+
+        def tick(n: int) -> None:
+            counter[0] += n
+            progress(counter[0], counter[1])
+
+        pert.progress = tick
+        progress(0, counter[1])
+
     results: list[ParamResult] = []
-    for ref in network.parameters(include_input=inputs):
-        arr = pert.array(ref)
-        shape = tuple(arr.shape)
-        if ref.key is None:
-            analytic: Any = dx
-        else:
-            layer_grads = grads[ref.layer]
-            analytic = layer_grads if isinstance(layer_grads, str) else layer_grads.get(ref.key)
-        problem = _analytic_problem(ref, analytic, shape, dtype)
-        if problem:
-            results.append(_structural_failure(ref.name, shape, problem))
-            continue
-        diff = pert.central(ref, np.arange(arr.size), eps)
-        results.append(compare(ref.name, shape, analytic, diff, tol, dtype))
+    interrupted = False
+    try:
+        for ref in refs:
+            arr = pert.array(ref)
+            shape = tuple(arr.shape)
+            if ref.key is None:
+                analytic: Any = dx
+            else:
+                layer_grads = grads[ref.layer]
+                analytic = layer_grads if isinstance(layer_grads, str) else layer_grads.get(ref.key)
+            problem = _analytic_problem(ref, analytic, shape, dtype)
+            if problem:
+                results.append(_structural_failure(ref.name, shape, problem))
+                continue
+            if chosen == "directional":
+                v = directions(shape, k_probes, rng_seed, ref.name)
+                steps = np.array([eps, -eps])
+                f = np.stack([pert.along(ref, v[k], steps) for k in range(k_probes)])
+                res = compare_directional(ref.name, shape, analytic, arr, v, f, eps, tol, dtype)
+                if not res.passed:  # borderline or wrong: add ±2ε for the truncation estimate
+                    counter[1] += 2 * k_probes
+                    f2 = np.stack([pert.along(ref, v[k], 2 * steps) for k in range(k_probes)])
+                    f = np.concatenate([f, f2], axis=1)
+                    res = compare_directional(ref.name, shape, analytic, arr, v, f, eps, tol, dtype)
+                if res.passed:
+                    results.append(res)
+                    continue
+                counter[1] += 2 * arr.size  # fall back to every entry of this tensor
+                diff = pert.central(ref, np.arange(arr.size), eps)
+                full = compare(ref.name, shape, analytic, diff, tol, dtype)
+                results.append(replace(full, mode="directional→elementwise", probes=k_probes))
+                continue
+            if chosen == "sample":
+                idx = sample_indices(arr.size, k_samples, rng_seed, ref.name)
+            else:
+                idx = np.arange(arr.size)
+            diff = pert.central(ref, idx, eps)
+            results.append(
+                replace(compare(ref.name, shape, analytic, diff, tol, dtype), mode=chosen)
+            )
+    except KeyboardInterrupt:
+        interrupted = True
     return CheckResult(
         name=network.name,
         seed=seed,
@@ -218,6 +387,11 @@ def check_network(
         dtype=dtype,
         loss=float(np.real(pert.f0)),
         params=tuple(results),
+        mode=chosen,
+        samples=k_samples if chosen == "sample" else None,
+        probes=k_probes if chosen == "directional" else None,
+        estimate=est,
+        interrupted=interrupted,
     )
 
 

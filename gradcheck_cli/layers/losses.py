@@ -36,11 +36,14 @@ class SoftmaxCrossEntropy(Loss):
 
     def forward_copies(self, pred: Array, target: Array) -> Array:
         """``forward`` of each copy pred[c] (C, N, K) → (C,), without touching the caches."""
-        c, n, k = pred.shape
-        y = np.eye(k)[target.astype(int)] if target.ndim == 1 else target
+        c, n, _ = pred.shape
         z = pred - pred.real.max(axis=2, keepdims=True)
-        logp = z - np.log(np.exp(z).sum(axis=2, keepdims=True))
-        losses: Array = -(y * logp).reshape(c, -1).sum(axis=1) / n
+        log_sum = np.log(np.exp(z).sum(axis=2))  # (C, N)
+        if target.ndim == 1:  # labels: pick z[n, y_n] instead of multiplying by a one-hot
+            picked = z[:, np.arange(n), target.astype(int)]
+            losses: Array = (log_sum - picked).sum(axis=1) / n
+        else:
+            losses = -(target * (z - log_sum[:, :, None])).reshape(c, -1).sum(axis=1) / n
         return losses
 
 
