@@ -219,23 +219,25 @@ def compare_directional(
     Per probe v (unit norm): a = ∇L·v, n = (f(ε) − f(−ε))/2ε, pass when
         |a − n| ≤ atol + rtol·max(|a|, |n|) + k·noise + k_T·|n − n₂|/3,
     noise = u·(|f₊| + |f₋|)/2ε  (round-off of the difference, as for one entry)
-          + u·Σ|∇L ⊙ θ|/ε       (θ + εv is rounded entry by entry)
-          + u·Σ|∇L ⊙ v|          (the dot product itself),
+          + u·‖∇L ⊙ θ‖/ε        (θ + εv is rounded entry by entry; independent roundings add
+                                  in quadrature, the noise factor covers the rest)
+          + u·‖∇L‖               (the dot product: Σ|∇L_i·v_i| ≤ ‖∇L‖ since ‖v‖ = 1),
     n₂ = the same difference with step 2ε when given (else the term is 0), so (n − n₂)/3 is the
     Richardson estimate of n's truncation error (numeric on both sides: a wrong ∇L cannot widen
     it). Nothing scales with the tensor's size: ‖v‖ = 1 makes the step in θ-space ε, exactly as
     for a single entry.
     """
     u = UNIT_ROUNDOFF[dtype]
-    g = analytic.reshape(-1).astype(np.float64)
+    g = analytic.reshape(-1).astype(np.float64, copy=False)
     flat_v = probes.reshape(len(probes), -1)
     a = flat_v @ g
     n1 = (f[:, 0] - f[:, 1]) / (2 * eps)
     n2 = (f[:, 2] - f[:, 3]) / (4 * eps) if f.shape[1] == 4 else n1
+    norm_g = float(np.linalg.norm(g))
     noise = (
         u * (np.abs(f[:, 0]) + np.abs(f[:, 1])) / (2 * eps)
-        + u * float(np.abs(g) @ np.abs(theta.reshape(-1))) / eps
-        + u * (np.abs(flat_v) @ np.abs(g))
+        + u * float(np.linalg.norm(g * theta.reshape(-1))) / eps
+        + u * norm_g
     )
     trunc = np.abs(n1 - n2) / 3
     allowed = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+import time
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
@@ -14,6 +15,7 @@ import typer
 import yaml
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from gradcheck_cli import __version__, report
 from gradcheck_cli.checker import CheckResult, check_layer, check_network
@@ -36,12 +38,83 @@ class Format(str, Enum):
     json = "json"
 
 
+class Mode(str, Enum):
+    full = "full"
+    sample = "sample"
+    directional = "directional"
+    auto = "auto"
+
+
+#: Exit code when Ctrl-C stopped a check (a partial report is still shown).
+EXIT_INTERRUPTED = 130
+
+
 Eps = Annotated[float | None, typer.Option("--eps", min=0.0, help="Finite-difference step ε.")]
 Rtol = Annotated[float | None, typer.Option("--rtol", min=0.0, help="Relative tolerance.")]
 Atol = Annotated[float | None, typer.Option("--atol", min=0.0, help="Absolute tolerance.")]
 Seed = Annotated[int | None, typer.Option("--seed", min=0, max=2**32 - 1, help="Random seed.")]
 Fmt = Annotated[Format, typer.Option("--format", help="Report format.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks for errors.")]
+ModeOpt = Annotated[
+    Mode | None,
+    typer.Option(
+        "--mode",
+        help="full: every entry; sample: --samples entries per tensor; directional: --probes "
+        "random directions per tensor; auto: the most thorough that fits --budget. "
+        "Default: full for small checks, else auto.",
+    ),
+]
+Samples = Annotated[
+    int | None, typer.Option("--samples", min=1, help="Entries per tensor in sample mode.")
+]
+Probes = Annotated[
+    int | None, typer.Option("--probes", min=1, help="Directions per tensor in directional mode.")
+]
+Budget = Annotated[
+    float | None, typer.Option("--budget", min=0.0, help="Seconds auto mode may spend.")
+]
+
+
+class _Bar:
+    """Rich progress bar with ETA on stderr, shown once a check has run for about a second;
+    only when enabled (a terminal and the table format)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.start = time.monotonic()
+        self.progress: Progress | None = None
+        self.task: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.progress is None:
+            if time.monotonic() - self.start < 1.0:
+                return
+            self.progress = Progress(
+                TextColumn("checking"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("evaluations"),
+                TimeRemainingColumn(),
+                console=err,
+                transient=True,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("check", total=total)
+        self.progress.update(self.task, completed=done, total=total)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def _checked(fmt: Format, job: Callable[[_Bar], CheckResult]) -> CheckResult:
+    bar = _Bar(fmt is Format.table and err.is_terminal)
+    try:
+        return job(bar)
+    finally:
+        bar.close()
 
 
 def _version(value: bool) -> None:
@@ -88,6 +161,8 @@ def _emit(result: CheckResult, fmt: Format, replay: str) -> int:
         typer.echo(report.to_json(result))
     else:
         out.print(report.render(result, replay))
+    if result.interrupted:
+        return EXIT_INTERRUPTED
     return EXIT_PASS if result.passed else EXIT_FAIL
 
 
@@ -109,6 +184,10 @@ def run(
     atol: Atol = None,
     seed: Seed = None,
     no_inputs: Annotated[bool, typer.Option("--no-inputs", help="Do not check ∂L/∂input.")] = False,
+    mode: ModeOpt = None,
+    samples: Samples = None,
+    probes: Probes = None,
+    budget: Budget = None,
     fmt: Fmt = Format.table,
     debug: Debug = False,
 ) -> None:
@@ -119,18 +198,38 @@ def run(
         if seed is not None:
             cfg = cfg.model_copy(update={"seed": seed})
         net = build_network(cfg)
-        result = check_network(
-            net,
-            eps=eps if eps is not None else cfg.check.eps,
-            rtol=rtol if rtol is not None else cfg.check.rtol,
-            atol=atol if atol is not None else cfg.check.atol,
-            inputs=cfg.check.inputs and not no_inputs,
-            seed=cfg.seed,
+        chk = cfg.check
+        result = _checked(
+            fmt,
+            lambda bar: check_network(
+                net,
+                eps=eps if eps is not None else chk.eps,
+                rtol=rtol if rtol is not None else chk.rtol,
+                atol=atol if atol is not None else chk.atol,
+                inputs=chk.inputs and not no_inputs,
+                seed=cfg.seed,
+                mode=mode.value if mode is not None else chk.mode,
+                samples=samples if samples is not None else chk.samples,
+                probes=probes if probes is not None else chk.probes,
+                budget=budget if budget is not None else chk.budget,
+                progress=bar,
+            ),
         )
         words = ["run", *([str(config)] if config else []), *(["--no-inputs"] if no_inputs else [])]
+        words += _mode_words(result)
         return _emit(result, fmt, _replay(words, cfg.seed, result.eps, rtol, atol))
 
     _guarded(debug, job)
+
+
+def _mode_words(result: CheckResult) -> list[str]:
+    """The options that replay the mode actually run (auto resolved to its choice)."""
+    words = ["--mode", result.mode]
+    if result.samples is not None:
+        words += ["--samples", str(result.samples)]
+    if result.probes is not None:
+        words += ["--probes", str(result.probes)]
+    return words
 
 
 def _parse_shape(text: str) -> tuple[int, ...]:
@@ -169,6 +268,10 @@ def layer(
     rtol: Rtol = None,
     atol: Atol = None,
     seed: Seed = None,
+    mode: ModeOpt = None,
+    samples: Samples = None,
+    probes: Probes = None,
+    budget: Budget = None,
     fmt: Fmt = Format.table,
     debug: Debug = False,
 ) -> None:
@@ -182,8 +285,25 @@ def layer(
         s = 0 if seed is None else seed
         lay = make_layer(name, dims[1:], rng_for(s, "layer0"), **kwargs)
         x = rng_for(s, "input").standard_normal(dims)
-        result = check_layer(lay, x, seed=s, label=name, eps=eps, rtol=rtol, atol=atol)
+        result = _checked(
+            fmt,
+            lambda bar: check_layer(
+                lay,
+                x,
+                seed=s,
+                label=name,
+                eps=eps,
+                rtol=rtol,
+                atol=atol,
+                mode=mode.value if mode is not None else None,
+                samples=samples,
+                probes=probes,
+                budget=budget,
+                progress=bar,
+            ),
+        )
         words = ["layer", name, "--shape", shape, *[w for a in arg or [] for w in ("--arg", a)]]
+        words += _mode_words(result)
         return _emit(result, fmt, _replay(words, s, result.eps, rtol, atol))
 
     _guarded(debug, job)

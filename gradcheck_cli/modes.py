@@ -51,10 +51,13 @@ def sample_indices(size: int, k: int, seed: int, name: str) -> Array:
 
 
 def directions(shape: tuple[int, ...], k: int, seed: int, name: str) -> Array:
-    """``k`` unit-norm directions of ``shape``, entries ±U(0.5, 1.5) before normalising."""
+    """``k`` unit-norm directions of ``shape``, entries ±U(0.5, 1.5) before normalising.
+
+    One uniform draw r per entry gives both: sign = (r < ½), magnitude = 0.5 + (2r mod 1)."""
     rng = rng_for(seed, f"probe:{name}")
     size = int(np.prod(shape, dtype=np.int64))
-    v = rng.choice([-1.0, 1.0], size=(k, size)) * rng.uniform(0.5, 1.5, size=(k, size))
+    r = rng.random((k, size))
+    v = np.where(r < 0.5, -1.0, 1.0) * (0.5 + np.mod(2 * r, 1.0))
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     return v.reshape(k, *shape)
 
