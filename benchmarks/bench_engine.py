@@ -22,10 +22,8 @@ import argparse
 import os
 import sys
 
-if "--threads" in sys.argv:  # must happen before NumPy loads BLAS
-    _n = sys.argv[sys.argv.index("--threads") + 1]
-else:
-    _n = "1"
+# must happen before NumPy loads BLAS
+_n = sys.argv[sys.argv.index("--threads") + 1] if "--threads" in sys.argv else "1"
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, _n)
 
