@@ -318,8 +318,9 @@ def check_network(
             probes=k_probes,
             budget=DEFAULT_BUDGET if budget is None else budget,
             seed=rng_seed,
+            grow=samples is None,
         )
-        chosen = est.chosen
+        chosen, k_samples = est.chosen, est.samples
 
     def planned(size: int) -> int:
         if chosen == "directional":

@@ -36,8 +36,10 @@ DEFAULT_BUDGET = 60.0
 #: Loss evaluations per directional probe: ±ε (±2ε are added only when the verdict needs the
 #: truncation estimate).
 PROBE_EVALS = 2
+#: Fraction of the budget (after the pilot) auto plans to use: the estimate is ±20-30 %.
+SAFETY = 0.75
 #: Entries timed per tensor by the auto pilot.
-PILOT_ENTRIES = 16
+PILOT_ENTRIES = 64
 
 
 def sample_indices(size: int, k: int, seed: int, name: str) -> Array:
@@ -91,13 +93,17 @@ def estimate(
     probes: int,
     budget: float,
     seed: int,
+    grow: bool = False,
 ) -> Estimate:
     """Time the engine on a few entries of each tensor and a forward pass from each layer, then
     choose the most thorough mode whose estimate fits ``budget``: full, else sample, else
-    directional (directional also when nothing fits: it is the cheapest)."""
+    directional (directional also when nothing fits: it is the cheapest). With ``grow``, sample
+    mode takes as many entries per tensor as fit the budget (at least ``samples``)."""
     offsets = np.array([eps, -eps])
     full = sample = direc = 0.0
     entries = 0
+    started = time.perf_counter()
+    costs: list[tuple[float, int]] = []  # (seconds per entry, entries) per tensor
     t0 = time.perf_counter()
     pert.net.loss_value(pert.x)
     forward = time.perf_counter() - t0
@@ -112,13 +118,35 @@ def estimate(
         pert.net.loss_value(inp, ref.layer)
         per_pass = time.perf_counter() - t0
         entries += arr.size
+        costs.append((per_entry, arr.size))
         full += per_entry * arr.size
         sample += per_entry * min(samples, arr.size)
         direc += per_pass * PROBE_EVALS * probes
-    if full <= budget:
+    # what is left after the pilot, with a margin for the estimate's own error
+    room = SAFETY * (budget - (time.perf_counter() - started))
+    if grow and full > room:
+        samples, sample = _grow_samples(costs, samples, room, sample)
+    if full <= room:
         chosen = "full"
-    elif sample <= budget:
+    elif sample <= room:
         chosen = "sample"
     else:
         chosen = "directional"
     return Estimate(forward, full, sample, direc, entries, budget, chosen, samples, probes)
+
+
+def _grow_samples(
+    costs: list[tuple[float, int]], k: int, budget: float, seconds: float
+) -> tuple[int, float]:
+    """The largest per-tensor sample size whose estimated time fits ``budget`` (at least k)."""
+
+    def cost(m: int) -> float:
+        return sum(t * min(m, size) for t, size in costs)
+
+    lo, hi = k, max(size for _, size in costs)
+    if cost(lo) > budget:
+        return k, seconds
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if cost(mid) <= budget else (lo, mid - 1)
+    return lo, cost(lo)

@@ -10,6 +10,9 @@ The engine behind it:
   reduced per copy. A layer is fed stacked copies only if it declares ``row_independent = True``
   (class attribute); any other layer (batch statistics, user layers that do not declare it) is
   called once per copy on N rows, which is always correct.
+- *Row deltas*: moving one entry of the input changes one row; while every layer is row
+  independent, a copy is carried as that one row (C copies = C rows through each layer), and
+  losses that know their per-row terms (``forward_rows``) finish it from the unperturbed rows.
 - *Column deltas*: built-in layers whose forward is known exactly short-cut their own
   perturbations: moving ``W[i, j]`` of a linear layer changes output column j by Δ·x[:, i], and
   an elementwise activation maps a changed column to a changed column. A copy is then stored as
@@ -46,7 +49,7 @@ CHUNK_BYTES = 64 * 2**20
 _LIVE_ARRAYS = 4
 #: Preferred size of one stacked array: small enough to stay in cache and out of fresh pages
 #: (measured: ~25 ns/element up to ~256 KB, 5-8× slower from ~512 KB on the 2-core CI box).
-CHUNK_TARGET = 256 * 2**10
+CHUNK_TARGET = 128 * 2**10
 
 #: Called with the number of loss evaluations just completed.
 ProgressFn = Callable[[int], None]
@@ -111,6 +114,26 @@ class _Cols:
         out[...] = self.base
         out[np.arange(c), :, self.cols] = self.values
         return out
+
+
+@dataclass
+class _Rows:
+    """C copies of ``base`` (N, ...), copy c equal to ``base`` except row ``rows[c]``, which is
+    ``values[c]``. Row-independent layers map it to the same form by running on the C rows."""
+
+    base: Array
+    rows: Array  # (C,) int
+    values: Array  # (C, ...)
+
+    def dense(self) -> Array:
+        c = len(self.rows)
+        out = np.empty((c, *self.base.shape), np.result_type(self.base, self.values))
+        out[...] = self.base
+        out[np.arange(c), self.rows] = self.values
+        return out
+
+
+_State = _Cols | _Rows | Array
 
 
 class Perturber:
@@ -240,38 +263,57 @@ class Perturber:
         return max(1, min(cap, CHUNK_TARGET // largest))
 
     def _copy_bytes(self, ref: ParamRef) -> int:
-        """Bytes of the largest array one copy occupies on its way to the loss (a column-delta
-        copy holds one column, a dense copy the whole layer output)."""
+        """Bytes of the largest array one copy occupies on its way to the loss (a row copy holds
+        one row, a column-delta copy one column, a dense copy the whole layer output)."""
         layers, outs = self.net.layers, self.outputs
         if ref.key is None:
             first, start = self.x, 0
-            cols = first.ndim == 2
+            rows = self.x.ndim >= 2 and row_independent(layers[0])
+            cols = not rows and first.ndim == 2
         else:
             first, start = outs[ref.layer], ref.layer + 1
+            rows = False
             cols = _declares(layers[ref.layer], "perturbed_columns") and first.ndim == 2
-        sizes = [first.nbytes // first.shape[1] if cols else first.nbytes]
+
+        def size(a: Array) -> int:
+            if rows:
+                return a.nbytes // a.shape[0]
+            return a.nbytes // a.shape[1] if cols else a.nbytes
+
+        sizes = [size(first)]
         for i in range(start, len(layers)):
+            rows = rows and row_independent(layers[i])
             cols = cols and outs[i].ndim == 2 and _declares(layers[i], "elementwise")
-            sizes.append(outs[i].nbytes // outs[i].shape[1] if cols else outs[i].nbytes)
-        sizes.append(outs[-1].nbytes)  # the loss sees dense copies
+            sizes.append(size(outs[i]))
+        if not (rows and _declares(self.net.loss, "forward_rows")):
+            sizes.append(outs[-1].nbytes)  # the loss sees dense copies
         return max(sizes)
 
     # -- the batched path -------------------------------------------------------------------------
     def _batch(self, ref: ParamRef, idx: Array, new: Array, delta: Array) -> Array:
         """Losses of len(idx) copies, copy c having entry idx[c] of ``ref`` set to new[c]."""
-        state: _Cols | Array
+        state: _State
         if ref.key is None:
             state, start = self._input_copies(idx, new), 0
         else:
             state, start = self._perturbed_outputs(ref, idx, new, delta), ref.layer + 1
         for i in range(start, len(self.net.layers)):
             state = self._propagate(i, state)
-        dense = state.dense() if isinstance(state, _Cols) else state
-        return self._losses_per_copy(dense)
+        if isinstance(state, _Rows) and _declares(self.net.loss, "forward_rows"):
+            values: Array = self.net.loss.forward_rows(
+                state.base, state.rows, state.values, self.net.target
+            )
+            return values
+        return self._losses_per_copy(state if isinstance(state, np.ndarray) else state.dense())
 
-    def _input_copies(self, idx: Array, new: Array) -> _Cols | Array:
+    def _input_copies(self, idx: Array, new: Array) -> _State:
         x = self.x
         c = len(idx)
+        if x.ndim >= 2 and row_independent(self.net.layers[0]):
+            rows, within = np.divmod(idx, x[0].size)
+            values = np.array(x[rows], dtype=np.result_type(x, new))
+            values.reshape(c, -1)[np.arange(c), within] = new
+            return _Rows(x, rows, values)
         if x.ndim == 2:
             rows, cols = np.unravel_index(idx, x.shape)
             values = np.array(x[:, cols].T, dtype=np.result_type(x, new))
@@ -306,10 +348,18 @@ class Perturber:
                 arr.flat[idx[c]] = old
         return self._stack(i, outs)
 
-    def _propagate(self, i: int, state: _Cols | Array) -> _Cols | Array:
+    def _propagate(self, i: int, state: _State) -> _State:
         """Layer ``i`` applied to every copy in ``state``."""
         layer = self.net.layers[i]
         x_base, out_base = self.layer_inputs[i], self.outputs[i]
+        if isinstance(state, _Rows) and row_independent(layer):
+            out = self._forward(i, state.values)
+            if out.shape != (len(state.rows), *out_base.shape[1:]):
+                raise PluginError(
+                    f"{self.net.describe(i)} declares row_independent = True but returned shape "
+                    f"{out.shape} for {len(state.rows)} rows (expected rows of {out_base.shape})"
+                )
+            return _Rows(out_base, state.rows, out)
         if isinstance(state, _Cols) and out_base.ndim == 2:
             if _declares(layer, "forward_columns"):
                 dense: Array = layer.forward_columns(x_base, out_base, state.cols, state.values)
@@ -317,7 +367,7 @@ class Perturber:
             if _declares(layer, "elementwise") and out_base.shape == x_base.shape:
                 values = self._forward(i, state.values)
                 return _Cols(out_base, state.cols, values)
-        copies = state.dense() if isinstance(state, _Cols) else state
+        copies = state if isinstance(state, np.ndarray) else state.dense()
         c, n = copies.shape[0], copies.shape[1]
         if row_independent(layer):
             out = self._forward(i, copies.reshape(c * n, *copies.shape[2:]))
