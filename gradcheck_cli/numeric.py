@@ -17,7 +17,8 @@ The engine behind it:
   perturbations: moving ``W[i, j]`` of a linear layer changes output column j by Δ·x[:, i], and
   an elementwise activation maps a changed column to a changed column. A copy is then stored as
   "the base array with column j replaced" (N numbers instead of N·F) until a linear layer turns
-  it back into a dense copy with a rank-1 update. Subclasses that override ``forward`` never
+  it back into a dense copy with a rank-1 update; ``tanh`` evaluates dense copies near the base
+  point by the addition theorem from its cached output (``forward_near``). Subclasses that override ``forward`` never
   inherit these short-cuts (see :func:`_declares`); user layers always run their own forward.
 - *Chunks*: copies are processed in chunks sized so that the stacked arrays stay within
   ``chunk_bytes`` (default :data:`CHUNK_BYTES`).
@@ -369,6 +370,10 @@ class Perturber:
                 return _Cols(out_base, state.cols, values)
         copies = state if isinstance(state, np.ndarray) else state.dense()
         c, n = copies.shape[0], copies.shape[1]
+        if _declares(layer, "forward_near") and copies.shape[1:] == x_base.shape:
+            near: Array | None = layer.forward_near(x_base, out_base, copies)
+            if near is not None:
+                return near
         if row_independent(layer):
             out = self._forward(i, copies.reshape(c * n, *copies.shape[2:]))
             if out.shape[:1] != (c * n,):

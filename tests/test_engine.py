@@ -250,3 +250,64 @@ def test_configs_plugin_without_declaration_runs_once_per_copy() -> None:
     net = Network(layers, MSE(), x=x, target=np.zeros((6, 5)), trusted=[True, False, True])
     assert_engine_matches_loop(net, x)
     assert set(calls) == {6}
+
+
+def test_peak_memory_is_bounded_by_the_chunk_budget_not_the_entry_count() -> None:
+    """Checking 20× more entries must not need more memory: copies are evaluated in chunks."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 32))
+    layers = [
+        make_layer("linear", (32,), rng, out=64),
+        make_layer("tanh", (64,)),
+        make_layer("linear", (64,), rng, out=64),
+        make_layer("relu", (64,)),
+        make_layer("linear", (64,), rng, out=10),
+    ]
+    net = Network(layers, SoftmaxCrossEntropy(), x=x, target=rng.integers(0, 10, 64))
+    budget = 2**20
+    pert = Perturber(net, x, chunk_bytes=budget)
+    ref = net.parameters()[1]  # 0.linear.W: every copy becomes dense after the second linear
+    peaks = []
+    for n in (100, 2000):
+        tracemalloc.start()
+        pert.losses(ref, np.arange(n), np.array([1e-5, -1e-5]))
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert peaks[1] <= 1.5 * peaks[0] + 2**16, peaks
+    assert peaks[1] <= budget, peaks
+
+
+@pytest.mark.parametrize("eps", [1e-5, 1e-2])
+def test_deep_tanh_stack_equals_loop(eps: float) -> None:
+    """Dense copies through several tanh layers (tanh's addition-theorem path for small steps,
+    its forward for large ones) equal the plain loop."""
+    rng = np.random.default_rng(9)
+    layers: list[Any] = []
+    for _ in range(3):
+        layers += [make_layer("linear", (6,), rng, out=6), make_layer("tanh", (6,))]
+    layers.append(make_layer("linear", (6,), rng, out=3))
+    x = rng.standard_normal((4, 6))
+    net = Network(layers, SoftmaxCrossEntropy(), x=x, target=rng.integers(0, 3, 4))
+    fast, slow = Perturber(net, x, chunk_bytes=5000), Perturber(net, x, batched=False)
+    for ref in net.parameters():
+        idx = np.arange(fast.array(ref).size)
+        fb, _ = fast.losses(ref, idx, np.array([eps, -eps]))
+        fl, _ = slow.losses(ref, idx, np.array([eps, -eps]))
+        np.testing.assert_allclose(fb, fl, rtol=0, atol=1e-14, err_msg=ref.name)
+        np.testing.assert_allclose(
+            (fb[:, 0] - fb[:, 1]) / (2 * eps), (fl[:, 0] - fl[:, 1]) / (2 * eps), atol=1e-14 / eps
+        )
+
+
+def test_tanh_near_is_tanh_to_round_off() -> None:
+    rng = np.random.default_rng(1)
+    layer = make_layer("tanh", (50,))
+    x = 3 * rng.standard_normal((20, 50))
+    out = np.tanh(x)
+    for scale in (1e-12, 1e-8, 1e-5, 9e-4):
+        x_new = x + scale * rng.uniform(-1, 1, (5, 20, 50))
+        near = layer.forward_near(x, out, x_new)
+        np.testing.assert_allclose(near, np.tanh(x_new), rtol=4e-16, atol=4e-16)
+    assert layer.forward_near(x, out, x + 2e-3) is None
