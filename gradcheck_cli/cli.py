@@ -17,12 +17,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from gradcheck_cli import __version__, report
+from gradcheck_cli import __version__, plot, report
 from gradcheck_cli.checker import CheckResult, check_layer, check_network
 from gradcheck_cli.config import default_config_path, load_config
 from gradcheck_cli.errors import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, ConfigError, GradcheckError
 from gradcheck_cli.network import build_network, rng_for
 from gradcheck_cli.registry import LAYERS, LOSSES
+from gradcheck_cli.sweep import sweep_network
 
 app = typer.Typer(
     help="Check NumPy backward passes against numerical gradients, per parameter.",
@@ -117,6 +118,23 @@ def _checked(fmt: Format, job: Callable[[_Bar], CheckResult]) -> CheckResult:
         bar.close()
 
 
+class Method(str, Enum):
+    central = "central"
+    forward = "forward"
+    five_point = "five-point"
+    complex = "complex"
+
+
+MethodOpt = Annotated[
+    Method | None,
+    typer.Option("--method", help="Numerical method (default central; complex = complex step)."),
+]
+Strict = Annotated[
+    bool, typer.Option("--strict", help="Kinks and noise-dominated tensors fail too.")
+]
+Top = Annotated[int, typer.Option("--top", min=1, help="Worst entries shown per failing tensor.")]
+
+
 def _version(value: bool) -> None:
     if value:
         out.print(f"gradcheck {__version__}")
@@ -166,8 +184,11 @@ def _emit(result: CheckResult, fmt: Format, replay: str) -> int:
     return EXIT_PASS if result.passed else EXIT_FAIL
 
 
-def _replay(words: list[str], seed: int, eps: float, rtol: float | None, atol: float | None) -> str:
-    words = ["gradcheck", *words, "--seed", str(seed), "--eps", f"{eps:g}"]
+def _replay(
+    words: list[str], result: CheckResult, seed: int, rtol: float | None, atol: float | None
+) -> str:
+    words = ["gradcheck", *words, "--seed", str(seed), "--method", result.method]
+    words += ["--eps", f"{result.eps:g}"] + (["--strict"] if result.strict else [])
     words += ["--rtol", f"{rtol:g}"] if rtol is not None else []
     words += ["--atol", f"{atol:g}"] if atol is not None else []
     return shlex.join(words)
@@ -184,6 +205,9 @@ def run(
     atol: Atol = None,
     seed: Seed = None,
     no_inputs: Annotated[bool, typer.Option("--no-inputs", help="Do not check ∂L/∂input.")] = False,
+    method: MethodOpt = None,
+    strict: Strict = False,
+    top: Top = 5,
     mode: ModeOpt = None,
     samples: Samples = None,
     probes: Probes = None,
@@ -203,10 +227,14 @@ def run(
             fmt,
             lambda bar: check_network(
                 net,
-                eps=eps if eps is not None else chk.eps,
+                # the config's ε belongs to the config's method; another --method gets its own
+                eps=eps if eps is not None else (None if method else chk.eps),
                 rtol=rtol if rtol is not None else chk.rtol,
                 atol=atol if atol is not None else chk.atol,
                 inputs=chk.inputs and not no_inputs,
+                method=method.value if method else chk.method,
+                strict=strict or chk.strict,
+                top=top,
                 seed=cfg.seed,
                 mode=mode.value if mode is not None else chk.mode,
                 samples=samples if samples is not None else chk.samples,
@@ -217,7 +245,7 @@ def run(
         )
         words = ["run", *([str(config)] if config else []), *(["--no-inputs"] if no_inputs else [])]
         words += _mode_words(result)
-        return _emit(result, fmt, _replay(words, cfg.seed, result.eps, rtol, atol))
+        return _emit(result, fmt, _replay(words, result, cfg.seed, rtol, atol))
 
     _guarded(debug, job)
 
@@ -268,6 +296,9 @@ def layer(
     rtol: Rtol = None,
     atol: Atol = None,
     seed: Seed = None,
+    method: MethodOpt = None,
+    strict: Strict = False,
+    top: Top = 5,
     mode: ModeOpt = None,
     samples: Samples = None,
     probes: Probes = None,
@@ -288,23 +319,57 @@ def layer(
         result = _checked(
             fmt,
             lambda bar: check_layer(
-                lay,
-                x,
-                seed=s,
-                label=name,
-                eps=eps,
-                rtol=rtol,
-                atol=atol,
-                mode=mode.value if mode is not None else None,
-                samples=samples,
-                probes=probes,
-                budget=budget,
-                progress=bar,
+                lay, x, seed=s, label=name, eps=eps, rtol=rtol, atol=atol, strict=strict,
+                top=top, method=method.value if method else "central",
+                mode=mode.value if mode is not None else None, samples=samples, probes=probes,
+                budget=budget, progress=bar,
             ),
-        )
+        )  # fmt: skip
         words = ["layer", name, "--shape", shape, *[w for a in arg or [] for w in ("--arg", a)]]
         words += _mode_words(result)
-        return _emit(result, fmt, _replay(words, s, result.eps, rtol, atol))
+        return _emit(result, fmt, _replay(words, result, s, rtol, atol))
+
+    _guarded(debug, job)
+
+
+@app.command()
+def sweep(
+    config: Annotated[
+        Path | None,
+        typer.Argument(help="Network spec (YAML/JSON). Default: the built-in seed MLP."),
+    ] = None,
+    param: Annotated[
+        str | None,
+        typer.Option("--param", help="Only this tensor, by report name (0.linear.W, input)."),
+    ] = None,
+    taylor: Annotated[
+        bool, typer.Option("--taylor", help="Also run the ε-free Taylor-remainder test.")
+    ] = False,
+    seed: Seed = None,
+    fmt: Fmt = Format.table,
+    debug: Debug = False,
+) -> None:
+    """Error against ε (1e-1 … 1e-12) per tensor: the V-curve, the ε used and the best one."""
+
+    def job() -> int:
+        cfg = load_config(config or default_config_path())
+        if seed is not None:
+            cfg = cfg.model_copy(update={"seed": seed})
+        net = build_network(cfg)
+        central = cfg.check.method == "central"  # the V-curve is of central differences
+        result = sweep_network(
+            net,
+            eps=cfg.check.eps if central else None,
+            param=param,
+            inputs=cfg.check.inputs,
+            taylor=taylor,
+            seed=cfg.seed,
+        )
+        if fmt is Format.json:
+            typer.echo(plot.sweep_json(result))
+        else:
+            out.print(plot.render_sweep(result))
+        return EXIT_PASS if result.passed else EXIT_FAIL
 
     _guarded(debug, job)
 

@@ -68,6 +68,11 @@ class Network:
         #: Built-in layers are trusted not to mutate their input; user layers get copies.
         self.trusted = trusted if trusted is not None else [False] * len(layers)
         self.inputs: list[Array] = []
+        #: Upstream gradient each layer received in the last backward pass.
+        self.douts: list[Array] = []
+        #: Indices of (user) layers seen modifying their input in place during a watched forward.
+        self.mutated: set[int] = set()
+        self.watch = False
 
     # -- naming ---------------------------------------------------------------------------------
     def describe(self, i: int) -> str:
@@ -92,6 +97,9 @@ class Network:
             arg = out if self.trusted[i] else out.copy()
             try:
                 out = self.layers[i].forward(arg)
+                watched = self.watch and arg is not self.inputs[i]
+                if watched and not np.array_equal(arg, self.inputs[i], equal_nan=True):
+                    self.mutated.add(i)
             except GradcheckError:
                 raise
             except Exception as exc:
@@ -118,12 +126,14 @@ class Network:
         except Exception as exc:
             raise user_code_error(exc, f"loss ({self.loss_label}).backward") from exc
         grads: list[dict[str, Array] | str] = [""] * len(self.layers)
+        self.douts = [dout] * len(self.layers)
         broken: str | None = None
         for i in reversed(range(len(self.layers))):
             if broken:
                 grads[i] = broken
                 continue
             layer = self.layers[i]
+            self.douts[i] = dout
             try:
                 dx = layer.backward(dout.copy())
             except GradcheckError:
@@ -185,14 +195,18 @@ def build_network(cfg: Config) -> Network:
     x = _load_array(cfg.input, cfg, "input")
     if x is None:
         assert cfg.input.shape is not None
-        x = rng_for(cfg.seed, "input").standard_normal(cfg.input.shape)
+        rng = rng_for(cfg.seed, "input")
+        if cfg.input.integers is None:
+            x = rng.standard_normal(cfg.input.shape)
+        else:
+            x = rng.integers(0, cfg.input.integers, cfg.input.shape)
     if x.ndim < 2:
         raise ShapeError(
             f"the input needs a batch axis: shape (batch, features...), got {x.shape}",
             file=cfg.source,
             field="input",
         )
-    x = x.astype(cfg.dtype)
+    x = x.astype(cfg.dtype) if cfg.input.integers is None else _integer_ids(x, cfg)
     layers: list[Any] = []
     labels: list[str] = []
     trusted: list[bool] = []
@@ -209,6 +223,7 @@ def build_network(cfg: Config) -> Network:
                 input_shape=tuple(out.shape[1:]),
                 rng=rng_for(cfg.seed, f"layer{i}"),
                 dtype=cfg.dtype,
+                base_dir=cfg.base_dir,
             )
             check_layer_contract(layer, f"layer {i} ({spec.type})")
             layers.append(layer)
@@ -228,6 +243,19 @@ def build_network(cfg: Config) -> Network:
     net.loss, net.loss_label, net.target = _build_loss(cfg, out)
     net.x = x
     return net
+
+
+def _integer_ids(x: Array, cfg: Config) -> Array:
+    """Given ids (input.values/file with input.integers) as int64, each in [0, integers)."""
+    n = cfg.input.integers
+    assert n is not None
+    if not np.all(x == np.round(x)) or x.min() < 0 or x.max() >= n:
+        raise ConfigError(
+            f"input ids must be integers in 0…{n - 1} (input.integers is {n})",
+            file=cfg.source,
+            field="input",
+        )
+    return x.astype(np.int64)
 
 
 def _build_loss(cfg: Config, out: Array) -> tuple[Any, str, Array | None]:

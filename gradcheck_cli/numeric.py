@@ -224,7 +224,9 @@ class Perturber:
         indices = np.asarray(indices, dtype=np.intp).reshape(-1)
         offsets = np.asarray(offsets).reshape(-1)
         theta = arr.reshape(-1)[indices]
-        dtype = np.result_type(arr.dtype, offsets.dtype)
+        # θ + o is rounded to the array's dtype (a float32 tensor moves by float32 steps);
+        # complex offsets need a complex dtype
+        dtype = np.result_type(arr.dtype, offsets.dtype) if np.iscomplexobj(offsets) else arr.dtype
         moved = (theta[:, None] + offsets[None, :]).astype(dtype)
         steps = moved.astype(np.result_type(dtype, np.float64)) - theta[:, None]
         if not self.batched:

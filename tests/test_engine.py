@@ -22,11 +22,17 @@ ATTEMPTS: list[tuple[tuple[int, ...], dict[str, Any]]] = [
     ((5,), {}),
     ((5,), {"out": 3}),
     ((2, 6, 6), {}),
-    ((2, 6, 6), {"out_channels": 2, "kernel_size": 3}),
+    ((2, 6, 6), {"out_channels": 2, "kernel": 3}),
+    ((2, 6, 6), {"kernel": 2}),
+    ((5,), {"layers": [{"type": "linear", "out": 5}, "tanh"]}),
 ]
+#: Layers that cannot take float input at all, and where they are covered instead.
+NOT_FLOAT = {"embedding": "takes integer ids; see test_embedding_network_equals_loop"}
 
 
 def _build(name: str, rng: np.random.Generator) -> tuple[Any, tuple[int, ...]]:
+    if name in NOT_FLOAT:
+        pytest.skip(f"'{name}' {NOT_FLOAT[name]}")
     errors = []
     for shape, args in ATTEMPTS:
         try:
@@ -38,12 +44,14 @@ def _build(name: str, rng: np.random.Generator) -> tuple[Any, tuple[int, ...]]:
     pytest.skip(f"layer '{name}' takes none of the float inputs tried: {'; '.join(errors)}")
 
 
-def assert_engine_matches_loop(net: Network, x: np.ndarray, chunk_bytes: int = 2**20) -> None:
+def assert_engine_matches_loop(
+    net: Network, x: np.ndarray, chunk_bytes: int = 2**20, inputs: bool = True
+) -> None:
     """Every entry of every tensor: batched losses == loop losses, numerics equal to round-off."""
     fast = Perturber(net, x, chunk_bytes=chunk_bytes)
     slow = Perturber(net, x, batched=False)
     offsets = np.array([EPS, -EPS, 2 * EPS])
-    for ref in net.parameters(include_input=True):
+    for ref in net.parameters(include_input=inputs):
         idx = np.arange(fast.array(ref).size)
         fb, hb = fast.losses(ref, idx, offsets)
         fl, hl = slow.losses(ref, idx, offsets)
@@ -311,3 +319,29 @@ def test_tanh_near_is_tanh_to_round_off() -> None:
         near = layer.forward_near(x, out, x_new)
         np.testing.assert_allclose(near, np.tanh(x_new), rtol=4e-16, atol=4e-16)
     assert layer.forward_near(x, out, x + 2e-3) is None
+
+
+def test_float32_tensors_move_by_float32_steps() -> None:
+    """θ + o is rounded to the tensor's dtype: a step below float32 resolution is 0, batched or not."""
+    rng = np.random.default_rng(0)
+    lin = make_layer("linear", (3,), rng, out=2, dtype="float32")
+    x = rng.standard_normal((4, 3)).astype(np.float32)
+    net = Network([lin], MSE(), x=x, target=np.zeros((4, 2), np.float32), trusted=[True])
+    for batched in (True, False):
+        pert = Perturber(net, x, batched=batched)
+        f, steps = pert.losses(net.parameters()[1], np.arange(6), np.array([1e-2, 1e-12]))
+        assert np.all(steps[:, 1] == 0) and np.all(steps[:, 0] != 0)
+        assert np.all(f[:, 1] == pert.f0)
+
+
+def test_embedding_network_equals_loop() -> None:
+    """Integer ids in, embedding rows perturbed one copy at a time, then stacked downstream."""
+    rng = np.random.default_rng(6)
+    emb = make_layer("embedding", (3,), rng, vocab=7, dim=4)
+    ids = rng.integers(0, 7, size=(5, 3))
+    h = emb.forward(ids)
+    layers = [emb, make_layer("flatten", h.shape[1:])]
+    flat = layers[1].forward(h)
+    layers += [make_layer("linear", flat.shape[1:], rng, out=3), make_layer("tanh", (3,))]
+    net = Network(layers, MSE(), x=ids, target=rng.standard_normal((5, 3)), trusted=[True] * 4)
+    assert_engine_matches_loop(net, ids, chunk_bytes=3000, inputs=False)
