@@ -516,7 +516,8 @@ def check_network(
         **header,  # type: ignore[arg-type]
     )
     if attribute and not result.passed and not interrupted and len(network.layers) > 1:
-        result = _with_attribution(result, network, method, eps, tol, strict)
+        how = {"mode": mode, "samples": samples, "probes": probes, "budget": budget}
+        result = _with_attribution(result, network, method, eps, tol, strict, how)
     return result
 
 
@@ -781,7 +782,13 @@ def _backward_scales(network: Network) -> list[float]:
 
 
 def _with_attribution(
-    result: CheckResult, network: Network, method: str, eps: float, tol: Tolerance, strict: bool
+    result: CheckResult,
+    network: Network,
+    method: str,
+    eps: float,
+    tol: Tolerance,
+    strict: bool,
+    how: dict[str, Any] | None = None,
 ) -> CheckResult:
     """Check each layer on its own cached input with the upstream gradient it received; name the
     layers whose own backward is wrong (a wrong layer also corrupts every dx below it)."""
@@ -798,7 +805,7 @@ def _with_attribution(
         )  # fmt: skip
         own = check_network(
             single, method=method, eps=eps, rtol=tol.rtol, atol=tol.atol, strict=strict,
-            attribute=False,
+            attribute=False, **(how or {}),
         )  # fmt: skip
         if not own.passed:
             bad = [p.name.split(".", 1)[-1] if p.name != "input" else "dx" for p in own.failures]

@@ -99,6 +99,7 @@ def test_directional_catches_a_relative_1e_4_bug_in_one_tensor(seed: int) -> Non
     # the failing tensor was re-checked entry by entry, so the report names its worst entries
     assert bad.mode == "directional→elementwise" and bad.checked == 16 * 12 and bad.worst
     assert all(p.mode == "directional" for p in result.params if p is not bad)
+    assert [a.split(" fails")[0] for a in result.attribution] == ["layer 2 (LinearScaled)"]
 
 
 # -- auto and defaults ----------------------------------------------------------------------------
