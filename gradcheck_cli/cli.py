@@ -133,6 +133,10 @@ Strict = Annotated[
     bool, typer.Option("--strict", help="Kinks and noise-dominated tensors fail too.")
 ]
 Top = Annotated[int, typer.Option("--top", min=1, help="Worst entries shown per failing tensor.")]
+ShowEntries = Annotated[
+    bool,
+    typer.Option("--show-entries", help="Per-entry |a−n|/tolerance heatmap of every tensor."),
+]
 
 
 def _version(value: bool) -> None:
@@ -174,11 +178,11 @@ def _guarded(debug: bool, job: Callable[[], int]) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _emit(result: CheckResult, fmt: Format, replay: str) -> int:
+def _emit(result: CheckResult, fmt: Format, replay: str, show_entries: bool = False) -> int:
     if fmt is Format.json:
         typer.echo(report.to_json(result))
     else:
-        out.print(report.render(result, replay))
+        out.print(report.render(result, replay, show_entries))
     if result.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_PASS if result.passed else EXIT_FAIL
@@ -212,6 +216,7 @@ def run(
     samples: Samples = None,
     probes: Probes = None,
     budget: Budget = None,
+    show_entries: ShowEntries = False,
     fmt: Fmt = Format.table,
     debug: Debug = False,
 ) -> None:
@@ -245,7 +250,7 @@ def run(
         )
         words = ["run", *([str(config)] if config else []), *(["--no-inputs"] if no_inputs else [])]
         words += _mode_words(result)
-        return _emit(result, fmt, _replay(words, result, cfg.seed, rtol, atol))
+        return _emit(result, fmt, _replay(words, result, cfg.seed, rtol, atol), show_entries)
 
     _guarded(debug, job)
 
@@ -303,6 +308,7 @@ def layer(
     samples: Samples = None,
     probes: Probes = None,
     budget: Budget = None,
+    show_entries: ShowEntries = False,
     fmt: Fmt = Format.table,
     debug: Debug = False,
 ) -> None:
@@ -327,7 +333,7 @@ def layer(
         )  # fmt: skip
         words = ["layer", name, "--shape", shape, *[w for a in arg or [] for w in ("--arg", a)]]
         words += _mode_words(result)
-        return _emit(result, fmt, _replay(words, result, s, rtol, atol))
+        return _emit(result, fmt, _replay(words, result, s, rtol, atol), show_entries)
 
     _guarded(debug, job)
 
