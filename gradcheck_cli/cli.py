@@ -6,6 +6,7 @@ import json
 import os
 import shlex
 import sys
+import time
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
@@ -16,6 +17,7 @@ import typer
 import yaml
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from gradcheck_cli import __version__, plot, report, scaffold, schemas, suite
 from gradcheck_cli.checker import CheckResult, check_layer
@@ -45,6 +47,17 @@ class Format(str, Enum):
 class SchemaKind(str, Enum):
     report = "report"
     config = "config"
+
+
+class Mode(str, Enum):
+    full = "full"
+    sample = "sample"
+    directional = "directional"
+    auto = "auto"
+
+
+#: Exit code when Ctrl-C stopped a check (a partial report is still shown).
+EXIT_INTERRUPTED = 130
 
 
 Eps = Annotated[float | None, typer.Option("--eps", min=0.0, help="Finite-difference step ε.")]
@@ -88,6 +101,68 @@ Exclude = Annotated[
     list[str] | None,
     typer.Option("--exclude", help="Skip tensors matching this glob, e.g. input (repeatable)."),
 ]
+ModeOpt = Annotated[
+    Mode | None,
+    typer.Option(
+        "--mode",
+        help="full: every entry; sample: --samples entries per tensor; directional: --probes "
+        "random directions per tensor; auto: the most thorough that fits --budget. "
+        "Default: full for small checks, else auto.",
+    ),
+]
+Samples = Annotated[
+    int | None, typer.Option("--samples", min=1, help="Entries per tensor in sample mode.")
+]
+Probes = Annotated[
+    int | None, typer.Option("--probes", min=1, help="Directions per tensor in directional mode.")
+]
+Budget = Annotated[
+    float | None, typer.Option("--budget", min=0.0, help="Seconds auto mode may spend.")
+]
+
+
+class _Bar:
+    """Rich progress bar with ETA on stderr, shown once a check has run for about a second;
+    only when enabled (a terminal and the table format)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.start = time.monotonic()
+        self.progress: Progress | None = None
+        self.task: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.progress is None:
+            if time.monotonic() - self.start < 1.0:
+                return
+            self.progress = Progress(
+                TextColumn("checking"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("evaluations"),
+                TimeRemainingColumn(),
+                console=err,
+                transient=True,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("check", total=total)
+        self.progress.update(self.task, completed=done, total=total)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def _checked(
+    fmt: Format, job: Callable[[_Bar], CheckResult], *, quiet: bool = False
+) -> CheckResult:
+    bar = _Bar(fmt is Format.table and not quiet and err.is_terminal)
+    try:
+        return job(bar)
+    finally:
+        bar.close()
 
 
 class Method(str, Enum):
@@ -192,6 +267,8 @@ def _emit_one(
     if outcome.error is not None:
         raise outcome.error
     assert outcome.result is not None
+    if outcome.result.interrupted:
+        return EXIT_INTERRUPTED
     return EXIT_PASS if outcome.result.passed else EXIT_FAIL
 
 
@@ -233,6 +310,10 @@ def run(
     method: MethodOpt = None,
     strict: Strict = False,
     top: Top = 5,
+    mode: ModeOpt = None,
+    samples: Samples = None,
+    probes: Probes = None,
+    budget: Budget = None,
     show_entries: ShowEntries = False,
     fmt: Fmt = Format.table,
     junit_xml: JunitXml = None,
@@ -250,13 +331,19 @@ def run(
 
     def job() -> int:
         args = list(configs or [default_config_path()])
+        bar = _Bar(fmt is Format.table and not quiet and err.is_terminal)
         options = dict(
             eps=eps, rtol=rtol, atol=atol, seed=seed, include=include, exclude=exclude,
             inputs=False if no_inputs else None, method=method.value if method else None,
             strict=True if strict else None, top=top,
+            mode=mode.value if mode is not None else None, samples=samples, probes=probes,
+            budget=budget, progress=bar,
         )  # fmt: skip
         opts = _output_options(fmt, only_failures, junit_xml, export_html, export_svg, show_entries)
-        res = suite.run_suite(args, keep_going=not debug, **options)
+        try:
+            res = suite.run_suite(args, keep_going=not debug, **options)
+        finally:
+            bar.close()
 
         def replay(o: Outcome) -> str:
             assert o.result is not None
@@ -264,6 +351,7 @@ def run(
                 "run",
                 *([o.config] if configs else []),
                 *(["--no-inputs"] if no_inputs else []),
+                *_mode_words(o.result),
             ]
             return _replay(words, o.result, o.result.seed or 0, rtol, atol, include, exclude)
 
@@ -282,6 +370,16 @@ def run(
         return res.exit_code
 
     _guarded(debug, job)
+
+
+def _mode_words(result: CheckResult) -> list[str]:
+    """The options that replay the mode actually run (auto resolved to its choice)."""
+    words = ["--mode", result.mode]
+    if result.samples is not None:
+        words += ["--samples", str(result.samples)]
+    if result.probes is not None:
+        words += ["--probes", str(result.probes)]
+    return words
 
 
 def _parse_shape(text: str) -> tuple[int, ...]:
@@ -325,6 +423,10 @@ def layer(
     method: MethodOpt = None,
     strict: Strict = False,
     top: Top = 5,
+    mode: ModeOpt = None,
+    samples: Samples = None,
+    probes: Probes = None,
+    budget: Budget = None,
     show_entries: ShowEntries = False,
     fmt: Fmt = Format.table,
     junit_xml: JunitXml = None,
@@ -344,11 +446,18 @@ def layer(
         s = 0 if seed is None else seed
         lay = make_layer(name, dims[1:], rng_for(s, "layer0"), **kwargs)
         x = rng_for(s, "input").standard_normal(dims)
-        result = check_layer(
-            lay, x, seed=s, label=name, eps=eps, rtol=rtol, atol=atol, strict=strict, top=top,
-            method=method.value if method else "central", include=include, exclude=exclude,
+        result = _checked(
+            fmt,
+            lambda bar: check_layer(
+                lay, x, seed=s, label=name, eps=eps, rtol=rtol, atol=atol, strict=strict,
+                top=top, method=method.value if method else "central",
+                mode=mode.value if mode is not None else None, samples=samples, probes=probes,
+                budget=budget, progress=bar, include=include, exclude=exclude,
+            ),
+            quiet=quiet,
         )  # fmt: skip
         words = ["layer", name, "--shape", shape, *[w for a in arg or [] for w in ("--arg", a)]]
+        words += _mode_words(result)
         opts = _output_options(fmt, only_failures, junit_xml, export_html, export_svg, show_entries)
         replay = _replay(words, result, s, rtol, atol, include, exclude)
         return _emit_one(Outcome(name, result=result), opts, replay, quiet)

@@ -1,7 +1,8 @@
 """Check one config or many: expand files/directories/globs, run each, collect outcomes.
 
 One invalid config does not stop the others; it becomes an outcome with its error. The exit code of
-a suite is the worst of its outcomes: 2 if any config is invalid, else 1 if any check failed, else 0.
+a suite is the worst of its outcomes: 2 if any config is invalid, else 1 if any check failed, else 0
+(130 when Ctrl-C stopped it: the partial report is still given).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from gradcheck_cli.config import CheckSpec, Config, load_config
 from gradcheck_cli.errors import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, ConfigError, GradcheckError
 from gradcheck_cli.network import build_network
 
+#: Exit code when Ctrl-C stopped a check (as the CLI's).
+EXIT_INTERRUPTED = 130
 #: File suffixes taken from a directory.
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 _GLOB_CHARS = frozenset("*?[")
@@ -49,8 +52,15 @@ class SuiteResult:
         return all(o.status == "pass" for o in self.outcomes)
 
     @property
+    def interrupted(self) -> bool:
+        """Ctrl-C stopped a check: its partial result is the last outcome, the rest did not run."""
+        return any(o.result is not None and o.result.interrupted for o in self.outcomes)
+
+    @property
     def exit_code(self) -> int:
         statuses = {o.status for o in self.outcomes}
+        if self.interrupted:
+            return EXIT_INTERRUPTED
         if "error" in statuses:
             return EXIT_USAGE
         return EXIT_FAIL if "fail" in statuses else EXIT_PASS
@@ -136,11 +146,15 @@ def run_suite(
             outcomes.append(item)
             continue
         try:
-            outcomes.append(Outcome(str(item), result=run_config(item, **options)))
+            result = run_config(item, **options)
         except GradcheckError as exc:
             if not keep_going:
                 raise
             outcomes.append(Outcome(str(item), error=exc))
+            continue
+        outcomes.append(Outcome(str(item), result=result))
+        if result.interrupted:  # Ctrl-C: report what is done, run nothing more
+            break
     return SuiteResult(tuple(outcomes))
 
 

@@ -611,3 +611,46 @@ def test_show_entries_with_several_configs_and_only_failures(bad: Path) -> None:
     assert "|a−n| / tolerance" not in r.output.replace(
         "0.LinearBiasMean.b 6: |a−n| / tolerance", ""
     )
+
+
+CTRL_C = """
+import numpy as np
+
+
+class CtrlC:
+    \"\"\"Presses Ctrl-C on the 8th forward pass (build, first passes and a few checks done).\"\"\"
+
+    calls = 0
+
+    def __init__(self):
+        self.params, self.grads = {}, {}
+
+    def forward(self, x):
+        type(self).calls += 1
+        if type(self).calls == 8:
+            raise KeyboardInterrupt
+        return x
+
+    def backward(self, dout):
+        return dout
+"""
+
+
+def test_ctrl_c_stops_the_suite_with_a_partial_report(write, bad: Path) -> None:
+    write("ctrlc.py", CTRL_C)
+    cfg = write(
+        "ctrlc.yaml",
+        "name: ctrlc\ninput: {shape: [4, 3]}\n"
+        "layers: [{type: linear, out: 3}, {type: 'ctrlc.py:CtrlC'}]\n"
+        "check: {mode: full}\n",
+    )
+    r = gc("run", cfg, bad, GOOD, "--format", "json")
+    assert r.exit_code == 130, r.output
+    doc = json.loads(r.stdout)
+    REPORT_VALIDATOR.validate(doc)
+    assert doc["exit_code"] == 130 and [c["config"] for c in doc["configs"]] == [str(cfg)]
+    assert doc["configs"][0]["report"]["interrupted"] is True
+    write("ctrlc2.py", CTRL_C)  # a fresh module, counting from 0
+    cfg2 = write("ctrlc2.yaml", cfg.read_text().replace("ctrlc.py", "ctrlc2.py"))
+    r = gc("run", cfg2, bad)
+    assert r.exit_code == 130 and "interrupted (Ctrl-C) after 1 configs" in r.output

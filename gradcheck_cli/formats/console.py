@@ -65,6 +65,8 @@ def summary_table(suite: SuiteResult, *, only_failures: bool = False) -> Table:
 def suite_line(suite: SuiteResult) -> Text:
     counts = {s: sum(o.status == s for o in suite.outcomes) for s in ("pass", "fail", "error")}
     n = len(suite.outcomes)
+    if suite.interrupted:
+        return Text(f"interrupted (Ctrl-C) after {n} configs: no verdict", style="bold yellow")
     if suite.passed:
         return Text(f"✓ all {n} configs pass", style="bold green")
     text = Text(f"✗ {n - counts['pass']} of {n} configs do not pass", style="bold red")
