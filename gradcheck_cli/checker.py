@@ -80,6 +80,8 @@ class CheckResult:
     dtype: str
     loss: float
     params: tuple[ParamResult, ...] = field(default_factory=tuple)
+    #: What happened on the way that the user should know (NumPy overflow etc.), one line each.
+    warnings: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -192,6 +194,8 @@ def check_network(
     tol = Tolerance.default(dtype, rtol, atol)
 
     pert = Perturber(network, x_arr)
+    if not np.isfinite(np.asarray(pert.f0, dtype=complex)):
+        raise network.explain_nonfinite(x_arr, pert.f0)
     dx, grads = network.backward()
     results: list[ParamResult] = []
     for ref in network.parameters(include_input=inputs):
@@ -203,11 +207,14 @@ def check_network(
             layer_grads = grads[ref.layer]
             analytic = layer_grads if isinstance(layer_grads, str) else layer_grads.get(ref.key)
         problem = _analytic_problem(ref, analytic, shape, dtype)
+        if problem and "NaN/Inf" in problem and network.backward_nonfinite:
+            problem += f"; NaN/Inf first appear in {network.backward_nonfinite}"
         if problem:
             results.append(_structural_failure(ref.name, shape, problem))
             continue
         diff = pert.central(ref, np.arange(arr.size), eps)
         results.append(compare(ref.name, shape, analytic, diff, tol, dtype))
+    results += _spurious_grads(network, grads)
     return CheckResult(
         name=network.name,
         seed=seed,
@@ -218,7 +225,29 @@ def check_network(
         dtype=dtype,
         loss=float(np.real(pert.f0)),
         params=tuple(results),
+        warnings=tuple(network.fp.notes()),
     )
+
+
+def _spurious_grads(network: Network, grads: list[Any]) -> list[ParamResult]:
+    """A grads key with no params key is a gradient for nothing: the layer contract (same keys)
+    is broken and its params/grads naming cannot be trusted, so it fails like a missing key."""
+    out = []
+    for i, g in enumerate(grads):
+        if not isinstance(g, dict):
+            continue
+        params = network.layers[i].params
+        short = network.labels[i].rpartition(":")[2]
+        for key in sorted(set(g) - set(params)):
+            out.append(
+                _structural_failure(
+                    f"{i}.{short}.{key}",
+                    tuple(np.shape(g[key])),
+                    f"grads['{key}'] has no matching params['{key}'] (params: "
+                    f"{', '.join(params) or 'none'}): grads and params must have the same keys",
+                )
+            )
+    return out
 
 
 def check_layer(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import shlex
 import sys
+import warnings
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
-import numpy as np
 import typer
 import yaml
 from rich.console import Console
@@ -17,10 +17,12 @@ from rich.markup import escape
 
 from gradcheck_cli import __version__, report
 from gradcheck_cli.checker import CheckResult, check_layer, check_network
-from gradcheck_cli.config import default_config_path, load_config
+from gradcheck_cli.config import check_options, default_config_path, load_config, refuse_plugins
 from gradcheck_cli.errors import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, ConfigError, GradcheckError
-from gradcheck_cli.network import build_network, rng_for
-from gradcheck_cli.registry import LAYERS, LOSSES
+from gradcheck_cli.limits import Limits, MemoryPlan, array_bytes, estimate_layer, preflight
+from gradcheck_cli.network import Network, build_network, rng_for
+from gradcheck_cli.numeric import DEFAULT_EPS
+from gradcheck_cli.registry import LAYERS, LOSSES, is_plugin, resolve
 
 app = typer.Typer(
     help="Check NumPy backward passes against numerical gradients, per parameter.",
@@ -42,6 +44,18 @@ Atol = Annotated[float | None, typer.Option("--atol", min=0.0, help="Absolute to
 Seed = Annotated[int | None, typer.Option("--seed", min=0, max=2**32 - 1, help="Random seed.")]
 Fmt = Annotated[Format, typer.Option("--format", help="Report format.")]
 Debug = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks for errors.")]
+NoPlugins = Annotated[
+    bool,
+    typer.Option(
+        "--no-plugins",
+        help="Refuse any plugin ('file.py:Class', 'pkg.mod:Class'): for configs from elsewhere.",
+    ),
+]
+Force = Annotated[
+    bool,
+    typer.Option("--force", help="Run even when the memory or time estimate is over the limit."),
+]
+EXIT_INTERRUPTED = 130
 
 
 def _version(value: bool) -> None:
@@ -59,18 +73,48 @@ def _root(
     """gradcheck: analytic vs numerical gradients for NumPy layers."""
 
 
+def _warn_line(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """Python warnings (from NumPy or plugin code) as one clean line each, not a source dump."""
+    err.print(
+        f"[yellow]warning:[/] {category.__name__}: {escape(str(message))} "
+        f"({Path(filename).name}:{lineno})",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 def _guarded(debug: bool, job: Callable[[], int]) -> NoReturn:
-    """Run ``job``; turn user errors into a message on stderr and exit code 2."""
+    """Run ``job``; turn user errors into a message on stderr and exit code 2, Ctrl-C into 130."""
     try:
-        code = job()
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            warnings.showwarning = _warn_line
+            code = job()
     except GradcheckError as exc:
         if debug:
             raise
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         code = EXIT_USAGE
     except KeyboardInterrupt:
-        err.print("interrupted")
-        code = 130
+        if debug:
+            raise
+        err.print("interrupted (Ctrl-C): no verdict", highlight=False)
+        code = EXIT_INTERRUPTED
+    except SystemExit as exc:  # user code called sys.exit() somewhere not wrapped: no verdict
+        if debug:
+            raise
+        err.print(
+            f"[bold red]error:[/] plugin code called sys.exit({exc.code!r}); no verdict",
+            highlight=False,
+        )
+        code = EXIT_USAGE
     except Exception as exc:  # a bug in gradcheck itself: still no traceback unless asked
         if debug:
             raise
@@ -110,21 +154,37 @@ def run(
     seed: Seed = None,
     no_inputs: Annotated[bool, typer.Option("--no-inputs", help="Do not check ∂L/∂input.")] = False,
     fmt: Fmt = Format.table,
+    no_plugins: NoPlugins = False,
+    force: Force = False,
     debug: Debug = False,
 ) -> None:
     """Check every parameter (and the input) of the network in CONFIG."""
 
     def job() -> int:
+        check_options(eps=eps, rtol=rtol, atol=atol)
         cfg = load_config(config or default_config_path())
+        if no_plugins:
+            refuse_plugins(cfg)
         if seed is not None:
             cfg = cfg.model_copy(update={"seed": seed})
-        net = build_network(cfg)
+        limits = Limits.off() if force else Limits()
+        net = build_network(cfg, limits=limits)
+        inputs = cfg.check.inputs and not no_inputs
+        step = eps if eps is not None else cfg.check.eps
+        dtype = "float32" if cfg.dtype == "float32" else "float64"
+        preflight(
+            net,
+            inputs=inputs,
+            eps=step if step is not None else DEFAULT_EPS[dtype],
+            limits=limits,
+            source=cfg.source,
+        )
         result = check_network(
             net,
-            eps=eps if eps is not None else cfg.check.eps,
+            eps=step,
             rtol=rtol if rtol is not None else cfg.check.rtol,
             atol=atol if atol is not None else cfg.check.atol,
-            inputs=cfg.check.inputs and not no_inputs,
+            inputs=inputs,
             seed=cfg.seed,
         )
         words = ["run", *([str(config)] if config else []), *(["--no-inputs"] if no_inputs else [])]
@@ -170,6 +230,8 @@ def layer(
     atol: Atol = None,
     seed: Seed = None,
     fmt: Fmt = Format.table,
+    no_plugins: NoPlugins = False,
+    force: Force = False,
     debug: Debug = False,
 ) -> None:
     """Check one layer on a random input with a fixed random upstream gradient."""
@@ -177,11 +239,26 @@ def layer(
     def job() -> int:
         from gradcheck_cli import make_layer
 
+        check_options(eps=eps, rtol=rtol, atol=atol)
+        if no_plugins and is_plugin(name):
+            raise ConfigError(
+                f"'{name}' is a plugin, and --no-plugins refuses user code", field="NAME"
+            )
         dims = _parse_shape(shape)
         kwargs = _parse_args(arg or [])
         s = 0 if seed is None else seed
+        limits = Limits.off() if force else Limits()
+        plan = MemoryPlan(limits)
+        plan.add("input", array_bytes(dims, "float64"), "--shape")
+        est = estimate_layer(resolve(name, "layer", Path(".")), dims[1:], kwargs)
+        if est is not None:
+            plan.add(f"{name} parameters", est[0] * 8.0, "--arg")
+            plan.add(f"{name} output", array_bytes((dims[0], *est[1]), "float64"), "--arg")
         lay = make_layer(name, dims[1:], rng_for(s, "layer0"), **kwargs)
         x = rng_for(s, "input").standard_normal(dims)
+        probe = Network([lay], None, labels=[name], x=x)
+        probe.forward(x.copy())
+        preflight(probe, inputs=True, eps=eps or DEFAULT_EPS["float64"], limits=limits)
         result = check_layer(lay, x, seed=s, label=name, eps=eps, rtol=rtol, atol=atol)
         words = ["layer", name, "--shape", shape, *[w for a in arg or [] for w in ("--arg", a)]]
         return _emit(result, fmt, _replay(words, s, result.eps, rtol, atol))
@@ -201,6 +278,7 @@ def list_(debug: Debug = False) -> None:
 
 
 def main() -> None:
-    np.seterr(all="ignore")  # overflow shows up as NaN/Inf in the report, not as warnings
+    # No global np.seterr: the core records floating-point events where they happen (network.py)
+    # and reports them; anything else NumPy warns about is shown as one line by _guarded.
     app(prog_name="gradcheck")
     sys.exit(0)

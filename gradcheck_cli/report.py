@@ -98,6 +98,7 @@ def render(result: CheckResult, replay: str | None = None) -> RenderableType:
     """The full terminal report."""
     parts: list[RenderableType] = [header(result), result_table(result)]
     parts += [worst_table(p) for p in result.failures if p.worst]
+    parts += [Text(f"warning: {w}", style="yellow") for w in result.warnings]
     parts.append(summary(result, replay))
     return Group(*parts)
 
@@ -146,6 +147,7 @@ def to_json_dict(result: CheckResult) -> dict[str, Any]:
             }
             for p in result.params
         ],
+        "warnings": list(result.warnings),
     }
 
 

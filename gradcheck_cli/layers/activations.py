@@ -12,6 +12,8 @@ from gradcheck_cli.registry import register_layer
 class ReLU(Layer):
     """out = max(0, x). x, out: any shape."""
 
+    shape_preserving = True
+
     forward_formula = "out = max(0, x)"
     backward_formula = "dx = dout ⊙ 1{x > 0}"
 
@@ -26,6 +28,8 @@ class ReLU(Layer):
 @register_layer("leaky_relu")
 class LeakyReLU(Layer):
     """out = x if x > 0 else slope·x. x, out: any shape."""
+
+    shape_preserving = True
 
     forward_formula = "out = x if x > 0 else slope·x"
     backward_formula = "dx = dout ⊙ (1 if x > 0 else slope)"
@@ -46,6 +50,8 @@ class LeakyReLU(Layer):
 class Sigmoid(Layer):
     """out = 1 / (1 + e^−x), evaluated without overflow. x, out: any shape."""
 
+    shape_preserving = True
+
     forward_formula = "out = σ(x) = 1 / (1 + e^−x)"
     backward_formula = "dx = dout ⊙ out ⊙ (1 − out)"
 
@@ -63,6 +69,8 @@ class Sigmoid(Layer):
 class Tanh(Layer):
     """out = tanh(x). x, out: any shape."""
 
+    shape_preserving = True
+
     forward_formula = "out = tanh(x)"
     backward_formula = "dx = dout ⊙ (1 − out²)"
 
@@ -77,6 +85,8 @@ class Tanh(Layer):
 @register_layer("softmax")
 class Softmax(Layer):
     """Row-wise softmax over the last axis. x, out: (N, C)."""
+
+    shape_preserving = True
 
     forward_formula = "out_i = exp(x_i − max x) / Σ_j exp(x_j − max x)"
     backward_formula = "dx = out ⊙ (dout − Σ_j dout_j·out_j)"
