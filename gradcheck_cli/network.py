@@ -367,7 +367,7 @@ def build_network(cfg: Config, *, limits: Limits | None = None) -> Network:
             try:
                 out = net.forward(out, start=i) if i else net.forward(x)
             except PluginError as exc:
-                if "shape" in str(exc) or "align" in str(exc) or "broadcast" in str(exc):
+                if any(w in str(exc) for w in ("shape", "align", "broadcast", "dimension")):
                     own = ", ".join(f"{k} {np.shape(v)}" for k, v in layer.params.items())
                     raise ShapeError(
                         f"layer {i} ({spec.type}) cannot take input of shape {net.inputs[i].shape}"
