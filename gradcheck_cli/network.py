@@ -257,6 +257,10 @@ def _load_array(spec: DataSpec | TargetSpec, cfg: Config, field: str) -> Array |
             ) from None
     if spec.file is not None:
         path = Path(cfg.base_dir) / spec.file
+        if path.exists() and not path.is_file():  # a directory, pipe or device: never open it
+            raise ConfigError(
+                f"{path} is not a regular file", file=cfg.source, field=f"{field}.file"
+            )
         try:
             return np.asarray(np.load(path, allow_pickle=False), dtype=float)
         except FileNotFoundError:
@@ -280,6 +284,8 @@ def _context(err: GradcheckError, cfg: Config, field: str) -> GradcheckError:
 
 def _npy_shape(path: Path) -> tuple[int, ...] | None:
     """The shape in a .npy header, read without loading the data (None if unreadable)."""
+    if not path.is_file():
+        return None
     try:
         with path.open("rb") as fh:
             major, _ = np.lib.format.read_magic(fh)

@@ -239,6 +239,10 @@ FIELD_CASES: dict[str, tuple[dict[str, object], list[str]]] = {
         {"input": {"file": "nope.npy"}, "layers": ["relu"]},
         ["input.file", "file not found"],
     ),
+    "input-file-is-a-pipe": (
+        {"input": {"file": "pipe.npy"}, "layers": ["relu"]},
+        ["input.file", "pipe.npy is not a regular file"],
+    ),
     "input-file-not-npy": (
         {"input": {"file": "bad.json"}, "layers": ["relu"]},
         ["input.file", "cannot read"],
@@ -267,6 +271,7 @@ FIELD_CASES: dict[str, tuple[dict[str, object], list[str]]] = {
 def test_bad_field(tmp_path: Path, case: str, fmt: str) -> None:
     data, needles = FIELD_CASES[case]
     (tmp_path / "bad.json").write_text("{}")  # for input-file-not-npy
+    os.mkfifo(tmp_path / "pipe.npy")  # for input-file-is-a-pipe: opening it would hang
     path = tmp_path / f"cfg.{fmt}"
     if fmt == "json":
         path.write_text(json.dumps(data))
