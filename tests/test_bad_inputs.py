@@ -87,7 +87,10 @@ ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
 
 FILE_CASES: dict[str, tuple[Callable[[Path], Path], list[str]]] = {
     "directory": (_dir, ["cfg.yaml", "is a directory"]),
-    "not-utf8": (_bytes("latin.yaml", "name: caf\xe9\n".encode("latin-1")), ["not UTF-8", "line 1"]),
+    "not-utf8": (
+        _bytes("latin.yaml", "name: caf\xe9\n".encode("latin-1")),
+        ["not UTF-8", "line 1"],
+    ),
     "yaml-line-column": (
         _bytes("bad.yaml", b"input: {shape: [4, 3]}\nlayers:\n  - {type: relu\n"),
         ["invalid YAML at line 4, column 1"],
@@ -96,7 +99,10 @@ FILE_CASES: dict[str, tuple[Callable[[Path], Path], list[str]]] = {
     "yaml-number": (_bytes("n.yaml", b"42\n"), ["must be a mapping", "it is a int"]),
     "json-list": (_bytes("l.json", b"[1, 2]"), ["must be a mapping", "it is a list"]),
     "json-empty": (_bytes("e.json", b"  \n"), ["it is empty"]),
-    "huge-file": (_huge, ["huge.yaml", "11.0 MB", "larger than the 10 MB", "refused before reading"]),
+    "huge-file": (
+        _huge,
+        ["huge.yaml", "11.0 MB", "larger than the 10 MB", "refused before reading"],
+    ),
     "not-a-regular-file": (_fifo, ["pipe.yaml", "not a regular file"]),
     "yaml-duplicate-key": (
         _bytes("d.yaml", b"input: {shape: [4, 3]}\nlayers: [relu]\nlayers: [tanh]\n"),
@@ -221,9 +227,7 @@ FIELD_CASES: dict[str, tuple[dict[str, object], list[str]]] = {
         ["target", "4 integers"],
     ),
     "labels-wrong-count": (
-        _with(
-            target={"kind": "classes", "values": [0, 1]}, loss={"type": "softmax_cross_entropy"}
-        ),
+        _with(target={"kind": "classes", "values": [0, 1]}, loss={"type": "softmax_cross_entropy"}),
         ["target", "4 integers", "shape (2,)"],
     ),
     "values-ragged": (
@@ -681,7 +685,13 @@ def test_python_warnings_from_plugins_are_one_line(tmp_path: Path) -> None:
 SIZE_CASES: dict[str, tuple[list[str], list[str]]] = {
     "input-100000x100000": (
         ["run", "{dir}/big.yaml"],
-        ["input", "about 74.5 GB of memory", "input 74.5 GB", "refused before allocating", "--mode sample"],
+        [
+            "input",
+            "about 74.5 GB of memory",
+            "input 74.5 GB",
+            "refused before allocating",
+            "--mode sample",
+        ],
     ),
     "linear-out-1e9": (
         ["run", "{dir}/wide.yaml"],
@@ -708,7 +718,9 @@ SIZE_CASES: dict[str, tuple[list[str], list[str]]] = {
 
 def _size_files(tmp: Path) -> None:
     (tmp / "big.yaml").write_text("input: {shape: [100000, 100000]}\nlayers: [relu]\n")
-    (tmp / "wide.yaml").write_text("input: {shape: [4, 3]}\nlayers: [{type: linear, out: 1000000000}]\n")
+    (tmp / "wide.yaml").write_text(
+        "input: {shape: [4, 3]}\nlayers: [{type: linear, out: 1000000000}]\n"
+    )
     (tmp / "slow.yaml").write_text(
         "input: {shape: [64, 300]}\nlayers: [{type: linear, out: 300}, relu]\n"
     )
@@ -814,9 +826,10 @@ def test_interrupt_and_errors_restore_the_parameters(tmp_path: Path) -> None:
 
 # -- security -------------------------------------------------------------------------------------
 
-MARKER_PLUGIN = "from pathlib import Path\nPath(__file__).with_name('imported').touch()\n" + (
-    CONFIGS / "my_layers.py"
-).read_text()
+MARKER_PLUGIN = (
+    "from pathlib import Path\nPath(__file__).with_name('imported').touch()\n"
+    + (CONFIGS / "my_layers.py").read_text()
+)
 
 
 @pytest.mark.parametrize(
