@@ -40,6 +40,7 @@ def make_layer(
         input_shape=tuple(input_shape),
         rng=rng if rng is not None else rng_for(0, "layer0"),
         dtype=dtype,
+        base_dir=Path(base_dir),
     )
     check_layer_contract(layer, name)
     return layer

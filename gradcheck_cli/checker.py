@@ -1,46 +1,75 @@
 """Analytic vs numerical gradients → result dataclasses. The tolerance/verdict model lives here only.
 
-Pass rule per entry:  |a − n| ≤ atol + rtol·max(|a|, |n|) + k·noise,
-where noise = u·(|f₊| + |f₋|)/(θ₊ − θ₋) is the round-off of the central difference itself
-(u = unit round-off of the dtype, k = NOISE_FACTOR). The noise term lets a large loss with a tiny
-gradient entry pass without loosening rtol for everyone else; rtol is the size of bug we promise
-to catch. Defaults and the measurement behind them: README, "How the verdict is decided".
+Per entry, with a the analytic value, n the numerical estimate and r its round-off bound:
+
+    |a − n| ≤ atol + rtol·max(|a|, |n|) + k·r + k·u·(max|a| + S)
+
+rtol is the relative size of bug we promise to catch; k·r is the noise of the numerical estimate
+itself (error model: a large loss makes small entries uncheckable at fixed rtol); k·u·(max|a| + S)
+is the round-off of the analytic backward, relative to the size S of the numbers it was computed
+from (largest upstream gradient × largest layer input), not to the gradient it produced. Entries that fail are looked at again before
+being called wrong: Ridders' extrapolation over steps ε … ε/128 removes truncation error whatever the
+function's scale, and
+one-sided slopes at ε, ε/2, ε/4 tell a kink (a non-differentiable point straddled by the stencil)
+from a bug. Verdict per tensor: pass, fail, kink (a correct subgradient at a kink) or noise (the
+estimate's round-off is as large as the gradient: nothing can be concluded). The calibration behind
+the defaults is benchmarks/calibrate_tolerance.py; see README, "How the verdict is decided".
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
+from gradcheck_cli import structure
+from gradcheck_cli.errors import PluginError
 from gradcheck_cli.layers.base import Array
 from gradcheck_cli.layers.losses import WeightedSum
+from gradcheck_cli.methods import (
+    DEFAULT_EPS,
+    METHODS,
+    complex_blind_layer,
+    estimate,
+    one_sided,
+    ridders,
+)
 from gradcheck_cli.network import Network, ParamRef, rng_for
-from gradcheck_cli.numeric import DEFAULT_EPS, UNIT_ROUNDOFF, Differences, Perturber
+from gradcheck_cli.numeric import UNIT_ROUNDOFF, Perturber, scalar
 
-#: Relative tolerance per dtype: the smallest relative gradient error we promise to catch.
-DEFAULT_RTOL = {"float64": 1e-6, "float32": 1e-2}
-#: Absolute tolerance per dtype (the noise term already covers round-off; this is a floor).
-DEFAULT_ATOL = {"float64": 0.0, "float32": 0.0}
-#: Safety factor on the round-off estimate.
-NOISE_FACTOR = 100.0
-#: How many of the worst entries a result keeps.
+#: Relative tolerance per (method, dtype of the network): the smallest relative gradient error
+#: we promise to catch (calibration: benchmarks/calibrate_tolerance.py). A float32 network is
+#: compared against float64 numerics, so its rtol reflects float32 round-off in the backward.
+DEFAULT_RTOL = {
+    ("central", "float64"): 1e-7,
+    ("five-point", "float64"): 1e-7,
+    ("forward", "float64"): 1e-5,
+    ("complex", "float64"): 1e-11,
+    ("central", "float32"): 1e-5,
+    ("five-point", "float32"): 1e-5,
+    ("forward", "float32"): 1e-5,
+    ("complex", "float32"): 1e-5,
+}
+#: Safety factor k on the round-off bound of the numerical estimate.
+NOISE_FACTOR = 10.0
+#: How many of the worst entries a result keeps by default.
 KEEP_WORST = 5
 
 
 @dataclass(frozen=True)
 class Tolerance:
     rtol: float
-    atol: float
+    atol: float = 0.0
     noise_factor: float = NOISE_FACTOR
 
     @classmethod
-    def default(cls, dtype: str, rtol: float | None = None, atol: float | None = None) -> Tolerance:
-        return cls(
-            DEFAULT_RTOL[dtype] if rtol is None else rtol,
-            DEFAULT_ATOL[dtype] if atol is None else atol,
-        )
+    def default(
+        cls, method: str, dtype: str, rtol: float | None = None, atol: float | None = None
+    ) -> Tolerance:
+        return cls(DEFAULT_RTOL[method, dtype] if rtol is None else rtol, atol or 0.0)
 
 
 @dataclass(frozen=True)
@@ -52,6 +81,9 @@ class Entry:
     numeric: float
     abs_error: float
     tol: float
+    noise: float = 0.0  # the part of tol that is estimated noise (not rtol/atol)
+    status: str = "pass"  # pass | fail | kink
+    label: str = ""  # e.g. "missing gradient", "kink: one-sided slopes 0 … 0.31"
 
 
 @dataclass(frozen=True)
@@ -67,6 +99,13 @@ class ParamResult:
     failed: int
     worst: tuple[Entry, ...] = ()  # worst first (by error relative to tolerance)
     reason: str | None = None
+    verdict: str = "pass"  # pass | fail | kink | noise
+    kinks: int = 0
+    refined: int = 0  # entries re-estimated (Richardson / smaller steps) before a verdict
+    noise_floor: float = 0.0  # largest estimated noise among the checked entries
+    note: str | None = None
+    #: |a − n| / tolerance per entry, in the tensor's shape (NaN where not checked).
+    ratios: Array | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -80,12 +119,20 @@ class CheckResult:
     dtype: str
     loss: float
     params: tuple[ParamResult, ...] = field(default_factory=tuple)
-    #: What happened on the way that the user should know (NumPy overflow etc.), one line each.
-    warnings: tuple[str, ...] = ()
+    #: Failures of the network as a whole (non-deterministic forward, non-linear backward, …).
+    problems: tuple[str, ...] = ()
+    strict: bool = False
+    #: When the network check failed: which layers fail when checked on their own.
+    attribution: tuple[str, ...] = ()
+    #: dtype the numerical derivatives were computed in (float64 for a float32 network when the
+    #: layers allow it).
+    reference: str = "float64"
+    #: What the reader should know that is not a failure (e.g. why a reference is float32).
+    notes: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
-        return all(p.passed for p in self.params)
+        return not self.problems and all(p.passed for p in self.params)
 
     @property
     def failures(self) -> tuple[ParamResult, ...]:
@@ -93,24 +140,35 @@ class CheckResult:
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        for p in d["params"]:
+            p.pop("ratios", None)
         d["passed"] = self.passed
         return d
 
 
 def _structural_failure(name: str, shape: tuple[int, ...], reason: str) -> ParamResult:
-    return ParamResult(name, shape, False, float("nan"), float("nan"), 0, 0, (), reason)
+    return ParamResult(
+        name, shape, False, float("nan"), float("nan"), 0, 0, (), reason, verdict="fail"
+    )
 
 
-def _analytic_problem(ref: ParamRef, a: Any, shape: tuple[int, ...], dtype: str) -> str | None:
+def _analytic_problem(ref: ParamRef, a: Any, arr: Array) -> str | None:
     """Why an analytic gradient cannot be compared at all (None when it can)."""
+    what = "dx" if ref.key is None else f"grads['{ref.key}']"
     if isinstance(a, str):
         return a
     if a is None:
         return f"backward did not set grads['{ref.key}']"
     if not isinstance(a, np.ndarray) or not np.issubdtype(a.dtype, np.number):
-        return f"grads['{ref.key}'] is a {type(a).__name__}, not a numeric array"
-    if a.shape != shape:
-        return f"gradient has shape {a.shape}, expected {shape}"
+        return f"{what} is a {type(a).__name__}, not a numeric array"
+    if a.shape != arr.shape:
+        return f"gradient has shape {a.shape}, expected {arr.shape}"
+    if np.iscomplexobj(a) or (
+        np.issubdtype(arr.dtype, np.floating) and np.finfo(a.dtype).bits < np.finfo(arr.dtype).bits
+    ):
+        return (
+            f"{what} has dtype {a.dtype} but the tensor is {arr.dtype}: the gradient lost precision"
+        )
     bad = ~np.isfinite(a)
     if bad.any():
         idx = tuple(int(i) for i in np.argwhere(bad)[0])
@@ -118,53 +176,218 @@ def _analytic_problem(ref: ParamRef, a: Any, shape: tuple[int, ...], dtype: str)
     return None
 
 
-def compare(
-    name: str,
-    shape: tuple[int, ...],
-    analytic: Array,
-    diff: Differences,
-    tol: Tolerance,
-    dtype: str,
-) -> ParamResult:
-    """Apply the pass rule to every checked entry of one tensor."""
-    a = analytic.reshape(-1)[diff.indices].astype(np.float64)
-    n = diff.numeric
-    if not np.all(np.isfinite(n)):
-        j = int(np.argmin(np.isfinite(n)))
-        idx = tuple(int(i) for i in np.unravel_index(diff.indices[j], shape))
-        return _structural_failure(
-            name,
-            shape,
-            f"the loss is not finite when entry {idx} is perturbed (numeric gradient NaN/Inf)",
+class _Judge:
+    """Applies the verdict model to the entries of one tensor."""
+
+    def __init__(
+        self,
+        pert: Perturber,
+        method: str,
+        eps: float,
+        tol: Tolerance,
+        dtype: str,
+        strict: bool,
+        top: int = KEEP_WORST,
+        numeric_dtype: str | None = None,
+    ) -> None:
+        self.pert, self.method, self.eps, self.tol = pert, method, eps, tol
+        self.dtype, self.strict, self.top = dtype, strict, top
+        self.numeric_dtype = numeric_dtype or dtype
+
+    def allowed(self, a: Array, n: Array, roundoff: Array, floor: Any) -> tuple[Array, Array]:
+        noise = self.tol.noise_factor * roundoff + floor
+        return self.tol.atol + self.tol.rtol * np.maximum(np.abs(a), np.abs(n)) + noise, noise
+
+    def __call__(
+        self,
+        ref: ParamRef,
+        shape: tuple[int, ...],
+        analytic: Array,
+        idx: Array,
+        scale: float = 0.0,
+    ) -> ParamResult:
+        a = np.asarray(analytic, dtype=np.float64).reshape(-1)[idx]
+        floor = (
+            self.tol.noise_factor
+            * UNIT_ROUNDOFF[self.dtype]
+            * (float(np.max(np.abs(a), initial=0.0)) + scale)
         )
-    err = np.abs(a - n)
-    noise = UNIT_ROUNDOFF[dtype] * (np.abs(diff.f_plus) + np.abs(diff.f_minus)) / diff.step
-    allowed = tol.atol + tol.rtol * np.maximum(np.abs(a), np.abs(n)) + tol.noise_factor * noise
-    bad = err > allowed
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(allowed > 0, err / allowed, np.where(err > 0, np.inf, 0.0))
-    order = np.argsort(-ratio, kind="stable")[:KEEP_WORST]
-    worst = tuple(
-        Entry(
-            tuple(int(i) for i in np.unravel_index(diff.indices[j], shape)),
-            float(a[j]),
-            float(n[j]),
-            float(err[j]),
-            float(allowed[j]),
+        est = estimate(self.pert, ref, idx, self.method, self.eps, self.numeric_dtype)
+        n = est.numeric.copy()
+        if not np.all(np.isfinite(n)):
+            j = int(np.argmin(np.isfinite(n)))
+            where = tuple(int(i) for i in np.unravel_index(idx[j], shape))
+            return _structural_failure(
+                ref.name, shape, f"the loss is not finite when entry {where} is perturbed"
+            )
+        if self.method == "complex" and not n.any() and a.any():
+            culprit = complex_blind_layer(self.pert, ref, int(idx[np.argmax(np.abs(a))]), self.eps)
+            raise PluginError(
+                f"--method complex: Im L stayed exactly 0 for every entry of {ref.name}; "
+                f"{culprit} drops the imaginary part (or does not read its parameters from params)",
+                hint="make it complex-safe (use the real part only for comparisons and max) or use "
+                "--method central / five-point",
+            )
+        tol, noise = self.allowed(a, n, est.roundoff, floor)
+        status = np.where(np.abs(a - n) <= tol, "pass", "fail").astype(object)
+        labels = np.full(len(idx), "", dtype=object)
+        bad = np.flatnonzero(status == "fail")
+        refined = len(bad)
+        if len(bad) and self.method != "complex":
+            self._refine(ref, idx, a, n, tol, noise, status, labels, bad, est, floor)
+        for jf in np.flatnonzero(status == "fail"):
+            j = int(jf)
+            if a[j] == 0.0:
+                labels[j] = "missing (analytic is 0)"
+            elif abs(n[j]) <= noise[j]:
+                labels[j] = "spurious (L is flat here)"
+        err = np.abs(a - n)
+        return self._result(ref.name, shape, idx, a, n, err, tol, noise, status, labels, refined)
+
+    def _refine(
+        self,
+        ref: ParamRef,
+        idx: Array,
+        a: Array,
+        n: Array,
+        tol: Array,
+        noise: Array,
+        status: Array,
+        labels: Array,
+        bad: Array,
+        est: Any,
+        floor: Any,
+    ) -> None:
+        """Second look at failing entries, cheapest evidence first.
+
+        1. Central differences at ε/2 and ε/4 and their Richardson extrapolation: if one agrees,
+           the first estimate was limited by truncation (or straddled a kink that ε/4 avoids).
+        2. One-sided slopes at ε, ε/2, ε/4: for smooth L their gap halves with the step; if it
+           does not, the stencil straddles a kink, and an analytic value between the one-sided
+           slopes is a valid subgradient ("kink").
+        3. Smooth but the extrapolations have not converged: Ridders' tableau over ε … ε/128.
+        """
+        floor = np.broadcast_to(floor, a.shape)
+        dp, dm = one_sided(self.pert, ref, idx[bad], (self.eps, self.eps / 2, self.eps / 4))
+        c = (dp + dm) / 2
+        ro = est.roundoff[bad]
+        r1, r2 = (4 * c[:, 1] - c[:, 0]) / 3, (4 * c[:, 2] - c[:, 1]) / 3
+        r_err = np.abs(r2 - r1)
+        candidates = [
+            (c[:, 1], 2 * ro),
+            (c[:, 2], 4 * ro),
+            (r2, 7 * ro + r_err / self.tol.noise_factor),
+        ]
+        for cand, cand_ro in candidates:
+            self._accept(bad, a, n, tol, noise, status, cand, cand_ro, floor[bad])
+        gap = np.abs(dp - dm)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            shrink = gap[:, 1] / gap[:, 0]
+        unsettled = []
+        for jj, j in enumerate(bad):
+            if status[j] != "fail":
+                continue
+            lo, hi = min(dp[jj, 2], dm[jj, 2]), max(dp[jj, 2], dm[jj, 2])
+            if gap[jj, 0] > tol[j] and not (0.4 <= shrink[jj] <= 0.6):
+                if lo - tol[j] <= a[j] <= hi + tol[j]:
+                    status[j] = "kink"
+                    labels[j] = f"kink: slopes {dm[jj, 2]:.4g} | {dp[jj, 2]:.4g}"
+            elif r_err[jj] > 0.1 * abs(a[j] - r2[jj]):
+                unsettled.append(jj)
+        if unsettled:
+            sub = bad[unsettled]
+            rich, rich_err = ridders(self.pert, ref, idx[sub], self.eps)
+            ro_r = ro[unsettled] + 2 * rich_err / self.tol.noise_factor
+            self._accept(sub, a, n, tol, noise, status, rich, ro_r, floor[sub])
+
+    def _accept(
+        self,
+        sub: Array,
+        a: Array,
+        n: Array,
+        tol: Array,
+        noise: Array,
+        status: Array,
+        cand: Array,
+        cand_ro: Array,
+        floor: Array,
+    ) -> None:
+        """Entries ``sub`` still failing pass if the better estimate ``cand`` agrees with them."""
+        t, nz = self.allowed(a[sub], cand, cand_ro, floor)
+        for jj, j in enumerate(sub):
+            if status[j] == "fail" and abs(a[j] - cand[jj]) <= t[jj]:
+                n[j], tol[j], noise[j], status[j] = cand[jj], t[jj], nz[jj], "pass"
+
+    def _result(
+        self,
+        name: str,
+        shape: tuple[int, ...],
+        idx: Array,
+        a: Array,
+        n: Array,
+        err: Array,
+        tol: Array,
+        noise: Array,
+        status: Array,
+        labels: Array,
+        refined: int,
+    ) -> ParamResult:
+        fails = int(np.sum(status == "fail"))
+        kinks = int(np.sum(status == "kink"))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(tol > 0, err / tol, np.where(err > 0, np.inf, 0.0))
+        ratio = np.where(status == "kink", np.minimum(ratio, 1.0), ratio)
+        order = np.lexsort((-ratio, status != "fail"))[: self.top]  # failures first, then by ratio
+        worst = tuple(
+            Entry(
+                tuple(int(i) for i in np.unravel_index(idx[j], shape)),
+                float(a[j]),
+                float(n[j]),
+                float(err[j]),
+                float(tol[j]),
+                float(noise[j]),
+                str(status[j]),
+                str(labels[j]),
+            )
+            for j in order
         )
-        for j in order
-    )
-    denom = max(float(np.linalg.norm(a) + np.linalg.norm(n)), np.finfo(np.float64).tiny)
-    return ParamResult(
-        name=name,
-        shape=shape,
-        passed=not bad.any(),
-        rel_error=float(np.linalg.norm(a - n)) / denom,
-        max_abs_error=float(err.max(initial=0.0)),
-        checked=len(n),
-        failed=int(bad.sum()),
-        worst=worst,
-    )
+        mags = np.maximum(np.abs(a), np.abs(n))
+        unjudgeable = (noise >= mags) & (mags > 0)
+        note = None
+        if fails:
+            verdict = "fail"
+        elif kinks:
+            verdict = "kink"
+            note = f"{kinks} entr{'y' if kinks == 1 else 'ies'} at a kink (analytic is a one-sided slope)"
+        elif unjudgeable.all() and unjudgeable.any():
+            verdict = "noise"
+            note = (
+                f"the estimate's noise (~{float(noise.max()):.2g}) is as large as the gradient "
+                f"(max {float(mags.max()):.2g}): nothing can be concluded; use float64, another ε "
+                "or --method complex"
+            )
+        else:
+            verdict = "pass"
+        passed = verdict == "pass" or (verdict in ("kink", "noise") and not self.strict)
+        full = np.full(int(np.prod(shape)), np.nan)
+        full[idx] = ratio
+        denom = max(float(np.linalg.norm(a) + np.linalg.norm(n)), np.finfo(np.float64).tiny)
+        return ParamResult(
+            name=name,
+            shape=shape,
+            passed=passed,
+            rel_error=float(np.linalg.norm(a - n)) / denom,
+            max_abs_error=float(err.max(initial=0.0)),
+            checked=len(idx),
+            failed=fails + (kinks + int(verdict == "noise") * len(idx) if self.strict else 0),
+            worst=worst,
+            verdict=verdict,
+            kinks=kinks,
+            refined=refined,
+            noise_floor=float(noise.max(initial=0.0)),
+            note=note,
+            ratios=full.reshape(shape),
+        )
 
 
 def check_network(
@@ -172,10 +395,14 @@ def check_network(
     x: Array | None = None,
     target: Array | None = None,
     *,
+    method: str = "central",
     eps: float | None = None,
     rtol: float | None = None,
     atol: float | None = None,
     inputs: bool = True,
+    strict: bool = False,
+    attribute: bool = True,
+    top: int = KEEP_WORST,
     seed: int | None = None,
 ) -> CheckResult:
     """Check every parameter (and the input, unless ``inputs=False``) of ``network``.
@@ -183,50 +410,191 @@ def check_network(
     ``x``/``target`` default to the ones the network was built with. Parameters are perturbed in
     place and restored exactly; the caller's ``x`` is never modified.
     """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     x_in = network.x if x is None else x
     if x_in is None:
         raise ValueError("check_network needs an input x (the network has none bound)")
     if target is not None:
         network.target = target
     x_arr = np.array(x_in, copy=True)
-    dtype = "float32" if x_arr.dtype == np.float32 else "float64"
-    eps = DEFAULT_EPS[dtype] if eps is None else eps
-    tol = Tolerance.default(dtype, rtol, atol)
+    # Integer inputs (embedding ids) are not differentiable: check the parameters only, and take
+    # the dtype from the parameters.
+    discrete = np.issubdtype(x_arr.dtype, np.integer)
+    first = next((p for la in network.layers for p in la.params.values()), x_arr)
+    dtype = "float32" if (first if discrete else x_arr).dtype == np.float32 else "float64"
+    eps_given, eps = eps, DEFAULT_EPS[method, dtype] if eps is None else eps
+    tol = Tolerance.default(method, dtype, rtol, atol)
+    header = dict(
+        name=network.name, seed=seed, method=method, eps=eps, rtol=tol.rtol, atol=tol.atol,
+        dtype=dtype, strict=strict,
+    )  # fmt: skip
 
-    pert = Perturber(network, x_arr)
+    network.watch, network.mutated = True, set()
+    try:
+        pert = Perturber(network, x_arr)
+    finally:
+        network.watch = False
     if not np.isfinite(np.asarray(pert.f0, dtype=complex)):
         raise network.explain_nonfinite(x_arr, pert.f0)
+    again = scalar(network.loss_value(x_arr), network.loss_label)
+    problem = structure.nondeterminism(pert.f0, again)
+    if problem:
+        return CheckResult(loss=float(np.real(pert.f0)), problems=(problem,), **header)  # type: ignore[arg-type]
     dx, grads = network.backward()
+    problems = structure.mutations(network) + structure.backward_consistency(network, grads, dx)
+    scales = _backward_scales(network)
+    originals = {ref.name: pert.array(ref) for ref in network.parameters()}
+    with ExitStack() as stack:
+        numeric_dtype, notes = dtype, []
+        if dtype == "float32":
+            why_not = stack.enter_context(_promoted(network))
+            if why_not:
+                notes.append(f"numerics in float32: {why_not}")
+            else:
+                numeric_dtype = "float64"
+                pert = Perturber(network, x_arr if discrete else x_arr.astype(np.float64))
+        header["reference"] = numeric_dtype
+        if eps_given is None:
+            header["eps"] = eps = DEFAULT_EPS[method, numeric_dtype]
+        judge = _Judge(pert, method, eps, tol, dtype, strict, top, numeric_dtype)
+        results = _judge_all(network, judge, grads, dx, scales, originals, inputs and not discrete)
+    result = CheckResult(
+        loss=float(np.real(pert.f0)),
+        params=tuple(results),
+        problems=tuple(problems),
+        notes=tuple(notes + network.fp.notes()),
+        **header,  # type: ignore[arg-type]
+    )
+    if attribute and not result.passed and len(network.layers) > 1:
+        result = _with_attribution(result, network, method, eps, tol, strict)
+    return result
+
+
+def _judge_all(
+    network: Network,
+    judge: _Judge,
+    grads: list[dict[str, Array] | str],
+    dx: Any,
+    scales: list[float],
+    originals: dict[str, Array],
+    inputs: bool,
+) -> list[ParamResult]:
+    """Judge every tensor; ``originals`` are the arrays as the network holds them outside any
+    float64 reference (their dtype is what the gradients must match)."""
     results: list[ParamResult] = []
     for ref in network.parameters(include_input=inputs):
-        arr = pert.array(ref)
+        arr = originals[ref.name]
         shape = tuple(arr.shape)
         if ref.key is None:
             analytic: Any = dx
         else:
             layer_grads = grads[ref.layer]
             analytic = layer_grads if isinstance(layer_grads, str) else layer_grads.get(ref.key)
-        problem = _analytic_problem(ref, analytic, shape, dtype)
-        if problem and "NaN/Inf" in problem and network.backward_nonfinite:
-            problem += f"; NaN/Inf first appear in {network.backward_nonfinite}"
-        if problem:
-            results.append(_structural_failure(ref.name, shape, problem))
+        why = _analytic_problem(ref, analytic, arr)
+        if why and "NaN/Inf" in why and network.backward_nonfinite:
+            why += f"; NaN/Inf first appear in {network.backward_nonfinite}"
+        if why:
+            results.append(_structural_failure(ref.name, shape, why))
             continue
-        diff = pert.central(ref, np.arange(arr.size), eps)
-        results.append(compare(ref.name, shape, analytic, diff, tol, dtype))
-    results += _spurious_grads(network, grads)
-    return CheckResult(
-        name=network.name,
-        seed=seed,
-        method="central",
-        eps=eps,
-        rtol=tol.rtol,
-        atol=tol.atol,
-        dtype=dtype,
-        loss=float(np.real(pert.f0)),
-        params=tuple(results),
-        warnings=tuple(network.fp.notes()),
-    )
+        results.append(judge(ref, shape, analytic, np.arange(arr.size), scales[ref.layer]))
+    return results + _spurious_grads(network, grads)
+
+
+@contextmanager
+def _promoted(network: Network) -> Iterator[str | None]:
+    """Swap every float32 parameter for a float64 copy, so a float32 network's numerical reference
+    is computed in float64; yields why that is not possible (then nothing is swapped)."""
+    saved: list[tuple[Any, str, Array]] = []
+    for layer in network.layers:
+        for k, v in list(layer.params.items()):
+            if isinstance(v, np.ndarray) and v.dtype == np.float32:
+                saved.append((layer, k, v))
+                layer.params[k] = v.astype(np.float64)
+    try:
+        why = _reference_problem(network, saved)
+        if why:
+            for layer, k, v in saved:
+                layer.params[k] = v
+        yield why
+    finally:
+        for layer, k, v in saved:
+            layer.params[k] = v
+
+
+def _reference_problem(network: Network, saved: list[tuple[Any, str, Array]]) -> str | None:
+    """A layer that returns float32 for float64 input, or that keeps its own references to its
+    parameters (so the float64 copies would be ignored), cannot take part in a float64 reference."""
+    x = network.inputs[0] if network.inputs else network.x
+    assert x is not None
+    out = network.forward(x.astype(np.float64) if np.issubdtype(x.dtype, np.floating) else x)
+    outputs = [*network.inputs[1:], out]
+    for i, value in enumerate(outputs):
+        if np.issubdtype(value.dtype, np.floating) and np.finfo(value.dtype).bits < 64:
+            return f"{network.describe(i)} returns {value.dtype} for float64 input (it downcasts)"
+    for i, layer in enumerate(network.layers):
+        if network.trusted[i]:
+            continue
+        for lay, k, v in saved:
+            if lay is not layer:
+                continue
+            before = network.forward(network.inputs[i], i)
+            layer.params[k] = layer.params[k] * 2 + 1
+            try:
+                after = network.forward(network.inputs[i], i)
+            finally:
+                layer.params[k] = v.astype(np.float64)
+            if np.array_equal(before, after):
+                return f"{network.describe(i)} does not read params['{k}'] (it keeps its own reference)"
+    network.forward(x)  # leave the caches as the float32 pass made them
+    return None
+
+
+def _backward_scales(network: Network) -> list[float]:
+    """Per layer ℓ: the size of the numbers its gradients were computed from,
+    max_{m ≥ ℓ} max|dout_m| · max(1, max|input_ℓ|). Round-off in a backward is relative to these,
+    not to the (possibly tiny, after cancellation) gradient itself: 1 − y² of a saturated tanh is
+    exact to u absolutely, not relatively."""
+    mags = [float(np.max(np.abs(d), initial=0.0)) for d in network.douts]
+    upstream: list[float] = list(np.maximum.accumulate(mags[::-1])[::-1]) if mags else []
+    return [
+        float(up) * max(1.0, float(np.max(np.abs(inp), initial=0.0)))
+        for up, inp in zip(upstream, network.inputs, strict=False)
+    ]
+
+
+def _with_attribution(
+    result: CheckResult, network: Network, method: str, eps: float, tol: Tolerance, strict: bool
+) -> CheckResult:
+    """Check each layer on its own cached input with the upstream gradient it received; name the
+    layers whose own backward is wrong (a wrong layer also corrupts every dx below it)."""
+    if network.x is not None:
+        network.loss_value(network.x)  # caches from the unperturbed pass at the network's dtype
+    inputs, douts = list(network.inputs), list(network.douts)
+    if len(douts) != len(network.layers):
+        return result
+    culprits = []
+    for i, layer in enumerate(network.layers):
+        single = Network(
+            [layer], WeightedSum(douts[i]), labels=[network.labels[i]], x=inputs[i],
+            trusted=[network.trusted[i]], name=network.describe(i),
+        )  # fmt: skip
+        own = check_network(
+            single, method=method, eps=eps, rtol=tol.rtol, atol=tol.atol, strict=strict,
+            attribute=False,
+        )  # fmt: skip
+        if not own.passed:
+            bad = [p.name.split(".", 1)[-1] if p.name != "input" else "dx" for p in own.failures]
+            culprits.append(
+                f"{network.describe(i)} fails on its own ({', '.join(bad) or '; '.join(own.problems)})"
+            )
+    # Re-run the network pass so its caches match the unperturbed parameters again.
+    network.loss_value(network.x if network.x is not None else inputs[0])
+    return CheckResult(**{**_fields(result), "attribution": tuple(culprits)})
+
+
+def _fields(result: CheckResult) -> dict[str, Any]:
+    return {f: getattr(result, f) for f in result.__dataclass_fields__}
 
 
 def _spurious_grads(network: Network, grads: list[Any]) -> list[ParamResult]:
@@ -260,11 +628,12 @@ def check_layer(
     **options: Any,
 ) -> CheckResult:
     """Check one layer on input ``x`` with L = Σ out ⊙ g (g = ``dout`` or random from ``seed``)."""
-    from gradcheck_cli.registry import check_layer_contract
+    from gradcheck_cli.registry import check_layer_contract, is_plugin
 
     label = label or type(layer).__name__
     check_layer_contract(layer, label)
-    net = Network([layer], None, labels=[label], x=np.asarray(x), name=label)
+    trusted = [not is_plugin(label) and type(layer).__module__.startswith("gradcheck_cli.")]
+    net = Network([layer], None, labels=[label], x=np.asarray(x), name=label, trusted=trusted)
     if dout is None:
         out = net.forward(np.array(x, copy=True))
         dout = rng_for(seed, "upstream").standard_normal(out.shape).astype(out.dtype)

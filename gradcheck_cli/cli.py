@@ -20,8 +20,8 @@ from gradcheck_cli.checker import CheckResult, check_layer, check_network
 from gradcheck_cli.config import check_options, default_config_path, load_config, refuse_plugins
 from gradcheck_cli.errors import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, ConfigError, GradcheckError
 from gradcheck_cli.limits import Limits, MemoryPlan, array_bytes, estimate_layer, preflight
+from gradcheck_cli.methods import DEFAULT_EPS, STENCILS
 from gradcheck_cli.network import Network, build_network, rng_for
-from gradcheck_cli.numeric import DEFAULT_EPS
 from gradcheck_cli.registry import LAYERS, LOSSES, is_plugin, resolve
 
 app = typer.Typer(
@@ -56,6 +56,23 @@ Force = Annotated[
     typer.Option("--force", help="Run even when the memory or time estimate is over the limit."),
 ]
 EXIT_INTERRUPTED = 130
+
+
+class Method(str, Enum):
+    central = "central"
+    forward = "forward"
+    five_point = "five-point"
+    complex = "complex"
+
+
+MethodOpt = Annotated[
+    Method | None,
+    typer.Option("--method", help="Numerical method (default central; complex = complex step)."),
+]
+Strict = Annotated[
+    bool, typer.Option("--strict", help="Kinks and noise-dominated tensors fail too.")
+]
+Top = Annotated[int, typer.Option("--top", min=1, help="Worst entries shown per failing tensor.")]
 
 
 def _version(value: bool) -> None:
@@ -127,6 +144,16 @@ def _guarded(debug: bool, job: Callable[[], int]) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _plan(method: str, eps: float | None) -> dict[str, Any]:
+    """What ``preflight`` needs to know about the method: ε, loss evaluations per entry, and
+    whether steps are real (ε must be representable next to every θ) or complex."""
+    evals = len([o for o in STENCILS[method].offsets if o]) if method in STENCILS else 1
+    # Representability is judged in float64: float32 networks are differenced in float64
+    # whenever the layers allow it (checker._promoted).
+    step = eps if eps is not None else DEFAULT_EPS[method, "float64"]
+    return {"eps": step, "evals_per_entry": evals, "real_steps": method != "complex"}
+
+
 def _emit(result: CheckResult, fmt: Format, replay: str) -> int:
     if fmt is Format.json:
         typer.echo(report.to_json(result))
@@ -135,8 +162,11 @@ def _emit(result: CheckResult, fmt: Format, replay: str) -> int:
     return EXIT_PASS if result.passed else EXIT_FAIL
 
 
-def _replay(words: list[str], seed: int, eps: float, rtol: float | None, atol: float | None) -> str:
-    words = ["gradcheck", *words, "--seed", str(seed), "--eps", f"{eps:g}"]
+def _replay(
+    words: list[str], result: CheckResult, seed: int, rtol: float | None, atol: float | None
+) -> str:
+    words = ["gradcheck", *words, "--seed", str(seed), "--method", result.method]
+    words += ["--eps", f"{result.eps:g}"] + (["--strict"] if result.strict else [])
     words += ["--rtol", f"{rtol:g}"] if rtol is not None else []
     words += ["--atol", f"{atol:g}"] if atol is not None else []
     return shlex.join(words)
@@ -153,6 +183,9 @@ def run(
     atol: Atol = None,
     seed: Seed = None,
     no_inputs: Annotated[bool, typer.Option("--no-inputs", help="Do not check ∂L/∂input.")] = False,
+    method: MethodOpt = None,
+    strict: Strict = False,
+    top: Top = 5,
     fmt: Fmt = Format.table,
     no_plugins: NoPlugins = False,
     force: Force = False,
@@ -170,25 +203,23 @@ def run(
         limits = Limits.off() if force else Limits()
         net = build_network(cfg, limits=limits)
         inputs = cfg.check.inputs and not no_inputs
-        step = eps if eps is not None else cfg.check.eps
-        dtype = "float32" if cfg.dtype == "float32" else "float64"
-        preflight(
-            net,
-            inputs=inputs,
-            eps=step if step is not None else DEFAULT_EPS[dtype],
-            limits=limits,
-            source=cfg.source,
-        )
+        meth = method.value if method else cfg.check.method
+        # the config's ε belongs to the config's method; another --method gets its own default
+        step = eps if eps is not None else (None if method else cfg.check.eps)
+        preflight(net, inputs=inputs, **_plan(meth, step), limits=limits, source=cfg.source)
         result = check_network(
             net,
             eps=step,
             rtol=rtol if rtol is not None else cfg.check.rtol,
             atol=atol if atol is not None else cfg.check.atol,
             inputs=inputs,
+            method=meth,
+            strict=strict or cfg.check.strict,
+            top=top,
             seed=cfg.seed,
         )
         words = ["run", *([str(config)] if config else []), *(["--no-inputs"] if no_inputs else [])]
-        return _emit(result, fmt, _replay(words, cfg.seed, result.eps, rtol, atol))
+        return _emit(result, fmt, _replay(words, result, cfg.seed, rtol, atol))
 
     _guarded(debug, job)
 
@@ -229,6 +260,9 @@ def layer(
     rtol: Rtol = None,
     atol: Atol = None,
     seed: Seed = None,
+    method: MethodOpt = None,
+    strict: Strict = False,
+    top: Top = 5,
     fmt: Fmt = Format.table,
     no_plugins: NoPlugins = False,
     force: Force = False,
@@ -258,10 +292,14 @@ def layer(
         x = rng_for(s, "input").standard_normal(dims)
         probe = Network([lay], None, labels=[name], x=x)
         probe.forward(x.copy())
-        preflight(probe, inputs=True, eps=eps or DEFAULT_EPS["float64"], limits=limits)
-        result = check_layer(lay, x, seed=s, label=name, eps=eps, rtol=rtol, atol=atol)
+        meth = method.value if method else "central"
+        preflight(probe, inputs=True, **_plan(meth, eps), limits=limits)
+        result = check_layer(
+            lay, x, seed=s, label=name, eps=eps, rtol=rtol, atol=atol, strict=strict, top=top,
+            method=meth,
+        )  # fmt: skip
         words = ["layer", name, "--shape", shape, *[w for a in arg or [] for w in ("--arg", a)]]
-        return _emit(result, fmt, _replay(words, s, result.eps, rtol, atol))
+        return _emit(result, fmt, _replay(words, result, s, rtol, atol))
 
     _guarded(debug, job)
 

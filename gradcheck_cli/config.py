@@ -38,6 +38,9 @@ class DataSpec(_Strict):
     shape: list[int] | None = None
     values: list[Any] | None = None
     file: str | None = None
+    #: Integer ids in [0, integers) (e.g. for an embedding): random from the seed with ``shape``,
+    #: or the given values/file, checked to be such ids. The input gradient is then not checked.
+    integers: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSpec:
@@ -95,6 +98,8 @@ class CheckSpec(_Strict):
     rtol: float | None = Field(default=None, ge=0, le=1.0, allow_inf_nan=False)
     atol: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     inputs: bool = True
+    method: Literal["central", "forward", "five-point", "complex"] = "central"
+    strict: bool = False
 
 
 class Config(_Strict):

@@ -107,6 +107,11 @@ class Network:
         #: Built-in layers are trusted not to mutate their input; user layers get copies.
         self.trusted = trusted if trusted is not None else [False] * len(layers)
         self.inputs: list[Array] = []
+        #: Upstream gradient each layer received in the last backward pass.
+        self.douts: list[Array] = []
+        #: Indices of (user) layers seen modifying their input in place during a watched forward.
+        self.mutated: set[int] = set()
+        self.watch = False
         self.output: Array | None = None
         #: NumPy floating-point events during any pass (see FloatingPointLog).
         self.fp = FloatingPointLog()
@@ -114,7 +119,7 @@ class Network:
         self.backward_nonfinite: str | None = None
 
     @contextmanager
-    def _stage(self, where: str) -> Iterator[None]:
+    def stage(self, where: str) -> Iterator[None]:
         """Run user or layer code: record floating-point events under ``where``."""
         self.fp.where = where
         with np.errstate(over="call", divide="call", invalid="call", under="ignore", call=self.fp):
@@ -142,8 +147,11 @@ class Network:
             self.inputs.append(out)
             arg = out if self.trusted[i] else out.copy()
             try:
-                with self._stage(f"{self.describe(i)}.forward"):
+                with self.stage(f"{self.describe(i)}.forward"):
                     out = self.layers[i].forward(arg)
+                watched = self.watch and arg is not self.inputs[i]
+                if watched and not np.array_equal(arg, self.inputs[i], equal_nan=True):
+                    self.mutated.add(i)
             except GradcheckError:
                 raise
             except USER_CODE_ERRORS as exc:
@@ -159,7 +167,7 @@ class Network:
         """L for input ``x`` of layer ``start`` (layers before it are taken as cached)."""
         out = self.forward(x, start)
         try:
-            with self._stage(f"loss ({self.loss_label}).forward"):
+            with self.stage(f"loss ({self.loss_label}).forward"):
                 return self.loss.forward(out, self.target)
         except USER_CODE_ERRORS as exc:
             raise user_code_error(exc, f"loss ({self.loss_label}).forward") from exc
@@ -190,11 +198,12 @@ class Network:
         """Backward pass after ``loss_value``. Returns (dx, per-layer grads); a string instead of
         an array/dict says why that gradient is unavailable (a layer broke the chain)."""
         try:
-            with self._stage(f"loss ({self.loss_label}).backward"):
+            with self.stage(f"loss ({self.loss_label}).backward"):
                 dout = np.asarray(self.loss.backward())
         except USER_CODE_ERRORS as exc:
             raise user_code_error(exc, f"loss ({self.loss_label}).backward") from exc
         grads: list[dict[str, Array] | str] = [""] * len(self.layers)
+        self.douts = [dout] * len(self.layers)
         broken: str | None = None
         self.backward_nonfinite = (
             f"loss ({self.loss_label}).backward" if first_nonfinite(dout) else None
@@ -204,8 +213,9 @@ class Network:
                 grads[i] = broken
                 continue
             layer = self.layers[i]
+            self.douts[i] = dout
             try:
-                with self._stage(f"{self.describe(i)}.backward"):
+                with self.stage(f"{self.describe(i)}.backward"):
                     dx = layer.backward(dout.copy())
             except GradcheckError:
                 raise
@@ -319,7 +329,11 @@ def build_network(cfg: Config, *, limits: Limits | None = None) -> Network:
     x = _load_array(cfg.input, cfg, "input")
     if x is None:
         assert cfg.input.shape is not None
-        x = rng_for(cfg.seed, "input").standard_normal(cfg.input.shape)
+        rng = rng_for(cfg.seed, "input")
+        if cfg.input.integers is None:
+            x = rng.standard_normal(cfg.input.shape)
+        else:
+            x = rng.integers(0, cfg.input.integers, cfg.input.shape)
     if x.ndim < 2:
         raise ShapeError(
             f"the input needs a batch axis: shape (batch, features...), got {x.shape}",
@@ -334,10 +348,10 @@ def build_network(cfg: Config, *, limits: Limits | None = None) -> Network:
         )
     if shape is None:
         plan.add("input", float(x.nbytes), "input")
-    x = x.astype(cfg.dtype)
     bad = first_nonfinite(x)
     if bad:
         raise ConfigError(f"the input is not finite: {bad}", file=cfg.source, field="input")
+    x = x.astype(cfg.dtype) if cfg.input.integers is None else _integer_ids(x, cfg)
     layers: list[Any] = []
     labels: list[str] = []
     trusted: list[bool] = []
@@ -362,6 +376,7 @@ def build_network(cfg: Config, *, limits: Limits | None = None) -> Network:
                 input_shape=tuple(out.shape[1:]),
                 rng=rng_for(cfg.seed, f"layer{i}"),
                 dtype=cfg.dtype,
+                base_dir=cfg.base_dir,
             )
             check_layer_contract(layer, f"layer {i} ({spec.type})")
             if est is None:
@@ -410,6 +425,19 @@ def _is_number(v: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return np.size(v) == 1
+
+
+def _integer_ids(x: Array, cfg: Config) -> Array:
+    """Given ids (input.values/file with input.integers) as int64, each in [0, integers)."""
+    n = cfg.input.integers
+    assert n is not None
+    if not np.all(x == np.round(x)) or x.min() < 0 or x.max() >= n:
+        raise ConfigError(
+            f"input ids must be integers in 0…{n - 1} (input.integers is {n})",
+            file=cfg.source,
+            field="input",
+        )
+    return x.astype(np.int64)
 
 
 def _build_loss(cfg: Config, out: Array) -> tuple[Any, str, Array | None]:

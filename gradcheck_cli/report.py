@@ -22,16 +22,24 @@ def _fmt_index(index: tuple[int, ...]) -> str:
     return "[" + ", ".join(map(str, index)) + "]"
 
 
+VERDICT_STYLE = {"pass": "green", "fail": "bold red", "kink": "yellow", "noise": "yellow"}
+
+
 def _verdict(p: ParamResult) -> Text:
-    return Text("pass", style="green") if p.passed else Text("FAIL", style="bold red")
+    word = "FAIL" if not p.passed else p.verdict
+    if p.verdict == "kink":
+        word += f" ({p.kinks})"
+    return Text(word, style=VERDICT_STYLE["fail" if not p.passed else p.verdict])
 
 
 def header(result: CheckResult) -> Text:
     """What was actually done: method, ε, dtype, seed, tolerances."""
     return Text(
-        f"{result.name} · {result.method} differences, ε={result.eps:g}, {result.dtype}, "
+        f"{result.name} · {result.method} differences, ε={result.eps:g}, {result.dtype}"
+        f"{f' (numerics in {result.reference})' if result.reference != result.dtype else ''}, "
         f"seed {result.seed if result.seed is not None else '—'} · "
-        f"rtol={result.rtol:g}, atol={result.atol:g} + round-off · L={result.loss:.6g}",
+        f"rtol={result.rtol:g}, atol={result.atol:g} + noise{' · strict' if result.strict else ''}"
+        f" · L={result.loss:.6g}",
         style="dim",
     )
 
@@ -48,6 +56,8 @@ def result_table(result: CheckResult) -> Table:
     for p in result.params:
         if p.reason:
             worst = Text(p.reason, style="red")
+        elif p.note and p.passed:
+            worst = Text(p.note, style="yellow")
         elif p.worst:
             w = p.worst[0]
             worst = Text(f"{_fmt_index(w.index)} {w.analytic:.5g} / {w.numeric:.5g}")
@@ -66,18 +76,24 @@ def result_table(result: CheckResult) -> Table:
 
 
 def worst_table(p: ParamResult) -> Table:
-    """The worst entries of one failing tensor, each with the tolerance it was held to."""
-    table = Table(title=f"{p.name}: worst entries", title_justify="left", header_style="bold")
-    for col in ("index", "analytic", "numeric", "|a−n|", "tolerance"):
-        table.add_column(col, justify="right")
+    """The worst entries of one tensor, each with the tolerance it was held to and its status."""
+    table = Table(
+        title=f"{p.name}: worst entries", title_justify="left", header_style="bold",
+        box=box.SIMPLE_HEAD, pad_edge=False,
+    )  # fmt: skip
+    for col in ("index", "analytic", "numeric", "|a−n|", "tol", "noise"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("status")
     for e in p.worst:
-        bad = e.abs_error > e.tol
+        style = {"fail": "red", "kink": "yellow"}.get(e.status, "")
         table.add_row(
             _fmt_index(e.index),
-            f"{e.analytic:.9g}",
-            f"{e.numeric:.9g}",
-            Text(f"{e.abs_error:.2e}", style="red" if bad else ""),
+            f"{e.analytic:.8g}",
+            f"{e.numeric:.8g}",
+            Text(f"{e.abs_error:.2e}", style=style),
             f"{e.tol:.2e}",
+            f"{e.noise:.2e}",
+            Text(e.label or e.status, style=style),
         )
     return table
 
@@ -85,20 +101,35 @@ def worst_table(p: ParamResult) -> Table:
 def summary(result: CheckResult, replay: str | None = None) -> Text:
     n = len(result.params)
     entries = sum(p.checked for p in result.params)
+    text = Text()
+    for note in result.notes:
+        text.append(f"note: {note}\n", style="yellow")
+    for problem in result.problems:
+        text.append(f"✗ {problem}\n", style="bold red")
     if result.passed:
-        return Text(f"✓ all {n} gradients agree ({entries} entries checked)", style="bold green")
-    text = Text(f"✗ {len(result.failures)} of {n} gradients disagree", style="bold red")
-    text.append(f": {', '.join(p.name for p in result.failures)}", style="red")
+        kinks = sum(p.kinks for p in result.params)
+        text.append(f"✓ all {n} gradients agree ({entries} entries checked", style="bold green")
+        text.append(f"; {kinks} at kinks)" if kinks else ")", style="bold green")
+        return text
+    bad = result.failures
+    if bad:
+        text.append(f"✗ {len(bad)} of {n} gradients disagree", style="bold red")
+        text.append(f": {', '.join(p.name for p in bad)}", style="red")
+    elif not result.problems:
+        text.append("✗ check failed", style="bold red")
+    for line in result.attribution:
+        text.append(f"\n  → {line}", style="red")
     if replay:
         text.append(f"\n  replay: {replay}", style="")
     return text
 
 
 def render(result: CheckResult, replay: str | None = None) -> RenderableType:
-    """The full terminal report."""
-    parts: list[RenderableType] = [header(result), result_table(result)]
+    """The full terminal report: header, table, worst entries of failing tensors, summary."""
+    parts: list[RenderableType] = [header(result)]
+    if result.params:
+        parts.append(result_table(result))
     parts += [worst_table(p) for p in result.failures if p.worst]
-    parts += [Text(f"warning: {w}", style="yellow") for w in result.warnings]
     parts.append(summary(result, replay))
     return Group(*parts)
 
@@ -121,6 +152,11 @@ def to_json_dict(result: CheckResult) -> dict[str, Any]:
         "atol": result.atol,
         "dtype": result.dtype,
         "loss": _clean(result.loss),
+        "strict": result.strict,
+        "reference": result.reference,
+        "notes": list(result.notes),
+        "problems": list(result.problems),
+        "attribution": list(result.attribution),
         "results": [
             {
                 "name": p.name,
@@ -134,6 +170,11 @@ def to_json_dict(result: CheckResult) -> dict[str, Any]:
                 "checked": p.checked,
                 "failed": p.failed,
                 "reason": p.reason,
+                "verdict": p.verdict,
+                "kinks": p.kinks,
+                "refined": p.refined,
+                "noise_floor": _clean(p.noise_floor),
+                "note": p.note,
                 "worst": [
                     {
                         "index": list(e.index),
@@ -141,13 +182,15 @@ def to_json_dict(result: CheckResult) -> dict[str, Any]:
                         "numeric": e.numeric,
                         "abs_error": e.abs_error,
                         "tolerance": e.tol,
+                        "noise": e.noise,
+                        "status": e.status,
+                        "label": e.label,
                     }
                     for e in p.worst
                 ],
             }
             for p in result.params
         ],
-        "warnings": list(result.warnings),
     }
 
 
@@ -165,8 +208,11 @@ def catalogue(layers: dict[str, type], losses: dict[str, type]) -> Group:
         table.add_column("backward")
         for name in sorted(table_src):
             cls = table_src[name]
+            # Text(): formulas index with [n, c, …], which Rich would otherwise read as markup.
             table.add_row(
-                name, getattr(cls, "forward_formula", ""), getattr(cls, "backward_formula", "")
+                name,
+                Text(getattr(cls, "forward_formula", "")),
+                Text(getattr(cls, "backward_formula", "")),
             )
         tables.append(table)
     tables.append(Text("With no loss, L = Σ out ⊙ g for a fixed random g drawn from the seed."))

@@ -202,6 +202,10 @@ FIELD_CASES: dict[str, tuple[dict[str, object], list[str]]] = {
     "rtol-nan": (_with(check={"rtol": float("nan")}), ["check.rtol", "finite"]),
     "atol-negative": (_with(check={"atol": -1.0}), ["check.atol"]),
     "atol-inf": (_with(check={"atol": float("inf")}), ["check.atol", "finite"]),
+    "method-unknown": (
+        _with(check={"method": "backward"}),
+        ["check.method", "'central', 'forward', 'five-point' or 'complex'", "'backward'"],
+    ),
     "dtype-unknown": (_with(dtype="float16"), ["dtype", "'float64' or 'float32'", "'float16'"]),
     "seed-negative": (_with(seed=-1), ["seed", "greater than or equal to 0"]),
     "seed-too-big": (_with(seed=2**32), ["seed", "less than or equal to 4294967295"]),
@@ -296,6 +300,7 @@ OPTION_CASES: dict[str, tuple[list[str], list[str]]] = {
     "rtol-nan": (["--rtol", "nan"], ["--rtol"]),
     "rtol-big": (["--rtol", "2"], ["--rtol", "[0, 1]"]),
     "atol-inf": (["--atol", "inf"], ["--atol", "finite"]),
+    "method-unknown": (["--method", "backward"], ["--method", "backward"]),
     "seed-negative": (["--seed", "-1"], ["--seed"]),
     "seed-too-big": (["--seed", str(2**32)], ["--seed"]),
     "eps-below-float-spacing": (
@@ -313,15 +318,11 @@ def test_bad_option(case: str, command: list[str]) -> None:
     assert_clean(r, 2, needles)
 
 
-def test_method_option_not_on_main_yet() -> None:
-    """check.method (central|forward|five-point|complex) is the lead's; until it lands an
-    unknown key is the answer, which is the right one for a typo too."""
-    from gradcheck_cli.config import CheckSpec
-
-    if "method" in CheckSpec.model_fields:
-        pytest.skip("check.method exists: covered by the method tests")
-    r = gc("layer", "relu", "--shape", "2x3")
-    assert r.exit_code == 0
+def test_complex_step_takes_its_tiny_default_eps() -> None:
+    """The ε representability check is for real steps only: complex step uses ε = 1e-20."""
+    r = gc("run", "--method", "complex", "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["eps"] == 1e-20
 
 
 # -- shapes ---------------------------------------------------------------------------------------
@@ -661,10 +662,10 @@ def test_overflow_is_reported_not_spilled(tmp_path: Path) -> None:
         "layers: [{type: 'exp.py:NaiveSigmoid'}, {type: linear, out: 2}]\n"
     )
     r = gc("run", str(path))
-    assert_clean(r, 0, ["warning: NumPy overflow in layer 0 (exp.py:NaiveSigmoid).forward"])
+    assert_clean(r, 0, ["note: NumPy overflow in layer 0 (exp.py:NaiveSigmoid).forward"])
     assert "warning" not in r.stderr
     doc = json.loads(gc("run", str(path), "--format", "json").stdout)
-    assert any("overflow in layer 0" in w for w in doc["warnings"])
+    assert any("overflow in layer 0" in w for w in doc["notes"])
 
 
 def test_python_warnings_from_plugins_are_one_line(tmp_path: Path) -> None:

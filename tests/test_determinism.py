@@ -17,7 +17,6 @@ from gradcheck_cli import build_network, check_layer, check_network, load_config
 from gradcheck_cli.cli import app
 from gradcheck_cli.config import parse_config
 from gradcheck_cli.errors import PluginError
-from gradcheck_cli.registry import LAYERS
 
 from .conftest import CONFIGS
 
@@ -70,7 +69,7 @@ def test_api_leaves_global_rng_alone() -> None:
 
 # -- restoration ----------------------------------------------------------------------------------
 
-ACTS = [n for n in sorted(LAYERS) if n != "linear"]
+ACTS = ["relu", "leaky_relu", "sigmoid", "tanh", "softmax", "gelu", "elu", "softplus", "silu"]
 
 
 def _snapshot(net: Any) -> list[bytes]:

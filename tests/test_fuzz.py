@@ -126,7 +126,7 @@ def dump(data: Any, fmt: str) -> str:
 
 
 valid_layer = st.one_of(
-    st.sampled_from([n for n in sorted(LAYERS) if n != "linear"]),
+    st.sampled_from(["relu", "leaky_relu", "sigmoid", "tanh", "softmax", "gelu", "silu"]),
     st.builds(lambda n: {"type": "linear", "out": n}, small),
 )
 valid_config = st.fixed_dictionaries(

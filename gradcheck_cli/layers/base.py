@@ -40,6 +40,11 @@ class Layer:
     backward_formula: ClassVar[str] = ""
     #: True when output row i depends on input row i only (no batch statistics).
     row_independent: ClassVar[bool] = True
+    #: True when forward/backward work on complex arrays for the complex-step method
+    #: (comparisons, max and sign on the real part; no abs/maximum/astype(float) on the data).
+    complex_safe: ClassVar[bool] = True
+    #: Why a layer is not complex safe (shown to users when complex_safe is False).
+    complex_note: ClassVar[str] = ""
     #: True when the layer has no parameters and its output has its input's shape.
     shape_preserving: ClassVar[bool] = False
 
@@ -69,6 +74,9 @@ class Loss:
     backward_formula: ClassVar[str] = ""
     #: Target kinds this loss accepts ("classes", "values").
     target_kinds: ClassVar[tuple[str, ...]] = ("values",)
+    #: As for Layer: works on complex predictions (complex-step method).
+    complex_safe: ClassVar[bool] = True
+    complex_note: ClassVar[str] = ""
 
     def forward(self, pred: Array, target: Array) -> Any:
         raise NotImplementedError

@@ -6,7 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck_cli.layers.base import Array, Loss
+from gradcheck_cli.errors import ConfigError
+from gradcheck_cli.layers.activations import sigmoid
+from gradcheck_cli.layers.base import Array, Loss, real_number
 from gradcheck_cli.registry import register_loss
 
 
@@ -48,6 +50,103 @@ class MSE(Loss):
 
     def backward(self) -> Array:
         return 2 * self.diff / self.diff.size
+
+
+def _one_hot(target: Array, shape: tuple[int, ...]) -> Array:
+    """(N,) class labels → (N, C) one-hot rows; (N, C) rows are returned as they are."""
+    if target.ndim == 1:
+        y: Array = np.zeros(shape)
+        y[np.arange(shape[0]), target.astype(int)] = 1.0
+        return y
+    return target
+
+
+@register_loss("bce_with_logits")
+class BCEWithLogits(Loss):
+    """Mean binary cross-entropy of σ(z), computed from the logits z without overflow.
+    pred: (N, C) or any shape; target: same shape (values, used as given) or (N,) class labels
+    (one-hot: class c of sample n is the positive label of output column c)."""
+
+    forward_formula = (
+        "L = (1/n) Σ max(z, 0) − z·y + log(1 + e^−|z|)   (= −y log σ(z) − (1−y) log(1−σ(z)))"
+    )
+    backward_formula = "dz = (σ(z) − y) / n"
+    target_kinds = ("values", "classes")
+
+    def forward(self, pred: Array, target: Array) -> Any:
+        self.y = _one_hot(target, pred.shape) if target.ndim == 1 and pred.ndim == 2 else target
+        pos = pred.real >= 0
+        abs_z = np.where(pos, pred, -pred)  # |z| with the sign taken from the real part
+        self.s: Array = sigmoid(pred)
+        self.n = pred.size
+        return (np.where(pos, pred, 0) - pred * self.y + np.log1p(np.exp(-abs_z))).sum() / self.n
+
+    def backward(self) -> Array:
+        dz: Array = (self.s - self.y) / self.n
+        return dz
+
+
+@register_loss("huber")
+class Huber(Loss):
+    """Mean Huber loss of the residual r = pred − y (quadratic inside ±delta, linear outside).
+    pred, target: same shape."""
+
+    forward_formula = "L = (1/n) Σ (½r² if |r| ≤ δ else δ(|r| − ½δ)),  r = pred − y"
+    backward_formula = "dpred = (r if |r| ≤ δ else δ·sign(r)) / n"
+
+    def __init__(self, delta: float = 1.0) -> None:
+        self.delta = real_number(delta, "delta")
+        if not self.delta > 0:
+            raise ConfigError(f"'delta' must be positive, got {delta!r}")
+
+    def forward(self, pred: Array, target: Array) -> Any:
+        self.r: Array = pred - target
+        self.sign = np.sign(self.r.real)
+        self.inner = np.abs(self.r.real) <= self.delta  # branch chosen on the real part
+        abs_r = self.r * self.sign  # |r|, complex-step safe
+        d = self.delta
+        return np.where(self.inner, 0.5 * self.r**2, d * (abs_r - 0.5 * d)).sum() / self.r.size
+
+    def backward(self) -> Array:
+        dr: Array = np.where(self.inner, self.r, self.delta * self.sign) / self.r.size
+        return dr
+
+
+@register_loss("l1")
+class L1(Loss):
+    """Mean absolute error. pred, target: same shape. Kink at r = 0, where the gradient is 0."""
+
+    forward_formula = "L = (1/n) Σ |pred − y|"
+    backward_formula = "dpred = sign(pred − y) / n   (0 at pred = y)"
+
+    def forward(self, pred: Array, target: Array) -> Any:
+        r = pred - target
+        self.sign = np.sign(r.real)
+        self.n = r.size
+        return (r * self.sign).sum() / self.n
+
+    def backward(self) -> Array:
+        dpred: Array = self.sign / self.n
+        return dpred
+
+
+@register_loss("nll")
+class NLL(Loss):
+    """Mean negative log-likelihood of log-probabilities (e.g. after log_softmax).
+    pred: (N, C) log-probabilities; target: (N,) class labels."""
+
+    forward_formula = "L = −(1/N) Σ_n pred[n, y_n]"
+    backward_formula = "dpred[n, c] = −1{c = y_n} / N"
+    target_kinds = ("classes",)
+
+    def forward(self, pred: Array, target: Array) -> Any:
+        self.y = _one_hot(target, pred.shape)
+        self.n = pred.shape[0]
+        return -(self.y * pred).sum() / self.n
+
+    def backward(self) -> Array:
+        dpred: Array = -self.y / self.n
+        return dpred
 
 
 class WeightedSum(Loss):

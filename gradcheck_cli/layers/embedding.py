@@ -1,0 +1,53 @@
+"""Embedding lookup: integer ids → rows of a learnable table."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradcheck_cli.errors import ShapeError
+from gradcheck_cli.layers.base import Array, Layer, positive_int
+from gradcheck_cli.registry import register_layer
+
+
+@register_layer("embedding")
+class Embedding(Layer):
+    """out = W[ids]. ids: (N, …) integers in [0, vocab), W: (vocab, dim), out: (N, …, dim).
+
+    The input is discrete, so only W is checked; backward returns zeros for the ids.
+    """
+
+    forward_formula = "out[n, t] = W[ids[n, t]]"
+    backward_formula = (
+        "dW[v] = Σ_{(n,t): ids[n,t] = v} dout[n, t];  (no gradient for the integer ids)"
+    )
+
+    def __init__(
+        self, rng: np.random.Generator, vocab: int, dim: int, dtype: str = "float64"
+    ) -> None:
+        super().__init__()
+        self.vocab = positive_int(vocab, "vocab")
+        d = positive_int(dim, "dim")
+        self.params = {"W": rng.standard_normal((self.vocab, d)).astype(dtype)}
+        self.grads = {"W": np.zeros_like(self.params["W"])}
+
+    def forward(self, x: Array) -> Array:
+        if not np.issubdtype(x.dtype, np.integer):
+            raise ShapeError(
+                f"embedding expects integer ids, got an array of dtype {x.dtype}",
+                hint=f"ask for random ids with input: {{shape: [...], integers: {self.vocab}}}",
+            )
+        if x.size and (x.min() < 0 or x.max() >= self.vocab):
+            raise ShapeError(
+                f"embedding ids must lie in 0…{self.vocab - 1}, got {x.min()}…{x.max()}",
+                hint="raise 'vocab' or fix the ids",
+            )
+        self.ids = x
+        out: Array = self.params["W"][x]
+        return out
+
+    def backward(self, dout: Array) -> Array:
+        vocab, dim = self.params["W"].shape
+        dW = np.zeros((vocab, dim), dtype=dout.dtype)
+        np.add.at(dW, self.ids.reshape(-1), dout.reshape(-1, dim))
+        self.grads["W"] = dW
+        return np.zeros(self.ids.shape)
