@@ -29,6 +29,7 @@ from gradcheck_cli import structure
 from gradcheck_cli.errors import PluginError
 from gradcheck_cli.layers.base import Array
 from gradcheck_cli.layers.losses import WeightedSum
+from gradcheck_cli.limits import check_step
 from gradcheck_cli.methods import (
     DEFAULT_EPS,
     METHODS,
@@ -424,6 +425,8 @@ def check_network(
     first = next((p for la in network.layers for p in la.params.values()), x_arr)
     dtype = "float32" if (first if discrete else x_arr).dtype == np.float32 else "float64"
     eps_given, eps = eps, DEFAULT_EPS[method, dtype] if eps is None else eps
+    if method != "complex":
+        check_step(network, x_arr, eps, inputs=inputs and not discrete)
     tol = Tolerance.default(method, dtype, rtol, atol)
     header = dict(
         name=network.name, seed=seed, method=method, eps=eps, rtol=tol.rtol, atol=tol.atol,

@@ -189,23 +189,28 @@ def preflight(
             hint=HINT,
         )
     if real_steps:
-        for ref in net.parameters(include_input=inputs):
-            arr = net.x if ref.key is None else net.layers[ref.layer].params[ref.key]
-            if not np.issubdtype(np.asarray(arr).dtype, np.floating):
-                continue
-            # In float64: float32 networks are differenced in float64 where the layers allow it.
-            a = np.asarray(arr, dtype=np.float64)
-            step = a.dtype.type(eps)
-            lost = ((a + step) == a) | ((a - step) == a)
-            if lost.any():
-                j = tuple(int(i) for i in np.argwhere(lost)[0]) if a.ndim else ()
-                theta = float(a[j]) if a.ndim else float(a)
-                raise NumericError(
-                    f"ε={eps:g} is below the spacing of {a.dtype} numbers at {ref.name}{list(j)} "
-                    f"(θ={theta:g}, spacing {float(np.spacing(a.dtype.type(theta))):.2g}): "
-                    "θ±ε rounds back to θ, so no difference can be measured",
-                    file=source,
-                    field="check.eps",
-                    hint="use a larger ε (the default for central differences is 1e-5)",
-                )
+        check_step(net, net.x, eps, inputs=inputs, source=source)
     return cost
+
+
+def check_step(net: Any, x: Any, eps: float, *, inputs: bool, source: str | None = None) -> None:
+    """Refuse an ε below the spacing of floats at some entry: θ ± ε would round back to θ and
+    every difference would be 0/0. Judged in float64 (float32 networks are differenced in
+    float64 where the layers allow it). Not for the complex step, whose ε is imaginary."""
+    for ref in net.parameters(include_input=inputs):
+        arr = x if ref.key is None else net.layers[ref.layer].params[ref.key]
+        if arr is None or not np.issubdtype(np.asarray(arr).dtype, np.floating):
+            continue
+        a = np.asarray(arr, dtype=np.float64)
+        lost = ((a + eps) == a) | ((a - eps) == a)
+        if lost.any():
+            j = tuple(int(i) for i in np.argwhere(lost)[0]) if a.ndim else ()
+            theta = float(a[j]) if a.ndim else float(a)
+            raise NumericError(
+                f"ε={eps:g} is below the spacing of float64 numbers at {ref.name}{list(j)} "
+                f"(θ={theta:g}, spacing {float(np.spacing(theta)):.2g}): "
+                "θ±ε rounds back to θ, so no difference can be measured",
+                file=source,
+                field="eps",
+                hint="use a larger ε (the default for central differences is 1e-5)",
+            )

@@ -867,3 +867,15 @@ def test_debug_still_shows_the_traceback(tmp_path: Path) -> None:
     path.write_text("input: {shape: [100000, 100000]}\nlayers: [relu]\n")
     r = gc("run", str(path), "--debug")
     assert r.exit_code != 0 and type(r.exception).__name__ == "LimitError"
+
+
+def test_api_refuses_an_eps_below_float_spacing_too() -> None:
+    """Not only the CLI: check_layer/check_network refuse θ ± ε == θ instead of dividing 0/0."""
+    import gradcheck_cli as api
+    from gradcheck_cli.errors import NumericError
+
+    lay = api.make_layer("linear", (3,), out=2)
+    x = np.full((2, 3), 1e12)  # spacing at 1e12 is 1.2e-4: the default ε = 1e-5 vanishes
+    with pytest.raises(NumericError, match=r"ε=1e-05 is below the spacing .* at input\[0, 0\]"):
+        api.check_layer(lay, x)
+    assert api.check_layer(lay, x, method="complex").eps == 1e-20  # imaginary steps never vanish
