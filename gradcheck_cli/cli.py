@@ -15,7 +15,7 @@ import yaml
 from rich.console import Console
 from rich.markup import escape
 
-from gradcheck_cli import __version__, report
+from gradcheck_cli import __version__, plot, report
 from gradcheck_cli.checker import CheckResult, check_layer, check_network
 from gradcheck_cli.config import check_options, default_config_path, load_config, refuse_plugins
 from gradcheck_cli.errors import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, ConfigError, GradcheckError
@@ -23,6 +23,7 @@ from gradcheck_cli.limits import Limits, MemoryPlan, array_bytes, estimate_layer
 from gradcheck_cli.methods import DEFAULT_EPS, STENCILS
 from gradcheck_cli.network import Network, build_network, rng_for
 from gradcheck_cli.registry import LAYERS, LOSSES, is_plugin, resolve
+from gradcheck_cli.sweep import EPS_GRID, H_GRID, MAX_ENTRIES, sweep_network
 
 app = typer.Typer(
     help="Check NumPy backward passes against numerical gradients, per parameter.",
@@ -300,6 +301,63 @@ def layer(
         )  # fmt: skip
         words = ["layer", name, "--shape", shape, *[w for a in arg or [] for w in ("--arg", a)]]
         return _emit(result, fmt, _replay(words, result, s, rtol, atol))
+
+    _guarded(debug, job)
+
+
+@app.command()
+def sweep(
+    config: Annotated[
+        Path | None,
+        typer.Argument(help="Network spec (YAML/JSON). Default: the built-in seed MLP."),
+    ] = None,
+    param: Annotated[
+        str | None,
+        typer.Option("--param", help="Only this tensor, by report name (0.linear.W, input)."),
+    ] = None,
+    taylor: Annotated[
+        bool, typer.Option("--taylor", help="Also run the ε-free Taylor-remainder test.")
+    ] = False,
+    seed: Seed = None,
+    fmt: Fmt = Format.table,
+    no_plugins: NoPlugins = False,
+    force: Force = False,
+    debug: Debug = False,
+) -> None:
+    """Error against ε (1e-1 … 1e-12) per tensor: the V-curve, the ε used and the best one."""
+
+    def job() -> int:
+        cfg = load_config(config or default_config_path())
+        if no_plugins:
+            refuse_plugins(cfg)
+        if seed is not None:
+            cfg = cfg.model_copy(update={"seed": seed})
+        limits = Limits.off() if force else Limits()
+        net = build_network(cfg, limits=limits)
+        preflight(  # 2 evaluations per ε of the grid, on at most MAX_ENTRIES entries per tensor
+            net,
+            inputs=cfg.check.inputs,
+            eps=1e-5,
+            evals_per_entry=2 * len(EPS_GRID) + (len(H_GRID) if taylor else 0),
+            real_steps=False,
+            entries=lambda n: min(n, MAX_ENTRIES),
+            limits=limits,
+            source=cfg.source,
+        )
+        central = cfg.check.method == "central"  # the V-curve is of central differences
+        result = sweep_network(
+            net,
+            eps=cfg.check.eps if central else None,
+            param=param,
+            inputs=cfg.check.inputs,
+            taylor=taylor,
+            seed=cfg.seed,
+        )
+        if fmt is Format.json:
+            typer.echo(plot.sweep_json(result))
+        else:
+            out.print(plot.render_sweep(result))
+        return EXIT_PASS if result.passed else EXIT_FAIL
 
     _guarded(debug, job)
 

@@ -169,9 +169,10 @@ def preflight(
     source: str | None = None,
     evals_per_entry: int = 2,
     real_steps: bool = True,
+    entries: Callable[[int], int] | None = None,
 ) -> Cost:
     """Checks before the first perturbation: something to check, affordable, ε representable."""
-    cost = estimate_work(net, inputs=inputs, evals_per_entry=evals_per_entry)
+    cost = estimate_work(net, inputs=inputs, evals_per_entry=evals_per_entry, entries=entries)
     if cost.entries == 0:
         raise ConfigError(
             "nothing to check: the network has no parameters and the input is not checked",

@@ -879,3 +879,12 @@ def test_api_refuses_an_eps_below_float_spacing_too() -> None:
     with pytest.raises(NumericError, match=r"ε=1e-05 is below the spacing .* at input\[0, 0\]"):
         api.check_layer(lay, x)
     assert api.check_layer(lay, x, method="complex").eps == 1e-20  # imaginary steps never vanish
+
+
+def test_sweep_is_guarded_like_run(tmp_path: Path) -> None:
+    """`sweep` also refuses plugins under --no-plugins and over-size checks before allocating."""
+    r = gc("sweep", str(CONFIGS / "custom_layer.yaml"), "--no-plugins")
+    assert_clean(r, 2, ["layers[1].type", "--no-plugins refuses code from configs"])
+    path = tmp_path / "big.yaml"
+    path.write_text("input: {shape: [100000, 100000]}\nlayers: [relu]\n")
+    assert_clean(gc("sweep", str(path)), 2, ["74.5 GB", "refused before allocating"])
