@@ -17,7 +17,13 @@ from rich.markup import escape
 
 from gradcheck_cli import __version__, plot, report
 from gradcheck_cli.checker import CheckResult, check_layer, check_network
-from gradcheck_cli.config import check_options, default_config_path, load_config, refuse_plugins
+from gradcheck_cli.config import (
+    check_options,
+    default_config_path,
+    load_config,
+    load_yaml_text,
+    refuse_plugins,
+)
 from gradcheck_cli.errors import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, ConfigError, GradcheckError
 from gradcheck_cli.limits import Limits, MemoryPlan, array_bytes, estimate_layer, preflight
 from gradcheck_cli.methods import DEFAULT_EPS, STENCILS
@@ -244,7 +250,7 @@ def _parse_args(items: list[str]) -> dict[str, Any]:
         if not sep or not key:
             raise ConfigError(f"--arg must look like key=value, got '{item}'", field="--arg")
         try:
-            args[key.strip()] = yaml.safe_load(value)
+            args[key.strip()] = load_yaml_text(value)  # safe; 1e3 is a number
         except yaml.YAMLError:
             args[key.strip()] = value
     return args

@@ -275,6 +275,11 @@ _Loader.add_implicit_resolver(
 )
 
 
+def load_yaml_text(text: str) -> Any:
+    """Parse a YAML snippet (e.g. a --arg value) the way configs are read: safely, 1e-5 a float."""
+    return yaml.load(text, Loader=_Loader)
+
+
 def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:

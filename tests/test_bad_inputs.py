@@ -888,3 +888,27 @@ def test_sweep_is_guarded_like_run(tmp_path: Path) -> None:
     path = tmp_path / "big.yaml"
     path.write_text("input: {shape: [100000, 100000]}\nlayers: [relu]\n")
     assert_clean(gc("sweep", str(path)), 2, ["74.5 GB", "refused before allocating"])
+
+
+@pytest.mark.parametrize(
+    ("name", "shape", "args"),
+    [
+        ("linear", (4, 3), {"out": 5}),
+        ("embedding", (2, 3), {"vocab": 7, "dim": 4}),
+        *[
+            (n, (3, 4), {})
+            for n in ("relu", "leaky_relu", "sigmoid", "tanh", "softmax", "gelu", "elu")
+        ],
+        *[(n, (3, 4), {}) for n in ("softplus", "silu", "log_softmax")],
+    ],
+)
+def test_size_estimates_match_the_built_layer(name: str, shape: tuple[int, ...], args) -> None:
+    """The memory guard's estimates are exact for the layers that offer one."""
+    import gradcheck_cli as api
+    from gradcheck_cli.registry import LAYERS
+
+    n_params, out_shape = LAYERS[name].estimate(shape[1:], **args)
+    lay = api.make_layer(name, shape[1:], **args)
+    x = np.random.default_rng(0).integers(0, 7, shape) if name == "embedding" else np.ones(shape)
+    assert n_params == sum(v.size for v in lay.params.values())
+    assert (shape[0], *out_shape) == lay.forward(x).shape

@@ -137,6 +137,8 @@ _GELU_C = 0.044715
 class GELU(Layer):
     """out = x·Φ(x) (exact, erf) or its tanh approximation. x, out: any shape."""
 
+    shape_preserving = True
+
     forward_formula = (
         "exact: out = x·Φ(x), Φ(x) = ½(1 + erf(x/√2));  "
         "tanh: out = ½x(1 + tanh(u)), u = √(2/π)(x + 0.044715x³)"
@@ -176,6 +178,8 @@ class GELU(Layer):
 class ELU(Layer):
     """out = x if x > 0 else α(eˣ − 1). x, out: any shape."""
 
+    shape_preserving = True
+
     forward_formula = "out = x if x > 0 else α(eˣ − 1)"
     backward_formula = "dx = dout ⊙ (1 if x > 0 else out + α)"
 
@@ -196,6 +200,8 @@ class ELU(Layer):
 class Softplus(Layer):
     """out = log(1 + eˣ), evaluated as max(x, 0) + log(1 + e^−|x|). x, out: any shape."""
 
+    shape_preserving = True
+
     forward_formula = "out = log(1 + eˣ) = max(x, 0) + log(1 + e^−|x|)"
     backward_formula = "dx = dout ⊙ σ(x)"
 
@@ -212,6 +218,8 @@ class Softplus(Layer):
 @register_layer("silu")
 class SiLU(Layer):
     """out = x·σ(x) (a.k.a. swish). x, out: any shape."""
+
+    shape_preserving = True
 
     forward_formula = "out = x·σ(x)"
     backward_formula = "dx = dout ⊙ (σ(x) + x·σ(x)(1 − σ(x)))"
@@ -230,6 +238,8 @@ class SiLU(Layer):
 @register_layer("log_softmax")
 class LogSoftmax(Layer):
     """Row-wise log-softmax over the last axis. x, out: (N, C)."""
+
+    shape_preserving = True
 
     forward_formula = "out_i = x_i − max x − log Σ_j exp(x_j − max x)"
     backward_formula = "dx = dout − exp(out) ⊙ Σ_j dout_j"
