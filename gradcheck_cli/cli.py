@@ -80,6 +80,10 @@ Strict = Annotated[
     bool, typer.Option("--strict", help="Kinks and noise-dominated tensors fail too.")
 ]
 Top = Annotated[int, typer.Option("--top", min=1, help="Worst entries shown per failing tensor.")]
+ShowEntries = Annotated[
+    bool,
+    typer.Option("--show-entries", help="Per-entry |a−n|/tolerance heatmap of every tensor."),
+]
 
 
 def _version(value: bool) -> None:
@@ -161,11 +165,11 @@ def _plan(method: str, eps: float | None) -> dict[str, Any]:
     return {"eps": step, "evals_per_entry": evals, "real_steps": method != "complex"}
 
 
-def _emit(result: CheckResult, fmt: Format, replay: str) -> int:
+def _emit(result: CheckResult, fmt: Format, replay: str, show_entries: bool = False) -> int:
     if fmt is Format.json:
         typer.echo(report.to_json(result))
     else:
-        out.print(report.render(result, replay))
+        out.print(report.render(result, replay, show_entries))
     return EXIT_PASS if result.passed else EXIT_FAIL
 
 
@@ -193,6 +197,7 @@ def run(
     method: MethodOpt = None,
     strict: Strict = False,
     top: Top = 5,
+    show_entries: ShowEntries = False,
     fmt: Fmt = Format.table,
     no_plugins: NoPlugins = False,
     force: Force = False,
@@ -226,7 +231,7 @@ def run(
             seed=cfg.seed,
         )
         words = ["run", *([str(config)] if config else []), *(["--no-inputs"] if no_inputs else [])]
-        return _emit(result, fmt, _replay(words, result, cfg.seed, rtol, atol))
+        return _emit(result, fmt, _replay(words, result, cfg.seed, rtol, atol), show_entries)
 
     _guarded(debug, job)
 
@@ -270,6 +275,7 @@ def layer(
     method: MethodOpt = None,
     strict: Strict = False,
     top: Top = 5,
+    show_entries: ShowEntries = False,
     fmt: Fmt = Format.table,
     no_plugins: NoPlugins = False,
     force: Force = False,
@@ -306,7 +312,7 @@ def layer(
             method=meth,
         )  # fmt: skip
         words = ["layer", name, "--shape", shape, *[w for a in arg or [] for w in ("--arg", a)]]
-        return _emit(result, fmt, _replay(words, result, s, rtol, atol))
+        return _emit(result, fmt, _replay(words, result, s, rtol, atol), show_entries)
 
     _guarded(debug, job)
 

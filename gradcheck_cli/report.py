@@ -124,11 +124,29 @@ def summary(result: CheckResult, replay: str | None = None) -> Text:
     return text
 
 
-def render(result: CheckResult, replay: str | None = None) -> RenderableType:
+def entry_maps(result: CheckResult) -> list[RenderableType]:
+    """`--show-entries`: |a − n| / tolerance per entry for every tensor (tensors of more than two
+    dimensions are shown as (first axis) × (the rest))."""
+    from gradcheck_cli.plot import heatmap
+
+    maps: list[RenderableType] = []
+    for p in result.params:
+        if p.ratios is None:
+            continue
+        r = p.ratios if p.ratios.ndim <= 2 else p.ratios.reshape(p.ratios.shape[0], -1)
+        maps.append(heatmap(r, f"{p.name} {'×'.join(map(str, p.shape))}: |a−n| / tolerance"))
+    return maps
+
+
+def render(
+    result: CheckResult, replay: str | None = None, show_entries: bool = False
+) -> RenderableType:
     """The full terminal report: header, table, worst entries of failing tensors, summary."""
     parts: list[RenderableType] = [header(result)]
     if result.params:
         parts.append(result_table(result))
+    if show_entries:
+        parts += entry_maps(result)
     parts += [worst_table(p) for p in result.failures if p.worst]
     parts.append(summary(result, replay))
     return Group(*parts)

@@ -307,3 +307,18 @@ def test_python_dash_m_entry_point(argv: list[str]) -> None:
     )
     assert proc.returncode == (0 if len(argv) == 1 else 2), proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_show_entries_draws_a_map_per_tensor(write) -> None:
+    cfg = buggy_config(
+        write,
+        f"  - {{type: linear, out: 6}}\n  - {{type: '{BUGGY}:ReLUNoMask'}}\n  - {{type: linear, out: 3}}",
+    )
+    r = gc("run", str(cfg), "--show-entries")
+    assert r.exit_code == 1
+    assert (
+        "0.linear.W 4×6: |a−n| / tolerance" in r.output
+        and "2.linear.b 3: |a−n| / tolerance" in r.output
+    )
+    assert "█ ≥ 1: 0   (3 entries)" in r.output  # the last bias is right
+    assert "|a−n| / tolerance" not in gc("run", str(cfg)).output
