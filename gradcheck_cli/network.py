@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,9 +121,13 @@ class Network:
 
     @contextmanager
     def stage(self, where: str) -> Iterator[None]:
-        """Run user or layer code: record floating-point events under ``where``."""
+        """Run user or layer code: record floating-point events under ``where``, and send what it
+        prints to stderr (stdout carries the report, e.g. JSON)."""
         self.fp.where = where
-        with np.errstate(over="call", divide="call", invalid="call", under="ignore", call=self.fp):
+        with (
+            np.errstate(over="call", divide="call", invalid="call", under="ignore", call=self.fp),
+            redirect_stdout(sys.stderr),
+        ):
             yield
 
     # -- naming ---------------------------------------------------------------------------------

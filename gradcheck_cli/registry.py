@@ -8,6 +8,7 @@ import importlib.util
 import inspect
 import sys
 from collections.abc import Callable
+from contextlib import redirect_stdout
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
@@ -108,9 +109,11 @@ def _load_module(ref: str, base_dir: Path) -> ModuleType:
             )
             assert spec is not None and spec.loader is not None
             module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
+            with redirect_stdout(sys.stderr):  # stdout carries the report
+                spec.loader.exec_module(module)
         else:
-            module = importlib.import_module(ref)
+            with redirect_stdout(sys.stderr):
+                module = importlib.import_module(ref)
     except GradcheckError:
         raise
     except SyntaxError as exc:
@@ -173,7 +176,8 @@ def instantiate(cls: type, label: str, kwargs: dict[str, Any], **context: Any) -
                 f"{label} needs argument '{missing[0]}'", hint=f"accepted: {', '.join(accepted)}"
             )
     try:
-        return cls(**call)
+        with redirect_stdout(sys.stderr):
+            return cls(**call)
     except GradcheckError:
         raise
     except USER_CODE_ERRORS as exc:

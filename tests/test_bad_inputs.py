@@ -912,3 +912,26 @@ def test_size_estimates_match_the_built_layer(name: str, shape: tuple[int, ...],
     x = np.random.default_rng(0).integers(0, 7, shape) if name == "embedding" else np.ones(shape)
     assert n_params == sum(v.size for v in lay.params.values())
     assert (shape[0], *out_shape) == lay.forward(x).shape
+
+
+def test_plugin_prints_do_not_corrupt_the_json_report(tmp_path: Path) -> None:
+    """What user code prints (at import, construction, forward, backward) goes to stderr."""
+    (tmp_path / "noisy.py").write_text(
+        "import numpy as np\nprint('importing')\n"
+        "class Noisy:\n"
+        "    def __init__(self, input_shape):\n        print('building')\n"
+        "        self.params = {'a': np.ones(input_shape[0])}\n"
+        "        self.grads = {'a': np.zeros(input_shape[0])}\n"
+        "    def forward(self, x):\n        print('forward')\n        self.x = x\n"
+        "        return x * self.params['a']\n"
+        "    def backward(self, dout):\n        print('backward')\n"
+        "        self.grads['a'] = (dout * self.x).sum(axis=0)\n"
+        "        return dout * self.params['a']\n"
+    )
+    path = tmp_path / "net.yaml"
+    path.write_text("input: {shape: [2, 3]}\nlayers: [{type: 'noisy.py:Noisy'}]\n")
+    r = gc("run", str(path), "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["passed"] is True
+    for word in ("importing", "building", "forward", "backward"):
+        assert word in r.stderr
