@@ -8,6 +8,7 @@ each property has max_examples ≤ 60 and tiny shapes, so the file runs in a few
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -26,8 +27,10 @@ from gradcheck_cli.registry import LAYERS
 from .conftest import CONFIGS
 
 runner = CliRunner()
+#: Examples per property: small in CI; GRADCHECK_FUZZ_EXAMPLES=1000 for a longer local hunt.
+FUZZ_EXAMPLES = int(os.environ.get("GRADCHECK_FUZZ_EXAMPLES", "50"))
 FUZZ = settings(
-    max_examples=50,
+    max_examples=FUZZ_EXAMPLES,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
