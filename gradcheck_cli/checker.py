@@ -18,14 +18,14 @@ the defaults is benchmarks/calibrate_tolerance.py; see README, "How the verdict 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from gradcheck_cli import structure
+from gradcheck_cli import modes, structure
 from gradcheck_cli.errors import PluginError
 from gradcheck_cli.layers.base import Array
 from gradcheck_cli.layers.losses import WeightedSum
@@ -39,7 +39,7 @@ from gradcheck_cli.methods import (
     ridders,
 )
 from gradcheck_cli.network import Network, ParamRef, rng_for
-from gradcheck_cli.numeric import UNIT_ROUNDOFF, Perturber, scalar
+from gradcheck_cli.numeric import CHUNK_BYTES, UNIT_ROUNDOFF, Perturber, scalar
 
 #: Relative tolerance per (method, dtype of the network): the smallest relative gradient error
 #: we promise to catch (calibration: benchmarks/calibrate_tolerance.py). A float32 network is
@@ -58,6 +58,11 @@ DEFAULT_RTOL = {
 NOISE_FACTOR = 10.0
 #: How many of the worst entries a result keeps by default.
 KEEP_WORST = 5
+#: Safety factor on the Richardson truncation estimate |D(ε) − D(2ε)|/3 of a directional probe.
+TRUNC_FACTOR = 10.0
+
+#: Progress callback: (evaluations done, evaluations planned so far).
+Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,12 @@ class ParamResult:
     note: str | None = None
     #: |a − n| / tolerance per entry, in the tensor's shape (NaN where not checked).
     ratios: Array | None = field(default=None, compare=False, repr=False)
+    #: How this tensor was checked: "full", "sample", "directional", or
+    #: "directional→elementwise" (a failed directional check, then every entry).
+    mode: str = "full"
+    #: Directional probes evaluated (0 unless directional); ``checked`` counts entries, or the
+    #: probes for a tensor checked by directions only.
+    probes: int = 0
 
 
 @dataclass(frozen=True)
@@ -130,10 +141,18 @@ class CheckResult:
     reference: str = "float64"
     #: What the reader should know that is not a failure (e.g. why a reference is float32).
     notes: tuple[str, ...] = ()
+    #: The mode actually run (auto resolves to one of full/sample/directional).
+    mode: str = "full"
+    samples: int | None = None  # entries per tensor in sample mode
+    probes: int | None = None  # directions per tensor in directional mode
+    #: Cost estimate per mode when auto chose the mode (None otherwise).
+    estimate: modes.Estimate | None = None
+    #: Stopped early (Ctrl-C): ``params`` holds the tensors finished so far; never a pass.
+    interrupted: bool = False
 
     @property
     def passed(self) -> bool:
-        return not self.problems and all(p.passed for p in self.params)
+        return not self.interrupted and not self.problems and all(p.passed for p in self.params)
 
     @property
     def failures(self) -> tuple[ParamResult, ...]:
@@ -405,12 +424,26 @@ def check_network(
     attribute: bool = True,
     top: int = KEEP_WORST,
     seed: int | None = None,
+    mode: str | None = None,
+    samples: int | None = None,
+    probes: int | None = None,
+    budget: float | None = None,
+    progress: Progress | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
 ) -> CheckResult:
     """Check every parameter (and the input, unless ``inputs=False``) of ``network``.
 
     ``x``/``target`` default to the ones the network was built with. Parameters are perturbed in
     place and restored exactly; the caller's ``x`` is never modified.
+
+    ``mode``: "full", "sample" (``samples`` entries per tensor), "directional" (``probes``
+    directions per tensor; a failing tensor is then checked entry by entry), "auto" (the most
+    thorough that fits ``budget`` seconds), or None: full for small checks, else auto.
+    ``progress(done, planned)`` is called as loss evaluations complete. Ctrl-C during the check
+    returns the tensors finished so far with ``interrupted=True``.
     """
+    if mode is not None and mode not in modes.MODES:
+        raise ValueError(f"mode must be one of {', '.join(modes.MODES)}, got {mode!r}")
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     x_in = network.x if x is None else x
@@ -435,7 +468,7 @@ def check_network(
 
     network.watch, network.mutated = True, set()
     try:
-        pert = Perturber(network, x_arr)
+        pert = Perturber(network, x_arr, chunk_bytes=chunk_bytes)
     finally:
         network.watch = False
     if not np.isfinite(np.asarray(pert.f0, dtype=complex)):
@@ -456,22 +489,107 @@ def check_network(
                 notes.append(f"numerics in float32: {why_not}")
             else:
                 numeric_dtype = "float64"
-                pert = Perturber(network, x_arr if discrete else x_arr.astype(np.float64))
+                pert = Perturber(
+                    network,
+                    x_arr if discrete else x_arr.astype(np.float64),
+                    chunk_bytes=chunk_bytes,
+                )
         header["reference"] = numeric_dtype
         if eps_given is None:
             header["eps"] = eps = DEFAULT_EPS[method, numeric_dtype]
         judge = _Judge(pert, method, eps, tol, dtype, strict, top, numeric_dtype)
-        results = _judge_all(network, judge, grads, dx, scales, originals, inputs and not discrete)
+        checked = inputs and not discrete
+        plan = _plan(judge, network, checked, mode, samples, probes, budget, seed, progress)
+        if plan.mode == "directional" and method != "central":
+            notes.append(f"directional probes use central differences along v, not {method}")
+        results: list[ParamResult] = []
+        interrupted = False
+        try:
+            _judge_all(network, judge, grads, dx, scales, originals, checked, plan, results)
+        except KeyboardInterrupt:
+            interrupted = True
     result = CheckResult(
         loss=float(np.real(pert.f0)),
         params=tuple(results),
         problems=tuple(problems),
         notes=tuple(notes + network.fp.notes()),
+        mode=plan.mode,
+        samples=plan.samples if plan.mode == "sample" else None,
+        probes=plan.probes if plan.mode == "directional" else None,
+        estimate=plan.estimate,
+        interrupted=interrupted,
         **header,  # type: ignore[arg-type]
     )
-    if attribute and not result.passed and len(network.layers) > 1:
-        result = _with_attribution(result, network, method, eps, tol, strict)
+    if attribute and not result.passed and not interrupted and len(network.layers) > 1:
+        how = {"mode": mode, "samples": samples, "probes": probes, "budget": budget}
+        result = _with_attribution(result, network, method, eps, tol, strict, how)
     return result
+
+
+@dataclass
+class _Plan:
+    """Which entries/probes to check per tensor, and the progress count."""
+
+    mode: str
+    samples: int
+    probes: int
+    seed: int
+    estimate: modes.Estimate | None
+    progress: Progress | None
+    done: int = 0
+    planned: int = 0
+
+    def evaluations(self, size: int) -> int:
+        if self.mode == "directional":
+            return modes.PROBE_EVALS * self.probes
+        return 2 * (min(size, self.samples) if self.mode == "sample" else size)
+
+    def tick(self, n: int) -> None:
+        self.done += n
+        if self.progress is not None:
+            self.progress(self.done, self.planned)
+
+    def grow(self, n: int) -> None:
+        self.planned += n
+
+
+def _plan(
+    judge: _Judge,
+    network: Network,
+    inputs: bool,
+    mode: str | None,
+    samples: int | None,
+    probes: int | None,
+    budget: float | None,
+    seed: int | None,
+    progress: Progress | None,
+) -> _Plan:
+    """Resolve the mode (auto: pilot the engine and estimate), hook up progress."""
+    pert = judge.pert
+    refs = network.parameters(include_input=inputs)
+    k_samples = modes.DEFAULT_SAMPLES if samples is None else samples
+    k_probes = modes.DEFAULT_PROBES if probes is None else probes
+    rng_seed = 0 if seed is None else seed
+    chosen, est = mode or "full", None
+    sizes = [pert.array(r).size for r in refs]
+    if mode == "auto" or (mode is None and sum(sizes) > modes.SMALL_CHECK):
+        est = modes.estimate(
+            pert,
+            refs,
+            eps=judge.eps,
+            samples=k_samples,
+            probes=k_probes,
+            budget=modes.DEFAULT_BUDGET if budget is None else budget,
+            seed=rng_seed,
+            grow=samples is None,
+        )
+        chosen, k_samples = est.chosen, est.samples
+    plan = _Plan(chosen, k_samples, k_probes, rng_seed, est, progress)
+    plan.planned = sum(plan.evaluations(n) for n in sizes)
+    if progress is not None:
+        pert.progress = plan.tick
+        progress(0, plan.planned)
+    return plan
 
 
 def _judge_all(
@@ -482,10 +600,12 @@ def _judge_all(
     scales: list[float],
     originals: dict[str, Array],
     inputs: bool,
-) -> list[ParamResult]:
-    """Judge every tensor; ``originals`` are the arrays as the network holds them outside any
-    float64 reference (their dtype is what the gradients must match)."""
-    results: list[ParamResult] = []
+    plan: _Plan,
+    results: list[ParamResult],
+) -> None:
+    """Judge every tensor (appending to ``results``, so a Ctrl-C keeps what is done);
+    ``originals`` are the arrays as the network holds them outside any float64 reference
+    (their dtype is what the gradients must match)."""
     for ref in network.parameters(include_input=inputs):
         arr = originals[ref.name]
         shape = tuple(arr.shape)
@@ -500,8 +620,111 @@ def _judge_all(
         if why:
             results.append(_structural_failure(ref.name, shape, why))
             continue
-        results.append(judge(ref, shape, analytic, np.arange(arr.size), scales[ref.layer]))
-    return results + _spurious_grads(network, grads)
+        if plan.mode == "directional":
+            res = _directional(judge, ref, shape, analytic, scales[ref.layer], plan)
+            if not res.passed:  # localise: every entry of this tensor
+                plan.grow(2 * arr.size)
+                full = judge(ref, shape, analytic, np.arange(arr.size), scales[ref.layer])
+                res = replace(full, mode="directional→elementwise", probes=plan.probes)
+            results.append(res)
+            continue
+        if plan.mode == "sample":
+            idx = modes.sample_indices(arr.size, plan.samples, plan.seed, ref.name)
+        else:
+            idx = np.arange(arr.size)
+        res = judge(ref, shape, analytic, idx, scales[ref.layer])
+        results.append(replace(res, mode=plan.mode))
+    results += _spurious_grads(network, grads)
+
+
+def _directional(
+    judge: _Judge,
+    ref: ParamRef,
+    shape: tuple[int, ...],
+    analytic: Array,
+    scale: float,
+    plan: _Plan,
+) -> ParamResult:
+    """Probe one tensor along ``plan.probes`` random directions (central differences)."""
+    pert, eps = judge.pert, judge.eps
+    v = modes.directions(shape, plan.probes, plan.seed, ref.name)
+    steps = np.array([eps, -eps])
+    f = np.stack([pert.along(ref, v[k], steps) for k in range(plan.probes)])
+    args = (ref.name, shape, analytic, pert.array(ref), v, eps, judge, scale)
+    res = compare_directional(*args, f)
+    if not res.passed:  # borderline or wrong: add ±2ε for the truncation estimate
+        plan.grow(2 * plan.probes)
+        f2 = np.stack([pert.along(ref, v[k], 2 * steps) for k in range(plan.probes)])
+        res = compare_directional(*args, np.concatenate([f, f2], axis=1))
+    return res
+
+
+def compare_directional(
+    name: str,
+    shape: tuple[int, ...],
+    analytic: Array,
+    theta: Array,
+    probes: Array,
+    eps: float,
+    judge: _Judge,
+    scale: float,
+    f: Array,
+) -> ParamResult:
+    """Directional verdict for one tensor from ``f[k] = L(θ + s·v_k)``, s = (ε, −ε[, 2ε, −2ε]).
+
+    Per probe v (unit norm): a = ∇L·v, n = (f(ε) − f(−ε))/2ε, pass when
+        |a − n| ≤ atol + rtol·max(|a|, |n|) + k·noise + k_T·|n − n₂|/3,
+    noise = u·(|f₊| + |f₋|)/2ε   (round-off of the difference, as for one entry)
+          + u·‖∇L ⊙ θ‖/ε         (θ + εv is rounded entry by entry; independent roundings
+                                   add in quadrature, the factor k covers the rest)
+          + ‖v‖₁·u·(max|∇L| + S) (the analytic gradient's own round-off, as per entry, summed
+                                   along v: at most √n·that, since ‖v‖ = 1)
+    with u for the dtype the numerics are computed in (the analytic term: the network's dtype),
+    S the backward scale of the layer, n₂ the same difference with step 2ε when given (else the
+    term is 0): (n − n₂)/3 is the Richardson estimate of n's truncation error, numeric on both
+    sides, so a wrong ∇L cannot widen it. Nothing scales with the tensor's size except the
+    analytic round-off bound; ‖v‖ = 1 makes the step in θ-space ε, exactly as for one entry.
+    """
+    tol = judge.tol
+    u = UNIT_ROUNDOFF[judge.numeric_dtype]
+    g = np.asarray(analytic, dtype=np.float64).reshape(-1)
+    flat_v = probes.reshape(len(probes), -1)
+    a = flat_v @ g
+    n1 = (f[:, 0] - f[:, 1]) / (2 * eps)
+    n2 = (f[:, 2] - f[:, 3]) / (4 * eps) if f.shape[1] == 4 else n1
+    backward = (
+        UNIT_ROUNDOFF[judge.dtype]
+        * np.abs(flat_v).sum(axis=1)
+        * (float(np.max(np.abs(g), initial=0.0)) + scale)
+    )
+    noise = (
+        u * (np.abs(f[:, 0]) + np.abs(f[:, 1])) / (2 * eps)
+        + u * float(np.linalg.norm(g * np.asarray(theta, dtype=np.float64).reshape(-1))) / eps
+        + backward
+    )
+    trunc = np.abs(n1 - n2) / 3
+    allowed = (
+        tol.atol
+        + tol.rtol * np.maximum(np.abs(a), np.abs(n1))
+        + tol.noise_factor * noise
+        + TRUNC_FACTOR * trunc
+    )
+    err = np.abs(a - n1)
+    bad = ~(err <= allowed)  # NaN fails
+    denom = max(float(np.linalg.norm(a) + np.linalg.norm(n1)), np.finfo(np.float64).tiny)
+    return ParamResult(
+        name=name,
+        shape=shape,
+        passed=not bad.any(),
+        rel_error=float(np.linalg.norm(a - n1)) / denom,
+        max_abs_error=float(err.max(initial=0.0)),
+        checked=len(a),
+        failed=int(bad.sum()),
+        verdict="fail" if bad.any() else "pass",
+        noise_floor=float((tol.noise_factor * noise).max(initial=0.0)),
+        mode="directional",
+        probes=len(a),
+    )
 
 
 @contextmanager
@@ -567,7 +790,13 @@ def _backward_scales(network: Network) -> list[float]:
 
 
 def _with_attribution(
-    result: CheckResult, network: Network, method: str, eps: float, tol: Tolerance, strict: bool
+    result: CheckResult,
+    network: Network,
+    method: str,
+    eps: float,
+    tol: Tolerance,
+    strict: bool,
+    how: dict[str, Any] | None = None,
 ) -> CheckResult:
     """Check each layer on its own cached input with the upstream gradient it received; name the
     layers whose own backward is wrong (a wrong layer also corrupts every dx below it)."""
@@ -584,7 +813,7 @@ def _with_attribution(
         )  # fmt: skip
         own = check_network(
             single, method=method, eps=eps, rtol=tol.rtol, atol=tol.atol, strict=strict,
-            attribute=False,
+            attribute=False, **(how or {}),
         )  # fmt: skip
         if not own.passed:
             bad = [p.name.split(".", 1)[-1] if p.name != "input" else "dx" for p in own.failures]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+import time
 import warnings
 from collections.abc import Callable
 from enum import Enum
@@ -14,8 +15,9 @@ import typer
 import yaml
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from gradcheck_cli import __version__, plot, report
+from gradcheck_cli import __version__, modes, plot, report
 from gradcheck_cli.checker import CheckResult, check_layer, check_network
 from gradcheck_cli.config import (
     check_options,
@@ -45,6 +47,17 @@ class Format(str, Enum):
     json = "json"
 
 
+class Mode(str, Enum):
+    full = "full"
+    sample = "sample"
+    directional = "directional"
+    auto = "auto"
+
+
+#: Exit code when Ctrl-C stopped a check (a partial report is still shown).
+EXIT_INTERRUPTED = 130
+
+
 Eps = Annotated[float | None, typer.Option("--eps", min=0.0, help="Finite-difference step ε.")]
 Rtol = Annotated[float | None, typer.Option("--rtol", min=0.0, help="Relative tolerance.")]
 Atol = Annotated[float | None, typer.Option("--atol", min=0.0, help="Absolute tolerance.")]
@@ -63,6 +76,66 @@ Force = Annotated[
     typer.Option("--force", help="Run even when the memory or time estimate is over the limit."),
 ]
 EXIT_INTERRUPTED = 130
+ModeOpt = Annotated[
+    Mode | None,
+    typer.Option(
+        "--mode",
+        help="full: every entry; sample: --samples entries per tensor; directional: --probes "
+        "random directions per tensor; auto: the most thorough that fits --budget. "
+        "Default: full for small checks, else auto.",
+    ),
+]
+Samples = Annotated[
+    int | None, typer.Option("--samples", min=1, help="Entries per tensor in sample mode.")
+]
+Probes = Annotated[
+    int | None, typer.Option("--probes", min=1, help="Directions per tensor in directional mode.")
+]
+Budget = Annotated[
+    float | None, typer.Option("--budget", min=0.0, help="Seconds auto mode may spend.")
+]
+
+
+class _Bar:
+    """Rich progress bar with ETA on stderr, shown once a check has run for about a second;
+    only when enabled (a terminal and the table format)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.start = time.monotonic()
+        self.progress: Progress | None = None
+        self.task: Any = None
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.progress is None:
+            if time.monotonic() - self.start < 1.0:
+                return
+            self.progress = Progress(
+                TextColumn("checking"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("evaluations"),
+                TimeRemainingColumn(),
+                console=err,
+                transient=True,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task("check", total=total)
+        self.progress.update(self.task, completed=done, total=total)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+
+
+def _checked(fmt: Format, job: Callable[[_Bar], CheckResult]) -> CheckResult:
+    bar = _Bar(fmt is Format.table and err.is_terminal)
+    try:
+        return job(bar)
+    finally:
+        bar.close()
 
 
 class Method(str, Enum):
@@ -155,14 +228,25 @@ def _guarded(debug: bool, job: Callable[[], int]) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _plan(method: str, eps: float | None) -> dict[str, Any]:
-    """What ``preflight`` needs to know about the method: ε, loss evaluations per entry, and
-    whether steps are real (ε must be representable next to every θ) or complex."""
+def _plan(
+    method: str, eps: float | None, mode: str | None, samples: int | None, probes: int | None
+) -> dict[str, Any]:
+    """What ``preflight`` needs: ε, loss evaluations per entry, entries per tensor (by mode),
+    whether the time limit applies (auto mode bounds its own time by --budget), and whether
+    steps are real (ε must be representable next to every θ) or complex."""
     evals = len([o for o in STENCILS[method].offsets if o]) if method in STENCILS else 1
-    # Representability is judged in float64: float32 networks are differenced in float64
-    # whenever the layers allow it (checker._promoted).
     step = eps if eps is not None else DEFAULT_EPS[method, "float64"]
-    return {"eps": step, "evals_per_entry": evals, "real_steps": method != "complex"}
+    plan: dict[str, Any] = {"eps": step, "evals_per_entry": evals}
+    plan["real_steps"] = method != "complex"
+    if mode == "sample":
+        k = samples or modes.DEFAULT_SAMPLES
+        plan["entries"] = lambda n: min(n, k)
+    elif mode == "directional":
+        k = probes or modes.DEFAULT_PROBES
+        plan["entries"] = lambda n: min(n, k)
+    plan["timed"] = mode != "auto"
+    plan["auto_above"] = modes.SMALL_CHECK if mode is None else None
+    return plan
 
 
 def _emit(result: CheckResult, fmt: Format, replay: str, show_entries: bool = False) -> int:
@@ -170,6 +254,8 @@ def _emit(result: CheckResult, fmt: Format, replay: str, show_entries: bool = Fa
         typer.echo(report.to_json(result))
     else:
         out.print(report.render(result, replay, show_entries))
+    if result.interrupted:
+        return EXIT_INTERRUPTED
     return EXIT_PASS if result.passed else EXIT_FAIL
 
 
@@ -197,6 +283,10 @@ def run(
     method: MethodOpt = None,
     strict: Strict = False,
     top: Top = 5,
+    mode: ModeOpt = None,
+    samples: Samples = None,
+    probes: Probes = None,
+    budget: Budget = None,
     show_entries: ShowEntries = False,
     fmt: Fmt = Format.table,
     no_plugins: NoPlugins = False,
@@ -214,26 +304,53 @@ def run(
             cfg = cfg.model_copy(update={"seed": seed})
         limits = Limits.off() if force else Limits()
         net = build_network(cfg, limits=limits)
-        inputs = cfg.check.inputs and not no_inputs
-        meth = method.value if method else cfg.check.method
+        chk = cfg.check
+        inputs = chk.inputs and not no_inputs
+        meth = method.value if method else chk.method
         # the config's ε belongs to the config's method; another --method gets its own default
-        step = eps if eps is not None else (None if method else cfg.check.eps)
-        preflight(net, inputs=inputs, **_plan(meth, step), limits=limits, source=cfg.source)
-        result = check_network(
-            net,
-            eps=step,
-            rtol=rtol if rtol is not None else cfg.check.rtol,
-            atol=atol if atol is not None else cfg.check.atol,
-            inputs=inputs,
-            method=meth,
-            strict=strict or cfg.check.strict,
-            top=top,
-            seed=cfg.seed,
+        step = eps if eps is not None else (None if method else chk.eps)
+        how = _plan(
+            meth,
+            step,
+            mode.value if mode is not None else chk.mode,
+            samples if samples is not None else chk.samples,
+            probes if probes is not None else chk.probes,
+        )
+        preflight(net, inputs=inputs, **how, limits=limits, source=cfg.source)
+        result = _checked(
+            fmt,
+            lambda bar: check_network(
+                net,
+                eps=step,
+                rtol=rtol if rtol is not None else chk.rtol,
+                atol=atol if atol is not None else chk.atol,
+                inputs=inputs,
+                method=meth,
+                strict=strict or chk.strict,
+                top=top,
+                seed=cfg.seed,
+                mode=mode.value if mode is not None else chk.mode,
+                samples=samples if samples is not None else chk.samples,
+                probes=probes if probes is not None else chk.probes,
+                budget=budget if budget is not None else chk.budget,
+                progress=bar,
+            ),
         )
         words = ["run", *([str(config)] if config else []), *(["--no-inputs"] if no_inputs else [])]
+        words += _mode_words(result)
         return _emit(result, fmt, _replay(words, result, cfg.seed, rtol, atol), show_entries)
 
     _guarded(debug, job)
+
+
+def _mode_words(result: CheckResult) -> list[str]:
+    """The options that replay the mode actually run (auto resolved to its choice)."""
+    words = ["--mode", result.mode]
+    if result.samples is not None:
+        words += ["--samples", str(result.samples)]
+    if result.probes is not None:
+        words += ["--probes", str(result.probes)]
+    return words
 
 
 def _parse_shape(text: str) -> tuple[int, ...]:
@@ -275,6 +392,10 @@ def layer(
     method: MethodOpt = None,
     strict: Strict = False,
     top: Top = 5,
+    mode: ModeOpt = None,
+    samples: Samples = None,
+    probes: Probes = None,
+    budget: Budget = None,
     show_entries: ShowEntries = False,
     fmt: Fmt = Format.table,
     no_plugins: NoPlugins = False,
@@ -306,12 +427,19 @@ def layer(
         probe = Network([lay], None, labels=[name], x=x)
         probe.forward(x.copy())
         meth = method.value if method else "central"
-        preflight(probe, inputs=True, **_plan(meth, eps), limits=limits)
-        result = check_layer(
-            lay, x, seed=s, label=name, eps=eps, rtol=rtol, atol=atol, strict=strict, top=top,
-            method=meth,
+        how = _plan(meth, eps, mode.value if mode is not None else None, samples, probes)
+        preflight(probe, inputs=True, **how, limits=limits)
+        result = _checked(
+            fmt,
+            lambda bar: check_layer(
+                lay, x, seed=s, label=name, eps=eps, rtol=rtol, atol=atol, strict=strict,
+                top=top, method=meth,
+                mode=mode.value if mode is not None else None, samples=samples, probes=probes,
+                budget=budget, progress=bar,
+            ),
         )  # fmt: skip
         words = ["layer", name, "--shape", shape, *[w for a in arg or [] for w in ("--arg", a)]]
+        words += _mode_words(result)
         return _emit(result, fmt, _replay(words, result, s, rtol, atol), show_entries)
 
     _guarded(debug, job)

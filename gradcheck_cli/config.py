@@ -92,7 +92,8 @@ class LossSpec(LayerSpec):
 
 
 class CheckSpec(_Strict):
-    """How to check: step size, tolerances, whether to check the input gradient too."""
+    """How to check: step size, tolerances, whether to check the input gradient too, and how
+    much (mode: full / sample / directional / auto; samples and probes per tensor)."""
 
     eps: float | None = Field(default=None, gt=0, le=MAX_EPS, allow_inf_nan=False)
     rtol: float | None = Field(default=None, ge=0, le=1.0, allow_inf_nan=False)
@@ -100,6 +101,10 @@ class CheckSpec(_Strict):
     inputs: bool = True
     method: Literal["central", "forward", "five-point", "complex"] = "central"
     strict: bool = False
+    mode: Literal["full", "sample", "directional", "auto"] | None = None
+    samples: int | None = Field(default=None, ge=1)
+    probes: int | None = Field(default=None, ge=1)
+    budget: float | None = Field(default=None, gt=0)
 
 
 class Config(_Strict):

@@ -32,8 +32,8 @@ CALL_OVERHEAD = 10_000
 
 HINT = (
     "narrow it: smaller input.shape / layer sizes (a few samples and small layers find a wrong "
-    "backward just as well), --mode sample to check a random subset of entries, --no-inputs; "
-    "or --force to run it anyway"
+    "backward just as well), --mode sample (a random subset of entries) or --mode auto "
+    "--budget SECONDS, --no-inputs; or --force to run it anyway"
 )
 
 
@@ -170,9 +170,17 @@ def preflight(
     evals_per_entry: int = 2,
     real_steps: bool = True,
     entries: Callable[[int], int] | None = None,
+    timed: bool = True,
+    auto_above: int | None = None,
 ) -> Cost:
-    """Checks before the first perturbation: something to check, affordable, ε representable."""
+    """Checks before the first perturbation: something to check, affordable, ε representable.
+
+    ``timed=False`` skips the time limit (a mode that bounds its own time, like auto with a
+    budget); ``auto_above``: with no mode given, checks of more entries than this run in auto
+    mode, so the time limit applies only below it."""
     cost = estimate_work(net, inputs=inputs, evals_per_entry=evals_per_entry, entries=entries)
+    if auto_above is not None and cost.entries > auto_above:
+        timed = False
     if cost.entries == 0:
         raise ConfigError(
             "nothing to check: the network has no parameters and the input is not checked",
@@ -181,7 +189,7 @@ def preflight(
             hint="check the input (drop --no-inputs / set check.inputs: true) or add a layer "
             "with parameters",
         )
-    if cost.work > limits.max_work:
+    if timed and cost.work > limits.max_work:
         raise LimitError(
             f"this check would take about {human_seconds(cost.seconds)}: {cost.entries:,} "
             f"entries × {evals_per_entry} loss evaluations, ≈{cost.work:.1e} element operations "

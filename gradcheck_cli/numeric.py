@@ -1,17 +1,42 @@
-"""Finite-difference machinery: perturb one entry at a time in place, restore it exactly.
+"""Finite-difference machinery: L at perturbed copies of one tensor, evaluated in batches.
 
-Perturbing a parameter of layer ℓ re-runs only layers ℓ… from the cached input of layer ℓ.
+Every stencil is built on :meth:`Perturber.losses` (entry ``indices[j]`` moved by ``offsets[k]``).
+The engine behind it:
+
+- *Prefix caching*: perturbing a parameter of layer ℓ re-runs only layers ℓ… from the cached
+  input of layer ℓ.
+- *Batched copies*: the perturbed copies' outputs of layer ℓ are stacked along the batch axis
+  (C·N rows) and pushed through the remaining layers in one call per layer; the loss is then
+  reduced per copy. A layer is fed stacked copies only if it declares ``row_independent = True``
+  (class attribute); any other layer (batch statistics, user layers that do not declare it) is
+  called once per copy on N rows, which is always correct.
+- *Row deltas*: moving one entry of the input changes one row; while every layer is row
+  independent, a copy is carried as that one row (C copies = C rows through each layer), and
+  losses that know their per-row terms (``forward_rows``) finish it from the unperturbed rows.
+- *Column deltas*: built-in layers whose forward is known exactly short-cut their own
+  perturbations: moving ``W[i, j]`` of a linear layer changes output column j by Δ·x[:, i], and
+  an elementwise activation maps a changed column to a changed column. A copy is then stored as
+  "the base array with column j replaced" (N numbers instead of N·F) until a linear layer turns
+  it back into a dense copy with a rank-1 update; ``tanh`` evaluates dense copies near the base
+  point by the addition theorem from its cached output (``forward_near``). Subclasses that override ``forward`` never
+  inherit these short-cuts (see :func:`_declares`); user layers always run their own forward.
+- *Chunks*: copies are processed in chunks sized so that the stacked arrays stay within
+  ``chunk_bytes`` (default :data:`CHUNK_BYTES`).
+
+The caller's arrays are never modified: parameters are either not touched at all (short-cuts,
+stacked copies) or set and restored bit-exactly around a single forward call.
 Pure NumPy; knows nothing of tolerances or verdicts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from gradcheck_cli.errors import PluginError
+from gradcheck_cli.errors import USER_CODE_ERRORS, GradcheckError, PluginError, user_code_error
 from gradcheck_cli.layers.base import Array
 from gradcheck_cli.network import Network, ParamRef
 
@@ -19,6 +44,16 @@ from gradcheck_cli.network import Network, ParamRef
 UNIT_ROUNDOFF = {"float64": 2.0**-53, "float32": 2.0**-24}
 #: Default step: near the optimum (3u)^(1/3) of central differences for O(1) scales.
 DEFAULT_EPS = {"float64": 1e-5, "float32": 1e-3}
+#: Memory budget for the stacked copies of one chunk, in bytes.
+CHUNK_BYTES = 64 * 2**20
+#: Stacked arrays alive at once per layer (input, output, a temporary or two).
+_LIVE_ARRAYS = 4
+#: Preferred size of one stacked array: small enough to stay in cache and out of fresh pages
+#: (measured: ~25 ns/element up to ~256 KB, 5-8× slower from ~512 KB on the 2-core CI box).
+CHUNK_TARGET = 128 * 2**10
+
+#: Called with the number of loss evaluations just completed.
+ProgressFn = Callable[[int], None]
 
 
 @dataclass(frozen=True)
@@ -43,23 +78,127 @@ def scalar(value: Any, label: str) -> Any:
     return arr.reshape(()).item()
 
 
-class Perturber:
-    """Evaluates L with single entries of one tensor changed, using prefix caching."""
+def _declares(obj: Any, attr: str) -> bool:
+    """True when ``obj``'s class provides ``attr`` (truthy) *and* still runs the forward of the
+    class that provided it — so a subclass that overrides ``forward`` loses the short-cut."""
+    cls = type(obj)
+    known = _DECLARES.get((cls, attr))
+    if known is None:
+        owner = next((c for c in cls.__mro__ if attr in vars(c)), None)
+        known = bool(owner is not None and getattr(owner, attr)) and (
+            getattr(cls, "forward", None) is getattr(owner, "forward", None)
+        )
+        _DECLARES[(cls, attr)] = known
+    return known
 
-    def __init__(self, network: Network, x: Array) -> None:
+
+_DECLARES: dict[tuple[type, str], bool] = {}
+
+
+def row_independent(layer: Any) -> bool:
+    """Output row i depends on input row i only (declared by the layer; default: no)."""
+    return getattr(layer, "row_independent", False) is True
+
+
+@dataclass
+class _Cols:
+    """C copies of a 2-D ``base`` (N, F), copy c equal to ``base`` except column ``cols[c]``,
+    which is ``values[c]`` (N,)."""
+
+    base: Array
+    cols: Array  # (C,) int
+    values: Array  # (C, N)
+
+    def dense(self) -> Array:
+        c = len(self.cols)
+        out = np.empty((c, *self.base.shape), np.result_type(self.base, self.values))
+        out[...] = self.base
+        out[np.arange(c), :, self.cols] = self.values
+        return out
+
+
+@dataclass
+class _Rows:
+    """C copies of ``base`` (N, ...), copy c equal to ``base`` except row ``rows[c]``, which is
+    ``values[c]``. Row-independent layers map it to the same form by running on the C rows."""
+
+    base: Array
+    rows: Array  # (C,) int
+    values: Array  # (C, ...)
+
+    def dense(self) -> Array:
+        c = len(self.rows)
+        out = np.empty((c, *self.base.shape), np.result_type(self.base, self.values))
+        out[...] = self.base
+        out[np.arange(c), self.rows] = self.values
+        return out
+
+
+_State = _Cols | _Rows | Array
+
+
+class Perturber:
+    """Evaluates L with entries of one tensor changed, batched and with prefix caching."""
+
+    def __init__(
+        self,
+        network: Network,
+        x: Array,
+        *,
+        chunk_bytes: int = CHUNK_BYTES,
+        batched: bool = True,
+        progress: ProgressFn | None = None,
+    ) -> None:
         self.net = network
         self.x = x
-        self.f0 = scalar(network.loss_value(x), network.loss_label)
+        self.chunk_bytes = chunk_bytes
+        self.batched = batched
+        self.progress = progress
+        self._x_complex: Array | None = None  # the input while a complex copy stands in for it
+        out = network.forward(x)
         self.layer_inputs = list(network.inputs)
+        #: Output of each layer in the unperturbed pass.
+        self.outputs: list[Array] = [*self.layer_inputs[1:], out]
+        self.f0 = self._loss(out)
 
+    # -- basics -----------------------------------------------------------------------------------
     def array(self, ref: ParamRef) -> Array:
         if ref.key is None:
             return self.x
         arr: Array = self.net.layers[ref.layer].params[ref.key]
         return arr
 
+    def _loss(self, pred: Array) -> Any:
+        try:
+            with self.net.stage(f"loss ({self.net.loss_label}).forward"):
+                value = self.net.loss.forward(pred, self.net.target)
+        except GradcheckError:
+            raise
+        except USER_CODE_ERRORS as exc:
+            raise user_code_error(exc, f"loss ({self.net.loss_label}).forward") from exc
+        return scalar(value, self.net.loss_label)
+
+    def _forward(self, i: int, x: Array) -> Array:
+        """Layer ``i``'s forward on ``x`` (a copy for untrusted layers), errors attributed."""
+        arg = x if self.net.trusted[i] else x.copy()
+        try:  # staged: FP events recorded per layer, prints go to stderr
+            with self.net.stage(f"{self.net.describe(i)}.forward"):
+                out = self.net.layers[i].forward(arg)
+        except GradcheckError:
+            raise
+        except USER_CODE_ERRORS as exc:
+            raise user_code_error(exc, f"{self.net.describe(i)}.forward") from exc
+        if not isinstance(out, np.ndarray):
+            raise PluginError(
+                f"{self.net.describe(i)}.forward returned {type(out).__name__}, not a NumPy array"
+            )
+        return out
+
     def loss_with(self, ref: ParamRef, index: int, value: Any) -> Any:
-        """L with entry ``index`` of ``ref`` set to ``value``; the entry is restored bit-exactly."""
+        """L with entry ``index`` of ``ref`` set to ``value``; the entry is restored bit-exactly.
+
+        The plain one-at-a-time evaluation (the reference the batched engine is tested against).
+        """
         arr = self.array(ref)
         old = arr.flat[index]
         arr.flat[index] = value
@@ -70,25 +209,251 @@ class Perturber:
         finally:
             arr.flat[index] = old
 
+    # -- the entry point ----------------------------------------------------------------------------
     def losses(self, ref: ParamRef, indices: Array, offsets: Array) -> tuple[Array, Array]:
         """L with entry ``indices[j]`` of ``ref`` moved by ``offsets[k]``, for every j and k.
 
         Returns (losses, steps), both (len(indices), len(offsets)); ``steps`` are the offsets as
         actually represented in the array's dtype ((θ + o) − θ), which the stencils divide by.
         This is the engine every numerical method is built on.
+
+        Complex ``offsets`` (complex step) are evaluated on complex copies: the column/stacked
+        paths promote dtypes on their own; a layer run once per copy gets a complex copy of the
+        perturbed parameter in its ``params`` dict for that one call (the real array is put back
+        afterwards). Losses and steps are then complex.
         """
         arr = self.array(ref)
-        out = np.empty((len(indices), len(offsets)))
-        steps = np.empty_like(out)
-        for j, i in enumerate(indices):
-            theta = arr.flat[i]
-            for k, off in enumerate(offsets):
-                moved = arr.dtype.type(theta + off)
-                out[j, k] = self.loss_with(ref, i, moved)
-                steps[j, k] = float(moved) - float(theta)
-        return out, steps
+        indices = np.asarray(indices, dtype=np.intp).reshape(-1)
+        offsets = np.asarray(offsets).reshape(-1)
+        theta = arr.reshape(-1)[indices]
+        # θ + o is rounded to the array's dtype (a float32 tensor moves by float32 steps);
+        # complex offsets need a complex dtype
+        dtype = np.result_type(arr.dtype, offsets.dtype) if np.iscomplexobj(offsets) else arr.dtype
+        moved = (theta[:, None] + offsets[None, :]).astype(dtype)
+        steps = moved.astype(np.result_type(dtype, np.float64)) - theta[:, None]
+        if not self.batched:
+            out = np.empty(moved.shape, np.result_type(dtype, np.float64))
+            for j, i in enumerate(indices):
+                for k in range(len(offsets)):
+                    out[j, k] = self._loop_one(ref, int(i), moved[j, k])
+                if self.progress:
+                    self.progress(len(offsets))
+            return out, steps
+        flat_idx = np.repeat(indices, len(offsets))
+        flat_new = moved.reshape(-1)
+        flat_delta = steps.reshape(-1)
+        out_flat = np.empty(flat_new.shape, np.result_type(dtype, np.float64))
+        per_chunk = self.chunk_size(ref)
+        for lo in range(0, len(flat_idx), per_chunk):
+            hi = min(lo + per_chunk, len(flat_idx))
+            out_flat[lo:hi] = self._batch(ref, flat_idx[lo:hi], flat_new[lo:hi], flat_delta[lo:hi])
+            if self.progress:
+                self.progress(hi - lo)
+        return out_flat.reshape(moved.shape), steps
+
+    def _loop_one(self, ref: ParamRef, index: int, value: Any) -> Any:
+        arr = self.array(ref)
+        if np.iscomplexobj(value) and not np.iscomplexobj(arr):
+            with self._complex_entry(ref, index, value):
+                inp = self.x_complex if ref.key is None else self.layer_inputs[ref.layer]
+                return scalar(self.net.loss_value(inp, ref.layer), self.net.loss_label)
+        return self.loss_with(ref, index, value)
+
+    def chunk_size(self, ref: ParamRef) -> int:
+        """Copies per chunk: the stacked arrays of a chunk stay within ``chunk_bytes`` (a hard
+        cap, counting live temporaries and room for complex), and each is about
+        :data:`CHUNK_TARGET` bytes for speed. At least one."""
+        largest = max(self._copy_bytes(ref), 1)
+        cap = self.chunk_bytes // (_LIVE_ARRAYS * 2 * largest)
+        return max(1, min(cap, CHUNK_TARGET // largest))
+
+    def _copy_bytes(self, ref: ParamRef) -> int:
+        """Bytes of the largest array one copy occupies on its way to the loss (a row copy holds
+        one row, a column-delta copy one column, a dense copy the whole layer output)."""
+        layers, outs = self.net.layers, self.outputs
+        if ref.key is None:
+            first, start = self.x, 0
+            rows = self.x.ndim >= 2 and row_independent(layers[0])
+            cols = not rows and first.ndim == 2
+        else:
+            first, start = outs[ref.layer], ref.layer + 1
+            rows = False
+            cols = _declares(layers[ref.layer], "perturbed_columns") and first.ndim == 2
+
+        def size(a: Array) -> int:
+            if rows:
+                return a.nbytes // a.shape[0]
+            return a.nbytes // a.shape[1] if cols else a.nbytes
+
+        sizes = [size(first)]
+        for i in range(start, len(layers)):
+            rows = rows and row_independent(layers[i])
+            cols = cols and outs[i].ndim == 2 and _declares(layers[i], "elementwise")
+            sizes.append(size(outs[i]))
+        if not (rows and _declares(self.net.loss, "forward_rows")):
+            sizes.append(outs[-1].nbytes)  # the loss sees dense copies
+        return max(sizes)
+
+    # -- the batched path -------------------------------------------------------------------------
+    def _batch(self, ref: ParamRef, idx: Array, new: Array, delta: Array) -> Array:
+        """Losses of len(idx) copies, copy c having entry idx[c] of ``ref`` set to new[c]."""
+        state: _State
+        if ref.key is None:
+            state, start = self._input_copies(idx, new), 0
+        else:
+            state, start = self._perturbed_outputs(ref, idx, new, delta), ref.layer + 1
+        for i in range(start, len(self.net.layers)):
+            state = self._propagate(i, state)
+        if isinstance(state, _Rows) and _declares(self.net.loss, "forward_rows"):
+            values: Array = self.net.loss.forward_rows(
+                state.base, state.rows, state.values, self.net.target
+            )
+            return values
+        return self._losses_per_copy(state if isinstance(state, np.ndarray) else state.dense())
+
+    def _input_copies(self, idx: Array, new: Array) -> _State:
+        x = self.x
+        c = len(idx)
+        if x.ndim >= 2 and row_independent(self.net.layers[0]):
+            rows, within = np.divmod(idx, x[0].size)
+            values = np.array(x[rows], dtype=np.result_type(x, new))
+            values.reshape(c, -1)[np.arange(c), within] = new
+            return _Rows(x, rows, values)
+        if x.ndim == 2:
+            rows, cols = np.unravel_index(idx, x.shape)
+            values = np.array(x[:, cols].T, dtype=np.result_type(x, new))
+            values[np.arange(c), rows] = new
+            return _Cols(x, np.asarray(cols), values)
+        dense = np.empty((c, *x.shape), np.result_type(x, new))
+        dense[...] = x
+        dense.reshape(c, -1)[np.arange(c), idx] = new
+        return dense
+
+    def _perturbed_outputs(self, ref: ParamRef, idx: Array, new: Array, delta: Array) -> Any:
+        """The perturbed layer's outputs for every copy: a column short-cut, or one call each."""
+        i, key = ref.layer, ref.key
+        assert key is not None
+        layer = self.net.layers[i]
+        x, out = self.layer_inputs[i], self.outputs[i]
+        if _declares(layer, "perturbed_columns") and x.ndim == 2 and out.ndim == 2:
+            cols, values = layer.perturbed_columns(key, x, out, idx, delta)
+            return _Cols(out, cols, values)
+        arr = layer.params[key]
+        outs = []
+        for c in range(len(idx)):
+            if np.iscomplexobj(new) and not np.iscomplexobj(arr):
+                with self._complex_entry(ref, int(idx[c]), new[c]):
+                    outs.append(self._forward(i, x))
+                continue
+            old = arr.flat[idx[c]]
+            arr.flat[idx[c]] = new[c]
+            try:
+                outs.append(self._forward(i, x))
+            finally:
+                arr.flat[idx[c]] = old
+        return self._stack(i, outs)
+
+    def _propagate(self, i: int, state: _State) -> _State:
+        """Layer ``i`` applied to every copy in ``state``."""
+        layer = self.net.layers[i]
+        x_base, out_base = self.layer_inputs[i], self.outputs[i]
+        if isinstance(state, _Rows) and row_independent(layer):
+            out = self._forward(i, state.values)
+            if out.shape != (len(state.rows), *out_base.shape[1:]):
+                raise PluginError(
+                    f"{self.net.describe(i)} declares row_independent = True but returned shape "
+                    f"{out.shape} for {len(state.rows)} rows (expected rows of {out_base.shape})"
+                )
+            return _Rows(out_base, state.rows, out)
+        if isinstance(state, _Cols) and out_base.ndim == 2:
+            if _declares(layer, "forward_columns"):
+                dense: Array = layer.forward_columns(x_base, out_base, state.cols, state.values)
+                return dense
+            if _declares(layer, "elementwise") and out_base.shape == x_base.shape:
+                values = self._forward(i, state.values)
+                return _Cols(out_base, state.cols, values)
+        copies = state if isinstance(state, np.ndarray) else state.dense()
+        c, n = copies.shape[0], copies.shape[1]
+        if _declares(layer, "forward_near") and copies.shape[1:] == x_base.shape:
+            near: Array | None = layer.forward_near(x_base, out_base, copies)
+            if near is not None:
+                return near
+        if row_independent(layer):
+            out = self._forward(i, copies.reshape(c * n, *copies.shape[2:]))
+            if out.shape[:1] != (c * n,):
+                raise PluginError(
+                    f"{self.net.describe(i)} declares row_independent = True but returned "
+                    f"{out.shape[0] if out.ndim else 0} rows for {c * n} input rows"
+                )
+            return out.reshape(c, n, *out.shape[1:])
+        return self._stack(i, [self._forward(i, copies[k]) for k in range(c)])
+
+    def _stack(self, i: int, outs: list[Array]) -> Array:
+        shapes = {o.shape for o in outs}
+        if len(shapes) > 1:
+            raise PluginError(
+                f"{self.net.describe(i)}.forward returned outputs of different shapes "
+                f"{sorted(shapes)} for inputs of the same shape"
+            )
+        return np.stack(outs)
+
+    def _losses_per_copy(self, dense: Array) -> Array:
+        loss = self.net.loss
+        if _declares(loss, "forward_copies"):
+            values: Array = loss.forward_copies(dense, self.net.target)
+            return values
+        return np.array([self._loss(dense[k]) for k in range(dense.shape[0])])
+
+    # -- complex copies (complex step) --------------------------------------------------------------
+    @property
+    def x_complex(self) -> Array:
+        return self.x if self._x_complex is None else self._x_complex
+
+    def _complex_entry(self, ref: ParamRef, index: int, value: Any) -> _ComplexEntry:
+        return _ComplexEntry(self, ref, index, value)
+
+    # -- whole-tensor directions (directional checks) -----------------------------------------------
+    def along(self, ref: ParamRef, direction: Array, steps: Array) -> Array:
+        """L(θ + s·v) for each s in ``steps``, v = ``direction`` (the tensor's shape); θ restored
+        bit-exactly afterwards. Runs layers ℓ… once per step."""
+        arr = self.array(ref)
+        saved = arr.copy()
+        out = np.empty(len(steps))
+        try:
+            for k, s in enumerate(steps):
+                np.add(saved, s * direction, out=arr, casting="unsafe")
+                inp = self.x if ref.key is None else self.layer_inputs[ref.layer]
+                out[k] = scalar(self.net.loss_value(inp, ref.layer), self.net.loss_label)
+                if self.progress:
+                    self.progress(1)
+        finally:
+            arr[...] = saved
+        return out
 
     def central(self, ref: ParamRef, indices: Array, eps: float) -> Differences:
         f, h = self.losses(ref, indices, np.array([eps, -eps]))
         step = h[:, 0] - h[:, 1]
         return Differences(indices, (f[:, 0] - f[:, 1]) / step, f[:, 0], f[:, 1], step)
+
+
+class _ComplexEntry:
+    """Context: ``ref``'s tensor replaced by a complex copy with entry ``index`` = ``value``."""
+
+    def __init__(self, pert: Perturber, ref: ParamRef, index: int, value: Any) -> None:
+        self.pert, self.ref, self.index, self.value = pert, ref, index, value
+
+    def __enter__(self) -> None:
+        arr = self.pert.array(self.ref)
+        tmp = arr.astype(np.result_type(arr, self.value))
+        tmp.flat[self.index] = self.value
+        if self.ref.key is None:
+            self.pert._x_complex = tmp
+        else:
+            self.pert.net.layers[self.ref.layer].params[self.ref.key] = tmp
+        self.original = arr
+
+    def __exit__(self, *exc: object) -> None:
+        if self.ref.key is None:
+            self.pert._x_complex = None
+        else:
+            self.pert.net.layers[self.ref.layer].params[self.ref.key] = self.original

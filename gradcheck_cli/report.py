@@ -32,16 +32,43 @@ def _verdict(p: ParamResult) -> Text:
     return Text(word, style=VERDICT_STYLE["fail" if not p.passed else p.verdict])
 
 
+def mode_text(result: CheckResult) -> str:
+    """Which mode ran and how much it checked, e.g. "sample: 16 entries per tensor"."""
+    if result.mode == "sample":
+        return f"sample: {result.samples} entries per tensor"
+    if result.mode == "directional":
+        return f"directional: {result.probes} probe(s) per tensor"
+    return "full: every entry"
+
+
+def estimate_text(result: CheckResult) -> Text | None:
+    """The auto-mode cost estimate, when auto chose the mode."""
+    est = result.estimate
+    if est is None:
+        return None
+    return Text(
+        f"auto (budget {est.budget_s:g} s): estimated full {est.full_s:.3g} s, "
+        f"sample {est.sample_s:.3g} s, directional {est.directional_s:.3g} s "
+        f"(one forward pass {est.forward_s * 1e3:.3g} ms) → {est.chosen}",
+        style="dim",
+    )
+
+
 def header(result: CheckResult) -> Text:
-    """What was actually done: method, ε, dtype, seed, tolerances."""
+    """What was actually done: method, ε, dtype, seed, tolerances, mode."""
     return Text(
         f"{result.name} · {result.method} differences, ε={result.eps:g}, {result.dtype}"
         f"{f' (numerics in {result.reference})' if result.reference != result.dtype else ''}, "
         f"seed {result.seed if result.seed is not None else '—'} · "
         f"rtol={result.rtol:g}, atol={result.atol:g} + noise{' · strict' if result.strict else ''}"
-        f" · L={result.loss:.6g}",
+        f" · L={result.loss:.6g} · {mode_text(result)}",
         style="dim",
     )
+
+
+def _counts(p: ParamResult) -> str:
+    unit = " probes" if p.mode == "directional" else ""
+    return f"{p.failed}/{p.checked}{unit}"
 
 
 def result_table(result: CheckResult) -> Table:
@@ -69,7 +96,7 @@ def result_table(result: CheckResult) -> Table:
             _num(p.rel_error),
             _num(p.max_abs_error),
             worst,
-            f"{p.failed}/{p.checked}",
+            _counts(p),
             _verdict(p),
         )
     return table
@@ -100,15 +127,22 @@ def worst_table(p: ParamResult) -> Table:
 
 def summary(result: CheckResult, replay: str | None = None) -> Text:
     n = len(result.params)
-    entries = sum(p.checked for p in result.params)
+    entries = sum(p.checked for p in result.params if p.mode != "directional")
+    probes = sum(p.probes for p in result.params)
+    done = f"{entries} entries" + (f", {probes} directional probes" if probes else "")
     text = Text()
     for note in result.notes:
         text.append(f"note: {note}\n", style="yellow")
     for problem in result.problems:
         text.append(f"✗ {problem}\n", style="bold red")
+    if result.interrupted:
+        text.append(f"⚠ interrupted: {n} tensor(s) finished ({done})", style="bold yellow")
+        if result.failures:
+            text.append(f"; disagreeing so far: {', '.join(p.name for p in result.failures)}")
+        return text
     if result.passed:
         kinks = sum(p.kinks for p in result.params)
-        text.append(f"✓ all {n} gradients agree ({entries} entries checked", style="bold green")
+        text.append(f"✓ all {n} gradients agree ({done} checked", style="bold green")
         text.append(f"; {kinks} at kinks)" if kinks else ")", style="bold green")
         return text
     bad = result.failures
@@ -143,6 +177,9 @@ def render(
 ) -> RenderableType:
     """The full terminal report: header, table, worst entries of failing tensors, summary."""
     parts: list[RenderableType] = [header(result)]
+    est = estimate_text(result)
+    if est is not None:
+        parts.append(est)
     if result.params:
         parts.append(result_table(result))
     if show_entries:
@@ -175,6 +212,22 @@ def to_json_dict(result: CheckResult) -> dict[str, Any]:
         "notes": list(result.notes),
         "problems": list(result.problems),
         "attribution": list(result.attribution),
+        "mode": result.mode,
+        "samples": result.samples,
+        "probes": result.probes,
+        "interrupted": result.interrupted,
+        "estimate": (
+            None
+            if result.estimate is None
+            else {
+                "budget_s": result.estimate.budget_s,
+                "forward_s": result.estimate.forward_s,
+                "full_s": result.estimate.full_s,
+                "sample_s": result.estimate.sample_s,
+                "directional_s": result.estimate.directional_s,
+                "chosen": result.estimate.chosen,
+            }
+        ),
         "results": [
             {
                 "name": p.name,
@@ -187,6 +240,8 @@ def to_json_dict(result: CheckResult) -> dict[str, Any]:
                 "numeric": p.worst[0].numeric if p.worst else None,
                 "checked": p.checked,
                 "failed": p.failed,
+                "mode": p.mode,
+                "probes": p.probes,
                 "reason": p.reason,
                 "verdict": p.verdict,
                 "kinks": p.kinks,

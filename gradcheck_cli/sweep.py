@@ -299,7 +299,7 @@ def _kinks(
     with np.errstate(divide="ignore", invalid="ignore"):
         d_plus = (fp - np.real(f0)) / sp
         d_minus = (np.real(f0) - fm) / -sm
-    gap = np.abs(d_plus - d_minus)
+        gap = np.abs(d_plus - d_minus)
     lo, hi = np.minimum(d_plus[:, j], d_minus[:, j]), np.maximum(d_plus[:, j], d_minus[:, j])
     between = (lo - tol <= a) & (a <= hi + tol)
     jumps = (gap[:, j] > 10 * tol) & (gap[:, k] > 0.5 * gap[:, j])

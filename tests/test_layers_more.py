@@ -540,7 +540,9 @@ def test_huber_at_exactly_delta_is_a_second_derivative_kink() -> None:
 
 def test_row_independence_flags() -> None:
     assert LAYERS["batchnorm"].row_independent is False
-    for name in set(CASES) - {"batchnorm", "residual"}:
+    # dropout draws its mask per input shape: stacked copies (C·N rows) would get another mask
+    assert LAYERS["dropout"].row_independent is False
+    for name in set(CASES) - {"batchnorm", "residual", "dropout"}:
         assert LAYERS[name].row_independent is True, name
     rng = np.random.default_rng(0)
     with_bn = make_layer("residual", (4,), rng, layers=["batchnorm", {"type": "linear", "out": 4}])

@@ -19,6 +19,7 @@ class ReLU(Layer):
 
     forward_formula = "out = max(0, x)"
     backward_formula = "dx = dout ⊙ 1{x > 0}"
+    elementwise = True  # out[..., j] depends on x[..., j] only (engine short-cut)
 
     def forward(self, x: Array) -> Array:
         self.mask = x.real > 0
@@ -36,6 +37,7 @@ class LeakyReLU(Layer):
 
     forward_formula = "out = x if x > 0 else slope·x"
     backward_formula = "dx = dout ⊙ (1 if x > 0 else slope)"
+    elementwise = True  # out[..., j] depends on x[..., j] only (engine short-cut)
 
     def __init__(self, slope: float = 0.01) -> None:
         super().__init__()
@@ -57,6 +59,7 @@ class Sigmoid(Layer):
 
     forward_formula = "out = σ(x) = 1 / (1 + e^−x)"
     backward_formula = "dx = dout ⊙ out ⊙ (1 − out)"
+    elementwise = True  # out[..., j] depends on x[..., j] only (engine short-cut)
 
     def forward(self, x: Array) -> Array:
         pos = x.real >= 0
@@ -76,6 +79,7 @@ class Tanh(Layer):
 
     forward_formula = "out = tanh(x)"
     backward_formula = "dx = dout ⊙ (1 − out²)"
+    elementwise = True  # out[..., j] depends on x[..., j] only (engine short-cut)
 
     def forward(self, x: Array) -> Array:
         self.out: Array = np.tanh(x)
@@ -83,6 +87,31 @@ class Tanh(Layer):
 
     def backward(self, dout: Array) -> Array:
         return dout * (1 - self.out**2)
+
+    def forward_near(self, x: Array, out: Array, x_new: Array) -> Array | None:
+        """tanh(x_new) for x_new close to x (out = tanh(x)), for the engine: by the addition
+        theorem tanh(x + d) = (out + tanh d) / (1 + out·tanh d), with tanh d = d − d³/3 + 2d⁵/15
+        (next term 17d⁷/315 < 1e-22 for |d| < 1e-3: exact to round-off). None when some
+        |d| ≥ 1e-3 (then the engine calls forward). About 3× cheaper than np.tanh."""
+        d = x_new - x
+        small = (
+            np.abs(d).max(initial=0.0) < 1e-3
+            if np.iscomplexobj(d)
+            else (d.size == 0 or (d.max() < 1e-3 and d.min() > -1e-3))
+        )
+        if not small:
+            return None
+        d2 = d * d
+        td = d2 * (-2 / 15)  # in place from here: tanh d = d·(1 − d²·(1/3 − 2d²/15))
+        td += 1 / 3
+        td *= -d2
+        td += 1
+        td *= d
+        near: Array = out + td
+        td *= out
+        td += 1
+        near /= td
+        return near
 
 
 @register_layer("softmax")
@@ -148,6 +177,8 @@ class GELU(Layer):
         "tanh: dx = dout ⊙ (½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²)), t = tanh(u)"
     )
 
+    elementwise = True  # out[..., j] depends on x[..., j] only (engine short-cut)
+
     def __init__(self, approximate: str = "none") -> None:
         super().__init__()
         if approximate not in ("none", "tanh"):
@@ -183,6 +214,8 @@ class ELU(Layer):
     forward_formula = "out = x if x > 0 else α(eˣ − 1)"
     backward_formula = "dx = dout ⊙ (1 if x > 0 else out + α)"
 
+    elementwise = True  # out[..., j] depends on x[..., j] only (engine short-cut)
+
     def __init__(self, alpha: float = 1.0) -> None:
         super().__init__()
         self.alpha = real_number(alpha, "alpha")
@@ -205,6 +238,8 @@ class Softplus(Layer):
     forward_formula = "out = log(1 + eˣ) = max(x, 0) + log(1 + e^−|x|)"
     backward_formula = "dx = dout ⊙ σ(x)"
 
+    elementwise = True  # out[..., j] depends on x[..., j] only (engine short-cut)
+
     def forward(self, x: Array) -> Array:
         self.x = x
         pos = x.real >= 0
@@ -223,6 +258,8 @@ class SiLU(Layer):
 
     forward_formula = "out = x·σ(x)"
     backward_formula = "dx = dout ⊙ (σ(x) + x·σ(x)(1 − σ(x)))"
+
+    elementwise = True  # out[..., j] depends on x[..., j] only (engine short-cut)
 
     def forward(self, x: Array) -> Array:
         self.x = x

@@ -22,6 +22,8 @@ class Dropout(Layer):
         "out = x ⊙ m / (1 − p)   (m ∈ {0,1}, drawn once from the seed, P(m=1) = 1 − p)"
     )
     backward_formula = "dx = dout ⊙ m / (1 − p)"
+    #: The mask is drawn per input *shape*: C stacked copies (C·N rows) would get another mask.
+    row_independent = False
 
     def __init__(self, rng: np.random.Generator, p: float = 0.5) -> None:
         super().__init__()

@@ -59,3 +59,23 @@ class Linear(Layer):
         self.grads["b"] = dout.sum(axis=0)
         dx: Array = dout @ self.params["W"].T
         return dx
+
+    # -- engine short-cuts (exact; see gradcheck_cli/numeric.py) --------------------------------
+    def perturbed_columns(
+        self, key: str, x: Array, out: Array, idx: Array, delta: Array
+    ) -> tuple[Array, Array]:
+        """Outputs with ``params[key].flat[idx[c]]`` moved by ``delta[c]``, as changed columns:
+        W[i, j] += Δ changes column j by Δ·x[:, i]; b[j] += Δ shifts column j by Δ.
+        Returns (cols (C,), values (C, N))."""
+        d = delta if np.iscomplexobj(delta) else delta.astype(out.dtype)
+        if key == "W":
+            i, j = np.divmod(idx, self.params["W"].shape[1])
+            return j, out[:, j].T + d[:, None] * x[:, i].T
+        return idx, out[:, idx].T + d[:, None]
+
+    def forward_columns(self, x: Array, out: Array, cols: Array, values: Array) -> Array:
+        """Outputs (C, N, m) for inputs equal to ``x`` except column cols[c] = values[c]:
+        a rank-1 update of ``out`` per copy."""
+        change = values - x[:, cols].T
+        dense: Array = out + change[:, :, None] * self.params["W"][cols][:, None, :]
+        return dense
