@@ -29,6 +29,7 @@ from gradcheck_cli import modes, structure
 from gradcheck_cli.errors import PluginError
 from gradcheck_cli.layers.base import Array
 from gradcheck_cli.layers.losses import WeightedSum
+from gradcheck_cli.limits import check_step
 from gradcheck_cli.methods import (
     DEFAULT_EPS,
     METHODS,
@@ -461,6 +462,8 @@ def check_network(
     first = next((p for la in network.layers for p in la.params.values()), x_arr)
     dtype = "float32" if (first if discrete else x_arr).dtype == np.float32 else "float64"
     eps_given, eps = eps, DEFAULT_EPS[method, dtype] if eps is None else eps
+    if method != "complex":
+        check_step(network, x_arr, eps, inputs=inputs and not discrete)
     tol = Tolerance.default(method, dtype, rtol, atol)
     header = dict(
         name=network.name, seed=seed, method=method, eps=eps, rtol=tol.rtol, atol=tol.atol,
@@ -472,6 +475,8 @@ def check_network(
         pert = Perturber(network, x_arr, chunk_bytes=chunk_bytes)
     finally:
         network.watch = False
+    if not np.isfinite(np.asarray(pert.f0, dtype=complex)):
+        raise network.explain_nonfinite(x_arr, pert.f0)
     again = scalar(network.loss_value(x_arr), network.loss_label)
     problem = structure.nondeterminism(pert.f0, again)
     if problem:
@@ -506,14 +511,14 @@ def check_network(
         results: list[ParamResult] = []
         interrupted = False
         try:
-            _judge_all(judge, grads, dx, scales, originals, refs, plan, results)
+            _judge_all(network, judge, grads, dx, scales, originals, refs, plan, results)
         except KeyboardInterrupt:
             interrupted = True
     result = CheckResult(
         loss=float(np.real(pert.f0)),
         params=tuple(results),
         problems=tuple(problems),
-        notes=tuple(notes),
+        notes=tuple(notes + network.fp.notes()),
         mode=plan.mode,
         samples=plan.samples if plan.mode == "sample" else None,
         probes=plan.probes if plan.mode == "directional" else None,
@@ -592,6 +597,7 @@ def _plan(
 
 
 def _judge_all(
+    network: Network,
     judge: _Judge,
     grads: list[dict[str, Array] | str],
     dx: Any,
@@ -613,6 +619,8 @@ def _judge_all(
             layer_grads = grads[ref.layer]
             analytic = layer_grads if isinstance(layer_grads, str) else layer_grads.get(ref.key)
         why = _analytic_problem(ref, analytic, arr)
+        if why and "NaN/Inf" in why and network.backward_nonfinite:
+            why += f"; NaN/Inf first appear in {network.backward_nonfinite}"
         if why:
             results.append(_structural_failure(ref.name, shape, why))
             continue
@@ -630,6 +638,7 @@ def _judge_all(
             idx = np.arange(arr.size)
         res = judge(ref, shape, analytic, idx, scales[ref.layer])
         results.append(replace(res, mode=plan.mode))
+    results += _spurious_grads(network, grads)
 
 
 def _directional(
@@ -822,6 +831,27 @@ def _with_attribution(
 
 def _fields(result: CheckResult) -> dict[str, Any]:
     return {f: getattr(result, f) for f in result.__dataclass_fields__}
+
+
+def _spurious_grads(network: Network, grads: list[Any]) -> list[ParamResult]:
+    """A grads key with no params key is a gradient for nothing: the layer contract (same keys)
+    is broken and its params/grads naming cannot be trusted, so it fails like a missing key."""
+    out = []
+    for i, g in enumerate(grads):
+        if not isinstance(g, dict):
+            continue
+        params = network.layers[i].params
+        short = network.labels[i].rpartition(":")[2]
+        for key in sorted(set(g) - set(params)):
+            out.append(
+                _structural_failure(
+                    f"{i}.{short}.{key}",
+                    tuple(np.shape(g[key])),
+                    f"grads['{key}'] has no matching params['{key}'] (params: "
+                    f"{', '.join(params) or 'none'}): grads and params must have the same keys",
+                )
+            )
+    return out
 
 
 def check_layer(

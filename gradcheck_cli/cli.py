@@ -7,12 +7,12 @@ import os
 import shlex
 import sys
 import time
+import warnings
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
-import numpy as np
 import typer
 import yaml
 from rich.console import Console
@@ -21,13 +21,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from gradcheck_cli import __version__, plot, report, scaffold, schemas, suite
 from gradcheck_cli.checker import CheckResult, check_layer
-from gradcheck_cli.config import default_config_path, load_config
+from gradcheck_cli.config import (
+    check_options,
+    default_config_path,
+    load_config,
+    load_yaml_text,
+    refuse_plugins,
+)
 from gradcheck_cli.errors import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, ConfigError, GradcheckError
 from gradcheck_cli.formats import console, emit
-from gradcheck_cli.network import build_network, rng_for
-from gradcheck_cli.registry import LAYERS, LOSSES
-from gradcheck_cli.suite import Outcome
-from gradcheck_cli.sweep import sweep_network
+from gradcheck_cli.limits import Limits, MemoryPlan, array_bytes, estimate_layer, preflight
+from gradcheck_cli.network import Network, build_network, rng_for
+from gradcheck_cli.registry import LAYERS, LOSSES, is_plugin, resolve
+from gradcheck_cli.suite import Outcome, preflight_plan
+from gradcheck_cli.sweep import EPS_GRID, H_GRID, MAX_ENTRIES, sweep_network
 
 app = typer.Typer(
     help="Check NumPy backward passes against numerical gradients, per parameter.",
@@ -101,6 +108,18 @@ Exclude = Annotated[
     list[str] | None,
     typer.Option("--exclude", help="Skip tensors matching this glob, e.g. input (repeatable)."),
 ]
+NoPlugins = Annotated[
+    bool,
+    typer.Option(
+        "--no-plugins",
+        help="Refuse any plugin ('file.py:Class', 'pkg.mod:Class'): for configs from elsewhere.",
+    ),
+]
+Force = Annotated[
+    bool,
+    typer.Option("--force", help="Run even when the memory or time estimate is over the limit."),
+]
+EXIT_INTERRUPTED = 130
 ModeOpt = Annotated[
     Mode | None,
     typer.Option(
@@ -201,18 +220,48 @@ def _root(
     """gradcheck: analytic vs numerical gradients for NumPy layers."""
 
 
+def _warn_line(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: Any = None,
+    line: str | None = None,
+) -> None:
+    """Python warnings (from NumPy or plugin code) as one clean line each, not a source dump."""
+    err.print(
+        f"[yellow]warning:[/] {category.__name__}: {escape(str(message))} "
+        f"({Path(filename).name}:{lineno})",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 def _guarded(debug: bool, job: Callable[[], int]) -> NoReturn:
-    """Run ``job``; turn user errors into a message on stderr and exit code 2."""
+    """Run ``job``; turn user errors into a message on stderr and exit code 2, Ctrl-C into 130."""
     try:
-        code = job()
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            warnings.showwarning = _warn_line
+            code = job()
     except GradcheckError as exc:
         if debug:
             raise
         err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         code = EXIT_USAGE
     except KeyboardInterrupt:
-        err.print("interrupted")
-        code = 130
+        if debug:
+            raise
+        err.print("interrupted (Ctrl-C): no verdict", highlight=False)
+        code = EXIT_INTERRUPTED
+    except SystemExit as exc:  # user code called sys.exit() somewhere not wrapped: no verdict
+        if debug:
+            raise
+        err.print(
+            f"[bold red]error:[/] plugin code called sys.exit({exc.code!r}); no verdict",
+            highlight=False,
+        )
+        code = EXIT_USAGE
     except Exception as exc:  # a bug in gradcheck itself: still no traceback unless asked
         if debug:
             raise
@@ -321,6 +370,8 @@ def run(
     export_svg: ExportSvg = None,
     only_failures: OnlyFailures = False,
     quiet: Quiet = False,
+    no_plugins: NoPlugins = False,
+    force: Force = False,
     debug: Debug = False,
 ) -> None:
     """Check every parameter (and the input) of the network in each CONFIG.
@@ -330,6 +381,7 @@ def run(
     """
 
     def job() -> int:
+        check_options(eps=eps, rtol=rtol, atol=atol)
         args = list(configs or [default_config_path()])
         bar = _Bar(fmt is Format.table and not quiet and err.is_terminal)
         options = dict(
@@ -337,7 +389,7 @@ def run(
             inputs=False if no_inputs else None, method=method.value if method else None,
             strict=True if strict else None, top=top,
             mode=mode.value if mode is not None else None, samples=samples, probes=probes,
-            budget=budget, progress=bar,
+            budget=budget, progress=bar, no_plugins=no_plugins, force=force,
         )  # fmt: skip
         opts = _output_options(fmt, only_failures, junit_xml, export_html, export_svg, show_entries)
         try:
@@ -401,7 +453,7 @@ def _parse_args(items: list[str]) -> dict[str, Any]:
         if not sep or not key:
             raise ConfigError(f"--arg must look like key=value, got '{item}'", field="--arg")
         try:
-            args[key.strip()] = yaml.safe_load(value)
+            args[key.strip()] = load_yaml_text(value)  # safe; 1e3 is a number
         except yaml.YAMLError:
             args[key.strip()] = value
     return args
@@ -434,6 +486,8 @@ def layer(
     export_svg: ExportSvg = None,
     only_failures: OnlyFailures = False,
     quiet: Quiet = False,
+    no_plugins: NoPlugins = False,
+    force: Force = False,
     debug: Debug = False,
 ) -> None:
     """Check one layer on a random input with a fixed random upstream gradient."""
@@ -441,16 +495,33 @@ def layer(
     def job() -> int:
         from gradcheck_cli import make_layer
 
+        check_options(eps=eps, rtol=rtol, atol=atol)
+        if no_plugins and is_plugin(name):
+            raise ConfigError(
+                f"'{name}' is a plugin, and --no-plugins refuses user code", field="NAME"
+            )
         dims = _parse_shape(shape)
         kwargs = _parse_args(arg or [])
         s = 0 if seed is None else seed
+        limits = Limits.off() if force else Limits()
+        plan = MemoryPlan(limits)
+        plan.add("input", array_bytes(dims, "float64"), "--shape")
+        est = estimate_layer(resolve(name, "layer", Path(".")), dims[1:], kwargs)
+        if est is not None:
+            plan.add(f"{name} parameters", est[0] * 8.0, "--arg")
+            plan.add(f"{name} output", array_bytes((dims[0], *est[1]), "float64"), "--arg")
         lay = make_layer(name, dims[1:], rng_for(s, "layer0"), **kwargs)
         x = rng_for(s, "input").standard_normal(dims)
+        probe = Network([lay], None, labels=[name], x=x)
+        probe.forward(x.copy())
+        meth = method.value if method else "central"
+        how = preflight_plan(meth, eps, mode.value if mode is not None else None, samples, probes)
+        preflight(probe, inputs=True, **how, limits=limits)
         result = _checked(
             fmt,
             lambda bar: check_layer(
                 lay, x, seed=s, label=name, eps=eps, rtol=rtol, atol=atol, strict=strict,
-                top=top, method=method.value if method else "central",
+                top=top, method=meth,
                 mode=mode.value if mode is not None else None, samples=samples, probes=probes,
                 budget=budget, progress=bar, include=include, exclude=exclude,
             ),
@@ -480,15 +551,30 @@ def sweep(
     ] = False,
     seed: Seed = None,
     fmt: Fmt = Format.table,
+    no_plugins: NoPlugins = False,
+    force: Force = False,
     debug: Debug = False,
 ) -> None:
     """Error against ε (1e-1 … 1e-12) per tensor: the V-curve, the ε used and the best one."""
 
     def job() -> int:
         cfg = load_config(config or default_config_path())
+        if no_plugins:
+            refuse_plugins(cfg)
         if seed is not None:
             cfg = cfg.model_copy(update={"seed": seed})
-        net = build_network(cfg)
+        limits = Limits.off() if force else Limits()
+        net = build_network(cfg, limits=limits)
+        preflight(  # 2 evaluations per ε of the grid, on at most MAX_ENTRIES entries per tensor
+            net,
+            inputs=cfg.check.inputs,
+            eps=1e-5,
+            evals_per_entry=2 * len(EPS_GRID) + (len(H_GRID) if taylor else 0),
+            real_steps=False,
+            entries=lambda n: min(n, MAX_ENTRIES),
+            limits=limits,
+            source=cfg.source,
+        )
         central = cfg.check.method == "central"  # the V-curve is of central differences
         result = sweep_network(
             net,
@@ -524,6 +610,7 @@ def validate(
         list[Path], typer.Argument(help="Configs, directories of them, or quoted globs.")
     ],
     quiet: Quiet = False,
+    no_plugins: NoPlugins = False,
     debug: Debug = False,
 ) -> None:
     """Check configs without running them: schema, layer names, plugins, shapes.
@@ -533,7 +620,7 @@ def validate(
     """
 
     def job() -> int:
-        items = suite.validate(configs)
+        items = suite.validate(configs, no_plugins=no_plugins)
         if not quiet:
             out.print(console.validation(items))
         return EXIT_USAGE if any(v.error for v in items) else EXIT_PASS
@@ -571,6 +658,7 @@ def schema(
 
 
 def main() -> None:
-    np.seterr(all="ignore")  # overflow shows up as NaN/Inf in the report, not as warnings
+    # No global np.seterr: the core records floating-point events where they happen (network.py)
+    # and reports them; anything else NumPy warns about is shown as one line by _guarded.
     app(prog_name="gradcheck")
     sys.exit(0)

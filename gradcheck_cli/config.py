@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -12,9 +14,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from gradcheck_cli.errors import ConfigError
 
+#: Config files larger than this are refused before reading: a hand-written spec is a few KB;
+#: inline ``values`` beyond this belong in a ``.npy`` file (``file:``).
+MAX_CONFIG_BYTES = 10 * 2**20
+#: Nodes (mappings, lists, scalars) a parsed config may hold once YAML aliases are expanded:
+#: stops "billion laughs" alias bombs before validation walks them.
+MAX_CONFIG_NODES = 2_000_000
+#: Largest finite-difference step accepted. ε is an absolute step; at ε ~ 1 the central
+#: difference of any curved function measures curvature, not slope (truncation ε²·f'''/6 is
+#: O(1)), so a larger value is a typo (1e5 for 1e-5), not a choice.
+MAX_EPS = 1.0
+
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # Strict types: YAML/JSON already give real ints, floats and bools, and lax coercion is
+    # silently wrong in places (it would turn `shape: [true, 3]` into [1, 3]).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class DataSpec(_Strict):
@@ -59,7 +74,7 @@ class TargetSpec(_Strict):
 class LayerSpec(BaseModel):
     """One layer: ``type`` plus the layer's own arguments (passed as keyword arguments)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, strict=True)
     type: str = Field(min_length=1)
 
     @model_validator(mode="before")
@@ -80,9 +95,9 @@ class CheckSpec(_Strict):
     """How to check: step size, tolerances, whether to check the input gradient too, and how
     much (mode: full / sample / directional / auto; samples and probes per tensor)."""
 
-    eps: float | None = Field(default=None, gt=0, le=1.0)
-    rtol: float | None = Field(default=None, ge=0, le=1.0)
-    atol: float | None = Field(default=None, ge=0)
+    eps: float | None = Field(default=None, gt=0, le=MAX_EPS, allow_inf_nan=False)
+    rtol: float | None = Field(default=None, ge=0, le=1.0, allow_inf_nan=False)
+    atol: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     inputs: bool = True
     method: Literal["central", "forward", "five-point", "complex"] = "central"
     strict: bool = False
@@ -162,14 +177,63 @@ def _explain(err: ValidationError, file: str) -> ConfigError:
         )
     elif first["type"] == "missing":
         msg = "this field is required"
+        given = first.get("input")
+        if isinstance(given, dict):
+            close = difflib.get_close_matches(str(loc[-1]), [str(k) for k in given], n=1)
+            if close:
+                hint = f"did you mean '{loc[-1]}' where it says '{close[0]}'?"
     elif first["type"] == "literal_error":
         msg = f"{msg}, got {first['input']!r}"
     elif "input" in first and not isinstance(first["input"], (dict, list)):
         msg = f"{msg} (got {first['input']!r})"
+    msg = re.sub(r" or instance of \w+", " (a mapping)", msg)
     more = len(err.errors()) - 1
     if more:
         msg += f"  (+{more} more problem{'s' if more > 1 else ''})"
     return ConfigError(msg, file=file, field=field or "(top level)", hint=hint)
+
+
+def check_options(**values: float | None) -> None:
+    """Validate ε and tolerances given outside a config (CLI options, API): the same bounds as
+    the ``check`` section. Keys are option names (``eps``, ``rtol``, ``atol``)."""
+    for name, value in values.items():
+        if value is None:
+            continue
+        field = f"--{name}"
+        if not math.isfinite(value):
+            raise ConfigError(f"must be a finite number, got {value}", field=field)
+        if name == "eps" and not 0 < value <= MAX_EPS:
+            raise ConfigError(
+                f"the step ε must lie in (0, {MAX_EPS:g}], got {value:g}",
+                field=field,
+                hint="ε is an absolute step; 1e-5 suits float64, 1e-3 float32",
+            )
+        if name == "rtol" and not 0 <= value <= 1:
+            raise ConfigError(f"must lie in [0, 1], got {value:g}", field=field)
+        if name == "atol" and value < 0:
+            raise ConfigError(f"must be >= 0, got {value:g}", field=field)
+
+
+def plugin_fields(cfg: Config) -> list[tuple[str, str]]:
+    """(field, reference) for every layer or loss in ``cfg`` that names user code."""
+    refs = [(f"layers[{i}].type", spec.type) for i, spec in enumerate(cfg.layers)]
+    if cfg.loss is not None:
+        refs.append(("loss.type", cfg.loss.type))
+    return [(f, r) for f, r in refs if ":" in r]
+
+
+def refuse_plugins(cfg: Config) -> None:
+    """The ``--no-plugins`` rule: a config that names user code is refused before any import."""
+    found = plugin_fields(cfg)
+    if found:
+        field, ref = found[0]
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise ConfigError(
+            f"names the plugin '{ref}'{more}, and --no-plugins refuses code from configs",
+            file=cfg.source,
+            field=field,
+            hint="use built-in layers only, or drop --no-plugins if you trust this code",
+        )
 
 
 def parse_config(data: Any, *, source: str = "<config>", base_dir: Path = Path(".")) -> Config:
@@ -187,31 +251,169 @@ def parse_config(data: Any, *, source: str = "<config>", base_dir: Path = Path("
     return cfg.model_copy(update={"base_dir": base_dir, "source": source})
 
 
-def read_data(path: Path) -> Any:
-    """Parse a YAML or JSON file (safe loading only), with line/column on syntax errors."""
-    if not path.exists():
-        raise ConfigError("file not found", file=path)
-    if path.is_dir():
-        raise ConfigError("is a directory, not a config file", file=path)
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` (no Python tags: data only) that refuses duplicate keys and reads
+    ``1e-5`` as a float, as YAML 1.2 and JSON do (YAML 1.1 needs ``1.0e-5``, else a string)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base` then overriding a key is fine
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:
+                continue  # an unhashable key: construct_mapping below says so with its line
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key '{key}' (first at line {first.start_mark.line + 1})",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def load_yaml_text(text: str) -> Any:
+    """Parse a YAML snippet (e.g. a --arg value) the way configs are read: safely, 1e-5 a float."""
+    return yaml.load(text, Loader=_Loader)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key '{key}'")
+        out[key] = value
+    return out
+
+
+def _count_nodes(data: Any, limit: int) -> int:
+    """Nodes in ``data`` with shared (aliased) parts counted each time they are used; raises on a
+    cycle or once past ``limit``. Iterative, so deep nesting cannot overflow the stack."""
+    sizes: dict[int, int] = {}
+    active: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(data, False)]
+    while stack:
+        node, done = stack.pop()
+        if not isinstance(node, (dict, list)):
+            continue
+        key = id(node)
+        children = list(node.values()) if isinstance(node, dict) else node
+        if done:
+            active.discard(key)
+            total = 1 + sum(
+                sizes.get(id(c), 1) if isinstance(c, (dict, list)) else 1 for c in children
+            )
+            sizes[key] = total
+            if total > limit:
+                raise OverflowError(total)
+            continue
+        if key in sizes:
+            continue
+        if key in active:
+            raise RecursionError("cyclic")
+        active.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if isinstance(c, (dict, list)))
+    return sizes.get(id(data), 1)
+
+
+def _read_text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"not UTF-8 text (byte {exc.start})", file=path) from None
-    if path.suffix.lower() == ".json":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
+        if not path.exists():
+            raise ConfigError("file not found", file=path)
+        if path.is_dir():
+            raise ConfigError("is a directory, not a config file", file=path)
+        if not path.is_file():
             raise ConfigError(
-                f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", file=path
-            ) from None
+                "is not a regular file (a device, pipe or socket cannot be a config)", file=path
+            )
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(
+                f"file is {size / 2**20:.1f} MB, larger than the {MAX_CONFIG_BYTES // 2**20} MB "
+                "a config may be; refused before reading",
+                file=path,
+                hint="keep big arrays out of the config: save them with numpy.save and "
+                "point to them with 'file: x.npy'",
+            )
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror or exc}", file=path) from None
+    if len(raw) > MAX_CONFIG_BYTES:  # grew while we looked
+        raise ConfigError(f"file is larger than {MAX_CONFIG_BYTES // 2**20} MB", file=path)
     try:
-        return yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"invalid YAML{at}: {exc.problem}", file=path) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"invalid YAML: {exc}", file=path) from None
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"not UTF-8 text (byte {exc.start}, line {line}: {raw[exc.start : exc.start + 1]!r})",
+            file=path,
+            hint="save the file as UTF-8",
+        ) from None
+
+
+def read_data(path: Path) -> Any:
+    """Parse a YAML or JSON file (safe loading only), with line/column on syntax errors.
+
+    Nothing in a config can construct a Python object or run code: YAML is read with a
+    ``SafeLoader`` (``!!python/...`` tags are errors), JSON with ``json.loads``."""
+    text = _read_text(path)
+    if not text.strip():
+        return None  # parse_config: "... but it is empty" (JSON would say "Expecting value")
+    try:
+        if path.suffix.lower() == ".json":
+            try:
+                data = json.loads(text, object_pairs_hook=_no_duplicates)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(
+                    f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}", file=path
+                ) from None
+            except ValueError as exc:  # a duplicate key
+                raise ConfigError(f"invalid JSON: {exc}", file=path) from None
+        else:
+            try:
+                data = yaml.load(text, Loader=_Loader)
+            except yaml.MarkedYAMLError as exc:
+                mark = exc.problem_mark
+                at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+                problem = exc.problem or ""
+                hint = None
+                if "could not determine a constructor for the tag" in problem:
+                    tag = problem.rpartition("tag ")[2].replace("tag:yaml.org,2002:", "!!")
+                    problem = f"the tag {tag} is not allowed"
+                    hint = (
+                        "configs are plain data (YAML safe loading): tags that would build "
+                        "Python objects or run code are refused"
+                    )
+                raise ConfigError(f"invalid YAML{at}: {problem}", file=path, hint=hint) from None
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"invalid YAML: {exc}", file=path) from None
+        _count_nodes(data, MAX_CONFIG_NODES)
+    except RecursionError as exc:
+        what = (
+            "refers to itself (a cyclic alias)" if str(exc) == "cyclic" else "is nested too deeply"
+        )
+        raise ConfigError(f"the document {what}", file=path) from None
+    except OverflowError as exc:
+        raise ConfigError(
+            f"the document expands to {exc.args[0]:,}+ values (YAML aliases included), more "
+            f"than the {MAX_CONFIG_NODES:,} a config may hold",
+            file=path,
+            hint="big arrays belong in a .npy file ('file: x.npy')",
+        ) from None
+    return data
 
 
 def load_config(path: str | Path) -> Config:

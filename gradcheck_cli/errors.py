@@ -48,6 +48,20 @@ class ShapeError(GradcheckError):
     """Layers, input, target and loss do not fit together."""
 
 
+class NumericError(GradcheckError):
+    """The unperturbed pass is not finite (NaN/Inf), or ε cannot be represented: no verdict is
+    possible, so this is exit 2, not a failed check."""
+
+
+class LimitError(GradcheckError):
+    """The check would need unreasonable memory or time; refused before allocating."""
+
+
+#: What calling user code may raise that must become a message: ``SystemExit`` too, since a
+#: plugin calling ``sys.exit(0)`` must not end the run with a passing exit code.
+USER_CODE_ERRORS = (Exception, SystemExit)
+
+
 def user_code_error(exc: BaseException, context: str) -> PluginError:
     """Wrap an exception raised inside user (or layer) code: say what, where, and the error line."""
     import traceback

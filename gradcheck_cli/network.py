@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import sys
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,14 +14,17 @@ import numpy as np
 
 from gradcheck_cli.config import Config, DataSpec, TargetSpec
 from gradcheck_cli.errors import (
+    USER_CODE_ERRORS,
     ConfigError,
     GradcheckError,
+    NumericError,
     PluginError,
     ShapeError,
     user_code_error,
 )
 from gradcheck_cli.layers.base import Array
 from gradcheck_cli.layers.losses import WeightedSum
+from gradcheck_cli.limits import Limits, MemoryPlan, array_bytes, estimate_layer
 from gradcheck_cli.registry import (
     LOSSES,
     check_layer_contract,
@@ -41,6 +47,40 @@ class ParamRef:
     name: str
     layer: int  # index of the first layer that reads it (0 for the input)
     key: str | None  # None for the input
+
+
+class FloatingPointLog:
+    """Counts NumPy floating-point events (overflow, divide by zero, invalid) by where they
+    happened, instead of letting NumPy print RuntimeWarnings. Underflow is not recorded."""
+
+    def __init__(self) -> None:
+        self.where = "the network"
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def __call__(self, kind: str, flag: int) -> None:
+        key = (self.where, kind)
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def notes(self) -> list[str]:
+        return [
+            f"NumPy {kind} in {where} ({n} time{'s' if n > 1 else ''})"
+            for (where, kind), n in self.counts.items()
+        ]
+
+
+def first_nonfinite(a: Array) -> str | None:
+    """'k of n values are NaN/Inf, first at (i, j)' or None when ``a`` is all finite."""
+    arr = np.asarray(a)
+    if not np.issubdtype(arr.dtype, np.number):
+        return None
+    bad = ~np.isfinite(arr)
+    if not bad.any():
+        return None
+    idx = tuple(int(i) for i in np.argwhere(bad)[0]) if arr.ndim else ()
+    kinds = "NaN" if np.isnan(arr).any() else "Inf"
+    if kinds == "NaN" and np.isinf(arr).any():
+        kinds = "NaN/Inf"
+    return f"{int(bad.sum())} of {arr.size} values are {kinds}, first at {idx}"
 
 
 class Network:
@@ -73,6 +113,22 @@ class Network:
         #: Indices of (user) layers seen modifying their input in place during a watched forward.
         self.mutated: set[int] = set()
         self.watch = False
+        self.output: Array | None = None
+        #: NumPy floating-point events during any pass (see FloatingPointLog).
+        self.fp = FloatingPointLog()
+        #: Where NaN/Inf first entered the last backward pass (None if it stayed finite).
+        self.backward_nonfinite: str | None = None
+
+    @contextmanager
+    def stage(self, where: str) -> Iterator[None]:
+        """Run user or layer code: record floating-point events under ``where``, and send what it
+        prints to stderr (stdout carries the report, e.g. JSON)."""
+        self.fp.where = where
+        with (
+            np.errstate(over="call", divide="call", invalid="call", under="ignore", call=self.fp),
+            redirect_stdout(sys.stderr),
+        ):
+            yield
 
     # -- naming ---------------------------------------------------------------------------------
     def describe(self, i: int) -> str:
@@ -96,38 +152,67 @@ class Network:
             self.inputs.append(out)
             arg = out if self.trusted[i] else out.copy()
             try:
-                out = self.layers[i].forward(arg)
+                with self.stage(f"{self.describe(i)}.forward"):
+                    out = self.layers[i].forward(arg)
                 watched = self.watch and arg is not self.inputs[i]
                 if watched and not np.array_equal(arg, self.inputs[i], equal_nan=True):
                     self.mutated.add(i)
             except GradcheckError:
                 raise
-            except Exception as exc:
+            except USER_CODE_ERRORS as exc:
                 raise user_code_error(exc, f"{self.describe(i)}.forward") from exc
             if not isinstance(out, np.ndarray):
                 raise PluginError(
                     f"{self.describe(i)}.forward returned {type(out).__name__}, not a NumPy array"
                 )
+        self.output = out
         return out
 
     def loss_value(self, x: Array, start: int = 0) -> Any:
         """L for input ``x`` of layer ``start`` (layers before it are taken as cached)."""
         out = self.forward(x, start)
         try:
-            return self.loss.forward(out, self.target)
-        except Exception as exc:
+            with self.stage(f"loss ({self.loss_label}).forward"):
+                return self.loss.forward(out, self.target)
+        except USER_CODE_ERRORS as exc:
             raise user_code_error(exc, f"loss ({self.loss_label}).forward") from exc
+
+    def explain_nonfinite(self, x: Array, loss: Any) -> NumericError:
+        """Say where the unperturbed pass first stopped being finite (after ``loss_value``)."""
+        where = "input x"
+        problem = first_nonfinite(x)
+        if problem is None:
+            for i in range(len(self.layers)):
+                after = self.inputs[i + 1] if i + 1 < len(self.inputs) else self.output
+                problem = first_nonfinite(after) if after is not None else None
+                if problem:
+                    where = f"the output of {self.describe(i)} (its input is finite)"
+                    break
+        if problem is None:
+            where = f"the loss ({self.loss_label}), though the network output is finite"
+            problem = f"L = {loss}"
+        happened = self.fp.notes()
+        return NumericError(
+            f"NaN/Inf in the unperturbed forward pass: {where}: {problem}",
+            hint="no gradient can be checked at a point where the loss is not finite; "
+            "use smaller inputs or initial weights"
+            + (f" (seen: {'; '.join(happened)})" if happened else ""),
+        )
 
     def backward(self) -> tuple[Array | str, list[dict[str, Array] | str]]:
         """Backward pass after ``loss_value``. Returns (dx, per-layer grads); a string instead of
         an array/dict says why that gradient is unavailable (a layer broke the chain)."""
         try:
-            dout = np.asarray(self.loss.backward())
-        except Exception as exc:
+            with self.stage(f"loss ({self.loss_label}).backward"):
+                dout = np.asarray(self.loss.backward())
+        except USER_CODE_ERRORS as exc:
             raise user_code_error(exc, f"loss ({self.loss_label}).backward") from exc
         grads: list[dict[str, Array] | str] = [""] * len(self.layers)
         self.douts = [dout] * len(self.layers)
         broken: str | None = None
+        self.backward_nonfinite = (
+            f"loss ({self.loss_label}).backward" if first_nonfinite(dout) else None
+        )
         for i in reversed(range(len(self.layers))):
             if broken:
                 grads[i] = broken
@@ -135,16 +220,34 @@ class Network:
             layer = self.layers[i]
             self.douts[i] = dout
             try:
-                dx = layer.backward(dout.copy())
+                with self.stage(f"{self.describe(i)}.backward"):
+                    dx = layer.backward(dout.copy())
             except GradcheckError:
                 raise
-            except Exception as exc:
+            except USER_CODE_ERRORS as exc:
                 raise user_code_error(exc, f"{self.describe(i)}.backward") from exc
-            grads[i] = {k: np.array(v, copy=True) for k, v in layer.grads.items()}
-            expected = self.inputs[i].shape
             if not isinstance(dx, np.ndarray):
-                broken = f"{self.describe(i)}.backward returned {type(dx).__name__}, not an array"
-            elif dx.shape != expected:
+                # Not a gradient of the wrong size but no gradient at all (often a missing
+                # `return dx`): the layer breaks the contract, so exit 2 rather than a verdict.
+                raise PluginError(
+                    f"{self.describe(i)}.backward returned {type(dx).__name__}, not a NumPy array",
+                    hint="backward(dout) must return dx, an array of the layer input's shape",
+                )
+            if not isinstance(layer.grads, dict):
+                raise PluginError(
+                    f"{self.describe(i)}.grads is a {type(layer.grads).__name__} after backward, "
+                    "not a dict",
+                    hint="backward must fill the dict grads with the same keys as params",
+                )
+            copied = {k: np.array(v, copy=True) for k, v in layer.grads.items()}
+            grads[i] = copied
+            if self.backward_nonfinite is None:
+                bad = [f"grads['{k}']" for k, v in copied.items() if first_nonfinite(v)]
+                bad += ["dx"] if first_nonfinite(dx) else []
+                if bad:
+                    self.backward_nonfinite = f"{self.describe(i)}.backward ({', '.join(bad)})"
+            expected = self.inputs[i].shape
+            if dx.shape != expected:
                 broken = (
                     f"{self.describe(i)}.backward returned dx of shape {dx.shape}, "
                     f"expected the input's shape {expected}"
@@ -169,6 +272,10 @@ def _load_array(spec: DataSpec | TargetSpec, cfg: Config, field: str) -> Array |
             ) from None
     if spec.file is not None:
         path = Path(cfg.base_dir) / spec.file
+        if path.exists() and not path.is_file():  # a directory, pipe or device: never open it
+            raise ConfigError(
+                f"{path} is not a regular file", file=cfg.source, field=f"{field}.file"
+            )
         try:
             return np.asarray(np.load(path, allow_pickle=False), dtype=float)
         except FileNotFoundError:
@@ -190,8 +297,40 @@ def _context(err: GradcheckError, cfg: Config, field: str) -> GradcheckError:
     return err
 
 
-def build_network(cfg: Config) -> Network:
-    """Build the layers in order, each sized by the output of the one before (run on the input)."""
+def _npy_shape(path: Path) -> tuple[int, ...] | None:
+    """The shape in a .npy header, read without loading the data (None if unreadable)."""
+    if not path.is_file():
+        return None
+    try:
+        with path.open("rb") as fh:
+            major, _ = np.lib.format.read_magic(fh)
+            read = np.lib.format.read_array_header_1_0 if major == 1 else None
+            read = read or np.lib.format.read_array_header_2_0
+            shape, _, _ = read(fh)
+        return tuple(int(d) for d in shape)
+    except Exception:
+        return None
+
+
+def _input_shape(cfg: Config) -> tuple[int, ...] | None:
+    spec = cfg.input
+    if spec.shape is not None:
+        return tuple(spec.shape)
+    if spec.file is not None:
+        return _npy_shape(Path(cfg.base_dir) / spec.file)
+    return None
+
+
+def build_network(cfg: Config, *, limits: Limits | None = None) -> Network:
+    """Build the layers in order, each sized by the output of the one before (run on the input).
+
+    Memory is budgeted as it goes (``limits``, default ``Limits()``): an input, a layer or a
+    stack of layer outputs over the limit is refused before it is allocated (``LimitError``).
+    A NaN/Inf input or layer output at this unperturbed point is a ``NumericError``."""
+    plan = MemoryPlan(limits or Limits(), cfg.source)
+    shape = _input_shape(cfg)
+    if shape is not None:
+        plan.add("input", array_bytes(shape, cfg.dtype), "input")
     x = _load_array(cfg.input, cfg, "input")
     if x is None:
         assert cfg.input.shape is not None
@@ -206,6 +345,17 @@ def build_network(cfg: Config) -> Network:
             file=cfg.source,
             field="input",
         )
+    if x.size == 0:
+        raise ConfigError(
+            f"the input is empty (shape {x.shape}): there is nothing to check",
+            file=cfg.source,
+            field="input",
+        )
+    if shape is None:
+        plan.add("input", float(x.nbytes), "input")
+    bad = first_nonfinite(x)
+    if bad:
+        raise ConfigError(f"the input is not finite: {bad}", file=cfg.source, field="input")
     x = x.astype(cfg.dtype) if cfg.input.integers is None else _integer_ids(x, cfg)
     layers: list[Any] = []
     labels: list[str] = []
@@ -216,6 +366,14 @@ def build_network(cfg: Config) -> Network:
         field = f"layers[{i}]"
         try:
             cls = resolve(spec.type, "layer", cfg.base_dir)
+            in_shape = tuple(out.shape[1:])
+            est = estimate_layer(cls, in_shape, spec.args)
+            if est is not None:
+                n_params, out_shape = est
+                plan.add(f"layer {i} ({spec.type}) parameters", n_params * out.itemsize, field)
+                plan.add(
+                    f"layer {i} output", array_bytes((out.shape[0], *out_shape), cfg.dtype), field
+                )
             layer = instantiate(
                 cls,
                 f"layer {i} ({spec.type})",
@@ -226,23 +384,52 @@ def build_network(cfg: Config) -> Network:
                 base_dir=cfg.base_dir,
             )
             check_layer_contract(layer, f"layer {i} ({spec.type})")
+            if est is None:
+                n_bytes = sum(float(np.asarray(v).nbytes) for v in layer.params.values())
+                plan.add(f"layer {i} ({spec.type}) parameters", n_bytes, field)
             layers.append(layer)
             labels.append(spec.type)
             trusted.append(not is_plugin(spec.type))
             try:
                 out = net.forward(out, start=i) if i else net.forward(x)
             except PluginError as exc:
-                if "shape" in str(exc) or "align" in str(exc) or "broadcast" in str(exc):
+                if any(w in str(exc) for w in ("shape", "align", "broadcast", "dimension")):
+                    own = ", ".join(f"{k} {np.shape(v)}" for k, v in layer.params.items())
                     raise ShapeError(
-                        f"layer {i} ({spec.type}) cannot take input of shape {net.inputs[i].shape}: "
-                        f"{exc.message}"
+                        f"layer {i} ({spec.type}) cannot take input of shape {net.inputs[i].shape}"
+                        + (f" (its parameters: {own})" if own else "")
+                        + f": {exc.message}"
                     ) from exc
                 raise
+            if est is None:
+                plan.add(f"layer {i} output", float(out.nbytes), field)
+            bad = first_nonfinite(out)
+            if bad:
+                raise NumericError(
+                    f"the output of layer {i} ({spec.type}) is not finite though its input is: "
+                    f"{bad}" + (f" ({'; '.join(net.fp.notes())})" if net.fp.counts else ""),
+                    hint="no gradient can be checked where the loss is not finite; "
+                    "use smaller inputs or initial weights",
+                )
         except GradcheckError as err:
             raise _context(err, cfg, field) from err.__cause__
     net.loss, net.loss_label, net.target = _build_loss(cfg, out)
     net.x = x
+    try:
+        loss = net.loss_value(x)
+    except GradcheckError as err:
+        raise _context(err, cfg, "loss") from err.__cause__
+    if _is_number(loss) and not np.isfinite(np.asarray(loss, dtype=complex)).all():
+        raise _context(net.explain_nonfinite(x, loss), cfg, "loss")
     return net
+
+
+def _is_number(v: Any) -> bool:
+    try:
+        np.asarray(v, dtype=complex)
+    except (TypeError, ValueError):
+        return False
+    return np.size(v) == 1
 
 
 def _integer_ids(x: Array, cfg: Config) -> Array:

@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck_cli.errors import GradcheckError, PluginError, user_code_error
+from gradcheck_cli.errors import USER_CODE_ERRORS, GradcheckError, PluginError, user_code_error
 from gradcheck_cli.layers.base import Array
 from gradcheck_cli.network import Network, ParamRef
 
@@ -170,21 +170,23 @@ class Perturber:
 
     def _loss(self, pred: Array) -> Any:
         try:
-            value = self.net.loss.forward(pred, self.net.target)
+            with self.net.stage(f"loss ({self.net.loss_label}).forward"):
+                value = self.net.loss.forward(pred, self.net.target)
         except GradcheckError:
             raise
-        except Exception as exc:
+        except USER_CODE_ERRORS as exc:
             raise user_code_error(exc, f"loss ({self.net.loss_label}).forward") from exc
         return scalar(value, self.net.loss_label)
 
     def _forward(self, i: int, x: Array) -> Array:
         """Layer ``i``'s forward on ``x`` (a copy for untrusted layers), errors attributed."""
         arg = x if self.net.trusted[i] else x.copy()
-        try:
-            out = self.net.layers[i].forward(arg)
+        try:  # staged: FP events recorded per layer, prints go to stderr
+            with self.net.stage(f"{self.net.describe(i)}.forward"):
+                out = self.net.layers[i].forward(arg)
         except GradcheckError:
             raise
-        except Exception as exc:
+        except USER_CODE_ERRORS as exc:
             raise user_code_error(exc, f"{self.net.describe(i)}.forward") from exc
         if not isinstance(out, np.ndarray):
             raise PluginError(

@@ -8,11 +8,20 @@ import importlib.util
 import inspect
 import sys
 from collections.abc import Callable
+from contextlib import redirect_stdout
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 
-from gradcheck_cli.errors import ConfigError, GradcheckError, PluginError, user_code_error
+import numpy as np
+
+from gradcheck_cli.errors import (
+    USER_CODE_ERRORS,
+    ConfigError,
+    GradcheckError,
+    PluginError,
+    user_code_error,
+)
 
 T = TypeVar("T")
 
@@ -100,9 +109,11 @@ def _load_module(ref: str, base_dir: Path) -> ModuleType:
             )
             assert spec is not None and spec.loader is not None
             module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
+            with redirect_stdout(sys.stderr):  # stdout carries the report
+                spec.loader.exec_module(module)
         else:
-            module = importlib.import_module(ref)
+            with redirect_stdout(sys.stderr):
+                module = importlib.import_module(ref)
     except GradcheckError:
         raise
     except SyntaxError as exc:
@@ -116,7 +127,7 @@ def _load_module(ref: str, base_dir: Path) -> ModuleType:
                 hint=f"it must be importable from {search_dir}, or name a file: 'my_layers.py:Class'",
             ) from exc
         raise user_code_error(exc, f"importing plugin '{ref}'") from exc
-    except Exception as exc:
+    except USER_CODE_ERRORS as exc:
         raise user_code_error(exc, f"importing plugin '{ref}'") from exc
     finally:
         sys.path.remove(search_dir)
@@ -165,10 +176,11 @@ def instantiate(cls: type, label: str, kwargs: dict[str, Any], **context: Any) -
                 f"{label} needs argument '{missing[0]}'", hint=f"accepted: {', '.join(accepted)}"
             )
     try:
-        return cls(**call)
+        with redirect_stdout(sys.stderr):
+            return cls(**call)
     except GradcheckError:
         raise
-    except Exception as exc:
+    except USER_CODE_ERRORS as exc:
         raise user_code_error(exc, f"constructing {label}") from exc
 
 
@@ -182,6 +194,22 @@ def check_layer_contract(obj: Any, label: str) -> None:
             hint="a layer needs dicts 'params' and 'grads' (same keys) and methods "
             "forward(x) -> out and backward(dout) -> dx",
         )
+    # The checker writes θ±ε into each params array in place: it must be a writable float array.
+    for key, value in obj.params.items():
+        problem = None
+        if not isinstance(value, np.ndarray):
+            problem = f"is a {type(value).__name__}, not a NumPy array"
+        elif not np.issubdtype(value.dtype, np.inexact):
+            problem = f"has dtype {value.dtype}; it must be floating point to be perturbed by ε"
+        elif not value.flags.writeable:
+            problem = "is read-only; the checker perturbs parameters in place"
+        elif value.size == 0:
+            problem = f"is empty (shape {value.shape}): there is nothing to check"
+        if problem:
+            raise PluginError(
+                f"{label}: params['{key}'] {problem}",
+                hint="params values must be non-empty, writable float arrays (e.g. np.zeros(n))",
+            )
 
 
 def check_loss_contract(obj: Any, label: str) -> None:

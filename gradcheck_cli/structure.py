@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck_cli.errors import GradcheckError, user_code_error
+from gradcheck_cli.errors import USER_CODE_ERRORS, GradcheckError, user_code_error
 from gradcheck_cli.layers.base import Array
 from gradcheck_cli.network import Network
 
@@ -66,19 +66,23 @@ def backward_consistency(net: Network, grads: list[dict[str, Array] | str], dx: 
         if not isinstance(dx1, np.ndarray):
             continue
         try:
-            layer.backward(dout.copy())
-            g2 = {k: np.array(v, copy=True) for k, v in layer.grads.items()}
-            dx3 = np.asarray(layer.backward(2 * dout))
-            g3 = {k: np.array(v, copy=True) for k, v in layer.grads.items()}
+            with net.stage(f"{net.describe(i)}.backward"):
+                layer.backward(dout.copy())
+                g2 = {k: np.array(v, copy=True) for k, v in layer.grads.items()}
+                dx3 = np.asarray(layer.backward(2 * dout))
+                g3 = {k: np.array(v, copy=True) for k, v in layer.grads.items()}
         except GradcheckError:
             raise
-        except Exception as exc:
+        except USER_CODE_ERRORS as exc:
             raise user_code_error(exc, f"{net.describe(i)}.backward (called again)") from exc
         who = net.describe(i)
         common = [
             k
             for k in g1
-            if k in g2 and k in g3 and np.shape(g1[k]) == np.shape(g2[k]) == np.shape(g3[k])
+            if k in g2
+            and k in g3
+            and np.shape(g1[k]) == np.shape(g2[k]) == np.shape(g3[k])
+            and all(np.issubdtype(np.asarray(g[k]).dtype, np.number) for g in (g1, g2, g3))
         ]
         repeat = [k for k in common if _differs(np.asarray(g2[k]), np.asarray(g1[k]))]
         if repeat:

@@ -14,9 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from gradcheck_cli import modes
 from gradcheck_cli.checker import CheckResult, check_network
-from gradcheck_cli.config import CheckSpec, Config, load_config
+from gradcheck_cli.config import CheckSpec, Config, load_config, refuse_plugins
 from gradcheck_cli.errors import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, ConfigError, GradcheckError
+from gradcheck_cli.limits import Limits, preflight
+from gradcheck_cli.methods import DEFAULT_EPS, STENCILS
 from gradcheck_cli.network import build_network
 
 #: Exit code when Ctrl-C stopped a check (as the CLI's).
@@ -70,9 +73,16 @@ def is_pattern(arg: str | Path) -> bool:
     return bool(_GLOB_CHARS & set(str(arg))) and not Path(arg).exists()
 
 
+def is_config_dir(arg: str | Path) -> bool:
+    """A directory to take configs from. One named like a config file (``net.yaml/``) is taken
+    as a mistaken file argument instead, so its error says "is a directory"."""
+    path = Path(arg)
+    return path.is_dir() and path.suffix.lower() not in CONFIG_SUFFIXES
+
+
 def is_single(args: Sequence[str | Path]) -> bool:
     """One config file (not a directory or glob): the plain single report, not a suite."""
-    return len(args) == 1 and not Path(args[0]).is_dir() and not is_pattern(args[0])
+    return len(args) == 1 and not is_config_dir(args[0]) and not is_pattern(args[0])
 
 
 def expand(args: Sequence[str | Path]) -> list[Path | Outcome]:
@@ -82,8 +92,10 @@ def expand(args: Sequence[str | Path]) -> list[Path | Outcome]:
     for arg in args:
         text = str(arg)
         path = Path(arg)
-        if path.is_dir():
-            files = sorted(p for p in path.iterdir() if p.suffix.lower() in CONFIG_SUFFIXES)
+        if is_config_dir(path):
+            files = sorted(
+                p for p in path.iterdir() if p.suffix.lower() in CONFIG_SUFFIXES and p.is_file()
+            )
             if not files:
                 found.append(
                     _missing(text, "directory has no config files (*.yaml, *.yml, *.json)")
@@ -103,9 +115,33 @@ def _missing(arg: str, message: str) -> Outcome:
     return Outcome(arg, error=ConfigError(message, file=arg))
 
 
-def check_config(cfg: Config, *, seed: int | None = None, **options: Any) -> CheckResult:
-    """Build and check the network of ``cfg``. ``options`` are check_network's keyword arguments;
-    one that is None (or missing) takes the config's ``check:`` value."""
+def preflight_plan(
+    method: str, eps: float | None, mode: str | None, samples: int | None, probes: int | None
+) -> dict[str, Any]:
+    """What ``preflight`` needs: ε, loss evaluations per entry, entries per tensor (by mode),
+    whether the time limit applies (auto mode bounds its own time by --budget), and whether
+    steps are real (ε must be representable next to every θ) or complex."""
+    evals = len([o for o in STENCILS[method].offsets if o]) if method in STENCILS else 1
+    step = eps if eps is not None else DEFAULT_EPS[method, "float64"]
+    plan: dict[str, Any] = {"eps": step, "evals_per_entry": evals}
+    plan["real_steps"] = method != "complex"
+    if mode == "sample":
+        k = samples or modes.DEFAULT_SAMPLES
+        plan["entries"] = lambda n: min(n, k)
+    elif mode == "directional":
+        k = probes or modes.DEFAULT_PROBES
+        plan["entries"] = lambda n: min(n, k)
+    plan["timed"] = mode != "auto"
+    plan["auto_above"] = modes.SMALL_CHECK if mode is None else None
+    return plan
+
+
+def check_config(
+    cfg: Config, *, seed: int | None = None, force: bool = False, **options: Any
+) -> CheckResult:
+    """Build and check the network of ``cfg`` within the size/time limits (``force``: none).
+    ``options`` are check_network's keyword arguments; one that is None (or missing) takes the
+    config's ``check:`` value."""
     if seed is not None:
         cfg = cfg.model_copy(update={"seed": seed})
     merged = {k: v for k, v in options.items() if v is not None}
@@ -115,13 +151,29 @@ def check_config(cfg: Config, *, seed: int | None = None, **options: Any) -> Che
     for key in CheckSpec.model_fields:  # config values the checker takes, unless overridden
         if key in accepted and key not in own and merged.get(key) is None:
             merged[key] = getattr(cfg.check, key)
-    return check_network(build_network(cfg), seed=cfg.seed, **merged)
+    limits = Limits.off() if force else Limits()
+    net = build_network(cfg, limits=limits)
+    how = preflight_plan(
+        merged.get("method", "central"),
+        merged.get("eps"),
+        merged.get("mode"),
+        merged.get("samples"),
+        merged.get("probes"),
+    )
+    preflight(net, inputs=merged.get("inputs", True), **how, limits=limits, source=cfg.source)
+    return check_network(net, seed=cfg.seed, **merged)
 
 
-def run_config(path: str | Path, **options: Any) -> CheckResult:
-    """Load, build and check one config file (errors raise)."""
+def run_config(
+    path: str | Path, *, no_plugins: bool = False, force: bool = False, **options: Any
+) -> CheckResult:
+    """Load, build and check one config file (errors raise). ``no_plugins``: refuse a config
+    that names user code, before importing any."""
     try:
-        return check_config(load_config(path), **options)
+        cfg = load_config(path)
+        if no_plugins:
+            refuse_plugins(cfg)
+        return check_config(cfg, force=force, **options)
     except GradcheckError as exc:
         if exc.file is None:  # e.g. an include pattern: say which config it was
             exc.file = str(path)
@@ -169,9 +221,9 @@ class Validation:
     error: GradcheckError | None = None
 
 
-def validate(args: Sequence[str | Path]) -> list[Validation]:
+def validate(args: Sequence[str | Path], *, no_plugins: bool = False) -> list[Validation]:
     """Parse each config and build its network (imports plugins, one forward pass to fit the
-    shapes) without checking any gradient."""
+    shapes, memory limits) without checking any gradient. ``no_plugins``: refuse user code."""
     found: list[Validation] = []
     for item in expand(args):
         if isinstance(item, Outcome):
@@ -179,6 +231,8 @@ def validate(args: Sequence[str | Path]) -> list[Validation]:
             continue
         try:
             cfg = load_config(item)
+            if no_plugins:
+                refuse_plugins(cfg)
             net = build_network(cfg)
         except GradcheckError as exc:
             found.append(Validation(str(item), error=exc))

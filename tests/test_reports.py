@@ -378,6 +378,12 @@ def test_a_glob_or_directory_that_finds_nothing_is_invalid(tmp_path: Path) -> No
     assert doc["exit_code"] == 2
 
 
+def test_a_directory_named_like_a_config_is_a_mistaken_file(tmp_path: Path) -> None:
+    (tmp_path / "net.yaml").mkdir()
+    r = gc("run", tmp_path / "net.yaml")
+    assert r.exit_code == 2 and "is a directory" in r.output and "summary" not in r.output
+
+
 def test_a_directory_with_one_config_still_reports_as_a_suite(tmp_path: Path, write) -> None:
     """The JSON shape depends on the arguments, not on how many files a directory holds."""
     (tmp_path / "only").mkdir()

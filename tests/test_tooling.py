@@ -128,6 +128,16 @@ def test_validate_reports_every_invalid_config(write, tmp_path: Path) -> None:
     assert gc("validate", bad_key, "--quiet").exit_code == 2
 
 
+def test_validate_and_run_refuse_plugins_on_request() -> None:
+    custom = CONFIGS / "custom_layer.yaml"
+    r = gc("validate", custom, CONFIGS / "seed_mlp.yaml", "--no-plugins")
+    assert r.exit_code == 2 and "--no-plugins refuses" in r.output and "1 of 2" in r.output
+    r = gc("run", custom, CONFIGS / "seed_mlp.yaml", "--no-plugins", "--format", "json")
+    assert r.exit_code == 2
+    statuses = [c["status"] for c in json.loads(r.stdout)["configs"]]
+    assert statuses == ["error", "pass"]  # the others still run
+
+
 def test_schema_needs_a_known_kind() -> None:
     r = gc("schema", "nope")
     assert r.exit_code == 2 and "report" in r.output and "config" in r.output

@@ -15,6 +15,8 @@ from gradcheck_cli.registry import register_layer
 class ReLU(Layer):
     """out = max(0, x). x, out: any shape."""
 
+    shape_preserving = True
+
     forward_formula = "out = max(0, x)"
     backward_formula = "dx = dout ⊙ 1{x > 0}"
     elementwise = True  # out[..., j] depends on x[..., j] only (engine short-cut)
@@ -30,6 +32,8 @@ class ReLU(Layer):
 @register_layer("leaky_relu")
 class LeakyReLU(Layer):
     """out = x if x > 0 else slope·x. x, out: any shape."""
+
+    shape_preserving = True
 
     forward_formula = "out = x if x > 0 else slope·x"
     backward_formula = "dx = dout ⊙ (1 if x > 0 else slope)"
@@ -51,6 +55,8 @@ class LeakyReLU(Layer):
 class Sigmoid(Layer):
     """out = 1 / (1 + e^−x), evaluated without overflow. x, out: any shape."""
 
+    shape_preserving = True
+
     forward_formula = "out = σ(x) = 1 / (1 + e^−x)"
     backward_formula = "dx = dout ⊙ out ⊙ (1 − out)"
     elementwise = True  # out[..., j] depends on x[..., j] only (engine short-cut)
@@ -68,6 +74,8 @@ class Sigmoid(Layer):
 @register_layer("tanh")
 class Tanh(Layer):
     """out = tanh(x). x, out: any shape."""
+
+    shape_preserving = True
 
     forward_formula = "out = tanh(x)"
     backward_formula = "dx = dout ⊙ (1 − out²)"
@@ -109,6 +117,8 @@ class Tanh(Layer):
 @register_layer("softmax")
 class Softmax(Layer):
     """Row-wise softmax over the last axis. x, out: (N, C)."""
+
+    shape_preserving = True
 
     forward_formula = "out_i = exp(x_i − max x) / Σ_j exp(x_j − max x)"
     backward_formula = "dx = out ⊙ (dout − Σ_j dout_j·out_j)"
@@ -156,6 +166,8 @@ _GELU_C = 0.044715
 class GELU(Layer):
     """out = x·Φ(x) (exact, erf) or its tanh approximation. x, out: any shape."""
 
+    shape_preserving = True
+
     forward_formula = (
         "exact: out = x·Φ(x), Φ(x) = ½(1 + erf(x/√2));  "
         "tanh: out = ½x(1 + tanh(u)), u = √(2/π)(x + 0.044715x³)"
@@ -197,6 +209,8 @@ class GELU(Layer):
 class ELU(Layer):
     """out = x if x > 0 else α(eˣ − 1). x, out: any shape."""
 
+    shape_preserving = True
+
     forward_formula = "out = x if x > 0 else α(eˣ − 1)"
     backward_formula = "dx = dout ⊙ (1 if x > 0 else out + α)"
 
@@ -219,6 +233,8 @@ class ELU(Layer):
 class Softplus(Layer):
     """out = log(1 + eˣ), evaluated as max(x, 0) + log(1 + e^−|x|). x, out: any shape."""
 
+    shape_preserving = True
+
     forward_formula = "out = log(1 + eˣ) = max(x, 0) + log(1 + e^−|x|)"
     backward_formula = "dx = dout ⊙ σ(x)"
 
@@ -237,6 +253,8 @@ class Softplus(Layer):
 @register_layer("silu")
 class SiLU(Layer):
     """out = x·σ(x) (a.k.a. swish). x, out: any shape."""
+
+    shape_preserving = True
 
     forward_formula = "out = x·σ(x)"
     backward_formula = "dx = dout ⊙ (σ(x) + x·σ(x)(1 − σ(x)))"
@@ -257,6 +275,8 @@ class SiLU(Layer):
 @register_layer("log_softmax")
 class LogSoftmax(Layer):
     """Row-wise log-softmax over the last axis. x, out: (N, C)."""
+
+    shape_preserving = True
 
     forward_formula = "out_i = x_i − max x − log Σ_j exp(x_j − max x)"
     backward_formula = "dx = dout − exp(out) ⊙ Σ_j dout_j"

@@ -45,6 +45,16 @@ class Layer:
     complex_safe: ClassVar[bool] = True
     #: Why a layer is not complex safe (shown to users when complex_safe is False).
     complex_note: ClassVar[str] = ""
+    #: True when the layer has no parameters and its output has its input's shape.
+    shape_preserving: ClassVar[bool] = False
+
+    @classmethod
+    def estimate(
+        cls, input_shape: tuple[int, ...], **args: Any
+    ) -> tuple[int, tuple[int, ...]] | None:
+        """(parameter count, per-sample output shape) from the spec alone, so a check that is too
+        big is refused before anything is allocated; None when unknown (measured after building)."""
+        return (0, tuple(input_shape)) if cls.shape_preserving else None
 
     def __init__(self) -> None:
         self.params: dict[str, Array] = {}

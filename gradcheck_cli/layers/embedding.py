@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from gradcheck_cli.errors import ShapeError
@@ -29,6 +31,16 @@ class Embedding(Layer):
         d = positive_int(dim, "dim")
         self.params = {"W": rng.standard_normal((self.vocab, d)).astype(dtype)}
         self.grads = {"W": np.zeros_like(self.params["W"])}
+
+    @classmethod
+    def estimate(
+        cls, input_shape: tuple[int, ...], **args: Any
+    ) -> tuple[int, tuple[int, ...]] | None:
+        """W (vocab, dim); output (*input_shape, dim). Lets a huge vocab be refused unallocated."""
+        vocab, dim = args.get("vocab"), args.get("dim")
+        if not (isinstance(vocab, int) and isinstance(dim, int)):
+            return None
+        return vocab * dim, (*input_shape, dim)
 
     def forward(self, x: Array) -> Array:
         if not np.issubdtype(x.dtype, np.integer):

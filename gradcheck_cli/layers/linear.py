@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from gradcheck_cli.errors import ShapeError
@@ -36,6 +38,16 @@ class Linear(Layer):
             "b": (0.1 * rng.standard_normal(m)).astype(dtype),
         }
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+
+    @classmethod
+    def estimate(
+        cls, input_shape: tuple[int, ...], **args: Any
+    ) -> tuple[int, tuple[int, ...]] | None:
+        """W (n, m) and b (m,) for per-sample input (n,); output (m,)."""
+        m, n = args.get("out"), input_shape[0] if len(input_shape) == 1 else None
+        if not isinstance(m, int) or n is None:
+            return None
+        return n * m + m, (m,)
 
     def forward(self, x: Array) -> Array:
         self.x = x
