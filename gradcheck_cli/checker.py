@@ -173,6 +173,19 @@ def _structural_failure(name: str, shape: tuple[int, ...], reason: str) -> Param
     )
 
 
+def analytic_gradient(
+    ref: ParamRef, dx: Any, grads: list[dict[str, Array] | str], arr: Array
+) -> tuple[Any, str | None]:
+    """The analytic gradient of ``ref`` from a backward pass (``Network.backward``), and why it
+    cannot be compared with a numerical one (None when it can)."""
+    if ref.key is None:
+        a = dx
+    else:
+        layer_grads = grads[ref.layer]
+        a = layer_grads if isinstance(layer_grads, str) else layer_grads.get(ref.key)
+    return a, _analytic_problem(ref, a, arr)
+
+
 def _analytic_problem(ref: ParamRef, a: Any, arr: Array) -> str | None:
     """Why an analytic gradient cannot be compared at all (None when it can)."""
     what = "dx" if ref.key is None else f"grads['{ref.key}']"
@@ -613,12 +626,7 @@ def _judge_all(
     for ref in refs:
         arr = originals[ref.name]
         shape = tuple(arr.shape)
-        if ref.key is None:
-            analytic: Any = dx
-        else:
-            layer_grads = grads[ref.layer]
-            analytic = layer_grads if isinstance(layer_grads, str) else layer_grads.get(ref.key)
-        why = _analytic_problem(ref, analytic, arr)
+        analytic, why = analytic_gradient(ref, dx, grads, arr)
         if why and "NaN/Inf" in why and network.backward_nonfinite:
             why += f"; NaN/Inf first appear in {network.backward_nonfinite}"
         if why:

@@ -121,14 +121,22 @@ class Network:
 
     @contextmanager
     def stage(self, where: str) -> Iterator[None]:
-        """Run user or layer code: record floating-point events under ``where``, and send what it
-        prints to stderr (stdout carries the report, e.g. JSON)."""
+        """Run user or layer code: record floating-point events under ``where``, send what it
+        prints to stderr (stdout carries the report, e.g. JSON), and turn what it raises into a
+        PluginError naming ``where`` and the line that raised."""
         self.fp.where = where
-        with (
-            np.errstate(over="call", divide="call", invalid="call", under="ignore", call=self.fp),
-            redirect_stdout(sys.stderr),
-        ):
-            yield
+        try:
+            with (
+                np.errstate(
+                    over="call", divide="call", invalid="call", under="ignore", call=self.fp
+                ),
+                redirect_stdout(sys.stderr),
+            ):
+                yield
+        except GradcheckError:
+            raise
+        except USER_CODE_ERRORS as exc:
+            raise user_code_error(exc, where) from exc
 
     # -- naming ---------------------------------------------------------------------------------
     def describe(self, i: int) -> str:
@@ -151,16 +159,11 @@ class Network:
         for i in range(start, len(self.layers)):
             self.inputs.append(out)
             arg = out if self.trusted[i] else out.copy()
-            try:
-                with self.stage(f"{self.describe(i)}.forward"):
-                    out = self.layers[i].forward(arg)
-                watched = self.watch and arg is not self.inputs[i]
-                if watched and not np.array_equal(arg, self.inputs[i], equal_nan=True):
-                    self.mutated.add(i)
-            except GradcheckError:
-                raise
-            except USER_CODE_ERRORS as exc:
-                raise user_code_error(exc, f"{self.describe(i)}.forward") from exc
+            with self.stage(f"{self.describe(i)}.forward"):
+                out = self.layers[i].forward(arg)
+            watched = self.watch and arg is not self.inputs[i]
+            if watched and not np.array_equal(arg, self.inputs[i], equal_nan=True):
+                self.mutated.add(i)
             if not isinstance(out, np.ndarray):
                 raise PluginError(
                     f"{self.describe(i)}.forward returned {type(out).__name__}, not a NumPy array"
@@ -171,11 +174,8 @@ class Network:
     def loss_value(self, x: Array, start: int = 0) -> Any:
         """L for input ``x`` of layer ``start`` (layers before it are taken as cached)."""
         out = self.forward(x, start)
-        try:
-            with self.stage(f"loss ({self.loss_label}).forward"):
-                return self.loss.forward(out, self.target)
-        except USER_CODE_ERRORS as exc:
-            raise user_code_error(exc, f"loss ({self.loss_label}).forward") from exc
+        with self.stage(f"loss ({self.loss_label}).forward"):
+            return self.loss.forward(out, self.target)
 
     def explain_nonfinite(self, x: Array, loss: Any) -> NumericError:
         """Say where the unperturbed pass first stopped being finite (after ``loss_value``)."""
@@ -202,11 +202,8 @@ class Network:
     def backward(self) -> tuple[Array | str, list[dict[str, Array] | str]]:
         """Backward pass after ``loss_value``. Returns (dx, per-layer grads); a string instead of
         an array/dict says why that gradient is unavailable (a layer broke the chain)."""
-        try:
-            with self.stage(f"loss ({self.loss_label}).backward"):
-                dout = np.asarray(self.loss.backward())
-        except USER_CODE_ERRORS as exc:
-            raise user_code_error(exc, f"loss ({self.loss_label}).backward") from exc
+        with self.stage(f"loss ({self.loss_label}).backward"):
+            dout = np.asarray(self.loss.backward())
         grads: list[dict[str, Array] | str] = [""] * len(self.layers)
         self.douts = [dout] * len(self.layers)
         broken: str | None = None
@@ -219,13 +216,8 @@ class Network:
                 continue
             layer = self.layers[i]
             self.douts[i] = dout
-            try:
-                with self.stage(f"{self.describe(i)}.backward"):
-                    dx = layer.backward(dout.copy())
-            except GradcheckError:
-                raise
-            except USER_CODE_ERRORS as exc:
-                raise user_code_error(exc, f"{self.describe(i)}.backward") from exc
+            with self.stage(f"{self.describe(i)}.backward"):
+                dx = layer.backward(dout.copy())
             if not isinstance(dx, np.ndarray):
                 # Not a gradient of the wrong size but no gradient at all (often a missing
                 # `return dx`): the layer breaks the contract, so exit 2 rather than a verdict.

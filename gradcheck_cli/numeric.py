@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck_cli.errors import USER_CODE_ERRORS, GradcheckError, PluginError, user_code_error
+from gradcheck_cli.errors import PluginError
 from gradcheck_cli.layers.base import Array
 from gradcheck_cli.network import Network, ParamRef
 
@@ -169,25 +169,15 @@ class Perturber:
         return arr
 
     def _loss(self, pred: Array) -> Any:
-        try:
-            with self.net.stage(f"loss ({self.net.loss_label}).forward"):
-                value = self.net.loss.forward(pred, self.net.target)
-        except GradcheckError:
-            raise
-        except USER_CODE_ERRORS as exc:
-            raise user_code_error(exc, f"loss ({self.net.loss_label}).forward") from exc
+        with self.net.stage(f"loss ({self.net.loss_label}).forward"):
+            value = self.net.loss.forward(pred, self.net.target)
         return scalar(value, self.net.loss_label)
 
     def _forward(self, i: int, x: Array) -> Array:
         """Layer ``i``'s forward on ``x`` (a copy for untrusted layers), errors attributed."""
         arg = x if self.net.trusted[i] else x.copy()
-        try:  # staged: FP events recorded per layer, prints go to stderr
-            with self.net.stage(f"{self.net.describe(i)}.forward"):
-                out = self.net.layers[i].forward(arg)
-        except GradcheckError:
-            raise
-        except USER_CODE_ERRORS as exc:
-            raise user_code_error(exc, f"{self.net.describe(i)}.forward") from exc
+        with self.net.stage(f"{self.net.describe(i)}.forward"):  # FP events, prints, errors
+            out = self.net.layers[i].forward(arg)
         if not isinstance(out, np.ndarray):
             raise PluginError(
                 f"{self.net.describe(i)}.forward returned {type(out).__name__}, not a NumPy array"

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck_cli.checker import analytic_gradient
 from gradcheck_cli.errors import ConfigError
 from gradcheck_cli.layers.base import Array
 from gradcheck_cli.network import Network, ParamRef, rng_for
@@ -162,25 +163,6 @@ def select(
         field="--param",
         hint=f"available: {', '.join(r.name for r in refs)}",
     )
-
-
-def _analytic(ref: ParamRef, dx: Any, grads: list[Any], shape: tuple[int, ...]) -> Array | str:
-    """The analytic gradient as float64, or why there is none to compare."""
-    if ref.key is None:
-        a = dx
-    else:
-        a = grads[ref.layer] if isinstance(grads[ref.layer], str) else grads[ref.layer].get(ref.key)
-    if isinstance(a, str):
-        return a
-    if a is None:
-        return f"backward did not set grads['{ref.key}']"
-    if not isinstance(a, np.ndarray) or not np.issubdtype(a.dtype, np.number):
-        return f"the gradient is a {type(a).__name__}, not a numeric array"
-    if a.shape != shape:
-        return f"gradient has shape {a.shape}, expected {shape}"
-    if not np.all(np.isfinite(a)):
-        return "gradient contains NaN/Inf"
-    return np.real(a).astype(np.float64)
 
 
 # -- the V-curve ---------------------------------------------------------------------------------
@@ -503,11 +485,13 @@ def sweep_network(
     curves: list[VCurve] = []
     analytic: dict[str, Array] = {}
     for ref in refs:
-        shape = tuple(pert.array(ref).shape)
-        a = _analytic(ref, dx, grads, shape)
-        if isinstance(a, str):
-            curves.append(VCurve.unavailable(ref.name, shape, used, a))
+        arr = pert.array(ref)
+        shape = tuple(arr.shape)
+        raw, why = analytic_gradient(ref, dx, grads, arr)
+        if why:
+            curves.append(VCurve.unavailable(ref.name, shape, used, why))
             continue
+        a = np.real(raw).astype(np.float64)
         analytic[ref.name] = a
         curves.append(v_curve(pert, ref, a, used, dtype, seed))
     tests = None
