@@ -28,7 +28,14 @@ from gradcheck_cli.config import (
     load_yaml_text,
     refuse_plugins,
 )
-from gradcheck_cli.errors import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, ConfigError, GradcheckError
+from gradcheck_cli.errors import (
+    EXIT_FAIL,
+    EXIT_INTERRUPTED,
+    EXIT_PASS,
+    EXIT_USAGE,
+    ConfigError,
+    GradcheckError,
+)
 from gradcheck_cli.formats import console, emit
 from gradcheck_cli.limits import Limits, MemoryPlan, array_bytes, estimate_layer, preflight
 from gradcheck_cli.network import Network, build_network, rng_for
@@ -61,10 +68,6 @@ class Mode(str, Enum):
     sample = "sample"
     directional = "directional"
     auto = "auto"
-
-
-#: Exit code when Ctrl-C stopped a check (a partial report is still shown).
-EXIT_INTERRUPTED = 130
 
 
 Eps = Annotated[float | None, typer.Option("--eps", min=0.0, help="Finite-difference step ε.")]
@@ -119,7 +122,6 @@ Force = Annotated[
     bool,
     typer.Option("--force", help="Run even when the memory or time estimate is over the limit."),
 ]
-EXIT_INTERRUPTED = 130
 ModeOpt = Annotated[
     Mode | None,
     typer.Option(

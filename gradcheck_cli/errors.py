@@ -7,6 +7,8 @@ from pathlib import Path
 EXIT_PASS = 0
 EXIT_FAIL = 1
 EXIT_USAGE = 2
+#: Ctrl-C stopped the run (a partial report is still shown).
+EXIT_INTERRUPTED = 130
 
 
 class GradcheckError(Exception):

@@ -17,13 +17,18 @@ from typing import Any, Literal
 from gradcheck_cli import modes
 from gradcheck_cli.checker import CheckResult, check_network
 from gradcheck_cli.config import CheckSpec, Config, load_config, refuse_plugins
-from gradcheck_cli.errors import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, ConfigError, GradcheckError
+from gradcheck_cli.errors import (
+    EXIT_FAIL,
+    EXIT_INTERRUPTED,
+    EXIT_PASS,
+    EXIT_USAGE,
+    ConfigError,
+    GradcheckError,
+)
 from gradcheck_cli.limits import Limits, preflight
 from gradcheck_cli.methods import DEFAULT_EPS, STENCILS
 from gradcheck_cli.network import build_network
 
-#: Exit code when Ctrl-C stopped a check (as the CLI's).
-EXIT_INTERRUPTED = 130
 #: File suffixes taken from a directory.
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 _GLOB_CHARS = frozenset("*?[")
