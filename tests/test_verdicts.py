@@ -252,6 +252,30 @@ def test_complex_step_names_a_layer_that_drops_the_imaginary_part() -> None:
     assert check_network(net).passed  # central works on the same layer
 
 
+class RaisesOnComplex(RealOnlyTanh):
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        if np.iscomplexobj(x):
+            raise TypeError("complex input not supported")
+        return super().forward(x)
+
+
+class CastsToFloat(RealOnlyTanh):
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return super().forward(np.asarray(x, dtype=np.float64))
+
+
+@pytest.mark.parametrize("cls", [RaisesOnComplex, CastsToFloat])
+def test_complex_step_explains_a_layer_that_raises_or_casts(cls: type) -> None:
+    rng = np.random.default_rng(0)
+    net = Network([make_layer("linear", (3,), rng, out=4), cls()],
+                  WeightedSum(rng.standard_normal((2, 4))), labels=["linear", "p.py:L"],
+                  x=rng.standard_normal((2, 3)), trusted=[True, False])  # fmt: skip
+    with pytest.raises(PluginError, match="--method complex") as info:
+        check_network(net, method="complex")
+    assert "central" in str(info.value)  # suggests another method
+    assert check_network(net).passed
+
+
 def test_cli_method_and_report_say_what_was_done() -> None:
     r = CliRunner().invoke(app, ["run", "--method", "five-point", "--format", "json"])
     assert r.exit_code == 0, r.output
