@@ -465,6 +465,12 @@ def _parse_args(items: list[str]) -> dict[str, Any]:
 def layer(
     name: Annotated[str, typer.Argument(help="Built-in layer name or plugin 'file.py:Class'.")],
     shape: Annotated[str, typer.Option("--shape", help="Input shape, batch first: 4x3.")] = "4x3",
+    integers: Annotated[
+        int | None,
+        typer.Option(
+            "--integers", min=1, help="Input of random integer ids in [0, N) (embedding)."
+        ),
+    ] = None,
     arg: Annotated[
         list[str] | None, typer.Option("--arg", help="Layer argument key=value (repeatable).")
     ] = None,
@@ -513,7 +519,8 @@ def layer(
             plan.add(f"{name} parameters", est[0] * 8.0, "--arg")
             plan.add(f"{name} output", array_bytes((dims[0], *est[1]), "float64"), "--arg")
         lay = make_layer(name, dims[1:], rng_for(s, "layer0"), **kwargs)
-        x = rng_for(s, "input").standard_normal(dims)
+        draw = rng_for(s, "input")
+        x = draw.integers(0, integers, dims) if integers else draw.standard_normal(dims)
         probe = Network([lay], None, labels=[name], x=x)
         probe.forward(x.copy())
         meth = method.value if method else "central"
@@ -530,6 +537,7 @@ def layer(
             quiet=quiet,
         )  # fmt: skip
         words = ["layer", name, "--shape", shape, *[w for a in arg or [] for w in ("--arg", a)]]
+        words += ["--integers", str(integers)] if integers else []
         words += _mode_words(result)
         opts = _output_options(fmt, only_failures, junit_xml, export_html, export_svg, show_entries)
         replay = _replay(words, result, s, rtol, atol, include, exclude)

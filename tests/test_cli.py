@@ -322,3 +322,15 @@ def test_show_entries_draws_a_map_per_tensor(write) -> None:
     )
     assert "█ ≥ 1: 0   (3 entries)" in r.output  # the last bias is right
     assert "|a−n| / tolerance" not in gc("run", str(cfg)).output
+
+
+def test_layer_command_with_integer_ids() -> None:
+    args = ["--shape", "4x6", "--integers", "3", "--arg", "vocab=3", "--arg", "dim=2"]
+    r = gc("layer", "embedding", *args, "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert [p["name"] for p in json.loads(r.stdout)["results"]] == ["0.embedding.W"]
+    r = gc(
+        "layer", f"{Path(__file__).with_name('buggy_layers_more.py')}:EmbeddingOverwrites", *args
+    )
+    assert r.exit_code == 1, r.output  # repeated ids: overwriting instead of accumulating is caught
+    assert "--integers 3" in r.output  # the replay line keeps the integer input
