@@ -42,8 +42,6 @@ from gradcheck_cli.network import Network, ParamRef
 
 #: Unit round-off per dtype.
 UNIT_ROUNDOFF = {"float64": 2.0**-53, "float32": 2.0**-24}
-#: Default step: near the optimum (3u)^(1/3) of central differences for O(1) scales.
-DEFAULT_EPS = {"float64": 1e-5, "float32": 1e-3}
 #: Memory budget for the stacked copies of one chunk, in bytes.
 CHUNK_BYTES = 64 * 2**20
 #: Stacked arrays alive at once per layer (input, output, a temporary or two).

@@ -21,8 +21,9 @@ import numpy as np
 from gradcheck_cli.checker import analytic_gradient
 from gradcheck_cli.errors import ConfigError
 from gradcheck_cli.layers.base import Array
+from gradcheck_cli.methods import DEFAULT_EPS
 from gradcheck_cli.network import Network, ParamRef, rng_for
-from gradcheck_cli.numeric import DEFAULT_EPS, UNIT_ROUNDOFF, Perturber, scalar
+from gradcheck_cli.numeric import UNIT_ROUNDOFF, Perturber, scalar
 
 #: ε = 10^-1, 10^-1.5, …, 10^-12.
 EPS_GRID: tuple[float, ...] = tuple(10.0 ** (-k / 2) for k in range(2, 25))
@@ -479,7 +480,7 @@ def sweep_network(
     refs = select(network, param, inputs, discrete)
     first = next((p for layer in network.layers for p in layer.params.values()), x)
     dtype = "float32" if (first if discrete else x).dtype == np.float32 else "float64"
-    used = DEFAULT_EPS[dtype] if eps is None else eps
+    used = DEFAULT_EPS["central", dtype] if eps is None else eps
     pert = Perturber(network, x)
     dx, grads = network.backward()
     curves: list[VCurve] = []
