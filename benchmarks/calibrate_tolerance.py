@@ -1,6 +1,6 @@
 """Calibrate the verdict defaults: false alarms on correct networks vs the smallest bug caught.
 
-    python benchmarks/calibrate_tolerance.py [--seeds 20] [--method central]
+    python benchmarks/calibrate_tolerance.py [--seeds 20] [--method central] [--dtype float32]
 
 For every network of the corpus (tests/bug_corpus.py: ReLU, leaky-ReLU, tanh, sigmoid, softmax MLPs;
 CE, MSE and Σ out⊙g losses) and every seed: (1) the correct network must pass — a failure is a false
@@ -38,6 +38,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=20)
     ap.add_argument("--method", default="central")
     ap.add_argument("--sizes", default="1e-4,1e-5,1e-6,1e-7,1e-8")
+    ap.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     args = ap.parse_args()
     sizes = [float(s) for s in args.sizes.split(",")]
     t0 = time.perf_counter()
@@ -46,7 +47,7 @@ def main() -> None:
     for spec in NETWORKS:
         for seed in range(args.seeds):
             for scale in (1.0, 30.0):  # O(1) inputs and large ones (saturating tanh/sigmoid)
-                net = build(spec, seed, scale)
+                net = build(spec, seed, scale, args.dtype)
                 res = check_network(net, method=args.method, attribute=False)
                 runs += 1
                 if not res.passed:
@@ -67,7 +68,7 @@ def main() -> None:
                 for layer, key in targets(net):
                     for kind in BUG_KINDS:
                         for r in sizes:
-                            fresh = build(spec, seed, scale)
+                            fresh = build(spec, seed, scale, args.dtype)
                             res = check_network(
                                 bugged(fresh, layer, key, kind, r, seed),
                                 method=args.method,
