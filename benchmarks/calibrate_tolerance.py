@@ -77,7 +77,7 @@ def main() -> None:
                             caught[r][0] += not res.passed
                             caught[r][1] += 1
     print(
-        f"method={args.method}  networks={len(NETWORKS)}  seeds={args.seeds}  correct runs={runs}"
+        f"dtype={args.dtype}  method={args.method}  networks={len(NETWORKS)}  seeds={args.seeds}  correct runs={runs}"
     )
     print(f"false alarms: {false_alarms} / {runs}")
     print(f"entries needing a second look: {refined} (kinks: {kinks})")
