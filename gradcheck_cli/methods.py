@@ -133,39 +133,19 @@ def one_sided(
     return (f[:, 0::2] - f0) / taken[:, 0::2], (f[:, 1::2] - f0) / taken[:, 1::2]
 
 
-class ComplexStepError(GradcheckError):
-    """The network cannot be evaluated at complex parameters (a layer is not complex-safe)."""
-
-
 def complex_step(pert: Perturber, ref: ParamRef, indices: Array, h: float) -> Estimate:
     """Im L(θ + i·h) / h for each entry: no subtractive cancellation, exact to round-off.
 
-    The perturbed tensor is swapped for a complex copy for the duration (layers must read their
-    parameters from ``params``), and put back afterwards — the original array object, untouched.
+    The engine evaluates complex offsets on complex copies (layers must read their parameters
+    from ``params``); a layer that raises on complex values or casts them to real is named.
     """
-    net = pert.net
-    arr = pert.array(ref)
-    carr = arr.astype(np.complex128)
-    layer = net.layers[ref.layer] if ref.key is not None else None
-    if layer is not None:
-        layer.params[ref.key] = carr
-    start_input = carr if layer is None else pert.layer_inputs[ref.layer]
-    out = np.empty(len(indices))
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", np.exceptions.ComplexWarning)
-            for j, i in enumerate(indices):
-                carr.flat[i] = arr.flat[i] + 1j * h
-                try:
-                    value = net.loss_value(start_input, ref.layer)
-                except (GradcheckError, np.exceptions.ComplexWarning) as exc:
-                    raise _not_complex_safe(net, ref, exc) from exc
-                finally:
-                    carr.flat[i] = arr.flat[i]
-                out[j] = np.imag(value) / h
-    finally:
-        if layer is not None:
-            layer.params[ref.key] = arr
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", np.exceptions.ComplexWarning)
+        try:
+            f, _ = pert.losses(ref, indices, np.array([1j * h]))
+        except (GradcheckError, np.exceptions.ComplexWarning) as exc:
+            raise _not_complex_safe(pert.net, ref, exc) from exc
+    out = np.imag(f[:, 0]) / h
     return Estimate(out, UNIT_ROUNDOFF["float64"] * np.abs(out))
 
 
