@@ -55,14 +55,14 @@ class Estimate:
     roundoff: Array  # ≈ u·Σ|w_k·f_k|/ε: how far round-off alone can move ``numeric``
 
 
-def _step_scale(steps: Array, stencil: Stencil, eps: float) -> Array:
-    """The ε each entry really used: offsets ±1 as represented in the array's dtype.
+def _step_scale(steps: Array, offsets: list[float]) -> Array:
+    """The ε each entry really used: the ±1 offsets as represented in the array's dtype.
 
     (θ + ε) − θ differs from ε by up to u·|θ|, a relative error of u·|θ|/ε that matters for the
     small steps of the forward method; using the represented step removes it.
     """
-    cols = [k for k, o in enumerate(stencil.offsets) if abs(o) == 1.0]
-    return np.mean(np.abs(steps[:, cols]), axis=1) if cols else np.full(len(steps), eps)
+    cols = [k for k, o in enumerate(offsets) if abs(o) == 1.0]  # every stencil has one
+    return np.mean(np.abs(steps[:, cols]), axis=1)
 
 
 def estimate(
@@ -80,7 +80,7 @@ def estimate(
             np.full(len(indices), float(np.real(pert.f0))) if o == 0.0 else f[:, offs.index(o)]
         )
     fk = np.stack(cols, axis=1)
-    h = _step_scale(steps, Stencil(tuple(offs), (), 0), eps)
+    h = _step_scale(steps, offs)
     w = np.array(stencil.weights)
     numeric = (fk @ w) / h
     roundoff = UNIT_ROUNDOFF[dtype] * (np.abs(fk) @ np.abs(w)) / h
