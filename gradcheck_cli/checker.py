@@ -834,11 +834,7 @@ def _with_attribution(
             )
     # Re-run the network pass so its caches match the unperturbed parameters again.
     network.loss_value(network.x if network.x is not None else inputs[0])
-    return CheckResult(**{**_fields(result), "attribution": tuple(culprits)})
-
-
-def _fields(result: CheckResult) -> dict[str, Any]:
-    return {f: getattr(result, f) for f in result.__dataclass_fields__}
+    return replace(result, attribution=tuple(culprits))
 
 
 def _spurious_grads(network: Network, grads: list[Any]) -> list[ParamResult]:
