@@ -845,11 +845,10 @@ def _spurious_grads(network: Network, grads: list[Any]) -> list[ParamResult]:
         if not isinstance(g, dict):
             continue
         params = network.layers[i].params
-        short = network.labels[i].rpartition(":")[2]
         for key in sorted(set(g) - set(params)):
             out.append(
                 _structural_failure(
-                    f"{i}.{short}.{key}",
+                    network.param_name(i, key),
                     tuple(np.shape(g[key])),
                     f"grads['{key}'] has no matching params['{key}'] (params: "
                     f"{', '.join(params) or 'none'}): grads and params must have the same keys",

@@ -145,9 +145,12 @@ class Network:
     def parameters(self, include_input: bool = True) -> list[ParamRef]:
         refs = [ParamRef("input", 0, None)] if include_input else []
         for i, layer in enumerate(self.layers):
-            short = self.labels[i].rpartition(":")[2]
-            refs += [ParamRef(f"{i}.{short}.{k}", i, k) for k in layer.params]
+            refs += [ParamRef(self.param_name(i, k), i, k) for k in layer.params]
         return refs
+
+    def param_name(self, i: int, key: str) -> str:
+        """Report name of parameter ``key`` of layer ``i``: ``0.linear.W``, ``2.MyLayer.a``."""
+        return f"{i}.{self.labels[i].rpartition(':')[2]}.{key}"
 
     # -- passes ---------------------------------------------------------------------------------
     def forward(self, x: Array, start: int = 0) -> Array:
