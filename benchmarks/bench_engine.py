@@ -40,6 +40,7 @@ import numpy as np  # noqa: E402
 from gradcheck_cli import make_layer  # noqa: E402
 from gradcheck_cli.checker import check_network  # noqa: E402
 from gradcheck_cli.layers.losses import SoftmaxCrossEntropy  # noqa: E402
+from gradcheck_cli.methods import estimate  # noqa: E402
 from gradcheck_cli.network import Network  # noqa: E402
 from gradcheck_cli.numeric import CHUNK_BYTES, Perturber  # noqa: E402
 
@@ -223,7 +224,7 @@ def gc_full_estimate(net: Network, per_tensor: int = 64) -> float:
         size = pert.array(ref).size
         idx = np.linspace(0, size - 1, min(per_tensor, size)).astype(int)
         t0 = time.perf_counter()
-        pert.central(ref, idx, EPS)
+        estimate(pert, ref, idx, "central", EPS, "float64")
         total += (time.perf_counter() - t0) * size / len(idx)
     return total
 
@@ -264,8 +265,8 @@ def numbers_agree(net: Network) -> str:
     pert = Perturber(net, np.array(net.x))
     worst_abs, worst_units = 0.0, 0.0
     for ref, ref_loop in zip(net.parameters(include_input=False), loop, strict=True):
-        d = pert.central(ref, np.arange(pert.array(ref).size), EPS)
-        bound = 2.0**-53 * (np.abs(d.f_plus) + np.abs(d.f_minus)) / d.step
+        d = estimate(pert, ref, np.arange(pert.array(ref).size), "central", EPS, "float64")
+        bound = d.roundoff  # u·(|f₊| + |f₋|)/2ε
         diff = np.abs(d.numeric - ref_loop)
         worst_abs = max(worst_abs, float(diff.max()))
         worst_units = max(worst_units, float((diff / bound).max()))

@@ -54,17 +54,6 @@ CHUNK_TARGET = 128 * 2**10
 ProgressFn = Callable[[int], None]
 
 
-@dataclass(frozen=True)
-class Differences:
-    """Raw central-difference data for the checked entries of one tensor (flat indices)."""
-
-    indices: Array
-    numeric: Array  # (f₊ − f₋) / (θ₊ − θ₋)
-    f_plus: Array
-    f_minus: Array
-    step: Array  # θ₊ − θ₋ as actually represented (≈ 2ε)
-
-
 def scalar(value: Any, label: str) -> Any:
     """A loss value as a NumPy scalar; anything but one number is the loss's contract error."""
     arr = np.asarray(value)
@@ -417,11 +406,6 @@ class Perturber:
         finally:
             arr[...] = saved
         return out
-
-    def central(self, ref: ParamRef, indices: Array, eps: float) -> Differences:
-        f, h = self.losses(ref, indices, np.array([eps, -eps]))
-        step = h[:, 0] - h[:, 1]
-        return Differences(indices, (f[:, 0] - f[:, 1]) / step, f[:, 0], f[:, 1], step)
 
 
 class _ComplexEntry:
