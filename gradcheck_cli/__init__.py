@@ -12,11 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck_cli.checker import CheckResult, Entry, ParamResult, check_layer, check_network
+from gradcheck_cli.checker import check_layer, check_network
 from gradcheck_cli.config import Config, load_config
 from gradcheck_cli.errors import ConfigError, GradcheckError, PluginError, ShapeError
 from gradcheck_cli.network import Network, build_network, rng_for
+from gradcheck_cli.options import CheckOptions
 from gradcheck_cli.registry import check_layer_contract, instantiate, resolve
+from gradcheck_cli.results import CheckResult, Entry, ParamResult
 
 __version__ = "0.1.0"
 
@@ -47,6 +49,7 @@ def make_layer(
 
 
 __all__ = [
+    "CheckOptions",
     "CheckResult",
     "Config",
     "ConfigError",

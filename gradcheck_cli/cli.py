@@ -20,9 +20,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from gradcheck_cli import __version__, plot, report, scaffold, schemas, suite
-from gradcheck_cli.checker import CheckResult, check_layer
+from gradcheck_cli.checker import check_layer
 from gradcheck_cli.config import (
-    check_options,
     default_config_path,
     load_config,
     load_yaml_text,
@@ -39,7 +38,9 @@ from gradcheck_cli.errors import (
 from gradcheck_cli.formats import console, emit
 from gradcheck_cli.limits import Limits, MemoryPlan, array_bytes, estimate_layer, preflight
 from gradcheck_cli.network import Network, build_network, rng_for
+from gradcheck_cli.options import DEFAULT_RTOL, CheckOptions
 from gradcheck_cli.registry import LAYERS, LOSSES, is_plugin, resolve
+from gradcheck_cli.results import CheckResult
 from gradcheck_cli.suite import Outcome, preflight_plan
 from gradcheck_cli.sweep import EPS_GRID, H_GRID, MAX_ENTRIES, sweep_network
 
@@ -323,21 +324,23 @@ def _emit_one(
     return EXIT_PASS if outcome.result.passed else EXIT_FAIL
 
 
-def _replay(
-    words: list[str],
-    result: CheckResult,
-    seed: int,
-    rtol: float | None,
-    atol: float | None,
-    include: list[str] | None = None,
-    exclude: list[str] | None = None,
-) -> str:
-    words = ["gradcheck", *words, "--seed", str(seed), "--method", result.method]
+def _replay(words: list[str], result: CheckResult) -> str:
+    """The command that repeats ``result``: ``words`` (command, config, shape…) plus every option
+    that ran, as recorded in ``result.options`` (auto resolved to the mode it chose)."""
+    o = result.options
+    words = ["gradcheck", *words, "--seed", str(result.seed or 0), "--method", result.method]
     words += ["--eps", f"{result.eps:g}"] + (["--strict"] if result.strict else [])
-    words += ["--rtol", f"{rtol:g}"] if rtol is not None else []
-    words += ["--atol", f"{atol:g}"] if atol is not None else []
-    words += [w for p in include or [] for w in ("--include", p)]
-    words += [w for p in exclude or [] for w in ("--exclude", p)]
+    if result.rtol != DEFAULT_RTOL[result.method, result.dtype]:
+        words += ["--rtol", f"{result.rtol:g}"]
+    words += ["--atol", f"{result.atol:g}"] if result.atol else []
+    words += ["--no-inputs"] if o.get("inputs") is False else []
+    words += [w for p in o.get("include") or [] for w in ("--include", p)]
+    words += [w for p in o.get("exclude") or [] for w in ("--exclude", p)]
+    words += ["--mode", result.mode]
+    if result.samples is not None:
+        words += ["--samples", str(result.samples)]
+    if result.probes is not None:
+        words += ["--probes", str(result.probes)]
     return shlex.join(words)
 
 
@@ -383,31 +386,28 @@ def run(
     """
 
     def job() -> int:
-        check_options(eps=eps, rtol=rtol, atol=atol)
-        args = list(configs or [default_config_path()])
-        bar = _Bar(fmt is Format.table and not quiet and err.is_terminal)
-        options = dict(
-            eps=eps, rtol=rtol, atol=atol, seed=seed, include=include, exclude=exclude,
+        flags: dict[str, Any] = dict(
+            eps=eps, rtol=rtol, atol=atol, include=include, exclude=exclude,
             inputs=False if no_inputs else None, method=method.value if method else None,
             strict=True if strict else None, top=top,
             mode=mode.value if mode is not None else None, samples=samples, probes=probes,
-            budget=budget, progress=bar, no_plugins=no_plugins, force=force,
+            budget=budget,
         )  # fmt: skip
+        CheckOptions.build(flags=True, **flags)  # bad flags: exit 2 before any config is read
+        args = list(configs or [default_config_path()])
+        bar = _Bar(fmt is Format.table and not quiet and err.is_terminal)
         opts = _output_options(fmt, only_failures, junit_xml, export_html, export_svg, show_entries)
         try:
-            res = suite.run_suite(args, keep_going=not debug, **options)
+            res = suite.run_suite(
+                args, keep_going=not debug, seed=seed, progress=bar, no_plugins=no_plugins,
+                force=force, flags=True, **flags,
+            )  # fmt: skip
         finally:
             bar.close()
 
         def replay(o: Outcome) -> str:
             assert o.result is not None
-            words = [
-                "run",
-                *([o.config] if configs else []),
-                *(["--no-inputs"] if no_inputs else []),
-                *_mode_words(o.result),
-            ]
-            return _replay(words, o.result, o.result.seed or 0, rtol, atol, include, exclude)
+            return _replay(["run", *([o.config] if configs else [])], o.result)
 
         if suite.is_single(args):
             (only,) = res.outcomes
@@ -424,16 +424,6 @@ def run(
         return res.exit_code
 
     _guarded(debug, job)
-
-
-def _mode_words(result: CheckResult) -> list[str]:
-    """The options that replay the mode actually run (auto resolved to its choice)."""
-    words = ["--mode", result.mode]
-    if result.samples is not None:
-        words += ["--samples", str(result.samples)]
-    if result.probes is not None:
-        words += ["--probes", str(result.probes)]
-    return words
 
 
 def _parse_shape(text: str) -> tuple[int, ...]:
@@ -503,7 +493,12 @@ def layer(
     def job() -> int:
         from gradcheck_cli import make_layer
 
-        check_options(eps=eps, rtol=rtol, atol=atol)
+        options = CheckOptions.build(
+            flags=True, eps=eps, rtol=rtol, atol=atol, strict=strict, top=top,
+            method=method.value if method else None, mode=mode.value if mode else None,
+            samples=samples, probes=probes, budget=budget, include=include, exclude=exclude,
+            seed=0 if seed is None else seed,
+        )  # fmt: skip
         if no_plugins and is_plugin(name):
             raise ConfigError(
                 f"'{name}' is a plugin, and --no-plugins refuses user code", field="NAME"
@@ -523,24 +518,20 @@ def layer(
         x = draw.integers(0, integers, dims) if integers else draw.standard_normal(dims)
         probe = Network([lay], None, labels=[name], x=x)
         probe.forward(x.copy())
-        meth = method.value if method else "central"
-        how = preflight_plan(meth, eps, mode.value if mode is not None else None, samples, probes)
-        preflight(probe, inputs=True, **how, limits=limits)
+        preflight(probe, inputs=True, **preflight_plan(options), limits=limits)
+        if integers:
+            options = options.model_copy(update={"discrete": True})
         result = _checked(
             fmt,
             lambda bar: check_layer(
-                lay, x, seed=s, label=name, eps=eps, rtol=rtol, atol=atol, strict=strict,
-                top=top, method=meth,
-                mode=mode.value if mode is not None else None, samples=samples, probes=probes,
-                budget=budget, progress=bar, include=include, exclude=exclude,
+                lay, x, seed=s, label=name, options=options, progress=bar
             ),
             quiet=quiet,
         )  # fmt: skip
         words = ["layer", name, "--shape", shape, *[w for a in arg or [] for w in ("--arg", a)]]
         words += ["--integers", str(integers)] if integers else []
-        words += _mode_words(result)
         opts = _output_options(fmt, only_failures, junit_xml, export_html, export_svg, show_entries)
-        replay = _replay(words, result, s, rtol, atol, include, exclude)
+        replay = _replay(words, result)
         return _emit_one(Outcome(name, result=result), opts, replay, quiet)
 
     _guarded(debug, job)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import json
-import math
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -13,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gradcheck_cli.errors import ConfigError
+from gradcheck_cli.options import CheckSpec
 
 #: Config files larger than this are refused before reading: a hand-written spec is a few KB;
 #: inline ``values`` beyond this belong in a ``.npy`` file (``file:``).
@@ -20,10 +20,6 @@ MAX_CONFIG_BYTES = 10 * 2**20
 #: Nodes (mappings, lists, scalars) a parsed config may hold once YAML aliases are expanded:
 #: stops "billion laughs" alias bombs before validation walks them.
 MAX_CONFIG_NODES = 2_000_000
-#: Largest finite-difference step accepted. ε is an absolute step; at ε ~ 1 the central
-#: difference of any curved function measures curvature, not slope (truncation ε²·f'''/6 is
-#: O(1)), so a larger value is a typo (1e5 for 1e-5), not a choice.
-MAX_EPS = 1.0
 
 
 class _Strict(BaseModel):
@@ -91,25 +87,6 @@ class LossSpec(LayerSpec):
     """The loss: ``type`` plus its arguments."""
 
 
-class CheckSpec(_Strict):
-    """How to check: step size, tolerances, whether to check the input gradient too, and how
-    much (mode: full / sample / directional / auto; samples and probes per tensor)."""
-
-    eps: float | None = Field(default=None, gt=0, le=MAX_EPS, allow_inf_nan=False)
-    rtol: float | None = Field(default=None, ge=0, le=1.0, allow_inf_nan=False)
-    atol: float | None = Field(default=None, ge=0, allow_inf_nan=False)
-    inputs: bool = True
-    method: Literal["central", "forward", "five-point", "complex"] = "central"
-    strict: bool = False
-    mode: Literal["full", "sample", "directional", "auto"] | None = None
-    samples: int | None = Field(default=None, ge=1)
-    probes: int | None = Field(default=None, ge=1)
-    budget: float | None = Field(default=None, gt=0)
-    #: Parameter-name glob patterns (``*.W``, ``0.*``, ``input``); see gradcheck_cli/selection.py.
-    include: list[str] | None = None
-    exclude: list[str] | None = None
-
-
 class Config(_Strict):
     """A network spec: where the input and target come from, the layers, the loss, the check."""
 
@@ -165,7 +142,7 @@ def _explain(err: ValidationError, file: str) -> ConfigError:
     first = err.errors()[0]
     loc = tuple(first["loc"])
     field = _loc(loc)
-    msg = first["msg"]
+    msg = str(first["msg"]).removeprefix("Value error, ")
     hint = None
     if first["type"] == "extra_forbidden":
         model = _model_at(loc)
@@ -184,34 +161,13 @@ def _explain(err: ValidationError, file: str) -> ConfigError:
                 hint = f"did you mean '{loc[-1]}' where it says '{close[0]}'?"
     elif first["type"] == "literal_error":
         msg = f"{msg}, got {first['input']!r}"
-    elif "input" in first and not isinstance(first["input"], (dict, list)):
+    elif first["type"] != "value_error" and "input" in first and not isinstance(first["input"], (dict, list)):
         msg = f"{msg} (got {first['input']!r})"
     msg = re.sub(r" or instance of \w+", " (a mapping)", msg)
     more = len(err.errors()) - 1
     if more:
         msg += f"  (+{more} more problem{'s' if more > 1 else ''})"
     return ConfigError(msg, file=file, field=field or "(top level)", hint=hint)
-
-
-def check_options(**values: float | None) -> None:
-    """Validate ε and tolerances given outside a config (CLI options, API): the same bounds as
-    the ``check`` section. Keys are option names (``eps``, ``rtol``, ``atol``)."""
-    for name, value in values.items():
-        if value is None:
-            continue
-        field = f"--{name}"
-        if not math.isfinite(value):
-            raise ConfigError(f"must be a finite number, got {value}", field=field)
-        if name == "eps" and not 0 < value <= MAX_EPS:
-            raise ConfigError(
-                f"the step ε must lie in (0, {MAX_EPS:g}], got {value:g}",
-                field=field,
-                hint="ε is an absolute step; 1e-5 suits float64, 1e-3 float32",
-            )
-        if name == "rtol" and not 0 <= value <= 1:
-            raise ConfigError(f"must lie in [0, 1], got {value:g}", field=field)
-        if name == "atol" and value < 0:
-            raise ConfigError(f"must be >= 0, got {value:g}", field=field)
 
 
 def plugin_fields(cfg: Config) -> list[tuple[str, str]]:

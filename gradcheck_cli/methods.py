@@ -34,19 +34,6 @@ STENCILS = {
     "five-point": Stencil((2.0, 1.0, -1.0, -2.0), (-1 / 12, 8 / 12, -8 / 12, 1 / 12), 4),
 }
 
-#: Default ε per method and dtype: near each method's optimum for O(1) scales (error model table).
-DEFAULT_EPS = {
-    ("central", "float64"): 1e-5,
-    ("central", "float32"): 1e-3,
-    ("forward", "float64"): 1e-8,
-    ("forward", "float32"): 3e-4,
-    ("five-point", "float64"): 1e-3,
-    ("five-point", "float32"): 1e-2,
-    ("complex", "float64"): 1e-20,
-    ("complex", "float32"): 1e-20,
-}
-
-
 @dataclass(frozen=True)
 class Estimate:
     """Numerical derivative of L w.r.t. each checked entry, with its round-off error bound."""

@@ -25,14 +25,9 @@ from gradcheck_cli.network import ParamRef, rng_for
 from gradcheck_cli.numeric import Perturber
 
 MODES = ("full", "sample", "directional", "auto")
-#: Entries per tensor in sample mode, probes per tensor in directional mode (defaults).
-DEFAULT_SAMPLES = 16
-DEFAULT_PROBES = 2
 #: With no mode given, checks of at most this many entries run ``full`` without a pilot;
 #: larger ones run ``auto`` with :data:`DEFAULT_BUDGET`.
 SMALL_CHECK = 20_000
-#: Auto's budget when none is given (seconds).
-DEFAULT_BUDGET = 60.0
 #: Loss evaluations per directional probe: ±ε (±2ε are added only when the verdict needs the
 #: truncation estimate).
 PROBE_EVALS = 2

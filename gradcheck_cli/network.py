@@ -97,6 +97,7 @@ class Network:
         target: Array | None = None,
         trusted: list[bool] | None = None,
         name: str = "network",
+        discrete: bool = False,
     ) -> None:
         self.layers = layers
         self.loss = loss
@@ -105,6 +106,8 @@ class Network:
         self.x = x
         self.target = target
         self.name = name
+        #: The input is integer ids (a config's ``input.integers``): no input gradient.
+        self.discrete = discrete
         #: Built-in layers are trusted not to mutate their input; user layers get copies.
         self.trusted = trusted if trusted is not None else [False] * len(layers)
         self.inputs: list[Array] = []
@@ -356,7 +359,10 @@ def build_network(cfg: Config, *, limits: Limits | None = None) -> Network:
     labels: list[str] = []
     trusted: list[bool] = []
     out = x
-    net = Network(layers, None, labels=labels, trusted=trusted, name=cfg.name)
+    net = Network(
+        layers, None, labels=labels, trusted=trusted, name=cfg.name,
+        discrete=cfg.input.integers is not None,
+    )  # fmt: skip
     for i, spec in enumerate(cfg.layers):
         field = f"layers[{i}]"
         try:

@@ -39,11 +39,11 @@ import numpy as np
 from gradcheck_cli.errors import PluginError
 from gradcheck_cli.layers.base import Array
 from gradcheck_cli.network import Network, ParamRef
+from gradcheck_cli.options import CHUNK_BYTES
 
 #: Unit round-off per dtype.
 UNIT_ROUNDOFF = {"float64": 2.0**-53, "float32": 2.0**-24}
 #: Memory budget for the stacked copies of one chunk, in bytes.
-CHUNK_BYTES = 64 * 2**20
 #: Stacked arrays alive at once per layer (input, output, a temporary or two).
 _LIVE_ARRAYS = 4
 #: Preferred size of one stacked array: small enough to stay in cache and out of fresh pages

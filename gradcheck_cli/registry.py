@@ -51,6 +51,15 @@ def register_loss(name: str) -> Callable[[type[T]], type[T]]:
     return deco
 
 
+def registered_name(cls: type) -> str | None:
+    """The registry name of a built-in layer or loss class (None for any other class)."""
+    for table in (LAYERS, LOSSES):
+        for name, known in table.items():
+            if known is cls:
+                return name
+    return None
+
+
 def is_plugin(type_name: str) -> bool:
     return ":" in type_name
 

@@ -14,7 +14,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from gradcheck_cli.checker import CheckResult, Entry, ParamResult
+from gradcheck_cli.results import CheckResult, Entry, ParamResult
 
 
 def _num(v: float) -> str:

@@ -8,15 +8,14 @@ a suite is the worst of its outcomes: 2 if any config is invalid, else 1 if any 
 from __future__ import annotations
 
 import glob
-import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from gradcheck_cli import modes
-from gradcheck_cli.checker import CheckResult, check_network
-from gradcheck_cli.config import CheckSpec, Config, load_config, refuse_plugins
+from gradcheck_cli.checker import check_network
+from gradcheck_cli.config import Config, load_config, refuse_plugins
 from gradcheck_cli.errors import (
     EXIT_FAIL,
     EXIT_INTERRUPTED,
@@ -26,8 +25,11 @@ from gradcheck_cli.errors import (
     GradcheckError,
 )
 from gradcheck_cli.limits import Limits, preflight
-from gradcheck_cli.methods import DEFAULT_EPS, STENCILS
+from gradcheck_cli.methods import STENCILS
 from gradcheck_cli.network import build_network
+from gradcheck_cli.options import DEFAULT_EPS, DEFAULT_PROBES, DEFAULT_SAMPLES, CheckOptions
+from gradcheck_cli.plan import Progress
+from gradcheck_cli.results import CheckResult
 
 #: File suffixes taken from a directory.
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
@@ -120,21 +122,20 @@ def _missing(arg: str, message: str) -> Outcome:
     return Outcome(arg, error=ConfigError(message, file=arg))
 
 
-def preflight_plan(
-    method: str, eps: float | None, mode: str | None, samples: int | None, probes: int | None
-) -> dict[str, Any]:
+def preflight_plan(opts: CheckOptions) -> dict[str, Any]:
     """What ``preflight`` needs: ε, loss evaluations per entry, entries per tensor (by mode),
     whether the time limit applies (auto mode bounds its own time by --budget), and whether
     steps are real (ε must be representable next to every θ) or complex."""
+    method, mode = opts.method, opts.chosen_mode
     evals = len([o for o in STENCILS[method].offsets if o]) if method in STENCILS else 1
-    step = eps if eps is not None else DEFAULT_EPS[method, "float64"]
+    step = opts.eps if opts.eps is not None else DEFAULT_EPS[method, "float64"]
     plan: dict[str, Any] = {"eps": step, "evals_per_entry": evals}
     plan["real_steps"] = method != "complex"
     if mode == "sample":
-        k = samples or modes.DEFAULT_SAMPLES
+        k = opts.samples or DEFAULT_SAMPLES
         plan["entries"] = lambda n: min(n, k)
     elif mode == "directional":
-        k = probes or modes.DEFAULT_PROBES
+        k = opts.probes or DEFAULT_PROBES
         plan["entries"] = lambda n: min(n, k)
     plan["timed"] = mode != "auto"
     plan["auto_above"] = modes.SMALL_CHECK if mode is None else None
@@ -142,31 +143,25 @@ def preflight_plan(
 
 
 def check_config(
-    cfg: Config, *, seed: int | None = None, force: bool = False, **options: Any
+    cfg: Config,
+    *,
+    seed: int | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+    flags: bool = False,
+    **given: Any,
 ) -> CheckResult:
     """Build and check the network of ``cfg`` within the size/time limits (``force``: none).
-    ``options`` are check_network's keyword arguments; one that is None (or missing) takes the
-    config's ``check:`` value."""
+    ``given`` are check options (CheckOptions fields) over the config's ``check:`` section; a
+    value of None takes the config's. ``flags``: errors name options as CLI flags."""
     if seed is not None:
         cfg = cfg.model_copy(update={"seed": seed})
-    merged = {k: v for k, v in options.items() if v is not None}
-    accepted = inspect.signature(check_network).parameters
-    # The config's ε belongs to the config's method: another method gets its own default ε.
-    own = {"eps"} if merged.get("method") is not None else set()
-    for key in CheckSpec.model_fields:  # config values the checker takes, unless overridden
-        if key in accepted and key not in own and merged.get(key) is None:
-            merged[key] = getattr(cfg.check, key)
+    opts = CheckOptions.build(cfg.check, flags=flags, seed=cfg.seed, **given)
     limits = Limits.off() if force else Limits()
     net = build_network(cfg, limits=limits)
-    how = preflight_plan(
-        merged.get("method", "central"),
-        merged.get("eps"),
-        merged.get("mode"),
-        merged.get("samples"),
-        merged.get("probes"),
-    )
-    preflight(net, inputs=merged.get("inputs", True), **how, limits=limits, source=cfg.source)
-    return check_network(net, seed=cfg.seed, **merged)
+    how = preflight_plan(opts)
+    preflight(net, inputs=opts.inputs, **how, limits=limits, source=cfg.source)
+    return check_network(net, options=opts, progress=progress)
 
 
 def run_config(

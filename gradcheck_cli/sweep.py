@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck_cli.checker import analytic_gradient
 from gradcheck_cli.errors import ConfigError
 from gradcheck_cli.layers.base import Array
-from gradcheck_cli.methods import DEFAULT_EPS
 from gradcheck_cli.network import Network, ParamRef, rng_for
 from gradcheck_cli.numeric import UNIT_ROUNDOFF, Perturber, scalar
+from gradcheck_cli.options import DEFAULT_EPS
+from gradcheck_cli.results import analytic_gradient
 
 #: ε = 10^-1, 10^-1.5, …, 10^-12.
 EPS_GRID: tuple[float, ...] = tuple(10.0 ** (-k / 2) for k in range(2, 25))

@@ -22,11 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck_cli.checker import CheckResult, check_layer, check_network
+from gradcheck_cli.checker import check_layer, check_network
 from gradcheck_cli.config import Config
 from gradcheck_cli.formats.text import failure_report
 from gradcheck_cli.network import Network, rng_for
 from gradcheck_cli.registry import check_layer_contract, instantiate, resolve
+from gradcheck_cli.results import CheckResult
 from gradcheck_cli.suite import check_config, run_config
 
 

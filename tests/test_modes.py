@@ -141,10 +141,10 @@ def test_ctrl_c_returns_a_partial_result_that_does_not_pass() -> None:
 
 
 def test_cli_ctrl_c_shows_partial_report_and_exits_130(monkeypatch: pytest.MonkeyPatch) -> None:
-    from gradcheck_cli import checker
+    from gradcheck_cli import judge as judge_module
 
     calls = [0]
-    real = checker._Judge.__call__
+    real = judge_module.Judge.__call__
 
     def judge(self: Any, *a: Any, **k: Any) -> Any:
         calls[0] += 1
@@ -152,7 +152,7 @@ def test_cli_ctrl_c_shows_partial_report_and_exits_130(monkeypatch: pytest.Monke
             raise KeyboardInterrupt
         return real(self, *a, **k)
 
-    monkeypatch.setattr(checker._Judge, "__call__", judge)
+    monkeypatch.setattr(judge_module.Judge, "__call__", judge)
     res = runner.invoke(app, ["run"])
     assert res.exit_code == 130, res.output
     assert "interrupted" in res.output and "0.linear.W" in res.output

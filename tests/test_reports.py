@@ -577,7 +577,7 @@ def test_new_result_fields_reach_the_json_and_still_validate() -> None:
     from dataclasses import make_dataclass, replace
 
     from gradcheck_cli import report
-    from gradcheck_cli.checker import ParamResult
+    from gradcheck_cli.results import ParamResult
     from gradcheck_cli.testing import check
 
     result = check(build_linear(), shape=(3, 4))

@@ -15,8 +15,8 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from gradcheck_cli.checker import CheckResult
 from gradcheck_cli.formats.text import num, problems
+from gradcheck_cli.results import CheckResult
 from gradcheck_cli.suite import Outcome, SuiteResult, Validation
 
 VERDICT_STYLE = {

@@ -6,8 +6,8 @@ are percent-encoded; in property values also ``:`` and ``,``.
 
 from __future__ import annotations
 
-from gradcheck_cli.checker import CheckResult, ParamResult
 from gradcheck_cli.formats.text import attribution, describe, index, num, problems
+from gradcheck_cli.results import CheckResult, ParamResult
 from gradcheck_cli.suite import SuiteResult
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from gradcheck_cli.checker import CheckResult, ParamResult
 from gradcheck_cli.formats.text import attribution, describe, num, problems, worst_entries
+from gradcheck_cli.results import CheckResult, ParamResult
 from gradcheck_cli.suite import Outcome, SuiteResult
 
 

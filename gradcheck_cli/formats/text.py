@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from gradcheck_cli.checker import CheckResult, ParamResult
+from gradcheck_cli.results import CheckResult, ParamResult
 
 
 def num(v: float, spec: str = ".2e") -> str:

@@ -18,6 +18,8 @@ class Embedding(Layer):
     The input is discrete, so only W is checked; backward returns zeros for the ids.
     """
 
+    #: The input is integer ids: a check never differentiates it.
+    takes_ids = True
     forward_formula = "out[n, t] = W[ids[n, t]]"
     backward_formula = (
         "dW[v] = Σ_{(n,t): ids[n,t] = v} dout[n, t];  (no gradient for the integer ids)"

@@ -1,0 +1,106 @@
+"""Directional probes: one tensor checked along a few random unit directions v, comparing
+∇L·v with a central difference along v (two loss evaluations per probe)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gradcheck_cli import modes
+from gradcheck_cli.judge import TRUNC_FACTOR, Judge
+from gradcheck_cli.layers.base import Array
+from gradcheck_cli.network import ParamRef
+from gradcheck_cli.numeric import UNIT_ROUNDOFF
+from gradcheck_cli.plan import Plan
+from gradcheck_cli.results import ParamResult
+
+
+def directional(
+    judge: Judge,
+    ref: ParamRef,
+    shape: tuple[int, ...],
+    analytic: Array,
+    scale: float,
+    plan: Plan,
+) -> ParamResult:
+    """Probe one tensor along ``plan.probes`` random directions (central differences)."""
+    pert, eps = judge.pert, judge.eps
+    v = modes.directions(shape, plan.probes, plan.seed, ref.name)
+    steps = np.array([eps, -eps])
+    f = np.stack([pert.along(ref, v[k], steps) for k in range(plan.probes)])
+    args = (ref.name, shape, analytic, pert.array(ref), v, eps, judge, scale)
+    res = compare_directional(*args, f)
+    if not res.passed:  # borderline or wrong: add ±2ε for the truncation estimate
+        plan.grow(2 * plan.probes)
+        f2 = np.stack([pert.along(ref, v[k], 2 * steps) for k in range(plan.probes)])
+        res = compare_directional(*args, np.concatenate([f, f2], axis=1))
+    return res
+
+
+def compare_directional(
+    name: str,
+    shape: tuple[int, ...],
+    analytic: Array,
+    theta: Array,
+    probes: Array,
+    eps: float,
+    judge: Judge,
+    scale: float,
+    f: Array,
+) -> ParamResult:
+    """Directional verdict for one tensor from ``f[k] = L(θ + s·v_k)``, s = (ε, −ε[, 2ε, −2ε]).
+
+    Per probe v (unit norm): a = ∇L·v, n = (f(ε) − f(−ε))/2ε, pass when
+        |a − n| ≤ atol + rtol·max(|a|, |n|) + k·noise + k_T·|n − n₂|/3,
+    noise = u·(|f₊| + |f₋|)/2ε   (round-off of the difference, as for one entry)
+          + u·‖∇L ⊙ θ‖/ε         (θ + εv is rounded entry by entry; independent roundings
+                                   add in quadrature, the factor k covers the rest)
+          + ‖v‖₁·u·(max|∇L| + S) (the analytic gradient's own round-off, as per entry, summed
+                                   along v: at most √n·that, since ‖v‖ = 1)
+    with u for the dtype the numerics are computed in (the analytic term: the network's dtype),
+    S the backward scale of the layer, n₂ the same difference with step 2ε when given (else the
+    term is 0): (n − n₂)/3 is the Richardson estimate of n's truncation error, numeric on both
+    sides, so a wrong ∇L cannot widen it. Nothing scales with the tensor's size except the
+    analytic round-off bound; ‖v‖ = 1 makes the step in θ-space ε, exactly as for one entry.
+    """
+    tol = judge.tol
+    u = UNIT_ROUNDOFF[judge.numeric_dtype]
+    g = np.asarray(analytic, dtype=np.float64).reshape(-1)
+    flat_v = probes.reshape(len(probes), -1)
+    a = flat_v @ g
+    n1 = (f[:, 0] - f[:, 1]) / (2 * eps)
+    n2 = (f[:, 2] - f[:, 3]) / (4 * eps) if f.shape[1] == 4 else n1
+    backward = (
+        UNIT_ROUNDOFF[judge.dtype]
+        * np.abs(flat_v).sum(axis=1)
+        * (float(np.max(np.abs(g), initial=0.0)) + scale)
+    )
+    noise = (
+        u * (np.abs(f[:, 0]) + np.abs(f[:, 1])) / (2 * eps)
+        + u * float(np.linalg.norm(g * np.asarray(theta, dtype=np.float64).reshape(-1))) / eps
+        + backward
+    )
+    trunc = np.abs(n1 - n2) / 3
+    allowed = (
+        tol.atol
+        + tol.rtol * np.maximum(np.abs(a), np.abs(n1))
+        + tol.noise_factor * noise
+        + TRUNC_FACTOR * trunc
+    )
+    err = np.abs(a - n1)
+    bad = ~(err <= allowed)  # NaN fails
+    denom = max(float(np.linalg.norm(a) + np.linalg.norm(n1)), np.finfo(np.float64).tiny)
+    return ParamResult(
+        name=name,
+        shape=shape,
+        passed=not bad.any(),
+        rel_error=float(np.linalg.norm(a - n1)) / denom,
+        max_abs_error=float(err.max(initial=0.0)),
+        checked=len(a),
+        failed=int(bad.sum()),
+        verdict="fail" if bad.any() else "pass",
+        noise_floor=float((tol.noise_factor * noise).max(initial=0.0)),
+        mode="directional",
+        probes=len(a),
+    )
+
+

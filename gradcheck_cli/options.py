@@ -1,0 +1,231 @@
+"""CheckOptions: every setting of a check, validated once, however it was given.
+
+A config's ``check:`` section is a :class:`CheckSpec`; CLI flags over a config, the Python API and
+the pytest plugin build a :class:`CheckOptions` (the spec plus what only a caller sets) through
+:meth:`CheckOptions.build`, so all of them meet the same rules and the same messages. The checker
+takes nothing else. Defaults live here: :meth:`CheckOptions.resolved` fills in ε, tolerances and
+the mode's sizes for the dtype a check runs in, and that resolved copy is what the report shows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from gradcheck_cli.errors import ConfigError
+
+Method = Literal["central", "forward", "five-point", "complex"]
+Mode = Literal["full", "sample", "directional", "auto"]
+
+#: Largest finite-difference step accepted. ε is an absolute step; at ε ~ 1 the central
+#: difference of any curved function measures curvature, not slope (truncation ε²·f'''/6 is
+#: O(1)), so a larger value is a typo (1e5 for 1e-5), not a choice.
+MAX_EPS = 1.0
+#: Upper bounds that keep a typo from planning an impossible check (10M probes, 1e12 samples).
+MAX_SAMPLES = 10**7
+MAX_PROBES = 10_000
+#: Default ε per method and dtype: near each method's optimum for O(1) scales (error model table).
+DEFAULT_EPS = {
+    ("central", "float64"): 1e-5,
+    ("central", "float32"): 1e-3,
+    ("forward", "float64"): 1e-8,
+    ("forward", "float32"): 3e-4,
+    ("five-point", "float64"): 1e-3,
+    ("five-point", "float32"): 1e-2,
+    ("complex", "float64"): 1e-20,
+    ("complex", "float32"): 1e-20,
+}
+#: Relative tolerance per (method, dtype of the network): the smallest relative gradient error
+#: we promise to catch (calibration: benchmarks/calibrate_tolerance.py). A float32 network is
+#: compared against float64 numerics, so its rtol reflects float32 round-off in the backward.
+DEFAULT_RTOL = {
+    ("central", "float64"): 1e-7,
+    ("five-point", "float64"): 1e-7,
+    ("forward", "float64"): 1e-5,
+    ("complex", "float64"): 1e-11,
+    ("central", "float32"): 1e-5,
+    ("five-point", "float32"): 1e-5,
+    ("forward", "float32"): 1e-5,
+    ("complex", "float32"): 1e-5,
+}
+#: Entries per tensor in sample mode, probes per tensor in directional mode.
+DEFAULT_SAMPLES = 16
+DEFAULT_PROBES = 2
+#: Auto's budget when none is given (seconds).
+DEFAULT_BUDGET = 60.0
+#: How many of the worst entries a result keeps by default.
+KEEP_WORST = 5
+#: Memory the engine may use for perturbed copies at once.
+CHUNK_BYTES = 64 * 2**20
+
+
+#: Allowed range of each real-valued option, and how to say it.
+_RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "eps": (lambda v: 0 < v <= MAX_EPS, f"the step ε must lie in (0, {MAX_EPS:g}]"),
+    "rtol": (lambda v: 0 <= v <= 1, "must lie in [0, 1]"),
+    "atol": (lambda v: v >= 0, "must be >= 0"),
+    "budget": (lambda v: v > 0, "must be > 0 seconds"),
+}
+
+
+class CheckSpec(BaseModel):
+    """How to check: method, step, tolerances, which tensors, how much (mode, samples, probes,
+    budget). A config's ``check:`` section; None means "the default for this method and dtype"."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    method: Method = "central"
+    eps: float | None = None
+    rtol: float | None = None
+    atol: float | None = None
+    inputs: bool = True
+    strict: bool = False
+    mode: Mode | None = None
+    samples: int | None = Field(default=None, ge=1, le=MAX_SAMPLES)
+    probes: int | None = Field(default=None, ge=1, le=MAX_PROBES)
+    budget: float | None = None
+    #: Parameter-name glob patterns (``*.W``, ``0.*``, ``input``); see gradcheck_cli/selection.py.
+    include: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] | None = None
+
+    @field_validator("eps", "rtol", "atol", "budget", mode="before")
+    @classmethod
+    def _number(cls, v: Any) -> Any:
+        # Strict mode refuses ints for floats; 1 is as good a budget as 1.0 (bools are not numbers).
+        if isinstance(v, int) and not isinstance(v, bool):
+            try:
+                return float(v)
+            except OverflowError:
+                raise ValueError(f"number too large ({len(str(v))} digits)") from None
+        return v
+
+    @field_validator("eps", "rtol", "atol", "budget")
+    @classmethod
+    def _in_range(cls, v: float | None, info: ValidationInfo) -> float | None:
+        if v is None:
+            return v
+        if not math.isfinite(v):
+            raise ValueError(f"must be a finite number, got {v}")
+        inside, rule = _RANGES[info.field_name or ""]
+        if not inside(v):
+            raise ValueError(f"{rule}, got {v:g}")
+        return v
+
+    @field_validator("include", "exclude", mode="before")
+    @classmethod
+    def _patterns(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        if isinstance(v, str):
+            v = [v]
+        if not isinstance(v, (list, tuple)) or not v:
+            raise ValueError("give a non-empty list of glob patterns, e.g. ['*.W']")
+        if not all(isinstance(p, str) and p.strip() for p in v):
+            raise ValueError(f"patterns must be non-empty strings, got {list(v)!r}")
+        return tuple(v)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CheckSpec:
+        if self.samples is not None and self.mode not in ("sample", "auto", None):
+            raise ValueError(f"samples applies to mode sample (or auto), not mode {self.mode}")
+        if self.probes is not None and self.mode not in ("directional", "auto", None):
+            raise ValueError(f"probes applies to mode directional (or auto), not mode {self.mode}")
+        if self.mode is None and self.samples is not None and self.probes is not None:
+            raise ValueError("samples and probes belong to different modes: also give mode")
+        return self
+
+    @property
+    def chosen_mode(self) -> Mode | None:
+        """The mode asked for: ``samples`` alone selects sample mode, ``probes`` alone
+        directional mode; otherwise ``mode`` (None: full for small checks, else auto)."""
+        if self.mode is None and self.samples is not None:
+            return "sample"
+        if self.mode is None and self.probes is not None:
+            return "directional"
+        return self.mode
+
+
+class CheckOptions(CheckSpec):
+    """A :class:`CheckSpec` plus what only the caller of a check sets."""
+
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    #: Worst entries kept per tensor.
+    top: int = Field(default=KEEP_WORST, ge=0, le=10_000)
+    #: Re-check each layer on its own to name the one at fault when a network check fails.
+    attribute: bool = True
+    #: Integer inputs are ids (no input gradient): None = only when the network says so (a
+    #: config's ``input.integers``, or a first layer that takes ids such as ``embedding``).
+    discrete: bool | None = None
+    chunk_bytes: int = Field(default=CHUNK_BYTES, ge=1)
+
+    @classmethod
+    def build(
+        cls,
+        base: CheckSpec | None = None,
+        *,
+        flags: bool = False,
+        **given: Any,
+    ) -> CheckOptions:
+        """Options from keyword arguments over ``base`` (a config's ``check:``): a value of
+        None takes the base's. A method given without ``eps`` drops the base's ε (it belongs to
+        the base's method). Errors are :class:`ConfigError` naming the option (``--name`` when
+        ``flags``)."""
+        unknown = sorted(set(given) - set(cls.model_fields))
+        if unknown:
+            raise ConfigError(
+                f"unknown check option '{unknown[0]}'",
+                field=unknown[0],
+                hint=f"options are: {', '.join(cls.model_fields)}",
+            )
+        values = dict(base.model_dump(exclude_unset=True)) if base is not None else {}
+        given = {k: v for k, v in given.items() if v is not None}
+        if "method" in given and "eps" not in given:
+            values.pop("eps", None)
+        values.update(given)
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise option_error(exc, flags) from None
+
+    def resolved(self, dtype: str, reference: str | None = None) -> CheckOptions:
+        """A copy with every default filled in for a network of ``dtype`` whose numerics run in
+        ``reference`` (float64 for a float32 network when its layers allow)."""
+        ref = reference or dtype
+        fill: dict[str, Any] = {
+            "eps": DEFAULT_EPS[self.method, ref] if self.eps is None else self.eps,
+            "rtol": DEFAULT_RTOL[self.method, dtype] if self.rtol is None else self.rtol,
+            "atol": 0.0 if self.atol is None else self.atol,
+            "mode": self.chosen_mode,
+        }
+        return self.model_copy(update=fill)
+
+    def replay(self) -> dict[str, Any]:
+        """The options that differ from the defaults (what a replay command must say)."""
+        return self.model_dump(exclude_defaults=True, exclude={"chunk_bytes"})
+
+
+def option_error(exc: ValidationError, flags: bool = False) -> ConfigError:
+    """A ConfigError for the first problem of ``exc``, naming the option as given."""
+    first = exc.errors()[0]
+    name = str(first["loc"][0]) if first["loc"] else "mode"
+    msg = str(first["msg"]).removeprefix("Value error, ")
+    value = first.get("input")
+    if first["type"] == "literal_error":
+        msg = f"{msg}, got {value!r}"
+    elif first["loc"] and first["type"] != "value_error" and not isinstance(value, Mapping):
+        msg = f"{msg} (got {value!r})"
+    hint = None
+    if name == "eps":
+        hint = "ε is an absolute step; 1e-5 suits float64, 1e-3 float32"
+    return ConfigError(msg, field=f"--{name}" if flags else name, hint=hint)

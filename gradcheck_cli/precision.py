@@ -1,0 +1,64 @@
+"""A float32 network's numerical reference in float64: swap float32 parameters for float64
+copies, unless a layer downcasts or ignores its params (then the numerics stay float32)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+
+from gradcheck_cli.layers.base import Array
+from gradcheck_cli.network import Network
+
+
+@contextmanager
+def promoted(network: Network) -> Iterator[str | None]:
+    """Swap every float32 parameter for a float64 copy, so a float32 network's numerical reference
+    is computed in float64; yields why that is not possible (then nothing is swapped)."""
+    saved: list[tuple[Any, str, Array]] = []
+    for layer in network.layers:
+        for k, v in list(layer.params.items()):
+            if isinstance(v, np.ndarray) and v.dtype == np.float32:
+                saved.append((layer, k, v))
+                layer.params[k] = v.astype(np.float64)
+    try:
+        why = _reference_problem(network, saved)
+        if why:
+            for layer, k, v in saved:
+                layer.params[k] = v
+        yield why
+    finally:
+        for layer, k, v in saved:
+            layer.params[k] = v
+
+
+def _reference_problem(network: Network, saved: list[tuple[Any, str, Array]]) -> str | None:
+    """A layer that returns float32 for float64 input, or that keeps its own references to its
+    parameters (so the float64 copies would be ignored), cannot take part in a float64 reference."""
+    x = network.inputs[0] if network.inputs else network.x
+    assert x is not None
+    out = network.forward(x.astype(np.float64) if np.issubdtype(x.dtype, np.floating) else x)
+    outputs = [*network.inputs[1:], out]
+    for i, value in enumerate(outputs):
+        if np.issubdtype(value.dtype, np.floating) and np.finfo(value.dtype).bits < 64:
+            return f"{network.describe(i)} returns {value.dtype} for float64 input (it downcasts)"
+    for i, layer in enumerate(network.layers):
+        if network.trusted[i]:
+            continue
+        for lay, k, v in saved:
+            if lay is not layer:
+                continue
+            before = network.forward(network.inputs[i], i)
+            layer.params[k] = layer.params[k] * 2 + 1
+            try:
+                after = network.forward(network.inputs[i], i)
+            finally:
+                layer.params[k] = v.astype(np.float64)
+            if np.array_equal(before, after):
+                return f"{network.describe(i)} does not read params['{k}'] (it keeps its own reference)"
+    network.forward(x)  # leave the caches as the float32 pass made them
+    return None
+
+

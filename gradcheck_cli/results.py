@@ -1,0 +1,171 @@
+"""Result types of a check (entry → tensor → network) and the pieces every phase shares: the
+analytic gradient of a tensor and why it cannot be compared, a structural failure, and grads keys
+that name no parameter. JSON form: ``report.to_json_dict`` (``CheckResult.to_dict`` is the same)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gradcheck_cli import modes
+from gradcheck_cli.layers.base import Array
+from gradcheck_cli.network import Network, ParamRef
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One checked entry: where, both values, the error and the tolerance it was held to."""
+
+    index: tuple[int, ...]
+    analytic: float
+    numeric: float
+    abs_error: float
+    tol: float
+    noise: float = 0.0  # the part of tol that is estimated noise (not rtol/atol)
+    status: str = "pass"  # pass | fail | kink
+    label: str = ""  # e.g. "missing gradient", "kink: one-sided slopes 0 … 0.31"
+
+
+@dataclass(frozen=True)
+class ParamResult:
+    """The verdict for one tensor (a parameter or the input)."""
+
+    name: str
+    shape: tuple[int, ...]
+    passed: bool
+    rel_error: float
+    max_abs_error: float
+    checked: int
+    failed: int
+    worst: tuple[Entry, ...] = ()  # worst first (by error relative to tolerance)
+    reason: str | None = None
+    verdict: str = "pass"  # pass | fail | kink | noise
+    kinks: int = 0
+    refined: int = 0  # entries re-estimated (Richardson / smaller steps) before a verdict
+    noise_floor: float = 0.0  # largest estimated noise among the checked entries
+    note: str | None = None
+    #: |a − n| / tolerance per entry, in the tensor's shape (NaN where not checked).
+    ratios: Array | None = field(default=None, compare=False, repr=False)
+    #: How this tensor was checked: "full", "sample", "directional", or
+    #: "directional→elementwise" (a failed directional check, then every entry).
+    mode: str = "full"
+    #: Directional probes evaluated (0 unless directional); ``checked`` counts entries, or the
+    #: probes for a tensor checked by directions only.
+    probes: int = 0
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    seed: int | None
+    method: str
+    eps: float
+    rtol: float
+    atol: float
+    dtype: str
+    loss: float
+    params: tuple[ParamResult, ...] = field(default_factory=tuple)
+    #: Failures of the network as a whole (non-deterministic forward, non-linear backward, …).
+    problems: tuple[str, ...] = ()
+    strict: bool = False
+    #: When the network check failed: which layers fail when checked on their own.
+    attribution: tuple[str, ...] = ()
+    #: dtype the numerical derivatives were computed in (float64 for a float32 network when the
+    #: layers allow it).
+    reference: str = "float64"
+    #: What the reader should know that is not a failure (e.g. why a reference is float32).
+    notes: tuple[str, ...] = ()
+    #: The mode actually run (auto resolves to one of full/sample/directional).
+    mode: str = "full"
+    samples: int | None = None  # entries per tensor in sample mode
+    probes: int | None = None  # directions per tensor in directional mode
+    #: Cost estimate per mode when auto chose the mode (None otherwise).
+    estimate: modes.Estimate | None = None
+    #: Stopped early (Ctrl-C): ``params`` holds the tensors finished so far; never a pass.
+    interrupted: bool = False
+    #: Every setting the check ran with, defaults filled in (CheckOptions, JSON form): with the
+    #: config and the seed, enough to reproduce the run.
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return not self.interrupted and not self.problems and all(p.passed for p in self.params)
+
+    @property
+    def failures(self) -> tuple[ParamResult, ...]:
+        return tuple(p for p in self.params if not p.passed)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON report's document (``gradcheck run --format json``) as a dict."""
+        from gradcheck_cli.report import to_json_dict
+
+        return to_json_dict(self)
+
+
+
+def structural_failure(name: str, shape: tuple[int, ...], reason: str) -> ParamResult:
+    return ParamResult(
+        name, shape, False, float("nan"), float("nan"), 0, 0, (), reason, verdict="fail"
+    )
+
+
+def analytic_gradient(
+    ref: ParamRef, dx: Any, grads: list[dict[str, Array] | str], arr: Array
+) -> tuple[Any, str | None]:
+    """The analytic gradient of ``ref`` from a backward pass (``Network.backward``), and why it
+    cannot be compared with a numerical one (None when it can)."""
+    if ref.key is None:
+        a = dx
+    else:
+        layer_grads = grads[ref.layer]
+        a = layer_grads if isinstance(layer_grads, str) else layer_grads.get(ref.key)
+    return a, _analytic_problem(ref, a, arr)
+
+
+def _analytic_problem(ref: ParamRef, a: Any, arr: Array) -> str | None:
+    """Why an analytic gradient cannot be compared at all (None when it can)."""
+    what = "dx" if ref.key is None else f"grads['{ref.key}']"
+    if isinstance(a, str):
+        return a
+    if a is None:
+        return f"backward did not set grads['{ref.key}']"
+    if not isinstance(a, np.ndarray) or not np.issubdtype(a.dtype, np.number):
+        return f"{what} is a {type(a).__name__}, not a numeric array"
+    if a.shape != arr.shape:
+        return f"gradient has shape {a.shape}, expected {arr.shape}"
+    if np.iscomplexobj(a) or (
+        np.issubdtype(arr.dtype, np.floating) and np.finfo(a.dtype).bits < np.finfo(arr.dtype).bits
+    ):
+        return (
+            f"{what} has dtype {a.dtype} but the tensor is {arr.dtype}: the gradient lost precision"
+        )
+    bad = ~np.isfinite(a)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        return f"gradient contains {int(bad.sum())} NaN/Inf value(s), first at {idx}"
+    return None
+
+
+
+
+def spurious_grads(network: Network, grads: list[Any]) -> list[ParamResult]:
+    """A grads key with no params key is a gradient for nothing: the layer contract (same keys)
+    is broken and its params/grads naming cannot be trusted, so it fails like a missing key."""
+    out = []
+    for i, g in enumerate(grads):
+        if not isinstance(g, dict):
+            continue
+        params = network.layers[i].params
+        for key in sorted(set(g) - set(params)):
+            out.append(
+                structural_failure(
+                    network.param_name(i, key),
+                    tuple(np.shape(g[key])),
+                    f"grads['{key}'] has no matching params['{key}'] (params: "
+                    f"{', '.join(params) or 'none'}): grads and params must have the same keys",
+                )
+            )
+    return out
+
