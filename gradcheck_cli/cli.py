@@ -133,13 +133,20 @@ ModeOpt = Annotated[
     ),
 ]
 Samples = Annotated[
-    int | None, typer.Option("--samples", min=1, help="Entries per tensor in sample mode.")
+    int | None,
+    typer.Option(
+        "--samples", help="Entries per tensor in sample mode; without --mode, selects sample mode."
+    ),
 ]
 Probes = Annotated[
-    int | None, typer.Option("--probes", min=1, help="Directions per tensor in directional mode.")
+    int | None,
+    typer.Option(
+        "--probes",
+        help="Directions per tensor in directional mode; without --mode, selects directional mode.",
+    ),
 ]
 Budget = Annotated[
-    float | None, typer.Option("--budget", min=0.0, help="Seconds auto mode may spend.")
+    float | None, typer.Option("--budget", help="Seconds auto mode may spend (> 0).")
 ]
 
 

@@ -1,6 +1,6 @@
 """Result types of a check (entry → tensor → network) and the pieces every phase shares: the
 analytic gradient of a tensor and why it cannot be compared, a structural failure, and grads keys
-that name no parameter. JSON form: ``report.to_json_dict`` (``CheckResult.to_dict`` is the same)."""
+that name no parameter. JSON form: ``formats.jsondoc.to_json_dict`` (``CheckResult.to_dict`` is the same)."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ class CheckResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON report's document (``gradcheck run --format json``) as a dict."""
-        from gradcheck_cli.report import to_json_dict
+        from gradcheck_cli.formats.jsondoc import to_json_dict
 
         return to_json_dict(self)
 

@@ -576,7 +576,6 @@ def test_new_result_fields_reach_the_json_and_still_validate() -> None:
     through."""
     from dataclasses import make_dataclass, replace
 
-    from gradcheck_cli import report
     from gradcheck_cli.results import ParamResult
     from gradcheck_cli.testing import check
 
@@ -592,7 +591,9 @@ def test_new_result_fields_reach_the_json_and_still_validate() -> None:
         result,
         params=tuple(Richer(**{**p.__dict__, "hint": "h"}) for p in result.params),
     )
-    doc = report.to_json_dict(richer)
+    from gradcheck_cli.formats import jsondoc
+
+    doc = jsondoc.to_json_dict(richer)
     REPORT_VALIDATOR.validate(doc)
     assert {p["hint"] for p in doc["results"]} == {"h"}
     assert {p["curvature"] for p in doc["results"]} == {None}  # NaN → null, as everywhere

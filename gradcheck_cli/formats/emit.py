@@ -14,7 +14,7 @@ from rich.console import RenderableType
 from rich.text import Text
 
 from gradcheck_cli import report
-from gradcheck_cli.formats import console, github, json_suite, junit
+from gradcheck_cli.formats import console, github, json_suite, jsondoc, junit
 from gradcheck_cli.suite import Outcome, SuiteResult
 
 
@@ -79,7 +79,7 @@ def single(
                 "error", str(outcome.error), file=file, title="gradcheck: error"
             )
     elif opts.fmt == "json":
-        stdout = report.to_json(outcome.result)
+        stdout = jsondoc.to_json(outcome.result)
     elif opts.fmt == "github":
         stdout = github.render(outcome.result, file)
     else:
