@@ -53,14 +53,23 @@ def estimate_text(result: CheckResult) -> Text | None:
     )
 
 
+def selection_text(result: CheckResult) -> str:
+    """Which tensors were asked for, when not all of them (from the options that ran)."""
+    o = result.options
+    words = ["no input"] if o.get("inputs") is False else []
+    words += [f"include {', '.join(o['include'])}"] if o.get("include") else []
+    words += [f"exclude {', '.join(o['exclude'])}"] if o.get("exclude") else []
+    return f" · {'; '.join(words)}" if words else ""
+
+
 def header(result: CheckResult) -> Text:
-    """What was actually done: method, ε, dtype, seed, tolerances, mode."""
+    """What was actually done: method, ε, dtype, seed, tolerances, mode, selection."""
     return Text(
         f"{result.name} · {result.method} differences, ε={result.eps:g}, {result.dtype}"
         f"{f' (numerics in {result.reference})' if result.reference != result.dtype else ''}, "
         f"seed {result.seed if result.seed is not None else '—'} · "
         f"rtol={result.rtol:g}, atol={result.atol:g} + noise{' · strict' if result.strict else ''}"
-        f" · L={result.loss:.6g} · {mode_text(result)}",
+        f" · L={result.loss:.6g} · {mode_text(result)}{selection_text(result)}",
         style="dim",
     )
 

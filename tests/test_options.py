@@ -206,3 +206,4 @@ def test_replay_command_states_the_selection() -> None:
     assert r.exit_code == 1, r.output
     flat = " ".join(r.output.split())
     assert "--exclude input" in flat and "--mode sample --samples 4" in flat
+    assert "sample: 4 entries per tensor · exclude input" in flat  # and the header says so
