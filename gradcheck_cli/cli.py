@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import shlex
@@ -602,11 +603,32 @@ def sweep(
 
 
 @app.command("list")
-def list_(debug: Debug = False) -> None:
-    """Built-in layers and losses with their forward and backward formulas."""
+def list_(
+    name: Annotated[
+        str | None, typer.Argument(help="One layer or loss to show in full.", show_default=False)
+    ] = None,
+    debug: Debug = False,
+) -> None:
+    """Built-in layers and losses: arguments with defaults, forward and backward formulas."""
 
     def job() -> int:
-        out.print(report.catalogue(LAYERS, LOSSES))
+        from gradcheck_cli.catalog import catalog
+
+        infos = catalog(LAYERS, LOSSES)
+        if name is None:
+            out.print(report.catalogue(infos))
+            return EXIT_PASS
+        match = [i for i in infos if i.name == name]
+        if not match:
+            names = [i.name for i in infos]
+            close = difflib.get_close_matches(name, names, n=1)
+            raise ConfigError(
+                f"no built-in layer or loss named '{name}'",
+                field="NAME",
+                hint=(f"did you mean '{close[0]}'? " if close else "")
+                + f"available: {', '.join(names)}",
+            )
+        out.print(report.catalogue_entry(match[0]))
         return EXIT_PASS
 
     _guarded(debug, job)

@@ -10,6 +10,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from gradcheck_cli.catalog import Info
 from gradcheck_cli.results import CheckResult, ParamResult
 
 
@@ -202,22 +203,36 @@ def render(
     return Group(*parts)
 
 
-def catalogue(layers: dict[str, type], losses: dict[str, type]) -> Group:
-    """`gradcheck list`: every built-in with its formulas."""
+def catalogue(infos: list[Info]) -> Group:
+    """`gradcheck list`: every built-in with its arguments (defaults) and formulas."""
     tables: list[RenderableType] = []
-    for title, table_src in (("layers", layers), ("losses", losses)):
-        table = Table(title=title, title_justify="left", header_style="bold", show_lines=True)
-        table.add_column("name", style="bold")
-        table.add_column("forward")
-        table.add_column("backward")
-        for name in sorted(table_src):
-            cls = table_src[name]
+    for kind in ("layer", "loss"):
+        table = Table(title=f"{kind}es" if kind == "loss" else f"{kind}s", title_justify="left",
+                      header_style="bold", show_lines=True)  # fmt: skip
+        for column in ("name", "arguments", "forward", "backward"):
+            table.add_column(column, style="bold" if column == "name" else None)
+        for info in (i for i in infos if i.kind == kind):
             # Text(): formulas index with [n, c, …], which Rich would otherwise read as markup.
-            table.add_row(
-                name,
-                Text(getattr(cls, "forward_formula", "")),
-                Text(getattr(cls, "backward_formula", "")),
-            )
+            args = ", ".join(a.text() for a in info.args) or "—"
+            table.add_row(info.name, Text(args), Text(info.forward), Text(info.backward))
         tables.append(table)
     tables.append(Text("With no loss, L = Σ out ⊙ g for a fixed random g drawn from the seed."))
+    tables.append(Text("gradcheck list NAME shows one in full.", style="dim"))
     return Group(*tables)
+
+
+def catalogue_entry(info: Info) -> Group:
+    """`gradcheck list NAME`: one built-in in full."""
+    lines = [Text(f"{info.name} ({info.kind})", style="bold"), Text(info.doc or info.summary)]
+    lines.append(Text("arguments:", style="bold"))
+    for a in info.args:
+        need = "required" if a.required else f"default {a.default!r}"
+        lines.append(Text(f"  {a.name}: {a.annotation or 'any'} ({need})"))
+    if not info.args:
+        lines.append(Text("  none"))
+    lines += [Text("forward:  ", style="bold") + Text(info.forward)]
+    lines += [Text("backward: ", style="bold") + Text(info.backward)]
+    example = {"type": info.name, **{a.name: "…" for a in info.args if a.required}}
+    where = "layers: [...]" if info.kind == "layer" else "loss:"
+    lines.append(Text(f"in a config ({where}): {example}".replace("'", ""), style="dim"))
+    return Group(*lines)

@@ -10,9 +10,13 @@ import json
 from importlib import resources
 from typing import Any
 
+from gradcheck_cli.catalog import catalog, spec_schema
 from gradcheck_cli.config import Config, LayerSpec, LossSpec
+from gradcheck_cli.registry import LAYERS, LOSSES
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
+#: A plugin reference names a file or module and a class: ``file.py:Class``, ``pkg.mod:Class``.
+PLUGIN_PATTERN = "^[^:]+:[A-Za-z_][A-Za-z0-9_]*$"
 
 
 def report_schema() -> dict[str, Any]:
@@ -23,30 +27,30 @@ def report_schema() -> dict[str, Any]:
 
 
 def config_schema() -> dict[str, Any]:
-    """The schema of a config file, for editors (YAML language server) and other validators."""
+    """The schema of a config file, for editors (YAML language server) and other validators.
+    Generated from the pydantic models and, for layers and losses, from the registry: a
+    misspelt type (``lineer``) or argument (``outt``) of a built-in is flagged."""
     schema = Config.model_json_schema()
     for name, field in Config.model_fields.items():  # internal fields (base_dir, source)
         if field.exclude:
             schema["properties"].pop(name, None)
             if name in schema.get("required", []):
                 schema["required"].remove(name)
-    # A layer or loss may be written as a bare name: `- relu` is short for `- {type: relu}`.
-    for spec in (LayerSpec, LossSpec):
-        ref = f"#/$defs/{spec.__name__}"
-        _replace_ref(schema, ref, {"anyOf": [{"type": "string", "minLength": 1}, {"$ref": ref}]})
+    infos = catalog(LAYERS, LOSSES)
+    for spec, kind in ((LayerSpec, "layer"), (LossSpec, "loss")):
+        mine = [i for i in infos if i.kind == kind]
+        schema["$defs"][spec.__name__] = {
+            "title": f"a {kind}: a built-in by name, or a plugin 'file.py:Class' / 'pkg.mod:Class'",
+            "anyOf": [
+                # `- relu` is short for `- {type: relu}`.
+                {"type": "string", "enum": [i.name for i in mine]},
+                {"type": "string", "pattern": PLUGIN_PATTERN},
+                *[spec_schema(i, f"#/$defs/{LayerSpec.__name__}") for i in mine],
+                {
+                    "type": "object",
+                    "properties": {"type": {"type": "string", "pattern": PLUGIN_PATTERN}},
+                    "required": ["type"],
+                },
+            ],
+        }
     return {"$schema": DIALECT, **schema, "title": "gradcheck config"}
-
-
-def _replace_ref(node: Any, ref: str, replacement: dict[str, Any]) -> None:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if isinstance(value, dict) and value.get("$ref") == ref and len(value) == 1:
-                node[key] = replacement
-            else:
-                _replace_ref(value, ref, replacement)
-    elif isinstance(node, list):
-        for i, value in enumerate(node):
-            if isinstance(value, dict) and value.get("$ref") == ref and len(value) == 1:
-                node[i] = replacement
-            else:
-                _replace_ref(value, ref, replacement)

@@ -165,6 +165,16 @@ def test_layer_command_plugin_and_bug() -> None:
     assert r.exit_code == 0, r.output
 
 
+def test_list_shows_arguments_and_one_layer_in_full() -> None:
+    r = gc("list")
+    assert "out_channels, kernel, stride=1, padding=0" in r.output  # conv2d, defaults shown
+    assert "input_shape" not in r.output and "rng" not in r.output  # context is not an argument
+    r = gc("list", "leaky_relu")
+    assert r.exit_code == 0 and "slope: float (default 0.01)" in r.output and "dx =" in r.output
+    r = gc("list", "lineer")
+    assert r.exit_code == 2 and "did you mean 'linear'" in r.output
+
+
 def test_list_shows_formulas() -> None:
     r = gc("list")
     assert r.exit_code == 0

@@ -173,9 +173,19 @@ def test_config_schema_has_no_internal_fields_and_validates_the_examples(write) 
         "input: {shape: [4, 3]}\nlayers: [relu]\ndtype: float16\n",
         "layers: [relu]\n",
         "input: {shape: [4, 3]}\nlayers: [relu]\ncheck: {rtoll: 1}\n",
+        "input: {shape: [4, 3]}\nlayers: [{type: lineer, out: 5}]\n",  # from the registry
+        "input: {shape: [4, 3]}\nlayers: [{type: linear, outt: 5}]\n",
+        "input: {shape: [4, 3]}\nlayers: [{type: linear}]\n",  # out is required
+        "input: {shape: [4, 3]}\nlayers: [{type: residual, layers: [{type: relu, p: 1}]}]\n",
+        "input: {shape: [4, 3]}\nlayers: [relu]\nloss: {type: huber, delt: 2}\n",
     ):
         assert not validator.is_valid(yaml.safe_load(text)), text
         assert gc("run", str(write("x.yaml", text))).exit_code == 2
+    for text in (  # and accepts plugins and nested built-ins
+        "input: {shape: [4, 3]}\nlayers: [a.py:B, {type: a.py:B, z: 1}, {type: leaky_relu}]\n",
+        "input: {shape: [4, 3]}\nlayers: [{type: residual, layers: [relu, {type: linear, out: 3}]}]\n",
+    ):
+        assert validator.is_valid(yaml.safe_load(text)), text
 
 
 # -- GitHub annotations -------------------------------------------------------------------------

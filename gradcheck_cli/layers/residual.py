@@ -29,6 +29,8 @@ class Residual(Layer):
     "3.residual.0.linear.W".
     """
 
+    #: Constructor arguments that hold nested layer specs (config schema, plugin walks).
+    sublayer_args = ("layers",)
     forward_formula = "out = x + f(x),  f = inner layers in order"
     backward_formula = "dx = dout + ∂f/∂xᵀ·dout;  inner parameter grads from f's own backward"
 
