@@ -76,33 +76,39 @@ def gradcheck(request: pytest.FixtureRequest) -> Callable[..., Any]:
 
 def _run_marker_check(item: pytest.Item, kwargs: dict[str, Any]) -> None:
     from gradcheck_cli.errors import GradcheckError
-    from gradcheck_cli.testing import assert_gradients, build_layer
 
+    try:
+        _marker_check(item, kwargs)
+    except AssertionError as exc:
+        raise GradientCheckFailed(str(exc)) from None
+    except GradcheckError as exc:
+        raise GradientCheckFailed(f"cannot run the gradient check: {exc}") from None
+
+
+def _marker_check(item: pytest.Item, kwargs: dict[str, Any]) -> None:
+    from gradcheck_cli.testing import assert_gradients, build_layer, is_config_path, random_input
+
+    options = _check_options(kwargs)
+    if is_config_path(kwargs["layer"]):  # the same rule as the fixture: a config file
+        assert_gradients(item.path.parent / kwargs["layer"], **options)
+        return
     x: Any = kwargs.get("x")
     shape: Any = kwargs.get("shape")
     if x is None and shape is None:
         pytest.fail(f"@pytest.mark.{MARKER}(layer=...) needs shape= or x=", pytrace=False)
     full_shape = tuple(shape) if shape is not None else tuple(x.shape)
-    options = _check_options(kwargs)
     seed = options.pop("seed", None)
-    try:
-        layer = build_layer(
-            kwargs["layer"],
-            full_shape[1:],
-            args=kwargs.get("args"),
-            seed=seed or 0,
-            dtype=kwargs.get("dtype", "float64"),
-            base_dir=item.path.parent,
-        )
-        if x is None:
-            from gradcheck_cli.testing import random_input
-
-            x = random_input(full_shape, seed or 0, kwargs.get("dtype", "float64"))
-        assert_gradients(layer, x, seed=seed, **options)
-    except AssertionError as exc:
-        raise GradientCheckFailed(str(exc)) from None
-    except GradcheckError as exc:
-        raise GradientCheckFailed(f"cannot run the gradient check: {exc}") from None
+    layer = build_layer(
+        kwargs["layer"],
+        full_shape[1:],
+        args=kwargs.get("args"),
+        seed=seed or 0,
+        dtype=kwargs.get("dtype", "float64"),
+        base_dir=item.path.parent,
+    )
+    if x is None:
+        x = random_input(full_shape, seed or 0, kwargs.get("dtype", "float64"))
+    assert_gradients(layer, x, seed=seed, **options)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -72,6 +72,15 @@ def build_layer(
     return obj
 
 
+def is_config_path(target: Any) -> bool:
+    """The one rule for what names a config (fixture, marker, assert_gradients alike): a Path, or
+    a string ending in .yaml / .yml / .json. Any other string is a layer: a built-in name
+    (``"relu"``) or a plugin reference (``"file.py:Class"``)."""
+    if isinstance(target, Path):
+        return True
+    return isinstance(target, str) and target.lower().endswith((".yaml", ".yml", ".json"))
+
+
 def check(
     target: Any,
     x: Any = None,
@@ -81,15 +90,22 @@ def check(
     args: Mapping[str, Any] | None = None,
     **options: Any,
 ) -> CheckResult:
-    """Check ``target`` (a layer, a layer class, a Network, a Config or a config file path) and
-    return the result. A layer class is built with ``args`` (see :func:`build_layer`).
+    """Check ``target`` (a layer, a layer class, a built-in name or plugin reference, a Network, a
+    Config or a config file path: see :func:`is_config_path`) and return the result. A layer
+    class or name is built with ``args`` (see :func:`build_layer`).
 
     A layer is checked on ``x`` or, without it, on a random input of ``shape`` (batch first) drawn
     from ``seed`` (default 0; for configs, default: the config's own seed). ``options`` go to the
     checker: eps, rtol, atol, inputs, include, exclude, …
     """
-    if isinstance(target, (str, Path)):
+    if is_config_path(target):
         return run_config(target, seed=seed, **options)
+    if isinstance(target, str):  # a built-in layer name or a plugin "file.py:Class"
+        if shape is None and x is None:
+            raise TypeError(f"checking the layer {target!r} needs shape=(batch, ...) or x")
+        sample = shape if shape is not None else np.shape(x)
+        target = build_layer(target, tuple(sample)[1:], args=args, seed=0 if seed is None else seed)
+        args = None
     if isinstance(target, Config):
         return check_config(target, seed=seed, **options)
     seed = 0 if seed is None else seed

@@ -207,3 +207,33 @@ def test_replay_command_states_the_selection() -> None:
     flat = " ".join(r.output.split())
     assert "--exclude input" in flat and "--mode sample --samples 4" in flat
     assert "sample: 4 entries per tensor · exclude input" in flat  # and the header says so
+
+
+def test_one_rule_for_strings_fixture_marker_and_api(pytester: pytest.Pytester) -> None:
+    """"relu" is a layer and "net.yaml" a config, for the fixture and the marker alike."""
+    pytester.makefile(
+        ".yaml", net="input: {shape: [4, 3]}\nlayers: [{type: linear, out: 2}]\n"
+    )
+    pytester.makepyfile(
+        """
+        import pytest
+
+        def test_fixture_layer(gradcheck):
+            assert gradcheck("relu", shape=(4, 3)).params[0].name == "input"
+
+        def test_fixture_config(gradcheck):
+            assert gradcheck("net.yaml").name == "network"
+
+        @pytest.mark.gradcheck(layer="relu", shape=(4, 3))
+        def test_marker_layer():
+            pass
+
+        @pytest.mark.gradcheck(layer="net.yaml")
+        def test_marker_config():
+            pass
+        """
+    )
+    res = pytester.runpytest("-q", "-p", "no:cacheprovider")
+    res.assert_outcomes(passed=4)
+    with pytest.raises(TypeError, match="needs shape"):
+        assert_gradients("relu")
