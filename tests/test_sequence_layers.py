@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from gradcheck_cli import build_network, check_layer, check_network, load_config, make_layer
 from gradcheck_cli.cli import app
 from gradcheck_cli.config import parse_config
-from gradcheck_cli.errors import ConfigError, GradcheckError
+from gradcheck_cli.errors import ConfigError, GradcheckError, ShapeError
 from gradcheck_cli.layers.base import Layer
 from gradcheck_cli.layers.losses import WeightedSum
 from gradcheck_cli.layers.seq_losses import SequenceCrossEntropy
@@ -392,6 +392,20 @@ def test_layernorm_dims_normalises_each_position() -> None:
         make_layer("layernorm", (3, 4), rng, dims=3)
 
 
+def test_linear_refuses_sequences_and_points_to_temporal_linear() -> None:
+    """The documented rule: linear takes (N, D) only; temporal_linear is its per-position form
+    and equals linear applied to every (n, t) row."""
+    with pytest.raises(ShapeError, match="temporal_linear"):
+        make_layer("linear", (3, 4), out=2)
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((2, 3, 4))
+    tl = make_layer("temporal_linear", (3, 4), rng, out=2)
+    lin = make_layer("linear", (4,), out=2)
+    lin.params = tl.params
+    ref = lin.forward(x.reshape(6, 4)).reshape(2, 3, 2)
+    np.testing.assert_allclose(tl.forward(x), ref, rtol=1e-14, atol=1e-15)
+
+
 def test_sequence_cross_entropy_is_the_mean_over_unmasked_positions() -> None:
     rng = np.random.default_rng(9)
     z = rng.standard_normal((2, 3, 4))
@@ -458,3 +472,16 @@ def test_random_sequence_targets_have_one_label_per_position() -> None:
     net = build_network(parse_config(seq_config({"kind": "classes", "classes": 4})))
     assert net.target.shape == (2, 3) and net.target.min() >= 0 and net.target.max() < 4
     assert check_network(net).passed
+
+
+def test_torch_parity_when_torch_is_installed() -> None:
+    """benchmarks/torch_parity.py, only where torch happens to be installed (never in CI)."""
+    pytest.importorskip("torch")
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "torch_parity.py"
+    spec = importlib.util.spec_from_file_location("torch_parity", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main_with(3) == 0
