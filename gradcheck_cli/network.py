@@ -481,6 +481,10 @@ def _build_target(cfg: Config, tgt: TargetSpec, out: Array, loss: Any = None) ->
                 f"class targets need a network output of shape (batch, classes), got {out.shape}",
                 file=cfg.source,
                 field="target",
+                hint="for per-position logits (batch, time, classes) use "
+                "loss: {type: sequence_cross_entropy}"
+                if out.ndim > 2
+                else None,
             )
         width = out.shape[1]
         if tgt.classes is not None and tgt.classes != width:

@@ -468,6 +468,13 @@ def test_bad_sequence_targets_are_config_errors(target: dict, message: str, fiel
     assert message in str(info.value) and info.value.field == field
 
 
+def test_softmax_cross_entropy_on_sequences_points_to_the_sequence_loss() -> None:
+    cfg = seq_config({"kind": "classes"}) | {"loss": {"type": "softmax_cross_entropy"}}
+    with pytest.raises(GradcheckError) as info:
+        build_network(parse_config(cfg))
+    assert "sequence_cross_entropy" in (info.value.hint or "")
+
+
 def test_random_sequence_targets_have_one_label_per_position() -> None:
     net = build_network(parse_config(seq_config({"kind": "classes", "classes": 4})))
     assert net.target.shape == (2, 3) and net.target.min() >= 0 and net.target.max() < 4
