@@ -472,19 +472,25 @@ def _build_loss(cfg: Config, out: Array) -> tuple[Any, str, Array | None]:
             file=cfg.source,
             field="target.kind",
         )
-    return loss, label, _build_target(cfg, tgt, out)
+    return loss, label, _build_target(cfg, tgt, out, loss)
 
 
-def _build_target(cfg: Config, tgt: TargetSpec, out: Array) -> Array | None:
+def _build_target(cfg: Config, tgt: TargetSpec, out: Array, loss: Any = None) -> Array | None:
     if tgt.kind == "none":
         return None
     given = _load_array(tgt, cfg, "target")
+    if tgt.kind == "classes" and getattr(loss, "per_position_targets", False):
+        return _position_labels(cfg, tgt, out, given, getattr(loss, "ignore_index", None))
     if tgt.kind == "classes":
         if out.ndim != 2:
             raise ShapeError(
                 f"class targets need a network output of shape (batch, classes), got {out.shape}",
                 file=cfg.source,
                 field="target",
+                hint="for per-position logits (batch, time, classes) use "
+                "loss: {type: sequence_cross_entropy}"
+                if out.ndim > 2
+                else None,
             )
         width = out.shape[1]
         if tgt.classes is not None and tgt.classes != width:
@@ -522,3 +528,45 @@ def _build_target(cfg: Config, tgt: TargetSpec, out: Array) -> Array | None:
             field="target",
         )
     return given.astype(cfg.dtype)
+
+
+def _position_labels(
+    cfg: Config, tgt: TargetSpec, out: Array, given: Array | None, ignore: int | None
+) -> Array:
+    """Class labels (N, T) for logits (N, T, C) (any (N, …, C)): random, or given integers in
+    0…C−1 or equal to the loss's ignore_index."""
+    if out.ndim < 2:
+        raise ShapeError(
+            f"per-position class targets need logits of shape (batch, …, classes), got {out.shape}",
+            file=cfg.source,
+            field="target",
+        )
+    width, lead = out.shape[-1], out.shape[:-1]
+    if tgt.classes is not None and tgt.classes != width:
+        raise ShapeError(
+            f"target.classes is {tgt.classes} but the network outputs {width} classes "
+            f"(output shape {out.shape})",
+            file=cfg.source,
+            field="target.classes",
+            hint=f"set classes: {width}, or make the last layer output {tgt.classes}",
+        )
+    if given is None:
+        labels: Array = np.asarray(rng_for(cfg.seed, "target").integers(0, width, size=lead))
+        return labels
+    if given.shape != lead or np.any(given != np.round(given)):
+        raise ShapeError(
+            f"class labels must be integers of shape {lead} (one per position), got shape "
+            f"{given.shape}",
+            file=cfg.source,
+            field="target",
+        )
+    valid = ((given >= 0) & (given < width)) | (given == ignore)
+    if not valid.all():
+        bad = given[~valid][0]
+        also = f" or {ignore} (ignore_index)" if ignore is not None else ""
+        raise ConfigError(
+            f"class labels must lie in 0…{width - 1}{also}, got {bad:g}",
+            file=cfg.source,
+            field="target",
+        )
+    return given.astype(np.int64)

@@ -2,15 +2,21 @@
 
 from gradcheck_cli.layers import (
     activations,
+    attention,
     conv,
+    conv1d,
     dropout,
     embedding,
+    groupnorm,
     linear,
     losses,
     norm,
     pooling,
+    recurrent,
     residual,
+    seq_losses,
     shape,
+    temporal,
 )
 from gradcheck_cli.layers.base import Layer, LayerProtocol, Loss, LossProtocol
 
@@ -20,13 +26,19 @@ __all__ = [
     "Loss",
     "LossProtocol",
     "activations",
+    "attention",
     "conv",
+    "conv1d",
     "dropout",
     "embedding",
+    "groupnorm",
     "linear",
     "losses",
     "norm",
     "pooling",
+    "recurrent",
     "residual",
+    "seq_losses",
     "shape",
+    "temporal",
 ]

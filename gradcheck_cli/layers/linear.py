@@ -30,7 +30,8 @@ class Linear(Layer):
         if len(input_shape) != 1:
             raise ShapeError(
                 f"linear expects per-sample input of shape (features,), got {input_shape}",
-                hint="flatten the input first, or give the input a 2-D shape [batch, features]",
+                hint="flatten the input first, give the input a 2-D shape [batch, features], "
+                "or use temporal_linear to apply it at every position of (batch, time, features)",
             )
         n = input_shape[0]
         self.params = {

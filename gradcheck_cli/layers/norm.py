@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from gradcheck_cli.errors import ConfigError, ShapeError
-from gradcheck_cli.layers.base import Array, Layer, real_number
+from gradcheck_cli.layers.base import Array, Layer, positive_int, real_number
 from gradcheck_cli.registry import register_layer
 
 
@@ -38,7 +38,8 @@ def normalize_backward(dxhat: Array, xhat: Array, inv: Array, axes: tuple[int, .
 @register_layer("layernorm")
 class LayerNorm(Layer):
     """Normalise each sample over its feature axes, then scale and shift.
-    x, out: (N, d1, …); gamma, beta: (d1, …)."""
+    x, out: (N, d1, …); gamma, beta: (d1, …). ``dims: k`` normalises over the last k axes only
+    (``dims: 1`` on (N, T, D): each position over its D features, as in a transformer)."""
 
     forward_formula = "x̂ = (x − μ)/√(σ² + eps) (μ, σ² per sample);  out = γ ⊙ x̂ + β"
     backward_formula = (
@@ -52,12 +53,18 @@ class LayerNorm(Layer):
         rng: np.random.Generator,
         dtype: str = "float64",
         eps: float = 1e-5,
+        dims: int | None = None,
     ) -> None:
         super().__init__()
         self.eps = _eps(eps)
         if len(input_shape) < 1:
             raise ShapeError("layernorm needs per-sample features, got a scalar per sample")
-        shape = tuple(input_shape)
+        self.dims = len(input_shape) if dims is None else positive_int(dims, "dims")
+        if self.dims > len(input_shape):
+            raise ConfigError(
+                f"'dims' must be at most the {len(input_shape)} per-sample axes, got {dims!r}"
+            )
+        shape = tuple(input_shape[len(input_shape) - self.dims :])
         self.params = {
             "gamma": (1 + 0.1 * rng.standard_normal(shape)).astype(dtype),
             "beta": (0.1 * rng.standard_normal(shape)).astype(dtype),
@@ -65,14 +72,15 @@ class LayerNorm(Layer):
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
 
     def forward(self, x: Array) -> Array:
-        self.axes = tuple(range(1, x.ndim))
+        self.axes = tuple(range(x.ndim - self.dims, x.ndim))
         self.xhat, self.inv = normalize(x, self.axes, self.eps)
         out: Array = self.params["gamma"] * self.xhat + self.params["beta"]
         return out
 
     def backward(self, dout: Array) -> Array:
-        self.grads["gamma"] = (dout * self.xhat).sum(axis=0)
-        self.grads["beta"] = dout.sum(axis=0)
+        lead = tuple(range(dout.ndim - self.dims))  # the batch axis and any not normalised
+        self.grads["gamma"] = (dout * self.xhat).sum(axis=lead)
+        self.grads["beta"] = dout.sum(axis=lead)
         return normalize_backward(dout * self.params["gamma"], self.xhat, self.inv, self.axes)
 
 
