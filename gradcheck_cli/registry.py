@@ -67,7 +67,7 @@ def is_plugin(type_name: str) -> bool:
 def _miss(kind: str, name: str, table: dict[str, type]) -> ConfigError:
     close = difflib.get_close_matches(name, table, n=1)
     hint = f"did you mean '{close[0]}'? " if close else ""
-    hint += f"available {kind}s: {', '.join(sorted(table))}; or a plugin 'file.py:Class'"
+    hint += f"available {'losses' if kind == 'loss' else kind + 's'}: {', '.join(sorted(table))}; or a plugin 'file.py:Class'"
     return ConfigError(f"unknown {kind} '{name}'", hint=hint)
 
 

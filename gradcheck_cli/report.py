@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gradcheck_cli.catalog import Info
+from gradcheck_cli.formats.text import method_words
 from gradcheck_cli.results import CheckResult, ParamResult
 
 
@@ -66,7 +67,7 @@ def selection_text(result: CheckResult) -> str:
 def header(result: CheckResult) -> Text:
     """What was actually done: method, ε, dtype, seed, tolerances, mode, selection."""
     return Text(
-        f"{result.name} · {result.method} differences, ε={result.eps:g}, {result.dtype}"
+        f"{result.name} · {method_words(result.method)}, ε={result.eps:g}, {result.dtype}"
         f"{f' (numerics in {result.reference})' if result.reference != result.dtype else ''}, "
         f"seed {result.seed if result.seed is not None else '—'} · "
         f"rtol={result.rtol:g}, atol={result.atol:g} + noise{' · strict' if result.strict else ''}"

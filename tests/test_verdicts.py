@@ -284,7 +284,7 @@ def test_cli_method_and_report_say_what_was_done() -> None:
     doc = json.loads(r.stdout)
     assert doc["method"] == "five-point" and doc["eps"] == 1e-3
     r = CliRunner().invoke(app, ["run", "--method", "complex"], env={"COLUMNS": "200"})
-    assert "complex differences, ε=1e-20" in r.output
+    assert "complex step, ε=1e-20" in r.output
 
 
 # -- attribution ------------------------------------------------------------------------------

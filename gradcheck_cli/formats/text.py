@@ -9,6 +9,11 @@ from collections.abc import Sequence
 from gradcheck_cli.results import CheckResult, ParamResult
 
 
+def method_words(method: str) -> str:
+    """How a report names a method: "central differences", "complex step"."""
+    return "complex step" if method == "complex" else f"{method} differences"
+
+
 def num(v: float, spec: str = ".2e") -> str:
     return "—" if math.isnan(v) else format(v, spec)
 
@@ -38,7 +43,7 @@ def describe(result: CheckResult) -> str:
     strict = ", strict" if result.strict else ""
     numerics = f" (numerics in {result.reference})" if result.reference != result.dtype else ""
     return (
-        f"{result.method} differences, ε={result.eps:g}, {result.dtype}{numerics}, seed {seed}, "
+        f"{method_words(result.method)}, ε={result.eps:g}, {result.dtype}{numerics}, seed {seed}, "
         f"rtol={result.rtol:g}, atol={result.atol:g} + noise{strict}"
     )
 
