@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gradcheck_cli.catalog import Info
-from gradcheck_cli.formats.text import method_words
+from gradcheck_cli.formats.text import every, method_words
 from gradcheck_cli.results import CheckResult, ParamResult
 
 
@@ -139,7 +139,9 @@ def summary(result: CheckResult, replay: str | None = None) -> Text:
     n = len(result.params)
     entries = sum(p.checked for p in result.params if p.mode != "directional")
     probes = sum(p.probes for p in result.params)
-    done = f"{entries} entries" + (f", {probes} directional probes" if probes else "")
+    done = every(entries, "1 entry", "{n} entries") + (
+        f", {every(probes, '1 directional probe', '{n} directional probes')}" if probes else ""
+    )
     text = Text()
     for note in result.notes:
         text.append(f"note: {note}\n", style="yellow")
@@ -152,7 +154,8 @@ def summary(result: CheckResult, replay: str | None = None) -> Text:
         return text
     if result.passed:
         kinks = sum(p.kinks for p in result.params)
-        text.append(f"✓ all {n} gradients agree ({done} checked", style="bold green")
+        agree = every(n, "the gradient agrees", "all {n} gradients agree")
+        text.append(f"✓ {agree} ({done} checked", style="bold green")
         text.append(f"; {kinks} at kinks)" if kinks else ")", style="bold green")
         return text
     bad = result.failures

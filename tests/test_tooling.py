@@ -101,7 +101,7 @@ def test_validate_builds_without_checking(write) -> None:
     cfg = write("net.yaml", "input: {shape: [4, 3]}\nlayers: [{type: 'p.py:Boom'}]\n")
     r = gc("validate", cfg)
     assert r.exit_code == 0, r.output
-    assert "1 layers, 1 tensors to check" in r.output and "all 1 configs are valid" in r.output
+    assert "1 layer, 1 tensor to check" in r.output and "the config is valid" in r.output
     r = gc("run", cfg)
     assert r.exit_code == 2 and "backward is never run" in r.output
 

@@ -15,7 +15,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from gradcheck_cli.formats.text import num, problems
+from gradcheck_cli.formats.text import every, num, problems
 from gradcheck_cli.results import CheckResult
 from gradcheck_cli.suite import Outcome, SuiteResult, Validation
 
@@ -68,7 +68,7 @@ def suite_line(suite: SuiteResult) -> Text:
     if suite.interrupted:
         return Text(f"interrupted (Ctrl-C) after {n} configs: no verdict", style="bold yellow")
     if suite.passed:
-        return Text(f"✓ all {n} configs pass", style="bold green")
+        return Text(f"✓ {every(n, 'the config passes', 'all {n} configs pass')}", style="bold green")
     text = Text(f"✗ {n - counts['pass']} of {n} configs do not pass", style="bold red")
     text.append(f" ({counts['fail']} failed, {counts['error']} invalid)", style="red")
     return text
@@ -101,7 +101,9 @@ def validation(items: Sequence[Validation]) -> Group:
         if v.error is None:
             line = Text("✓ ", style="green").append(v.config, style="bold")
             line.append(
-                f"  {v.name}: {v.layers} layers, {len(v.tensors)} tensors to check", style="dim"
+                f"  {v.name}: {every(v.layers, '1 layer', '{n} layers')}, "
+                f"{every(len(v.tensors), '1 tensor', '{n} tensors')} to check",
+                style="dim",
             )
         else:
             line = Text("✗ ", style="bold red").append(str(v.error), style="red")
@@ -110,7 +112,10 @@ def validation(items: Sequence[Validation]) -> Group:
     lines.append(
         Text(f"✗ {bad} of {len(items)} configs are invalid", style="bold red")
         if bad
-        else Text(f"✓ all {len(items)} configs are valid", style="bold green")
+        else Text(
+            f"✓ {every(len(items), 'the config is valid', 'all {n} configs are valid')}",
+            style="bold green",
+        )
     )
     return Group(*lines)
 

@@ -6,7 +6,7 @@ are percent-encoded; in property values also ``:`` and ``,``.
 
 from __future__ import annotations
 
-from gradcheck_cli.formats.text import attribution, describe, index, num, problems
+from gradcheck_cli.formats.text import attribution, describe, every, index, num, problems
 from gradcheck_cli.results import CheckResult, ParamResult
 from gradcheck_cli.suite import SuiteResult
 
@@ -43,7 +43,8 @@ def _problem(p: ParamResult) -> str:
 def summary_line(result: CheckResult) -> str:
     n = len(result.params)
     if result.passed:
-        return f"{result.name}: all {n} gradients agree ({describe(result)})"
+        agree = every(n, "the gradient agrees", "all {n} gradients agree")
+        return f"{result.name}: {agree} ({describe(result)})"
     names = ", ".join(p.name for p in result.failures)
     text = f"{result.name}: {len(result.failures)} of {n} gradients disagree"
     text += f": {names}" if names else ""

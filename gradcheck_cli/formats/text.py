@@ -9,6 +9,11 @@ from collections.abc import Sequence
 from gradcheck_cli.results import CheckResult, ParamResult
 
 
+def every(n: int, one: str, many: str) -> str:
+    """``one`` for a single item ("the gradient agrees"), else ``many`` with {n} filled in."""
+    return one if n == 1 else many.format(n=n)
+
+
 def method_words(method: str) -> str:
     """How a report names a method: "central differences", "complex step"."""
     return "complex step" if method == "complex" else f"{method} differences"
