@@ -30,6 +30,7 @@ from gradcheck_cli.network import build_network
 from gradcheck_cli.options import DEFAULT_EPS, DEFAULT_PROBES, DEFAULT_SAMPLES, CheckOptions
 from gradcheck_cli.plan import Progress
 from gradcheck_cli.results import CheckResult
+from gradcheck_cli.selection import select
 
 #: File suffixes taken from a directory.
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
@@ -237,6 +238,12 @@ def validate(args: Sequence[str | Path], *, no_plugins: bool = False) -> list[Va
         except GradcheckError as exc:
             found.append(Validation(str(item), error=exc))
             continue
-        names = tuple(r.name for r in net.parameters(include_input=cfg.check.inputs))
+        refs = net.parameters(include_input=cfg.check.inputs and not net.discrete)
+        try:  # the tensors `run` would check: ids have no gradient, the selection applies
+            names = tuple(select([r.name for r in refs], cfg.check.include, cfg.check.exclude))
+        except GradcheckError as exc:
+            exc.file = exc.file or str(item)
+            found.append(Validation(str(item), error=exc))
+            continue
         found.append(Validation(str(item), cfg.name, len(net.layers), names))
     return found

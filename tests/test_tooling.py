@@ -245,3 +245,13 @@ def test_readme_api_signatures_match_the_code() -> None:
             n for n, p in inspect.signature(func).parameters.items() if p.kind is not p.VAR_KEYWORD
         ]
         assert documented == real, func.__name__
+
+
+def test_validate_counts_what_run_checks() -> None:
+    """Integer ids have no gradient, and include/exclude apply: validate and run say the same."""
+    from gradcheck_cli.suite import validate
+
+    (v,) = validate([CONFIGS / "embedding_classifier.yaml"])
+    r = runner.invoke(app, ["run", str(CONFIGS / "embedding_classifier.yaml"), "--format", "json"])
+    assert list(v.tensors) == [p["name"] for p in json.loads(r.stdout)["results"]]
+    assert "input" not in v.tensors
