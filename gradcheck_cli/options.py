@@ -168,6 +168,9 @@ class CheckOptions(CheckSpec):
     #: config's ``input.integers``, or a first layer that takes ids such as ``embedding``).
     discrete: bool | None = None
     chunk_bytes: int = Field(default=CHUNK_BYTES, ge=1)
+    #: Where ε came from, for the report: "default", "config", "--eps"/"given", or why a
+    #: config's ε was not used (it belongs to another method).
+    eps_source: str | None = None
 
     @classmethod
     def build(
@@ -190,8 +193,13 @@ class CheckOptions(CheckSpec):
             )
         values = dict(base.model_dump(exclude_unset=True)) if base is not None else {}
         given = {k: v for k, v in given.items() if v is not None}
-        if "method" in given and "eps" not in given:
-            values.pop("eps", None)
+        if values.get("eps") is not None and "eps_source" not in values:
+            values["eps_source"] = "config"
+        if "method" in given and "eps" not in given and values.get("eps") is not None:
+            dropped, old = values.pop("eps"), values.get("method", "central")
+            values["eps_source"] = f"default; the config's ε={dropped:g} is for {old}"
+        if "eps" in given:
+            values["eps_source"] = "--eps" if flags else "given"
         values.update(given)
         try:
             return cls.model_validate(values)
@@ -204,15 +212,12 @@ class CheckOptions(CheckSpec):
         ref = reference or dtype
         fill: dict[str, Any] = {
             "eps": DEFAULT_EPS[self.method, ref] if self.eps is None else self.eps,
+            "eps_source": self.eps_source or "default",
             "rtol": DEFAULT_RTOL[self.method, dtype] if self.rtol is None else self.rtol,
             "atol": 0.0 if self.atol is None else self.atol,
             "mode": self.chosen_mode,
         }
         return self.model_copy(update=fill)
-
-    def replay(self) -> dict[str, Any]:
-        """The options that differ from the defaults (what a replay command must say)."""
-        return self.model_dump(exclude_defaults=True, exclude={"chunk_bytes"})
 
 
 def option_error(exc: ValidationError, flags: bool = False) -> ConfigError:

@@ -64,10 +64,18 @@ def selection_text(result: CheckResult) -> str:
     return f" · {'; '.join(words)}" if words else ""
 
 
+def eps_source(result: CheckResult) -> str:
+    """Where ε came from: the method's default, the config, --eps, or why the config's was not
+    used."""
+    source = result.options.get("eps_source")
+    return f" ({source})" if source else ""
+
+
 def header(result: CheckResult) -> Text:
     """What was actually done: method, ε, dtype, seed, tolerances, mode, selection."""
     return Text(
-        f"{result.name} · {method_words(result.method)}, ε={result.eps:g}, {result.dtype}"
+        f"{result.name} · {method_words(result.method)}, ε={result.eps:g}{eps_source(result)}, "
+        f"{result.dtype}"
         f"{f' (numerics in {result.reference})' if result.reference != result.dtype else ''}, "
         f"seed {result.seed if result.seed is not None else '—'} · "
         f"rtol={result.rtol:g}, atol={result.atol:g} + noise{' · strict' if result.strict else ''}"

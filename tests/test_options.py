@@ -237,3 +237,15 @@ def test_one_rule_for_strings_fixture_marker_and_api(pytester: pytest.Pytester) 
     res.assert_outcomes(passed=4)
     with pytest.raises(TypeError, match="needs shape"):
         assert_gradients("relu")
+
+
+def test_header_says_where_eps_came_from(tmp_path: Path) -> None:
+    cfg = tmp_path / "net.yaml"
+    cfg.write_text("input: {shape: [4, 3]}\nlayers: [{type: linear, out: 2}]\ncheck: {eps: 1.0e-5}\n")
+    wide = {"COLUMNS": "300"}
+    r = runner.invoke(app, ["run", str(cfg), "--method", "forward"], env=wide)
+    assert "ε=1e-08 (default; the config's ε=1e-05 is for central)" in r.output
+    assert "ε=1e-05 (config)" in runner.invoke(app, ["run", str(cfg)], env=wide).output
+    assert "ε=0.0001 (--eps)" in runner.invoke(app, ["run", str(cfg), "--eps", "1e-4"], env=wide).output
+    res = check_layer(make_layer("linear", input_shape=(3,), out=2), _x())
+    assert res.options["eps_source"] == "default"
