@@ -1,0 +1,202 @@
+"""Check functions with the usual checker: ``check_function`` (API, CLI, pytest) and the
+factories that let a config use a function pair as a layer and a loss function as its loss."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gradcheck_cli.checker import CheckResult, check_network
+from gradcheck_cli.errors import ConfigError
+from gradcheck_cli.function_layers import (
+    FunctionLayer,
+    FunctionLoss,
+    FunctionNetwork,
+    ScalarFunctionLayer,
+)
+from gradcheck_cli.functions import Arguments, Found, arguments, find, parameters
+from gradcheck_cli.layers.losses import WeightedSum
+from gradcheck_cli.network import rng_for
+
+Fn = str | Callable[..., Any]
+
+
+def function_network(found: Found, argv: Arguments, seed: int = 0) -> FunctionNetwork:
+    """The network that checks ``found`` called with ``argv``: a pair with L = Σ out ⊙ g (g random
+    from ``seed``, as for a layer), a loss function or f with L = the value it returns."""
+    input_name = argv.array_names[0]
+    x = argv.arrays[input_name]
+    label = found.label
+    if found.kind == "pair":
+        layer: Any = FunctionLayer(found, argv, input_name)
+    else:
+        layer = ScalarFunctionLayer(found, argv, input_name)
+    net = FunctionNetwork(layer, None, input_name, labels=[label], x=x, name=label)
+    out = net.forward(np.array(x, copy=True))
+    if found.kind == "pair":
+        g = rng_for(seed, "upstream").standard_normal(out.shape).astype(out.dtype)
+        net.loss, net.loss_label = WeightedSum(g), "Σ out⊙g"
+    else:
+        net.loss, net.loss_label = WeightedSum(np.ones(1)), label
+    return net
+
+
+def run_check(net: FunctionNetwork, *, seed: int, **options: Any) -> CheckResult:
+    """The one call into the checker for functions (options as for ``check_network``)."""
+    return check_network(net, seed=seed, **options)
+
+
+def check_function(
+    forward: Fn,
+    backward: Fn | None = None,
+    *,
+    shapes: Mapping[str, Any] | None = None,
+    args: Mapping[str, Any] | None = None,
+    integers: Mapping[str, int] | None = None,
+    values: Mapping[str, Any] | None = None,
+    grad: Fn | None = None,
+    seed: int = 0,
+    base_dir: str | Path = ".",
+    **options: Any,
+) -> CheckResult:
+    """Check a function pair, a loss function ``(loss, dx)``, or f with its ``grad``.
+
+    ``forward``/``backward``/``grad`` are callables or ``"file.py:NAME"`` (``"layers.py:affine"``
+    finds ``affine_forward``/``affine_backward``). ``shapes`` gives each float array argument's
+    shape (drawn from ``seed``), ``values`` gives arrays as they are, ``integers`` makes an argument
+    integer ids in [0, n), ``args`` are the other arguments (deep-copied for every call). The first
+    array argument is the input; report names are the argument names. ``options`` go to the checker
+    (eps, rtol, atol, method, mode, include, exclude, …).
+
+        check_function(affine_forward, affine_backward, shapes={"x": (4, 5), "w": (5, 3), "b": (3,)})
+        check_function(softmax_loss, shapes={"x": (5, 10)}, integers={"y": 10})
+        check_function(f, grad=df, shapes={"x": (10,)})
+    """
+    found = find(forward, backward=backward, grad=grad, base_dir=Path(base_dir))
+    argv = arguments(
+        found.forward,
+        shapes=shapes,
+        integers=integers,
+        values=values,
+        args=args,
+        seed=seed,
+        fields=("shapes", "integers", "args", "values"),
+    )
+    return run_check(function_network(found, argv, seed), seed=seed, **options)
+
+
+# -- configs --------------------------------------------------------------------------------------
+
+
+def _param_array(
+    value: Any, rng: np.random.Generator, dtype: str, base_dir: Path, field: str
+) -> Any:
+    """A params entry: a shape ``[48, 10]``, or ``{shape, scale}``, ``{values}`` or ``{file}``."""
+    spec = {"shape": value} if isinstance(value, list) else value
+    if not isinstance(spec, dict) or len(set(spec) & {"shape", "values", "file"}) != 1:
+        raise ConfigError(
+            "a parameter is a shape like [48, 10], or {shape: [...], scale: 0.1}, "
+            "{values: [...]} or {file: w.npy}",
+            field=field,
+        )
+    unknown = set(spec) - {"shape", "scale", "values", "file"}
+    if unknown:
+        raise ConfigError(f"unknown key '{sorted(unknown)[0]}'", field=field,
+                          hint="allowed keys: shape, scale, values, file")  # fmt: skip
+    if "shape" in spec:
+        shape = spec["shape"]
+        if not (isinstance(shape, list) and shape and all(type(d) is int and d > 0 for d in shape)):
+            raise ConfigError(f"shape must be a list of positive sizes, got {shape!r}", field=field)
+        scale = spec.get("scale", 1.0)
+        if type(scale) not in (int, float) or not np.isfinite(scale):
+            raise ConfigError(f"scale must be a number, got {scale!r}", field=f"{field}.scale")
+        return (scale * rng.standard_normal(tuple(shape))).astype(dtype)
+    try:
+        if "values" in spec:
+            return np.array(spec["values"], dtype=dtype)
+        return np.load(base_dir / str(spec["file"]), allow_pickle=False).astype(dtype)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(f"cannot read this parameter: {exc}", field=field) from None
+
+
+def layer_factory(ref: str, base_dir: Path, field: str) -> Callable[..., Any]:
+    """What ``network.build_network`` instantiates for ``{fn: "file.py:NAME", params: …, args: …}``.
+    The layer input is the forward's first argument not named in ``params`` or ``args``."""
+
+    def build(
+        *,
+        input_shape: tuple[int, ...],
+        rng: np.random.Generator,
+        dtype: str = "float64",
+        params: dict[str, Any] | None = None,
+        args: dict[str, Any] | None = None,
+        backward: str | None = None,
+    ) -> FunctionLayer:
+        found = find(ref, backward=backward, base_dir=base_dir)
+        if found.kind != "pair":
+            raise ConfigError(
+                f"'{ref}' names no forward/backward pair (a layer needs NAME_forward and "
+                "NAME_backward, or backward: NAME)",
+                field=f"{field}.fn",
+            )
+        for key, given in (("params", params), ("args", args)):
+            if given is not None and not isinstance(given, dict):
+                raise ConfigError(
+                    f"must be a mapping, got {type(given).__name__}", field=f"{field}.{key}"
+                )
+        fields = (f"{field}.params", f"{field}.integers", f"{field}.args", f"{field}.params")
+        free = [
+            p.name
+            for p in parameters(found.forward)
+            if p.name not in (params or {}) and p.name not in (args or {})
+        ]
+        if not free:
+            raise ConfigError(
+                f"{found.label}: every argument is in params or args; one must be the layer input",
+                field=field,
+            )
+        arrays = {
+            k: _param_array(v, rng, dtype, base_dir, f"{field}.params.{k}")
+            for k, v in (params or {}).items()
+        }
+        argv = arguments(
+            found.forward,
+            values=arrays,
+            args=args,
+            fields=fields,
+            shapes={free[0]: (1, *input_shape)},
+        )
+        argv.arrays.pop(free[0])
+        return FunctionLayer(found, argv, free[0])
+
+    return build
+
+
+def loss_factory(ref: str, base_dir: Path, field: str) -> Callable[..., Any]:
+    """What ``network.build_network`` instantiates for ``loss: {fn: "file.py:NAME", args: …}``:
+    ``NAME(pred, target, **args) -> (loss, dpred)``."""
+
+    def build(*, args: dict[str, Any] | None = None) -> FunctionLoss:
+        found = find(ref, base_dir=base_dir)
+        if found.kind != "loss":
+            raise ConfigError(
+                f"'{ref}' is a forward/backward pair, not a loss function", field=f"{field}.fn"
+            )
+        if args is not None and not isinstance(args, dict):
+            raise ConfigError(
+                f"must be a mapping, got {type(args).__name__}", field=f"{field}.args"
+            )
+        order = parameters(found.forward)
+        unknown = [k for k in args or {} if k not in [p.name for p in order]]
+        if unknown:
+            raise ConfigError(
+                f"{found.label} has no argument '{unknown[0]}'",
+                field=f"{field}.args",
+                hint=f"its arguments: {', '.join(p.name for p in order)}",
+            )
+        return FunctionLoss(found, Arguments(found.label, order, values=dict(args or {})))
+
+    return build
