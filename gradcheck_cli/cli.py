@@ -565,7 +565,8 @@ def fn_(
         str | None, typer.Option("--backward", help="The backward's name (default: found).")
     ] = None,
     grad: Annotated[
-        str | None, typer.Option("--grad", help="Gradient of f: FILE.py:NAME or NAME (SciPy style).")
+        str | None,
+        typer.Option("--grad", help="Gradient of f: FILE.py:NAME or NAME (SciPy style)."),
     ] = None,
     eps: Eps = None,
     rtol: Rtol = None,

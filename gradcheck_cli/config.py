@@ -230,7 +230,8 @@ def check_options(**values: float | None) -> None:
 def plugin_fields(cfg: Config) -> list[tuple[str, str]]:
     """(field, reference) for every layer or loss in ``cfg`` that names user code."""
     refs = [
-        (f"layers[{i}].{'fn' if spec.fn else 'type'}", spec.type) for i, spec in enumerate(cfg.layers)
+        (f"layers[{i}].{'fn' if spec.fn else 'type'}", spec.type)
+        for i, spec in enumerate(cfg.layers)
     ]
     if cfg.loss is not None:
         refs.append((f"loss.{'fn' if cfg.loss.fn else 'type'}", cfg.loss.type))

@@ -34,6 +34,8 @@ def function_network(found: Found, argv: Arguments, seed: int = 0) -> FunctionNe
         layer: Any = FunctionLayer(found, argv, input_name)
     else:
         layer = ScalarFunctionLayer(found, argv, input_name)
+    #: Integer ids as the input are data: not differentiated (read by the checker).
+    layer.takes_ids = bool(np.issubdtype(x.dtype, np.integer))
     net = FunctionNetwork(layer, None, input_name, labels=[label], x=x, name=label)
     out = net.forward(np.array(x, copy=True))
     if found.kind == "pair":

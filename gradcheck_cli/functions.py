@@ -113,24 +113,25 @@ def find(
         return Found("f", _pick(funcs, name, where) if main is None else main, other(grad), name)
     if main is None:
         starts = [n for n in funcs if n.startswith(f"{name}_") and backward_name(n)]
-        if backward is None:
-            paired = [n for n in starts if backward_name(n) in funcs]
-            if len(paired) > 1:
-                raise ConfigError(
-                    f"'{name}' matches several forward functions in {where}: {', '.join(paired)}",
-                    hint=f"name one, e.g. '{where}:{paired[0]}'",
-                )
-            if not paired:
-                lone = (
-                    f" ({', '.join(starts)} has no backward: name it with --backward)"
-                    if starts
-                    else ""
-                )
-                _pick(funcs, f"{name}_forward", where + lone)
-            starts = paired
-        if not starts:
-            _pick(funcs, f"{name}_forward", where)
-        main, name = funcs[starts[0]], starts[0]
+        paired = [n for n in starts if backward is not None or backward_name(n) in funcs]
+        if len(paired) > 1:
+            raise ConfigError(
+                f"'{name}' matches several forward functions in {where}: {', '.join(paired)}",
+                hint=f"name one, e.g. '{where}:{paired[0]}'",
+            )
+        if not paired:
+            close = difflib.get_close_matches(name, funcs, n=1)
+            close += [] if close else difflib.get_close_matches(f"{name}_forward", funcs, n=1)
+            lone = (
+                f"{', '.join(starts)} has no backward: name it with --backward; " if starts else ""
+            )
+            raise PluginError(
+                f"no function '{name}' nor a pair {name}_forward/{name}_backward in {where}",
+                hint=lone
+                + (f"did you mean '{close[0]}'? " if close else "")
+                + f"functions found: {', '.join(sorted(funcs)) or 'none'}",
+            )
+        main, name = funcs[paired[0]], paired[0]
     if backward is not None:
         return Found("pair", main, other(backward), name)
     bname = backward_name(name)

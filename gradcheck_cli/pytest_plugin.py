@@ -28,8 +28,9 @@ from typing import Any
 import pytest
 
 MARKER = "gradcheck"
-BUILD_KEYS = ("layer", "shape", "args", "x", "dtype", "fn", "backward", "grad", "shapes", "integers", "values")
-FUNCTION_KEYS = ("fn", "backward", "grad", "shapes", "integers", "values", "args", "seed")
+#: Keywords that describe a function to check (see gradcheck_cli/function_check.py).
+FUNCTION_KEYS = ("fn", "backward", "grad", "shapes", "integers", "values")
+BUILD_KEYS = ("layer", "shape", "args", "x", "dtype", *FUNCTION_KEYS)
 
 
 class GradientCheckFailed(AssertionError):
@@ -83,8 +84,8 @@ def _run_function_check(item: pytest.Item, kwargs: dict[str, Any]) -> None:
     from gradcheck_cli.errors import GradcheckError
     from gradcheck_cli.testing import assert_gradients
 
-    how = {k: v for k, v in kwargs.items() if k in FUNCTION_KEYS and k != "fn"}
-    options = {k: v for k, v in _check_options(kwargs).items() if k not in FUNCTION_KEYS}
+    how = {k: v for k, v in kwargs.items() if k in (*FUNCTION_KEYS[1:], "args")}
+    options = _check_options(kwargs)
     try:
         assert_gradients(kwargs["fn"], base_dir=item.path.parent, **how, **options)
     except AssertionError as exc:
