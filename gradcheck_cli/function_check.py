@@ -4,6 +4,7 @@ factories that let a config use a function pair as a layer and a loss function a
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +48,62 @@ def function_network(found: Found, argv: Arguments, seed: int = 0) -> FunctionNe
 
 
 def run_check(net: FunctionNetwork, *, seed: int, **options: Any) -> CheckResult:
-    """The one call into the checker for functions (options as for ``check_network``)."""
-    return check_network(net, seed=seed, **options)
+    """The one call into the checker for functions (options as for ``check_network``), plus a
+    note when failing gradients of equal shape look swapped."""
+    result = check_network(net, seed=seed, **options)
+    if result.passed or result.interrupted:
+        return result
+    notes = swapped(net, [p.name for p in result.failures], seed)
+    return replace(result, notes=(*result.notes, *notes)) if notes else result
+
+
+def swapped(net: FunctionNetwork, failing: list[str], seed: int) -> list[str]:
+    """For failing arguments a, b of one shape: does the derivative of L along a random direction
+    v of a match ⟨db, v⟩ rather than ⟨da, v⟩? Then the backward returned them in swapped order (a
+    shape check cannot see that). A hint next to the verdict, never a verdict."""
+    x = net.x
+    layer = net.layers[0]
+    if x is None or not isinstance(net.loss, WeightedSum) or len(failing) < 2:
+        return []
+    arrays = {net.input_name: x, **layer.params}
+    net.loss_value(np.array(x, copy=True))
+    dx, grads = net.backward()
+    if not isinstance(dx, np.ndarray) or not isinstance(grads[0], dict):
+        return []
+    analytic = {net.input_name: dx, **grads[0]}
+    rng = rng_for(seed, "swap probe")
+    notes = []
+    for i, a in enumerate(failing):
+        for b in failing[i + 1 :]:
+            if a not in analytic or b not in analytic or arrays[a].shape != arrays[b].shape:
+                continue
+            v = rng.choice([-1.0, 1.0], size=arrays[a].shape)
+            slope = _slope(net, arrays, a, v)
+            along_a, along_b = float(np.vdot(analytic[a], v)), float(np.vdot(analytic[b], v))
+            scale = abs(slope) + 1e-300
+            if abs(slope - along_b) < 1e-4 * scale and abs(slope - along_a) > 1e-2 * scale:
+                notes.append(
+                    f"d{a} and d{b} look swapped: along a random direction of {a}, L changes as "
+                    f"d{b} predicts ({along_b:.6g}; d{a} predicts {along_a:.6g}, measured "
+                    f"{slope:.6g}). Return the gradients in the order of the arguments"
+                )
+    return notes
+
+
+def _slope(
+    net: FunctionNetwork, arrays: dict[str, Any], name: str, v: Any, h: float = 1e-6
+) -> float:
+    """Central difference of L along ``v`` in argument ``name`` (restored exactly afterwards)."""
+    x = np.array(net.x, copy=True)
+    arr = arrays[name] if name != net.input_name else x
+    keep = arr.copy()
+    values = []
+    for sign in (1.0, -1.0):
+        arr[...] = keep + sign * h * v
+        values.append(float(np.real(net.loss_value(x))))
+        arr[...] = keep
+    net.loss_value(np.array(net.x, copy=True))
+    return (values[0] - values[1]) / (2 * h)
 
 
 def check_function(

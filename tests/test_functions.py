@@ -82,10 +82,14 @@ def test_wrong_twins_fail(twin: str, seed: int) -> None:
     assert [p.name for p in r.failures] == failing
 
 
-def test_same_shape_gradients_swapped_are_caught_by_the_numbers() -> None:
+@pytest.mark.parametrize("seed", range(5))
+def test_same_shape_gradients_swapped_are_caught_by_the_numbers(seed: int) -> None:
     shapes = {"x": (3, 5), "prev_h": (3, 5), "Wx": (5, 5), "Wh": (5, 5), "b": (5,)}
-    r = check_function(f"{BUGGY}:rnn_step_swap", shapes=shapes)
+    r = check_function(f"{BUGGY}:rnn_step_swap", shapes=shapes, seed=seed)
     assert [p.name for p in r.failures] == ["Wx", "Wh"]
+    assert any(n.startswith("dWx and dWh look swapped") for n in r.notes)
+    r = check_function(f"{BUGGY}:rnn_step_tanh", shapes=shapes, seed=seed)  # none swapped
+    assert len(r.failures) == 5 and not [n for n in r.notes if "swapped" in n]
 
 
 def test_wrong_scipy_grad_fails() -> None:

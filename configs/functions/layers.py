@@ -74,7 +74,7 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     gamma, beta: (D,). Updates bn_param's running_mean / running_var, as CS231n's does."""
     eps, momentum = bn_param.get("eps", 1e-5), bn_param.get("momentum", 0.9)
     mu = x.mean(axis=0)
-    var = x.var(axis=0)
+    var = ((x - mu) ** 2).mean(axis=0)  # not x.var(): its |x - mu|² breaks --method complex
     xhat = (x - mu) / np.sqrt(var + eps)
     out = gamma * xhat + beta
     d = x.shape[1]
