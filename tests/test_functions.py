@@ -97,6 +97,25 @@ def test_wrong_scipy_grad_fails() -> None:
     assert [p.name for p in r.failures] == ["x"]
 
 
+def test_scipy_style_with_several_arrays() -> None:
+    def f(x, w, scale):
+        return scale * float(np.sum(np.tanh(x @ w)))
+
+    def df(x, w, scale):
+        s = scale * (1 - np.tanh(x @ w) ** 2)
+        return s @ w.T, x.T @ s
+
+    def df_wrong(x, w, scale):
+        s = scale * (1 - np.tanh(x @ w) ** 2)
+        return s @ w.T, x.T @ s * 1.001
+
+    shapes = {"x": (3, 4), "w": (4, 2)}
+    r = check_function(f, grad=df, shapes=shapes, args={"scale": 0.5})
+    assert r.passed and [p.name for p in r.params] == ["x", "w"]
+    r = check_function(f, grad=df_wrong, shapes=shapes, args={"scale": 0.5})
+    assert [p.name for p in r.failures] == ["w"]
+
+
 AFFINE = ["--shape", "x=4x2x3", "--shape", "w=6x5", "--shape", "b=5"]
 BN = ["--shape", "x=6x4", "--shape", "gamma=4", "--shape", "beta=4", "--arg", "bn_param={}"]
 
