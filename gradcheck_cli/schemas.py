@@ -32,6 +32,10 @@ def config_schema() -> dict[str, Any]:
                 schema["required"].remove(name)
     # A layer or loss may be written as a bare name: `- relu` is short for `- {type: relu}`.
     for spec in (LayerSpec, LossSpec):
+        # `{fn: "file.py:NAME"}` (functions) stands for type: the config needs one of them.
+        defn = schema["$defs"][spec.__name__]
+        defn["required"] = [r for r in defn.get("required", []) if r != "type"]
+        defn["anyOf"] = [{"required": ["type"]}, {"required": ["fn"]}]
         ref = f"#/$defs/{spec.__name__}"
         _replace_ref(schema, ref, {"anyOf": [{"type": "string", "minLength": 1}, {"$ref": ref}]})
     return {"$schema": DIALECT, **schema, "title": "gradcheck config"}

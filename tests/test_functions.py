@@ -297,6 +297,18 @@ def test_function_configs_pass(config: Path) -> None:
     assert r.exit_code == 0, r.output
 
 
+def test_function_configs_follow_the_config_schema() -> None:
+    import jsonschema
+    import yaml
+
+    from gradcheck_cli.schemas import config_schema
+
+    validator = jsonschema.Draft202012Validator(config_schema())
+    for path in sorted((CONFIGS / "functions").glob("*.yaml")):
+        validator.validate(yaml.safe_load(path.read_text()))
+    assert not validator.is_valid(yaml.safe_load("input: {shape: [4, 3]}\nlayers: [{params: {}}]"))
+
+
 def test_function_config_names_and_buggy_layer(write: Any) -> None:
     cfg = write(
         "net.yaml",
