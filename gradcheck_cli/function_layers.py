@@ -248,7 +248,11 @@ class ScalarFunctionLayer(_FunctionBase):
         else:
             raise PluginError(f"{self.fname} returned {describe(res)}, expected (loss, dx)")
         if not _is_number(loss):
-            raise PluginError(f"{self.fname} returned {describe(loss)} as the loss, not a number")
+            raise PluginError(
+                f"{self.fname} returned {describe(loss)} as the loss, not a number",
+                hint="a loss function returns (loss, dx); a forward returning (out, cache) needs "
+                "its backward: NAME_backward next to it, or --backward (API: backward=)",
+            )
         return np.reshape(np.asarray(loss), (1,))
 
     def backward(self, dout: Array) -> Array:

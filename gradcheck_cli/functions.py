@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import difflib
 import inspect
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,6 +98,9 @@ def find(
     if callable(ref):
         where, name = "the given functions", _name(ref)
         main: Callable[..., Any] | None = ref
+        module = sys.modules.get(getattr(ref, "__module__", "") or "")
+        if module is not None:  # its backward may sit next to it
+            funcs, where = _functions(module), f"module {module.__name__}"
     else:
         funcs, where, name = _load(ref, base_dir)
         main = funcs.get(name)

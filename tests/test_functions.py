@@ -207,6 +207,15 @@ def test_discovery_of_pairs(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
 
 
+def test_a_forward_callable_finds_its_backward_in_its_module() -> None:
+    from . import buggy_functions
+
+    r = check_function(buggy_functions.affine_mean_db_forward, shapes=CASES["affine"][0])
+    assert [p.name for p in r.failures] == ["b"]
+    with pytest.raises(PluginError, match="needs its backward"):
+        check_function(lambda x: (2 * x, None), shapes={"x": (3, 2)})
+
+
 def test_non_array_arguments_are_fresh_copies_per_call() -> None:
     """A forward that writes into a dict argument (running averages, counters) gets a fresh deep
     copy on every call: the check stays deterministic and the caller's dict is untouched."""
