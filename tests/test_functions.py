@@ -157,6 +157,17 @@ def test_cli_wrong_gradient_exit_1_with_replay() -> None:
     assert "--seed 3" in text
 
 
+def test_cli_github_and_junit_outputs(tmp_path: Path) -> None:
+    junit = tmp_path / "fn.xml"
+    r = gc(
+        "fn", f"{BUGGY}:affine_mean_db", *AFFINE, "--format", "github", "--junit-xml", str(junit)
+    )
+    assert r.exit_code == 1, r.output
+    assert r.stdout.startswith("::error") and "b" in r.stdout.splitlines()[0]
+    xml = junit.read_text()
+    assert 'tests="3" failures="1"' in xml and 'name="b"' in xml
+
+
 def test_cli_loss_with_labels_and_scipy_grad() -> None:
     r = gc("fn", f"{LAYERS}:softmax_loss", "--shape", "x=5x10", "--integers", "y=10", "-q")
     assert r.exit_code == 0, r.output
@@ -336,6 +347,26 @@ loss: {{fn: "{LAYERS}:softmax_loss"}}
     doc = json.loads(r.stdout)
     bad = [p["name"] for p in doc["results"] if not p["passed"]]
     assert bad == ["2.affine_mean_db.b"]
+
+
+def test_function_config_params_from_values_and_file(write: Any, tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "w.npy", rng.standard_normal((3, 2)))
+    cfg = write(
+        "c.yaml",
+        f"""
+input: {{shape: [4, 3]}}
+layers:
+  - {{fn: "{LAYERS}:affine", params: {{w: {{file: w.npy}}, b: {{values: [0.5, -0.5]}}}}}}
+""",
+    )
+    r = gc("run", str(cfg), "--format", "json")
+    assert r.exit_code == 0, r.output
+    assert [p["name"] for p in json.loads(r.stdout)["results"]] == [
+        "input",
+        "0.affine.w",
+        "0.affine.b",
+    ]
 
 
 @pytest.mark.parametrize(
