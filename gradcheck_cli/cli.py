@@ -599,10 +599,10 @@ def fn_(
         check_options(eps=eps, rtol=rtol, atol=atol)
         s, meth, m = 0 if seed is None else seed, method.value if method else "central", mode
         lists = (shape or [], integers or [], arg or [])
+        how = preflight_plan(meth, eps, m.value if m else None, samples, probes)
         net = fc.prepare(
             function, backward=backward, grad=grad, shape=lists[0], integers=lists[1],
-            arg=lists[2], seed=s, force=force, method=meth, eps=eps,
-            mode=m.value if m else None, samples=samples, probes=probes,
+            arg=lists[2], seed=s, force=force, how=how,
         )  # fmt: skip
         result = _checked(
             fmt,

@@ -15,7 +15,6 @@ from gradcheck_cli.function_check import function_network
 from gradcheck_cli.function_layers import FunctionNetwork
 from gradcheck_cli.functions import arguments, find
 from gradcheck_cli.limits import Limits, MemoryPlan, array_bytes, preflight
-from gradcheck_cli.suite import preflight_plan
 
 _NAME = re.compile(r"^[A-Za-z_]\w*$")
 
@@ -81,13 +80,10 @@ def prepare(
     arg: list[str],
     seed: int,
     force: bool,
-    method: str,
-    eps: float | None,
-    mode: str | None,
-    samples: int | None,
-    probes: int | None,
+    how: dict[str, Any],
 ) -> FunctionNetwork:
-    """Find the function(s), draw the arrays, and refuse a check that is too big."""
+    """Find the function(s), draw the arrays, and refuse a check that is too big (``how``: the
+    ``preflight`` plan of the check's method and mode, from ``suite.preflight_plan``)."""
     if ":" not in ref:
         raise ConfigError(
             f"'{ref}' must name a file and a function: FILE.py:NAME (e.g. layers.py:affine)",
@@ -101,7 +97,6 @@ def prepare(
     found = find(ref, backward=backward, grad=grad, base_dir=Path("."))
     argv = arguments(found.forward, shapes=shapes, integers=ids, args=values, seed=seed)
     net = function_network(found, argv, seed)
-    how = preflight_plan(method, eps, mode, samples, probes)
     preflight(net, inputs=True, **how, limits=limits)
     return net
 
