@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gradcheck_cli.checker import CheckResult, check_network
+from gradcheck_cli.checker import check_network
 from gradcheck_cli.errors import ConfigError
 from gradcheck_cli.function_layers import (
     FunctionLayer,
@@ -21,6 +21,9 @@ from gradcheck_cli.function_layers import (
 from gradcheck_cli.functions import Arguments, Found, arguments, find, parameters
 from gradcheck_cli.layers.losses import WeightedSum
 from gradcheck_cli.network import rng_for
+
+if TYPE_CHECKING:  # the package exports it, wherever the checker keeps it
+    from gradcheck_cli import CheckResult
 
 Fn = str | Callable[..., Any]
 
