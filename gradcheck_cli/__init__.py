@@ -3,6 +3,7 @@
 Public API::
 
     from gradcheck_cli import load_config, build_network, make_layer, check_network, check_layer
+    from gradcheck_cli import check_function   # function pairs, (loss, dx), f + grad
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 from gradcheck_cli.checker import check_layer, check_network
 from gradcheck_cli.config import Config, load_config
 from gradcheck_cli.errors import ConfigError, GradcheckError, PluginError, ShapeError
+from gradcheck_cli.function_check import check_function
 from gradcheck_cli.network import Network, build_network, rng_for
 from gradcheck_cli.options import CheckOptions
 from gradcheck_cli.registry import check_layer_contract, instantiate, resolve
@@ -61,6 +63,7 @@ __all__ = [
     "ShapeError",
     "__version__",
     "build_network",
+    "check_function",
     "check_layer",
     "check_network",
     "load_config",

@@ -545,6 +545,79 @@ def layer(
     _guarded(debug, job)
 
 
+@app.command("fn")
+def fn_(
+    function: Annotated[
+        str, typer.Argument(help="FILE.py:NAME: a forward/backward pair, a loss, or f (--grad).")
+    ],
+    shape: Annotated[
+        list[str] | None, typer.Option("--shape", help="Array argument shape: x=4x3 (repeatable).")
+    ] = None,
+    integers: Annotated[
+        list[str] | None,
+        typer.Option("--integers", help="Integer ids in [0, N): y=10 (repeatable)."),
+    ] = None,
+    arg: Annotated[
+        list[str] | None, typer.Option("--arg", help="Other argument: name=JSON (repeatable).")
+    ] = None,
+    backward: Annotated[
+        str | None, typer.Option("--backward", help="The backward's name (default: found).")
+    ] = None,
+    grad: Annotated[
+        str | None,
+        typer.Option("--grad", help="Gradient of f: FILE.py:NAME or NAME (SciPy style)."),
+    ] = None,
+    eps: Eps = None,
+    rtol: Rtol = None,
+    atol: Atol = None,
+    seed: Seed = None,
+    include: Include = None,
+    exclude: Exclude = None,
+    method: MethodOpt = None,
+    strict: Strict = False,
+    top: Top = 5,
+    mode: ModeOpt = None,
+    samples: Samples = None,
+    probes: Probes = None,
+    budget: Budget = None,
+    show_entries: ShowEntries = False,
+    fmt: Fmt = Format.table,
+    junit_xml: JunitXml = None,
+    export_html: ExportHtml = None,
+    export_svg: ExportSvg = None,
+    only_failures: OnlyFailures = False,
+    quiet: Quiet = False,
+    force: Force = False,
+    debug: Debug = False,
+) -> None:
+    """Check a function pair (NAME_forward/NAME_backward), a loss (loss, dx) or f with --grad."""
+    from gradcheck_cli import function_cli as fc
+    from gradcheck_cli.function_check import run_check
+
+    def job() -> int:
+        s = 0 if seed is None else seed
+        options = CheckOptions.build(
+            flags=True, eps=eps, rtol=rtol, atol=atol, strict=strict, top=top,
+            method=method.value if method else None, mode=mode.value if mode else None,
+            samples=samples, probes=probes, budget=budget, include=include, exclude=exclude,
+            seed=s,
+        )  # fmt: skip
+        lists = (shape or [], integers or [], arg or [])
+        net = fc.prepare(
+            function, backward=backward, grad=grad, shape=lists[0], integers=lists[1],
+            arg=lists[2], seed=s, force=force, how=preflight_plan(options),
+        )  # fmt: skip
+        result = _checked(
+            fmt, lambda bar: run_check(net, seed=s, options=options, progress=bar), quiet=quiet
+        )
+        words = fc.replay_words(function, backward, grad, *lists)
+        opts = _output_options(fmt, only_failures, junit_xml, export_html, export_svg, show_entries)
+        replay = _replay(words, result)
+        return _emit_one(Outcome(function, result=result), opts, replay, quiet)
+
+    _guarded(debug, job)
+
+
 @app.command()
 def sweep(
     config: Annotated[

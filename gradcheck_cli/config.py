@@ -72,11 +72,24 @@ class LayerSpec(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True, strict=True)
     type: str = Field(min_length=1)
+    #: Code: a function pair / loss function "file.py:NAME" (gradcheck_cli/function_check.py);
+    #: ``type`` then holds the same reference, so whatever refuses plugin types refuses it too.
+    fn: str | None = Field(default=None, min_length=1)
 
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("fn"), str) and "type" not in data:
+            return {**data, "type": data["fn"]}
         return {"type": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _fn(self) -> LayerSpec:
+        if self.fn is not None and self.type != self.fn:
+            raise ValueError("give type (a layer class) or fn (functions), not both")
+        if self.fn is not None and ":" not in self.fn:
+            raise ValueError(f"fn must look like 'file.py:NAME', got {self.fn!r}")
+        return self
 
     @property
     def args(self) -> dict[str, Any]:
@@ -172,9 +185,12 @@ def _explain(err: ValidationError, file: str) -> ConfigError:
 
 def plugin_fields(cfg: Config) -> list[tuple[str, str]]:
     """(field, reference) for every layer or loss in ``cfg`` that names user code."""
-    refs = [(f"layers[{i}].type", spec.type) for i, spec in enumerate(cfg.layers)]
+    refs = [
+        (f"layers[{i}].{'fn' if spec.fn else 'type'}", spec.type)
+        for i, spec in enumerate(cfg.layers)
+    ]
     if cfg.loss is not None:
-        refs.append(("loss.type", cfg.loss.type))
+        refs.append((f"loss.{'fn' if cfg.loss.fn else 'type'}", cfg.loss.type))
     return [(f, r) for f, r in refs if ":" in r]
 
 

@@ -366,7 +366,12 @@ def build_network(cfg: Config, *, limits: Limits | None = None) -> Network:
     for i, spec in enumerate(cfg.layers):
         field = f"layers[{i}]"
         try:
-            cls = resolve(spec.type, "layer", cfg.base_dir)
+            if spec.fn is not None:  # a function pair: gradcheck_cli/function_check.py
+                from gradcheck_cli.function_check import layer_factory
+
+                cls: Any = layer_factory(spec.fn, cfg.base_dir, field)
+            else:
+                cls = resolve(spec.type, "layer", cfg.base_dir)
             in_shape = tuple(out.shape[1:])
             est = estimate_layer(cls, in_shape, spec.args)
             if est is not None:
@@ -460,7 +465,12 @@ def _build_loss(cfg: Config, out: Array) -> tuple[Any, str, Array | None]:
         return WeightedSum(g), "Σ out⊙g", None
     label = cfg.loss.type
     try:
-        cls = resolve(label, "loss", cfg.base_dir)
+        if cfg.loss.fn is not None:  # a loss function: gradcheck_cli/function_check.py
+            from gradcheck_cli.function_check import loss_factory
+
+            cls: Any = loss_factory(cfg.loss.fn, cfg.base_dir, "loss")
+        else:
+            cls = resolve(label, "loss", cfg.base_dir)
         loss = instantiate(cls, f"loss ({label})", cfg.loss.args)
         check_loss_contract(loss, f"loss ({label})")
     except GradcheckError as err:

@@ -9,6 +9,10 @@
 
     pytestmark = pytest.mark.gradcheck(rtol=1e-5)       # defaults for every check in the module
 
+Functions: ``@pytest.mark.gradcheck(fn=affine_forward, backward=affine_backward,
+shapes={"x": (4, 5), "w": (5, 3), "b": (3,)})``, ``fn=softmax_loss, integers={"y": 10}`` or
+``fn="layers.py:affine"`` (relative to the test file); ``args`` are then the function's arguments.
+
 Marker keywords: ``layer`` (a class, registry name, "file.py:Class" relative to the test file, a
 factory or an instance), ``shape`` (the input, batch first), ``args`` (the layer's arguments),
 ``x`` (an input array instead of ``shape``), ``seed``, ``dtype``; any other keyword is a check
@@ -24,7 +28,9 @@ from typing import Any
 import pytest
 
 MARKER = "gradcheck"
-BUILD_KEYS = ("layer", "shape", "args", "x", "dtype")
+#: Keywords that describe a function to check (see gradcheck_cli/function_check.py).
+FUNCTION_KEYS = ("fn", "backward", "grad", "shapes", "integers", "values")
+BUILD_KEYS = ("layer", "shape", "args", "x", "dtype", *FUNCTION_KEYS)
 
 
 class GradientCheckFailed(AssertionError):
@@ -74,6 +80,20 @@ def gradcheck(request: pytest.FixtureRequest) -> Callable[..., Any]:
     return check
 
 
+def _run_function_check(item: pytest.Item, kwargs: dict[str, Any]) -> None:
+    from gradcheck_cli.errors import GradcheckError
+    from gradcheck_cli.testing import assert_gradients
+
+    how = {k: v for k, v in kwargs.items() if k in (*FUNCTION_KEYS[1:], "args")}
+    options = _check_options(kwargs)
+    try:
+        assert_gradients(kwargs["fn"], base_dir=item.path.parent, **how, **options)
+    except AssertionError as exc:
+        raise GradientCheckFailed(str(exc)) from None
+    except GradcheckError as exc:
+        raise GradientCheckFailed(f"cannot run the gradient check: {exc}") from None
+
+
 def _run_marker_check(item: pytest.Item, kwargs: dict[str, Any]) -> None:
     from gradcheck_cli.errors import GradcheckError
 
@@ -117,6 +137,8 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     kwargs = marker_kwargs(item)
     if kwargs.get("layer") is not None:
         _run_marker_check(item, kwargs)
+    elif kwargs.get("fn") is not None:
+        _run_function_check(item, kwargs)
     return outcome
 
 

@@ -51,6 +51,11 @@ def config_schema() -> dict[str, Any]:
                     "properties": {"type": {"type": "string", "pattern": PLUGIN_PATTERN}},
                     "required": ["type"],
                 },
+                {  # functions: {fn: "file.py:NAME", params: ..., args: ...}
+                    "type": "object",
+                    "properties": {"fn": {"type": "string", "pattern": PLUGIN_PATTERN}},
+                    "required": ["fn"],
+                },
             ],
         }
     return {"$schema": DIALECT, **schema, "title": "gradcheck config"}

@@ -9,6 +9,10 @@ is a plain-text table of the tensors that disagree and their worst entries (what
         assert_gradients(layer, x, rtol=1e-5)                 # a layer on your input
         assert_gradients("configs/net.yaml")                  # a config file
         assert_gradients(build_network(cfg))                  # a network
+        assert_gradients(affine_forward, backward=affine_backward,   # a function pair
+                         shapes={"x": (4, 5), "w": (5, 3), "b": (3,)})
+        assert_gradients(softmax_loss, shapes={"x": (5, 10)}, integers={"y": 10})  # (loss, dx)
+        assert_gradients(f, grad=df, shapes={"x": (10,)})     # SciPy style
 
 The pytest plugin (gradcheck_cli/pytest_plugin.py) wraps this as the ``gradcheck`` fixture and the
 ``@pytest.mark.gradcheck`` marker.
@@ -81,6 +85,18 @@ def is_config_path(target: Any) -> bool:
     return isinstance(target, str) and target.lower().endswith((".yaml", ".yml", ".json"))
 
 
+#: Keywords that make ``check`` take its target as a function (gradcheck_cli/function_check.py).
+FUNCTION_KEYS = frozenset({"backward", "grad", "shapes", "integers", "values"})
+
+
+def _check_function(target: Any, *, seed: int | None, **options: Any) -> CheckResult:
+    from gradcheck_cli.function_check import check_function
+
+    forward, backward = target if isinstance(target, tuple) else (target, None)
+    backward = options.pop("backward", backward)
+    return check_function(forward, backward, seed=0 if seed is None else seed, **options)
+
+
 def check(
     target: Any,
     x: Any = None,
@@ -97,7 +113,13 @@ def check(
     A layer is checked on ``x`` or, without it, on a random input of ``shape`` (batch first) drawn
     from ``seed`` (default 0; for configs, default: the config's own seed). ``options`` go to the
     checker: eps, rtol, atol, inputs, include, exclude, …
+
+    Functions: a pair ``(forward, backward)`` or a function with any of ``backward=``, ``grad=``,
+    ``shapes=``, ``integers=``, ``values=`` is checked by ``check_function`` (``args`` are then
+    the function's other arguments).
     """
+    if isinstance(target, tuple) or FUNCTION_KEYS & set(options):
+        return _check_function(target, seed=seed, args=args, **options)
     if is_config_path(target):
         return run_config(target, seed=seed, **options)
     if isinstance(target, str):  # a built-in layer name or a plugin "file.py:Class"
