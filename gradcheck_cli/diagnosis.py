@@ -168,42 +168,34 @@ def _zeros(x: _Data) -> Diagnosis | None:
     name = x.ctx.name
     if missing.any() and flat.any():
         return Diagnosis(
-            "mask",
-            {"missing": int(missing.sum()), "spurious": int(flat.sum())},
-            share,
+            "mask", {"missing": int(missing.sum()), "spurious": int(flat.sum())}, share,
             f"{name} agrees with the numeric gradient except where one of them is 0: 0 at "
             f"{_where(missing, 3)} where L changes, nonzero at {_where(flat, 3)} where L is flat "
             "— a mask or index taken from the wrong tensor or condition (e.g. x > 0 of the wrong "
             "input, argmin for argmax)?",
-        )
+        )  # fmt: skip
     if missing.any():
         if (x.a == 0.0).all():
             return Diagnosis(
-                "missing",
-                {"entries": int(missing.sum()), "where": "everywhere"},
-                share,
+                "missing", {"entries": int(missing.sum()), "where": "everywhere"}, share,
                 f"{name} is 0 everywhere while the numeric gradient is not: the backward never "
                 "writes this gradient (or overwrites it with zeros)?",
-            )
+            )  # fmt: skip
         sl = _slices(missing, x.a == 0.0)
         where = _slice_words(*sl, x.a.ndim) if sl else _where(missing)
         params: dict[str, Any] = {"entries": int(missing.sum())}
         if sl:
             params |= {"axis": sl[0], "slices": sl[1]}
         return Diagnosis(
-            "missing",
-            params,
-            share,
+            "missing", params, share,
             f"{name} is 0 on {where} where the numeric gradient is not: a gradient not written "
             "there, or a mask applied to the wrong tensor?",
-        )
+        )  # fmt: skip
     return Diagnosis(
-        "spurious",
-        {"entries": int(flat.sum())},
-        share,
+        "spurious", {"entries": int(flat.sum())}, share,
         f"{name} is nonzero at {_where(flat)} where L does not change (numeric ≈ 0): a gradient "
         "where there should be none — a missing mask (x > 0, dropout, the max of a pool)?",
-    )
+    )  # fmt: skip
 
 
 def _constants(ctx: Context) -> list[tuple[float, str, str]]:
@@ -234,16 +226,11 @@ def _constants(ctx: Context) -> list[tuple[float, str, str]]:
 
 def _scale(x: _Data) -> Diagnosis | None:
     """a = c·n for one constant c: a named one (−1, 2, ½, N, 1/N, …) or any other."""
-    nn = float(np.sum(x.n[x.use] ** 2))
-    informative = x.use & (np.abs(np.where(x.use, x.n, 0.0)) > np.where(x.use, x.tol, 0.0))
-    if nn == 0.0 or informative.sum() < 2:
-        return None
-    c = float(np.sum(x.a[x.use] * x.n[x.use])) / nn
     n0 = np.where(x.use, x.n, 0.0)
-    named = sorted(
-        _constants(x.ctx), key=lambda k: abs(np.log(abs(k[0])) - np.log(abs(c) + 1e-300))
-    )
-    for value, symbol, hint in named:
+    if np.count_nonzero(x.use & (np.abs(n0) > np.where(x.use, x.tol, 0.0))) < 2:
+        return None
+    c = _least_squares_factor(x)
+    for value, symbol, hint in sorted(_constants(x.ctx), key=lambda k: abs(k[0] - c)):
         share = x.fits(x.a - value * n0, max(1.0, abs(value)) * x.tol)
         if share is None:
             continue
@@ -263,17 +250,21 @@ def _scale(x: _Data) -> Diagnosis | None:
     return Diagnosis(
         "scale", {"factor": c}, share,
         f"{x.ctx.name} ≈ {c:.6g} × numeric everywhere: a constant factor is off (a scale left "
-        "out or applied twice: a kernel size, 1/(1 − p), a temperature, a step?)",
+        "out or applied twice: a kernel size, 1/(1 − p), a temperature, a step?"
+        + (" and the sign flipped)" if c < 0 else ")"),
     )  # fmt: skip
+
+
+def _least_squares_factor(x: _Data) -> float:
+    nn = float(np.sum(x.n[x.use] ** 2))
+    return float(np.sum(x.a[x.use] * x.n[x.use])) / nn if nn else 1.0
 
 
 def _one_scale(x: _Data) -> bool:
     """a = c·n for one c within tolerance, even where too few entries confirm it: then the
     disagreement of a few entries is as well explained by a scale, and neither is reported."""
-    nn = float(np.sum(x.n[x.use] ** 2))
-    c = float(np.sum(x.a[x.use] * x.n[x.use])) / nn if nn else 1.0
-    residual = np.where(x.use, x.a - c * np.where(x.use, x.n, 0.0), 0.0)
-    return bool(np.all(np.abs(residual[x.use]) <= max(1.0, abs(c)) * x.tol[x.use]))
+    c = _least_squares_factor(x)
+    return bool(np.all(np.abs(x.a - c * x.n)[x.use] <= max(1.0, abs(c)) * x.tol[x.use]))
 
 
 def _index_maps(shape: tuple[int, ...]) -> Iterator[tuple[Array, str, str]]:
@@ -291,12 +282,8 @@ def _index_maps(shape: tuple[int, ...]) -> Iterator[tuple[Array, str, str]]:
         candidates.append(
             (ids.transpose(perm).reshape(shape), f"numeric.transpose({axes}).reshape({shp})")
         )
-        candidates.append(
-            (
-                ids.reshape(via).transpose(perm),
-                f"numeric.reshape({', '.join(map(str, via))}).transpose({axes})",
-            )
-        )
+        back = f"numeric.reshape({', '.join(map(str, via))}).transpose({axes})"
+        candidates.append((ids.reshape(via).transpose(perm), back))
     for r in range(1, ndim + 1):
         for flip in itertools.combinations([i for i in range(ndim) if shape[i] > 1], r):
             candidates.append((np.flip(ids, flip), f"numeric flipped along axes {flip}"))
