@@ -168,6 +168,16 @@ def test_bug_without_fingerprint_gets_no_diagnosis(
     assert [p.diagnosis for p in result.failures] == [None] * len(result.failures)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_loss_bug_without_fingerprint_gets_no_diagnosis(seed: int) -> None:
+    from .buggy_layers_more import HuberUnclipped
+
+    net = loss_network("huber", {"delta": 0.5}, seed)
+    net.loss = HuberUnclipped(delta=0.5)
+    result = check_network(net, attribute=False)
+    assert result.failures and all(p.diagnosis is None for p in result.failures)
+
+
 #: What the corpus bugs (bug_corpus.Bugged) may be diagnosed as, on any failing tensor:
 #: a scale stays a scale upstream, one wrong entry of dx shows as one wrong row or column
 #: upstream, and dense random noise has no fingerprint at all.
