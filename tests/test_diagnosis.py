@@ -354,6 +354,19 @@ def test_diagnosis_in_table_pytest_message_and_json() -> None:
     assert d["sentence"].startswith("0.LinearBiasMean.b ≈ 0.25 × numeric")
 
 
+def test_pytest_assertion_message_names_the_diagnosis() -> None:
+    from gradcheck_cli.testing import assert_gradients
+
+    from .buggy_diagnosis import LinearWeightDecay
+
+    layer = LinearWeightDecay((5,), np.random.default_rng(0), out=3)
+    with pytest.raises(AssertionError) as info:
+        assert_gradients(layer, np.random.default_rng(1).standard_normal((4, 5)))
+    assert "diagnosis (param_term): 0.LinearWeightDecay.W − numeric ≈ λ·θ with λ = 0.01" in str(
+        info.value
+    )
+
+
 def test_directional_mode_diagnoses_only_after_elementwise_localisation() -> None:
     result = _bias_mean_result(mode="directional")
     (bad,) = result.failures
