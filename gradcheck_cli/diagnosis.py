@@ -365,7 +365,8 @@ def _axis(x: _Data) -> Diagnosis | None:
         size = x.a.shape[k]
         if size < 2:
             continue
-        offset = np.mean(x.d, axis=k, keepdims=True)
+        count = np.maximum(np.sum(x.use, axis=k, keepdims=True), 1)  # kinks left out
+        offset = np.sum(np.where(x.use, x.d, 0.0), axis=k, keepdims=True) / count
         active = (x.use & (np.abs(offset) > np.where(x.use, x.tol, np.inf))).any(axis=k)
         share = x.fits(x.d - offset, fitted=int(active.sum()))
         if share is None:

@@ -257,6 +257,10 @@ def test_unchecked_entries_and_kinks() -> None:
     b = 0.5 * n
     b[0, 0] = 7.0
     assert diagnose(b, n, kinked, Context("W")).kind == "scale"
+    offset = n + np.linspace(1.0, 2.0, 5)  # a − n constant along axis 0, n wrong at the kink
+    offset[0, 0] = 50.0
+    found = diagnose(offset, n, kinked, Context("W"))
+    assert found is not None and found.kind == "axis" and found.params["axis"] == 0
 
 
 def test_a_fit_needs_entries_that_confirm_it() -> None:
