@@ -7,7 +7,8 @@
    (``numeric.py``)
 5. judge each tensor: entries (``judge.py``, second look in ``kinks.py``) or probes
    (``directional.py``)
-6. on failure, attribution to a layer (``attribution.py``)
+6. for each failing tensor, the bug fingerprint that explains it (``diagnosis.py``)
+7. on failure, attribution to a layer (``attribution.py``)
 Results: ``results.py``.
 """
 
@@ -21,6 +22,7 @@ import numpy as np
 
 from gradcheck_cli import modes, structure
 from gradcheck_cli.attribution import with_attribution
+from gradcheck_cli.diagnosis import Context, diagnose
 from gradcheck_cli.directional import directional
 from gradcheck_cli.judge import Judge, backward_scales
 from gradcheck_cli.layers.base import Array
@@ -94,6 +96,7 @@ def check_network(
             _judge_all(network, judge, base, refs, plan, results)
         except KeyboardInterrupt:
             interrupted = True
+    results = _diagnosed(network, base, results)
     result = _result(
         network, resolved, dtype, reference, problems=tuple(base.problems), loss=base.pert.f0,
         params=tuple(results), notes=tuple(notes + network.fp.notes()), plan=plan,
@@ -250,6 +253,27 @@ def _judge_all(
 
 
 
+
+
+def _diagnosed(network: Network, base: _Base, results: list[ParamResult]) -> list[ParamResult]:
+    """Each failing tensor with the arrays its judge kept gets a diagnosis: the fingerprint of
+    a known bug that explains the disagreement, or None (arrays only: no loss evaluations)."""
+    refs = {ref.name: ref for ref in network.parameters()}
+    x = base.originals.get("input")
+    batch = int(x.shape[0]) if x is not None and x.ndim else None
+    outputs = int(network.douts[-1].size) if network.douts else None
+    out = []
+    for res in results:
+        ref = refs.get(res.name)
+        if res.passed or ref is None or res.numeric is None or res.tolerance is None:
+            out.append(res)
+            continue
+        theta = base.originals[res.name]
+        analytic, why = analytic_gradient(ref, base.dx, base.grads, theta)
+        ctx = Context(res.name, theta, batch, outputs)
+        found = None if why else diagnose(analytic, res.numeric, res.tolerance, ctx)
+        out.append(replace(res, diagnosis=found))
+    return out
 
 
 def check_layer(

@@ -158,8 +158,9 @@ class Judge:
         else:
             verdict = "pass"
         passed = verdict == "pass" or (verdict in ("kink", "noise") and not self.strict)
-        full = np.full(int(np.prod(shape)), np.nan)
+        full, numeric, tolerance = np.full((3, int(np.prod(shape))), np.nan)
         full[idx] = ratio
+        numeric[idx], tolerance[idx] = n, np.where(status == "kink", np.inf, tol)
         denom = max(float(np.linalg.norm(a) + np.linalg.norm(n)), np.finfo(np.float64).tiny)
         return ParamResult(
             name=name,
@@ -176,6 +177,8 @@ class Judge:
             noise_floor=float(noise.max(initial=0.0)),
             note=note,
             ratios=full.reshape(shape),
+            numeric=numeric.reshape(shape),
+            tolerance=tolerance.reshape(shape),
         )
 
 

@@ -120,6 +120,16 @@ def result_table(result: CheckResult, *, only_failures: bool = False) -> Table:
     return table
 
 
+def diagnosis_line(p: ParamResult) -> Text:
+    """One line under the table: the fingerprint that explains a failing tensor (diagnosis.py)."""
+    d = p.diagnosis
+    assert d is not None
+    text = Text("diagnosis ", style="bold")
+    text.append(f"({d.kind}, explains {d.explained:.1%}): ", style="dim")
+    text.append(d.sentence)
+    return text
+
+
 def worst_table(p: ParamResult) -> Table:
     """The worst entries of one tensor, each with the tolerance it was held to and its status."""
     table = Table(
@@ -208,6 +218,7 @@ def render(
         parts.append(est)
     if result.params and (result.failures or not only_failures):
         parts.append(result_table(result, only_failures=only_failures))
+    parts += [diagnosis_line(p) for p in result.failures if p.diagnosis is not None]
     if show_entries:
         parts += entry_maps(replace(result, params=result.failures) if only_failures else result)
     parts += [worst_table(p) for p in result.failures if p.worst]

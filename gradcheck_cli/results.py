@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from gradcheck_cli import modes
+from gradcheck_cli.diagnosis import Diagnosis
 from gradcheck_cli.layers.base import Array
 from gradcheck_cli.network import Network, ParamRef
 
@@ -54,6 +55,13 @@ class ParamResult:
     #: Directional probes evaluated (0 unless directional); ``checked`` counts entries, or the
     #: probes for a tensor checked by directions only.
     probes: int = 0
+    #: The numerical derivative per entry, in the tensor's shape (NaN where not checked), and the
+    #: tolerance each entry was held to (+inf at a kink: the estimate is no reference there).
+    numeric: Array | None = field(default=None, compare=False, repr=False)
+    tolerance: Array | None = field(default=None, compare=False, repr=False)
+    #: For a failing tensor: the bug fingerprint that explains the disagreement (diagnosis.py),
+    #: None when none does.
+    diagnosis: Diagnosis | None = None
 
 
 @dataclass(frozen=True)

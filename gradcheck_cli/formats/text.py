@@ -107,6 +107,8 @@ def failure_report(result: CheckResult) -> str:
         if p.reason:
             lines.append(f"  {p.name}: {p.reason}")
         else:
+            if p.diagnosis is not None:
+                lines.append(f"  diagnosis ({p.diagnosis.kind}): {p.diagnosis.sentence}")
             lines.append(f"  {p.name}: worst entries")
             lines.append(worst_entries(p))
     return "\n".join(lines)
