@@ -18,8 +18,9 @@ from rich.console import Console
 
 from gradcheck_cli import check_layer, check_network, make_layer
 from gradcheck_cli.diagnosis import Context, diagnose
+from gradcheck_cli.formats.jsondoc import to_json_dict
 from gradcheck_cli.formats.text import failure_report
-from gradcheck_cli.report import render, to_json_dict
+from gradcheck_cli.report import render
 
 from .bug_corpus import NETWORKS, bugged, build
 from .test_layers_more import loss_network
