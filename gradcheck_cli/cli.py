@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from gradcheck_cli import __version__, plot, report, scaffold, schemas, suite
+from gradcheck_cli import __version__, isolation, outputs, plot, report, scaffold, schemas, suite
 from gradcheck_cli.checker import CheckResult, check_layer
 from gradcheck_cli.config import (
     check_options,
@@ -48,8 +48,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
+# emoji=False: a message quoting 'ok.yaml:x' must not turn ':x' into an emoji.
+out = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
 
 
 class Format(str, Enum):
@@ -268,8 +269,17 @@ def _guarded(debug: bool, job: Callable[[], int]) -> NoReturn:
         if debug:
             raise
         err.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
+            f"[bold red]internal error:[/] {escape(f'{type(exc).__name__}: {exc}')}\n"
             "  rerun with --debug for the traceback, and please report it",
+            highlight=False,
+        )
+        code = EXIT_USAGE
+    except BaseException as exc:  # e.g. asyncio.CancelledError from user code: no traceback
+        if debug:
+            raise
+        err.print(
+            f"[bold red]error:[/] {escape(f'{type(exc).__name__}: {exc}')} raised outside "
+            "gradcheck's own code; no verdict",
             highlight=False,
         )
         code = EXIT_USAGE
@@ -277,16 +287,11 @@ def _guarded(debug: bool, job: Callable[[], int]) -> NoReturn:
 
 
 def _deliver(rendered: emit.Rendered, quiet: bool) -> None:
-    for path, text in [*rendered.files.items(), *rendered.appends.items()]:
-        try:
-            with path.open("a" if path in rendered.appends else "w", encoding="utf-8") as f:
-                f.write(text)
-        except OSError as exc:
-            raise GradcheckError(f"cannot write the file: {exc.strerror}", file=path) from None
+    outputs.write_outputs(rendered.files, rendered.appends)
     if quiet or rendered.stdout is None:
         return
     if isinstance(rendered.stdout, str):
-        typer.echo(rendered.stdout)
+        typer.echo(rendered.stdout, file=isolation.report_stream())
     else:
         out.print(rendered.stdout)
 
@@ -595,7 +600,7 @@ def sweep(
             seed=cfg.seed,
         )
         if fmt is Format.json:
-            typer.echo(plot.sweep_json(result))
+            typer.echo(plot.sweep_json(result), file=isolation.report_stream())
         else:
             out.print(plot.render_sweep(result))
         return EXIT_PASS if result.passed else EXIT_FAIL
@@ -664,11 +669,19 @@ def schema(
 ) -> None:
     """Print a JSON Schema (draft 2020-12), e.g. for an editor's YAML validation."""
     doc = schemas.report_schema() if kind is SchemaKind.report else schemas.config_schema()
-    typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+    typer.echo(json.dumps(doc, indent=2, ensure_ascii=False), file=isolation.report_stream())
 
 
 def main() -> None:
     # No global np.seterr: the core records floating-point events where they happen (network.py)
     # and reports them; anything else NumPy warns about is shown as one line by _guarded.
-    app(prog_name="gradcheck")
-    sys.exit(0)
+    def command() -> int:
+        isolation.claim_stdout()
+        out.file = isolation.report_stream()
+        try:
+            app(prog_name="gradcheck")
+        except SystemExit as exc:
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        return 0
+
+    sys.exit(isolation.supervise(command))

@@ -13,10 +13,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gradcheck_cli.errors import ConfigError
+from gradcheck_cli.outputs import note_input
 
 #: Config files larger than this are refused before reading: a hand-written spec is a few KB;
 #: inline ``values`` beyond this belong in a ``.npy`` file (``file:``).
-MAX_CONFIG_BYTES = 10 * 2**20
+MAX_CONFIG_BYTES = 2 * 2**20
 #: Nodes (mappings, lists, scalars) a parsed config may hold once YAML aliases are expanded:
 #: stops "billion laughs" alias bombs before validation walks them.
 MAX_CONFIG_NODES = 2_000_000
@@ -24,6 +25,21 @@ MAX_CONFIG_NODES = 2_000_000
 #: difference of any curved function measures curvature, not slope (truncation ε²·f'''/6 is
 #: O(1)), so a larger value is a typo (1e5 for 1e-5), not a choice.
 MAX_EPS = 1.0
+#: Most axes an input may have (NumPy allows 64; gradcheck stacks copies on one more axis, and
+#: no layer needs more than a handful).
+MAX_DIMS = 32
+#: Upper bounds for ``samples`` and ``probes`` per tensor: far more than any check needs (a wrong
+#: backward shows up in a handful), small enough that a typo cannot plan days of work.
+MAX_SAMPLES = 100_000
+MAX_PROBES = 10_000
+#: Values the engine gives a layer's constructor (when it names them); never set from a config,
+#: ``--arg`` or the API's layer arguments: ``base_dir`` would move the plugin loader, and
+#: ``input_shape`` would bypass the memory estimate.
+CONTEXT_NAMES = ("input_shape", "rng", "dtype", "base_dir")
+#: Keys whose value names code wherever they appear in a layer or loss entry (``type`` when it is
+#: a plugin reference; ``fn`` always).
+CODE_KEYS = ("type", "fn")
+_PLUGIN_REF = re.compile(r"^\S+:[A-Za-z_][A-Za-z0-9_.]*$")
 
 
 class _Strict(BaseModel):
@@ -51,6 +67,8 @@ class DataSpec(_Strict):
             )
         if self.shape is not None and (not self.shape or any(d < 1 for d in self.shape)):
             raise ValueError(f"shape must be a non-empty list of positive sizes, got {self.shape}")
+        if self.shape is not None and len(self.shape) > MAX_DIMS:
+            raise ValueError(f"shape has {len(self.shape)} axes, more than the {MAX_DIMS} allowed")
         return self
 
 
@@ -80,6 +98,8 @@ class LayerSpec(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            refuse_context_args(data)
         return {"type": data} if isinstance(data, str) else data
 
     @property
@@ -102,8 +122,8 @@ class CheckSpec(_Strict):
     method: Literal["central", "forward", "five-point", "complex"] = "central"
     strict: bool = False
     mode: Literal["full", "sample", "directional", "auto"] | None = None
-    samples: int | None = Field(default=None, ge=1)
-    probes: int | None = Field(default=None, ge=1)
+    samples: int | None = Field(default=None, ge=1, le=MAX_SAMPLES)
+    probes: int | None = Field(default=None, ge=1, le=MAX_PROBES)
     budget: float | None = Field(default=None, gt=0)
     #: Parameter-name glob patterns (``*.W``, ``0.*``, ``input``); see gradcheck_cli/selection.py.
     include: list[str] | None = None
@@ -214,26 +234,74 @@ def check_options(**values: float | None) -> None:
             raise ConfigError(f"must be >= 0, got {value:g}", field=field)
 
 
+def refuse_context_args(args: dict[Any, Any], field: str | None = None) -> None:
+    """A layer's arguments may not set what the engine injects (CONTEXT_NAMES)."""
+    for name in CONTEXT_NAMES:
+        if name in args:
+            message = (
+                f"'{name}' is set by gradcheck (from the input, the seed and the config's "
+                "folder), not by a layer argument"
+            )
+            if field is None:  # inside pydantic validation: it adds the field path
+                raise ValueError(message)
+            raise ConfigError(
+                message,
+                field=f"{field}.{name}" if field else name,
+                hint="drop it; input.shape and the top-level dtype set the shapes and precision",
+            )
+
+
+def is_code_ref(value: Any) -> bool:
+    """A string that names code: 'file.py:Class', 'pkg.mod:Class', 'dir/f.py:name'."""
+    return isinstance(value, str) and bool(_PLUGIN_REF.match(value.strip()))
+
+
+def code_refs(data: Any, path: str = "") -> list[tuple[str, str]]:
+    """(field path, value) for every place in a raw layer/loss spec that names code, at any depth:
+    a ``type`` that is a plugin reference, any ``fn`` key, and any string anywhere below that looks
+    like a plugin reference (sub-layer shorthands of ``residual`` and of built-ins to come).
+    One iterative walk over plain data: nothing is imported or validated."""
+    found: list[tuple[str, str]] = []
+    stack: list[tuple[str, Any]] = [(path, data)]
+    while stack:
+        here, node = stack.pop()
+        if isinstance(node, dict):
+            for key, value in node.items():
+                sub = f"{here}.{key}" if here else str(key)
+                if key == "fn":
+                    found.append((sub, str(value)))
+                elif key == "type" and isinstance(value, str) and ":" in value:
+                    found.append((sub, str(value)))
+                else:
+                    stack.append((sub, value))
+        elif isinstance(node, list):
+            stack.extend((f"{here}[{i}]", v) for i, v in enumerate(node))
+        elif is_code_ref(node):
+            found.append((here, str(node)))
+    return sorted(found)
+
+
 def plugin_fields(cfg: Config) -> list[tuple[str, str]]:
-    """(field, reference) for every layer or loss in ``cfg`` that names user code."""
-    refs = [(f"layers[{i}].type", spec.type) for i, spec in enumerate(cfg.layers)]
-    if cfg.loss is not None:
-        refs.append(("loss.type", cfg.loss.type))
-    return [(f, r) for f, r in refs if ":" in r]
+    """(field, reference) for every layer or loss in ``cfg`` that names user code (any depth)."""
+    return code_refs(cfg.model_dump(include={"layers", "loss"}, exclude_none=True))
 
 
-def refuse_plugins(cfg: Config) -> None:
-    """The ``--no-plugins`` rule: a config that names user code is refused before any import."""
-    found = plugin_fields(cfg)
+def refuse_code(found: list[tuple[str, str]], file: str | None = None) -> None:
+    """The ``--no-plugins`` rule: anything that names user code is refused before any import."""
     if found:
         field, ref = found[0]
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
         raise ConfigError(
             f"names the plugin '{ref}'{more}, and --no-plugins refuses code from configs",
-            file=cfg.source,
+            file=file,
             field=field,
             hint="use built-in layers only, or drop --no-plugins if you trust this code",
         )
+
+
+def refuse_plugins(cfg: Config) -> None:
+    """``refuse_code`` for a validated config."""
+    refuse_code(plugin_fields(cfg), cfg.source)
 
 
 def parse_config(data: Any, *, source: str = "<config>", base_dir: Path = Path(".")) -> Config:
@@ -251,9 +319,8 @@ def parse_config(data: Any, *, source: str = "<config>", base_dir: Path = Path("
     return cfg.model_copy(update={"base_dir": base_dir, "source": source})
 
 
-class _Loader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` (no Python tags: data only) that refuses duplicate keys and reads
-    ``1e-5`` as a float, as YAML 1.2 and JSON do (YAML 1.1 needs ``1.0e-5``, else a string)."""
+class _StrictKeys:
+    """Refuses duplicate keys (mixed into the safe loaders below)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, yaml.Node] = {}
@@ -273,14 +340,30 @@ class _Loader(yaml.SafeLoader):
                     key_node.start_mark,
                 )
             seen[key] = key_node
-        return super().construct_mapping(node, deep=deep)
+        return super().construct_mapping(node, deep=deep)  # type: ignore[misc,no-any-return]
 
 
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
+class _Loader(_StrictKeys, yaml.SafeLoader):
+    """``yaml.SafeLoader`` (no Python tags: data only) that refuses duplicate keys and reads
+    ``1e-5`` as a float, as YAML 1.2 and JSON do (YAML 1.1 needs ``1.0e-5``, else a string)."""
+
+
+#: The same with libyaml's parser where PyYAML has it: the pure-Python parser needs ~10 s per MB.
+_FastLoader: type = _Loader
+if getattr(yaml, "__with_libyaml__", False):
+
+    class _CLoader(_StrictKeys, yaml.CSafeLoader):  # type: ignore[misc]
+        """``_Loader`` with libyaml's parser (same constructor and resolvers)."""
+
+    _FastLoader = _CLoader
+
+
+for _cls in dict.fromkeys((_Loader, _FastLoader)):
+    _cls.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+        list("-+0123456789"),
+    )
 
 
 def load_yaml_text(text: str) -> Any:
@@ -384,7 +467,7 @@ def read_data(path: Path) -> Any:
                 raise ConfigError(f"invalid JSON: {exc}", file=path) from None
         else:
             try:
-                data = yaml.load(text, Loader=_Loader)
+                data = yaml.load(text, Loader=_FastLoader)
             except yaml.MarkedYAMLError as exc:
                 mark = exc.problem_mark
                 at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -419,6 +502,7 @@ def read_data(path: Path) -> Any:
 def load_config(path: str | Path) -> Config:
     """Read and validate a config file. Plugin and data paths are relative to its folder."""
     p = Path(path)
+    note_input(p)
     return parse_config(read_data(p), source=str(p), base_dir=p.parent)
 
 

@@ -101,7 +101,7 @@ FILE_CASES: dict[str, tuple[Callable[[Path], Path], list[str]]] = {
     "json-empty": (_bytes("e.json", b"  \n"), ["it is empty"]),
     "huge-file": (
         _huge,
-        ["huge.yaml", "11.0 MB", "larger than the 10 MB", "refused before reading"],
+        ["huge.yaml", "11.0 MB", "larger than the 2 MB", "refused before reading"],
     ),
     "not-a-regular-file": (_fifo, ["pipe.yaml", "not a regular file"]),
     "yaml-duplicate-key": (
