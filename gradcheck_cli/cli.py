@@ -22,10 +22,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from gradcheck_cli import __version__, isolation, outputs, plot, report, scaffold, schemas, suite
 from gradcheck_cli.checker import CheckResult, check_layer
 from gradcheck_cli.config import (
+    MAX_DIMS,
+    MAX_PROBES,
+    MAX_SAMPLES,
     check_options,
+    code_refs,
     default_config_path,
     load_config,
     load_yaml_text,
+    refuse_code,
+    refuse_context_args,
     refuse_plugins,
 )
 from gradcheck_cli.errors import (
@@ -133,10 +139,14 @@ ModeOpt = Annotated[
     ),
 ]
 Samples = Annotated[
-    int | None, typer.Option("--samples", min=1, help="Entries per tensor in sample mode.")
+    int | None,
+    typer.Option("--samples", min=1, max=MAX_SAMPLES, help="Entries per tensor in sample mode."),
 ]
 Probes = Annotated[
-    int | None, typer.Option("--probes", min=1, help="Directions per tensor in directional mode.")
+    int | None,
+    typer.Option(
+        "--probes", min=1, max=MAX_PROBES, help="Directions per tensor in directional mode."
+    ),
 ]
 Budget = Annotated[
     float | None, typer.Option("--budget", min=0.0, help="Seconds auto mode may spend.")
@@ -450,6 +460,10 @@ def _parse_shape(text: str) -> tuple[int, ...]:
         raise ConfigError(
             f"--shape must be batch×features like 4x3 (or 2x3x8x8), got '{text}'", field="--shape"
         )
+    if len(dims) > MAX_DIMS:
+        raise ConfigError(
+            f"--shape has {len(dims)} axes, more than the {MAX_DIMS} allowed", field="--shape"
+        )
     return dims
 
 
@@ -515,6 +529,9 @@ def layer(
             )
         dims = _parse_shape(shape)
         kwargs = _parse_args(arg or [])
+        refuse_context_args(kwargs, field="--arg")
+        if no_plugins:  # the same walk as for configs: code named at any depth of an --arg
+            refuse_code([(f"--arg {f}", ref) for f, ref in code_refs(kwargs)])
         s = 0 if seed is None else seed
         limits = Limits.off() if force else Limits()
         plan = MemoryPlan(limits)

@@ -268,9 +268,7 @@ def code_refs(data: Any, path: str = "") -> list[tuple[str, str]]:
         if isinstance(node, dict):
             for key, value in node.items():
                 sub = f"{here}.{key}" if here else str(key)
-                if key == "fn":
-                    found.append((sub, str(value)))
-                elif key == "type" and isinstance(value, str) and ":" in value:
+                if key == "fn" or (key == "type" and isinstance(value, str) and ":" in value):
                     found.append((sub, str(value)))
                 else:
                     stack.append((sub, value))
@@ -319,8 +317,23 @@ def parse_config(data: Any, *, source: str = "<config>", base_dir: Path = Path("
     return cfg.model_copy(update={"base_dir": base_dir, "source": source})
 
 
-class _StrictKeys:
-    """Refuses duplicate keys (mixed into the safe loaders below)."""
+class _StrictKeys(yaml.constructor.SafeConstructor):
+    """Refuses duplicate keys, and counts what merge keys (``<<``) expand to: PyYAML before
+    6.0.3 expands nested merges exponentially (700 bytes → minutes and > 1 GB), so the count
+    stops it at MAX_CONFIG_NODES whatever version is installed (mixed into the loaders below)."""
+
+    _merged = 0
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        super().flatten_mapping(node)
+        self._merged += len(node.value)
+        if self._merged > MAX_CONFIG_NODES:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"merge keys (<<) expand past {MAX_CONFIG_NODES:,} entries",
+                node.start_mark,
+            )
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, yaml.Node] = {}
@@ -340,7 +353,7 @@ class _StrictKeys:
                     key_node.start_mark,
                 )
             seen[key] = key_node
-        return super().construct_mapping(node, deep=deep)  # type: ignore[misc,no-any-return]
+        return super().construct_mapping(node, deep=deep)
 
 
 class _Loader(_StrictKeys, yaml.SafeLoader):
@@ -349,10 +362,10 @@ class _Loader(_StrictKeys, yaml.SafeLoader):
 
 
 #: The same with libyaml's parser where PyYAML has it: the pure-Python parser needs ~10 s per MB.
-_FastLoader: type = _Loader
+_FastLoader: Any = _Loader
 if getattr(yaml, "__with_libyaml__", False):
 
-    class _CLoader(_StrictKeys, yaml.CSafeLoader):  # type: ignore[misc]
+    class _CLoader(_StrictKeys, yaml.CSafeLoader):
         """``_Loader`` with libyaml's parser (same constructor and resolvers)."""
 
     _FastLoader = _CLoader

@@ -23,7 +23,13 @@ from gradcheck_cli.errors import (
 from gradcheck_cli.isolation import user_code
 from gradcheck_cli.layers.base import Array
 from gradcheck_cli.layers.losses import WeightedSum
-from gradcheck_cli.limits import Limits, MemoryPlan, array_bytes, estimate_layer
+from gradcheck_cli.limits import (
+    Limits,
+    MemoryPlan,
+    array_bytes,
+    estimate_layer,
+    estimate_workspace,
+)
 from gradcheck_cli.outputs import note_input
 from gradcheck_cli.registry import (
     LOSSES,
@@ -378,6 +384,11 @@ def build_network(cfg: Config, *, limits: Limits | None = None) -> Network:
                 plan.add(f"layer {i} ({spec.type}) parameters", n_params * out.itemsize, field)
                 plan.add(
                     f"layer {i} output", array_bytes((out.shape[0], *out_shape), cfg.dtype), field
+                )
+            work = estimate_workspace(cls, in_shape, spec.args)
+            if work:
+                plan.peak(
+                    f"layer {i} temporaries", float(out.shape[0]) * work * out.itemsize, field
                 )
             layer = instantiate(
                 cls,

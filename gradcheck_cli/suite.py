@@ -136,6 +136,8 @@ def preflight_plan(
     elif mode == "directional":
         k = probes or modes.DEFAULT_PROBES
         plan["entries"] = lambda n: min(n, k)
+    if mode in ("directional", "auto", None):  # auto may choose directional
+        plan["probes"] = probes or modes.DEFAULT_PROBES
     plan["timed"] = mode != "auto"
     plan["auto_above"] = modes.SMALL_CHECK if mode is None else None
     return plan
