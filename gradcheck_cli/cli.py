@@ -34,6 +34,7 @@ from gradcheck_cli.config import (
     refuse_context_args,
     refuse_plugins,
 )
+from gradcheck_cli.contracts import check_output_dtype
 from gradcheck_cli.errors import (
     EXIT_FAIL,
     EXIT_INTERRUPTED,
@@ -260,7 +261,11 @@ def _guarded(debug: bool, job: Callable[[], int]) -> NoReturn:
     except GradcheckError as exc:
         if debug:
             raise
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        err.print(
+            f"[bold red]error:[/] {escape(outputs.printable(str(exc)))}",
+            highlight=False,
+            soft_wrap=True,
+        )
         code = EXIT_USAGE
     except KeyboardInterrupt:
         if debug:
@@ -279,7 +284,7 @@ def _guarded(debug: bool, job: Callable[[], int]) -> NoReturn:
         if debug:
             raise
         err.print(
-            f"[bold red]internal error:[/] {escape(f'{type(exc).__name__}: {exc}')}\n"
+            f"[bold red]internal error:[/] {escape(outputs.printable(f'{type(exc).__name__}: {exc}'))}\n"
             "  rerun with --debug for the traceback, and please report it",
             highlight=False,
         )
@@ -288,7 +293,7 @@ def _guarded(debug: bool, job: Callable[[], int]) -> NoReturn:
         if debug:
             raise
         err.print(
-            f"[bold red]error:[/] {escape(f'{type(exc).__name__}: {exc}')} raised outside "
+            f"[bold red]error:[/] {escape(outputs.printable(f'{type(exc).__name__}: {exc}'))} raised outside "
             "gradcheck's own code; no verdict",
             highlight=False,
         )
@@ -432,7 +437,9 @@ def run(
         for o in res.outcomes:  # errors go to stderr even with --quiet, as in single mode
             if o.error is not None:
                 err.print(
-                    f"[bold red]error:[/] {escape(str(o.error))}", highlight=False, soft_wrap=True
+                    f"[bold red]error:[/] {escape(outputs.printable(str(o.error)))}",
+                    highlight=False,
+                    soft_wrap=True,
                 )
         replays = {o.config: replay(o) for o in res.outcomes if o.result is not None}
         _deliver(emit.suite(res, replays, opts), quiet)
@@ -545,6 +552,8 @@ def layer(
         x = draw.integers(0, integers, dims) if integers else draw.standard_normal(dims)
         probe = Network([lay], None, labels=[name], x=x)
         probe.forward(x.copy())
+        assert probe.output is not None
+        check_output_dtype(probe, 0, x, probe.output)
         meth = method.value if method else "central"
         how = preflight_plan(meth, eps, mode.value if mode is not None else None, samples, probes)
         preflight(probe, inputs=True, **how, limits=limits)

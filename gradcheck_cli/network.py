@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from gradcheck_cli.config import Config, DataSpec, TargetSpec
+from gradcheck_cli.contracts import check_loss_behaviour, check_output_dtype
 from gradcheck_cli.errors import (
     ConfigError,
     GradcheckError,
@@ -417,6 +418,7 @@ def build_network(cfg: Config, *, limits: Limits | None = None) -> Network:
                         + f": {exc.message}"
                     ) from exc
                 raise
+            check_output_dtype(net, i, net.inputs[i], out)
             if est is None:
                 plan.add(f"layer {i} output", float(out.nbytes), field)
             bad = first_nonfinite(out)
@@ -431,6 +433,11 @@ def build_network(cfg: Config, *, limits: Limits | None = None) -> Network:
             raise _context(err, cfg, field) from err.__cause__
     net.loss, net.loss_label, net.target = _build_loss(cfg, out)
     net.x = x
+    if cfg.loss is not None:
+        try:
+            check_loss_behaviour(net)
+        except GradcheckError as err:
+            raise _context(err, cfg, "loss") from err.__cause__
     try:
         loss = net.loss_value(x)
     except GradcheckError as err:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -88,3 +89,15 @@ def write_outputs(files: Mapping[Path, str], appends: Mapping[Path, str]) -> Non
         write_atomic(path, text)
     for path, text in appends.items():
         append(path, text)
+
+
+#: Control characters (but tab and newline), DEL, C1 controls and lone surrogates: shown as escapes
+#: in messages, so a config name cannot move the cursor or recolour the terminal.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters and lone surrogates written as ``\\x1b`` / ``\\ud800``."""
+    return _UNPRINTABLE.sub(
+        lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 256 else f"\\u{ord(m[0]):04x}", text
+    )

@@ -187,6 +187,15 @@ def run_config(
         raise
 
 
+def unexpected(exc: Exception, path: str | Path) -> GradcheckError:
+    """An error gradcheck did not foresee, as this config's error (the suite goes on)."""
+    return GradcheckError(
+        f"internal error while checking this config: {type(exc).__name__}: {exc}",
+        file=path,
+        hint="rerun this config alone with --debug for the traceback, and please report it",
+    )
+
+
 def run_suite(
     args: Sequence[str | Path], *, keep_going: bool = True, **options: Any
 ) -> SuiteResult:
@@ -210,6 +219,11 @@ def run_suite(
             if not keep_going:
                 raise
             outcomes.append(Outcome(str(item), error=exc))
+            continue
+        except Exception as exc:  # a bug, or an input nothing refused yet: this config only
+            if not keep_going:
+                raise
+            outcomes.append(Outcome(str(item), error=unexpected(exc, item)))
             continue
         outcomes.append(Outcome(str(item), result=result))
         if result.interrupted:  # Ctrl-C: report what is done, run nothing more
@@ -243,6 +257,9 @@ def validate(args: Sequence[str | Path], *, no_plugins: bool = False) -> list[Va
             net = build_network(cfg)
         except GradcheckError as exc:
             found.append(Validation(str(item), error=exc))
+            continue
+        except Exception as exc:  # one config's problem, never the others'
+            found.append(Validation(str(item), error=unexpected(exc, item)))
             continue
         names = tuple(r.name for r in net.parameters(include_input=cfg.check.inputs))
         found.append(Validation(str(item), cfg.name, len(net.layers), names))
