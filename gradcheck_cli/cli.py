@@ -32,7 +32,6 @@ from gradcheck_cli.config import (
     load_yaml_text,
     refuse_code,
     refuse_context_args,
-    refuse_plugins,
 )
 from gradcheck_cli.contracts import check_output_dtype
 from gradcheck_cli.errors import (
@@ -599,9 +598,7 @@ def sweep(
     """Error against ε (1e-1 … 1e-12) per tensor: the V-curve, the ε used and the best one."""
 
     def job() -> int:
-        cfg = load_config(config or default_config_path())
-        if no_plugins:
-            refuse_plugins(cfg)
+        cfg = load_config(config or default_config_path(), no_plugins=no_plugins)
         if seed is not None:
             cfg = cfg.model_copy(update={"seed": seed})
         limits = Limits.off() if force else Limits()

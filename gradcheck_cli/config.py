@@ -10,7 +10,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from gradcheck_cli.errors import ConfigError
 from gradcheck_cli.outputs import note_input
@@ -39,6 +46,7 @@ CONTEXT_NAMES = ("input_shape", "rng", "dtype", "base_dir")
 #: Keys whose value names code wherever they appear in a layer or loss entry (``type`` when it is
 #: a plugin reference; ``fn`` always).
 CODE_KEYS = ("type", "fn")
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _PLUGIN_REF = re.compile(r"^\S+:[A-Za-z_][A-Za-z0-9_.]*$")
 
 
@@ -133,7 +141,7 @@ class CheckSpec(_Strict):
 class Config(_Strict):
     """A network spec: where the input and target come from, the layers, the loss, the check."""
 
-    name: str = "network"
+    name: str = Field(default="network", min_length=1, max_length=200)
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
     dtype: Literal["float64", "float32"] = "float64"
     input: DataSpec
@@ -145,6 +153,20 @@ class Config(_Strict):
     base_dir: Path = Field(default=Path("."), exclude=True)
     #: The file this came from, for messages.
     source: str | None = Field(default=None, exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, name: str) -> str:
+        # The name is shown in terminals, JUnit XML and HTML: a control character (an escape
+        # sequence that recolours or clears the screen) or a lone surrogate (not encodable as
+        # UTF-8) has no business there.
+        bad = _UNPRINTABLE.search(name)
+        if bad:
+            raise ValueError(
+                f"the name holds the unprintable character {bad.group()!r} at position "
+                f"{bad.start()}; use plain text"
+            )
+        return name
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:
@@ -512,11 +534,16 @@ def read_data(path: Path) -> Any:
     return data
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate a config file. Plugin and data paths are relative to its folder."""
+def load_config(path: str | Path, *, no_plugins: bool = False) -> Config:
+    """Read and validate a config file. Plugin and data paths are relative to its folder.
+    ``no_plugins``: refuse a config that names code anywhere in its layers or loss — walked on
+    the raw data, before validation (and so before anything could be imported)."""
     p = Path(path)
     note_input(p)
-    return parse_config(read_data(p), source=str(p), base_dir=p.parent)
+    data = read_data(p)
+    if no_plugins and isinstance(data, dict):
+        refuse_code(code_refs({k: data[k] for k in ("layers", "loss") if k in data}), str(p))
+    return parse_config(data, source=str(p), base_dir=p.parent)
 
 
 def default_config_path() -> Path:

@@ -25,6 +25,7 @@ import mmap
 import os
 import signal
 import sys
+import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stdout, suppress
 from typing import TextIO
@@ -112,8 +113,8 @@ def supervise(run: Callable[[], int]) -> int:
             code = run()
         except KeyboardInterrupt:
             code = EXIT_INTERRUPTED
-        except BaseException as exc:
-            sys.stderr.write(f"error: {type(exc).__name__}: {exc}; no verdict\n")
+        except BaseException:  # only with --debug: the command prints everything else itself
+            traceback.print_exc()
         finally:
             _flush()
             os.write(write_end, bytes([code & 0xFF]))

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from gradcheck_cli import modes
 from gradcheck_cli.checker import CheckResult, check_network
-from gradcheck_cli.config import CheckSpec, Config, load_config, refuse_plugins
+from gradcheck_cli.config import CheckSpec, Config, load_config
 from gradcheck_cli.errors import (
     EXIT_FAIL,
     EXIT_INTERRUPTED,
@@ -177,9 +177,7 @@ def run_config(
     """Load, build and check one config file (errors raise). ``no_plugins``: refuse a config
     that names user code, before importing any."""
     try:
-        cfg = load_config(path)
-        if no_plugins:
-            refuse_plugins(cfg)
+        cfg = load_config(path, no_plugins=no_plugins)
         return check_config(cfg, force=force, **options)
     except GradcheckError as exc:
         if exc.file is None:  # e.g. an include pattern: say which config it was
@@ -251,9 +249,7 @@ def validate(args: Sequence[str | Path], *, no_plugins: bool = False) -> list[Va
             found.append(Validation(item.config, error=item.error))
             continue
         try:
-            cfg = load_config(item)
-            if no_plugins:
-                refuse_plugins(cfg)
+            cfg = load_config(item, no_plugins=no_plugins)
             net = build_network(cfg)
         except GradcheckError as exc:
             found.append(Validation(str(item), error=exc))
