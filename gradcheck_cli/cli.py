@@ -26,12 +26,9 @@ from gradcheck_cli.config import (
     MAX_PROBES,
     MAX_SAMPLES,
     check_options,
-    code_refs,
     default_config_path,
     load_config,
     load_yaml_text,
-    refuse_code,
-    refuse_context_args,
 )
 from gradcheck_cli.contracts import check_output_dtype
 from gradcheck_cli.errors import (
@@ -43,11 +40,19 @@ from gradcheck_cli.errors import (
     GradcheckError,
 )
 from gradcheck_cli.formats import console, emit
-from gradcheck_cli.limits import Limits, MemoryPlan, array_bytes, estimate_layer, preflight
+from gradcheck_cli.limits import (
+    Limits,
+    MemoryPlan,
+    array_bytes,
+    estimate_layer,
+    estimate_workspace,
+    preflight,
+)
 from gradcheck_cli.network import Network, build_network, rng_for
 from gradcheck_cli.registry import LAYERS, LOSSES, is_plugin, resolve
 from gradcheck_cli.suite import Outcome, preflight_plan
 from gradcheck_cli.sweep import EPS_GRID, H_GRID, MAX_ENTRIES, sweep_network
+from gradcheck_cli.trust import code_refs, refuse_code, refuse_context_args
 
 app = typer.Typer(
     help="Check NumPy backward passes against numerical gradients, per parameter.",
@@ -542,10 +547,16 @@ def layer(
         limits = Limits.off() if force else Limits()
         plan = MemoryPlan(limits)
         plan.add("input", array_bytes(dims, "float64"), "--shape")
-        est = estimate_layer(resolve(name, "layer", Path(".")), dims[1:], kwargs)
+        cls = resolve(name, "layer", Path("."))
+        est = estimate_layer(cls, dims[1:], kwargs)
         if est is not None:
             plan.add(f"{name} parameters", est[0] * 8.0, "--arg")
             plan.add(f"{name} output", array_bytes((dims[0], *est[1]), "float64"), "--arg")
+        plan.peak(
+            f"{name} temporaries",
+            dims[0] * 8.0 * estimate_workspace(cls, dims[1:], kwargs),
+            "--arg",
+        )
         lay = make_layer(name, dims[1:], rng_for(s, "layer0"), **kwargs)
         draw = rng_for(s, "input")
         x = draw.integers(0, integers, dims) if integers else draw.standard_normal(dims)

@@ -21,6 +21,7 @@ from pydantic import (
 
 from gradcheck_cli.errors import ConfigError
 from gradcheck_cli.outputs import note_input
+from gradcheck_cli.trust import code_refs, refuse_code, refuse_context_args
 
 #: Config files larger than this are refused before reading: a hand-written spec is a few KB;
 #: inline ``values`` beyond this belong in a ``.npy`` file (``file:``).
@@ -39,15 +40,7 @@ MAX_DIMS = 32
 #: backward shows up in a handful), small enough that a typo cannot plan days of work.
 MAX_SAMPLES = 100_000
 MAX_PROBES = 10_000
-#: Values the engine gives a layer's constructor (when it names them); never set from a config,
-#: ``--arg`` or the API's layer arguments: ``base_dir`` would move the plugin loader, and
-#: ``input_shape`` would bypass the memory estimate.
-CONTEXT_NAMES = ("input_shape", "rng", "dtype", "base_dir")
-#: Keys whose value names code wherever they appear in a layer or loss entry (``type`` when it is
-#: a plugin reference; ``fn`` always).
-CODE_KEYS = ("type", "fn")
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-_PLUGIN_REF = re.compile(r"^\S+:[A-Za-z_][A-Za-z0-9_.]*$")
 
 
 class _Strict(BaseModel):
@@ -256,67 +249,9 @@ def check_options(**values: float | None) -> None:
             raise ConfigError(f"must be >= 0, got {value:g}", field=field)
 
 
-def refuse_context_args(args: dict[Any, Any], field: str | None = None) -> None:
-    """A layer's arguments may not set what the engine injects (CONTEXT_NAMES)."""
-    for name in CONTEXT_NAMES:
-        if name in args:
-            message = (
-                f"'{name}' is set by gradcheck (from the input, the seed and the config's "
-                "folder), not by a layer argument"
-            )
-            if field is None:  # inside pydantic validation: it adds the field path
-                raise ValueError(message)
-            raise ConfigError(
-                message,
-                field=f"{field}.{name}" if field else name,
-                hint="drop it; input.shape and the top-level dtype set the shapes and precision",
-            )
-
-
-def is_code_ref(value: Any) -> bool:
-    """A string that names code: 'file.py:Class', 'pkg.mod:Class', 'dir/f.py:name'."""
-    return isinstance(value, str) and bool(_PLUGIN_REF.match(value.strip()))
-
-
-def code_refs(data: Any, path: str = "") -> list[tuple[str, str]]:
-    """(field path, value) for every place in a raw layer/loss spec that names code, at any depth:
-    a ``type`` that is a plugin reference, any ``fn`` key, and any string anywhere below that looks
-    like a plugin reference (sub-layer shorthands of ``residual`` and of built-ins to come).
-    One iterative walk over plain data: nothing is imported or validated."""
-    found: list[tuple[str, str]] = []
-    stack: list[tuple[str, Any]] = [(path, data)]
-    while stack:
-        here, node = stack.pop()
-        if isinstance(node, dict):
-            for key, value in node.items():
-                sub = f"{here}.{key}" if here else str(key)
-                if key == "fn" or (key == "type" and isinstance(value, str) and ":" in value):
-                    found.append((sub, str(value)))
-                else:
-                    stack.append((sub, value))
-        elif isinstance(node, list):
-            stack.extend((f"{here}[{i}]", v) for i, v in enumerate(node))
-        elif is_code_ref(node):
-            found.append((here, str(node)))
-    return sorted(found)
-
-
 def plugin_fields(cfg: Config) -> list[tuple[str, str]]:
     """(field, reference) for every layer or loss in ``cfg`` that names user code (any depth)."""
     return code_refs(cfg.model_dump(include={"layers", "loss"}, exclude_none=True))
-
-
-def refuse_code(found: list[tuple[str, str]], file: str | None = None) -> None:
-    """The ``--no-plugins`` rule: anything that names user code is refused before any import."""
-    if found:
-        field, ref = found[0]
-        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
-        raise ConfigError(
-            f"names the plugin '{ref}'{more}, and --no-plugins refuses code from configs",
-            file=file,
-            field=field,
-            hint="use built-in layers only, or drop --no-plugins if you trust this code",
-        )
 
 
 def refuse_plugins(cfg: Config) -> None:

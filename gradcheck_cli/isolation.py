@@ -48,12 +48,15 @@ def report_stream() -> TextIO:
 
 
 def _mark(where: str) -> None:
+    """Write ``where`` into the shared page (only when it changed since the last write)."""
     global _last
-    if _where is None or where == _last:
+    if _where is None:
         return
-    _last = where
-    data = where.encode("utf-8", "backslashreplace")[: _WHERE_BYTES - 1]
-    _where[: len(data) + 1] = data + b"\0"
+    if where != _last:
+        _last = where
+        data = where.encode("utf-8", "backslashreplace")[: _WHERE_BYTES - 2]
+        _where[1 : len(data) + 2] = data + b"\0"
+    _where[0] = 1  # byte 0: user code is running now
 
 
 @contextmanager
@@ -62,10 +65,14 @@ def user_code(where: str) -> Iterator[None]:
     it prints to stderr even when stdout was not claimed (library use)."""
     _mark(where)
     try:
-        with redirect_stdout(sys.stderr):
+        if _report is not None:  # stdout is the report's alone already, for the whole run
             yield
+        else:
+            with redirect_stdout(sys.stderr):
+                yield
     finally:
-        _mark("")
+        if _where is not None:
+            _where[0] = 0
 
 
 def claim_stdout() -> None:
@@ -137,7 +144,8 @@ def supervise(run: Callable[[], int]) -> int:
         if code == EXIT_INTERRUPTED and got and got[-1] == signal.SIGTERM:
             return EXIT_TERMINATED
         return code
-    where = bytes(_where[:_WHERE_BYTES]).split(b"\0", 1)[0].decode("utf-8", "replace")
+    last = bytes(_where[1:_WHERE_BYTES]).split(b"\0", 1)[0].decode("utf-8", "replace")
+    where = last if _where[0] else ""
     how = (
         f"exit status {os.waitstatus_to_exitcode(status)}"
         if os.WIFEXITED(status)

@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from gradcheck_cli.config import CONTEXT_NAMES
 from gradcheck_cli.errors import (
     ConfigError,
     GradcheckError,
@@ -26,6 +25,7 @@ from gradcheck_cli.errors import (
 )
 from gradcheck_cli.isolation import user_code
 from gradcheck_cli.outputs import note_input
+from gradcheck_cli.trust import CONTEXT_NAMES
 
 T = TypeVar("T")
 

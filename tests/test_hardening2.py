@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gradcheck_cli import config, registry
+from gradcheck_cli import config, registry, trust
 from gradcheck_cli.cli import app
 
 runner = CliRunner()
@@ -123,7 +123,7 @@ def test_code_refs_finds_every_reference() -> None:
         ],
         "loss": {"type": "f.py:Loss"},
     }
-    assert config.code_refs(spec) == [
+    assert trust.code_refs(spec) == [
         ("layers[1]", "a.py:A"),
         ("layers[2].layers[0]", "b.mod:B"),
         ("layers[2].layers[1].layers[0]", "c.py:C"),
