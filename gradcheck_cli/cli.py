@@ -467,7 +467,7 @@ def _parse_shape(text: str) -> tuple[int, ...]:
         dims = tuple(int(d) for d in text.lower().replace(",", "x").split("x"))
     except ValueError:
         dims = ()
-    if len(dims) < 2 or any(d < 1 for d in dims):
+    if len(dims) < 2 or any(d < 1 or d > 2**62 for d in dims):
         raise ConfigError(
             f"--shape must be batch×features like 4x3 (or 2x3x8x8), got '{text}'", field="--shape"
         )
@@ -498,7 +498,10 @@ def layer(
     integers: Annotated[
         int | None,
         typer.Option(
-            "--integers", min=1, help="Input of random integer ids in [0, N) (embedding)."
+            "--integers",
+            min=1,
+            max=2**62,
+            help="Input of random integer ids in [0, N) (embedding).",
         ),
     ] = None,
     arg: Annotated[

@@ -57,7 +57,7 @@ class DataSpec(_Strict):
     file: str | None = None
     #: Integer ids in [0, integers) (e.g. for an embedding): random from the seed with ``shape``,
     #: or the given values/file, checked to be such ids. The input gradient is then not checked.
-    integers: int | None = Field(default=None, ge=1)
+    integers: int | None = Field(default=None, ge=1, le=2**62)
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSpec:
@@ -68,6 +68,8 @@ class DataSpec(_Strict):
             )
         if self.shape is not None and (not self.shape or any(d < 1 for d in self.shape)):
             raise ValueError(f"shape must be a non-empty list of positive sizes, got {self.shape}")
+        if self.shape is not None and max(self.shape) > 2**62:
+            raise ValueError(f"shape sizes must be below 2**62, got {max(self.shape)}")
         if self.shape is not None and len(self.shape) > MAX_DIMS:
             raise ValueError(f"shape has {len(self.shape)} axes, more than the {MAX_DIMS} allowed")
         return self
