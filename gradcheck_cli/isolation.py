@@ -25,6 +25,7 @@ import mmap
 import os
 import signal
 import sys
+import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stdout, suppress
@@ -40,6 +41,7 @@ _WHERE_BYTES = 1024
 _report: TextIO | None = None
 _where: mmap.mmap | None = None
 _last = ""
+_interrupted_at = -1.0
 
 
 def report_stream() -> TextIO:
@@ -100,6 +102,18 @@ def _flush() -> None:
             pass
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    """SIGTERM in the child: Ctrl-C's partial report. A SIGTERM sent to the whole process group
+    reaches the child twice (directly and forwarded by the parent): the second one, within half a
+    second, must not interrupt the report of the first."""
+    global _interrupted_at
+    now = time.monotonic()
+    if now - _interrupted_at < 0.5:
+        return
+    _interrupted_at = now
+    raise KeyboardInterrupt
+
+
 def supervise(run: Callable[[], int]) -> int:
     """Run ``run`` (returns an exit code) in a child process and return its exit code; when the
     child ends without one, say so on stderr and return 2. Without ``os.fork`` run inline."""
@@ -114,7 +128,7 @@ def supervise(run: Callable[[], int]) -> int:
     if pid == 0:  # the child: the command itself
         os.close(read_end)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches us once, via the parent
-        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _interrupt)
         code = EXIT_USAGE
         try:
             code = run()
