@@ -20,14 +20,15 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from gradcheck_cli import __version__, plot, report, scaffold, schemas, suite
+from gradcheck_cli import __version__, isolation, outputs, plot, report, scaffold, schemas, suite
 from gradcheck_cli.checker import check_layer
 from gradcheck_cli.config import (
+    MAX_DIMS,
     default_config_path,
     load_config,
     load_yaml_text,
-    refuse_plugins,
 )
+from gradcheck_cli.contracts import check_output_dtype
 from gradcheck_cli.errors import (
     EXIT_FAIL,
     EXIT_INTERRUPTED,
@@ -37,21 +38,30 @@ from gradcheck_cli.errors import (
     GradcheckError,
 )
 from gradcheck_cli.formats import console, emit
-from gradcheck_cli.limits import Limits, MemoryPlan, array_bytes, estimate_layer, preflight
+from gradcheck_cli.limits import (
+    Limits,
+    MemoryPlan,
+    array_bytes,
+    estimate_layer,
+    estimate_workspace,
+    preflight,
+)
 from gradcheck_cli.network import Network, build_network, rng_for
 from gradcheck_cli.options import DEFAULT_RTOL, CheckOptions
 from gradcheck_cli.registry import LAYERS, LOSSES, is_plugin, resolve
 from gradcheck_cli.results import CheckResult
 from gradcheck_cli.suite import Outcome, preflight_plan
 from gradcheck_cli.sweep import EPS_GRID, H_GRID, MAX_ENTRIES, sweep_network
+from gradcheck_cli.trust import code_refs, refuse_code, refuse_context_args
 
 app = typer.Typer(
     help="Check NumPy backward passes against numerical gradients, per parameter.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-out = Console()
-err = Console(stderr=True)
+# emoji=False: a message quoting 'ok.yaml:x' must not turn ':x' into an emoji.
+out = Console(emoji=False)
+err = Console(stderr=True, emoji=False)
 
 
 class Format(str, Enum):
@@ -258,7 +268,11 @@ def _guarded(debug: bool, job: Callable[[], int]) -> NoReturn:
     except GradcheckError as exc:
         if debug:
             raise
-        err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        err.print(
+            f"[bold red]error:[/] {escape(outputs.printable(str(exc)))}",
+            highlight=False,
+            soft_wrap=True,
+        )
         code = EXIT_USAGE
     except KeyboardInterrupt:
         if debug:
@@ -277,8 +291,17 @@ def _guarded(debug: bool, job: Callable[[], int]) -> NoReturn:
         if debug:
             raise
         err.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
+            f"[bold red]internal error:[/] {escape(outputs.printable(f'{type(exc).__name__}: {exc}'))}\n"
             "  rerun with --debug for the traceback, and please report it",
+            highlight=False,
+        )
+        code = EXIT_USAGE
+    except BaseException as exc:  # e.g. asyncio.CancelledError from user code: no traceback
+        if debug:
+            raise
+        err.print(
+            f"[bold red]error:[/] {escape(outputs.printable(f'{type(exc).__name__}: {exc}'))} raised outside "
+            "gradcheck's own code; no verdict",
             highlight=False,
         )
         code = EXIT_USAGE
@@ -286,16 +309,11 @@ def _guarded(debug: bool, job: Callable[[], int]) -> NoReturn:
 
 
 def _deliver(rendered: emit.Rendered, quiet: bool) -> None:
-    for path, text in [*rendered.files.items(), *rendered.appends.items()]:
-        try:
-            with path.open("a" if path in rendered.appends else "w", encoding="utf-8") as f:
-                f.write(text)
-        except OSError as exc:
-            raise GradcheckError(f"cannot write the file: {exc.strerror}", file=path) from None
+    outputs.write_outputs(rendered.files, rendered.appends)
     if quiet or rendered.stdout is None:
         return
     if isinstance(rendered.stdout, str):
-        typer.echo(rendered.stdout)
+        typer.echo(rendered.stdout, file=isolation.report_stream())
     else:
         out.print(rendered.stdout)
 
@@ -425,7 +443,9 @@ def run(
         for o in res.outcomes:  # errors go to stderr even with --quiet, as in single mode
             if o.error is not None:
                 err.print(
-                    f"[bold red]error:[/] {escape(str(o.error))}", highlight=False, soft_wrap=True
+                    f"[bold red]error:[/] {escape(outputs.printable(str(o.error)))}",
+                    highlight=False,
+                    soft_wrap=True,
                 )
         replays = {o.config: replay(o) for o in res.outcomes if o.result is not None}
         _deliver(emit.suite(res, replays, opts), quiet)
@@ -439,9 +459,13 @@ def _parse_shape(text: str) -> tuple[int, ...]:
         dims = tuple(int(d) for d in text.lower().replace(",", "x").split("x"))
     except ValueError:
         dims = ()
-    if len(dims) < 2 or any(d < 1 for d in dims):
+    if len(dims) < 2 or any(d < 1 or d > 2**62 for d in dims):
         raise ConfigError(
             f"--shape must be batch×features like 4x3 (or 2x3x8x8), got '{text}'", field="--shape"
+        )
+    if len(dims) > MAX_DIMS:
+        raise ConfigError(
+            f"--shape has {len(dims)} axes, more than the {MAX_DIMS} allowed", field="--shape"
         )
     return dims
 
@@ -466,7 +490,10 @@ def layer(
     integers: Annotated[
         int | None,
         typer.Option(
-            "--integers", min=1, help="Input of random integer ids in [0, N) (embedding)."
+            "--integers",
+            min=1,
+            max=2**62,
+            help="Input of random integer ids in [0, N) (embedding).",
         ),
     ] = None,
     arg: Annotated[
@@ -513,19 +540,30 @@ def layer(
             )
         dims = _parse_shape(shape)
         kwargs = _parse_args(arg or [])
+        refuse_context_args(kwargs, field="--arg")
+        if no_plugins:  # the same walk as for configs: code named at any depth of an --arg
+            refuse_code([(f"--arg {f}", ref) for f, ref in code_refs(kwargs)])
         s = 0 if seed is None else seed
         limits = Limits.off() if force else Limits()
         plan = MemoryPlan(limits)
         plan.add("input", array_bytes(dims, "float64"), "--shape")
-        est = estimate_layer(resolve(name, "layer", Path(".")), dims[1:], kwargs)
+        cls = resolve(name, "layer", Path("."))
+        est = estimate_layer(cls, dims[1:], kwargs)
         if est is not None:
             plan.add(f"{name} parameters", est[0] * 8.0, "--arg")
             plan.add(f"{name} output", array_bytes((dims[0], *est[1]), "float64"), "--arg")
+        plan.peak(
+            f"{name} temporaries",
+            dims[0] * 8.0 * estimate_workspace(cls, dims[1:], kwargs),
+            "--arg",
+        )
         lay = make_layer(name, dims[1:], rng_for(s, "layer0"), **kwargs)
         draw = rng_for(s, "input")
         x = draw.integers(0, integers, dims) if integers else draw.standard_normal(dims)
         probe = Network([lay], None, labels=[name], x=x)
         probe.forward(x.copy())
+        assert probe.output is not None
+        check_output_dtype(probe, 0, x, probe.output)
         preflight(probe, inputs=True, **preflight_plan(options), limits=limits)
         if integers:
             options = options.model_copy(update={"discrete": True})
@@ -640,9 +678,7 @@ def sweep(
     """Error against ε (1e-1 … 1e-12) per tensor: the V-curve, the ε used and the best one."""
 
     def job() -> int:
-        cfg = load_config(config or default_config_path())
-        if no_plugins:
-            refuse_plugins(cfg)
+        cfg = load_config(config or default_config_path(), no_plugins=no_plugins)
         if seed is not None:
             cfg = cfg.model_copy(update={"seed": seed})
         limits = Limits.off() if force else Limits()
@@ -667,7 +703,7 @@ def sweep(
             seed=cfg.seed,
         )
         if fmt is Format.json:
-            typer.echo(plot.sweep_json(result))
+            typer.echo(plot.sweep_json(result), file=isolation.report_stream())
         else:
             out.print(plot.render_sweep(result))
         return EXIT_PASS if result.passed else EXIT_FAIL
@@ -757,11 +793,19 @@ def schema(
 ) -> None:
     """Print a JSON Schema (draft 2020-12), e.g. for an editor's YAML validation."""
     doc = schemas.report_schema() if kind is SchemaKind.report else schemas.config_schema()
-    typer.echo(json.dumps(doc, indent=2, ensure_ascii=False))
+    typer.echo(json.dumps(doc, indent=2, ensure_ascii=False), file=isolation.report_stream())
 
 
 def main() -> None:
     # No global np.seterr: the core records floating-point events where they happen (network.py)
     # and reports them; anything else NumPy warns about is shown as one line by _guarded.
-    app(prog_name="gradcheck")
-    sys.exit(0)
+    def command() -> int:
+        isolation.claim_stdout()
+        out.file = isolation.report_stream()
+        try:
+            app(prog_name="gradcheck")
+        except SystemExit as exc:
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        return 0
+
+    sys.exit(isolation.supervise(command))

@@ -9,17 +9,30 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from gradcheck_cli.errors import ConfigError
 from gradcheck_cli.options import CheckSpec
+from gradcheck_cli.outputs import note_input
+from gradcheck_cli.trust import code_refs, refuse_code, refuse_context_args
 
 #: Config files larger than this are refused before reading: a hand-written spec is a few KB;
 #: inline ``values`` beyond this belong in a ``.npy`` file (``file:``).
-MAX_CONFIG_BYTES = 10 * 2**20
+MAX_CONFIG_BYTES = 2 * 2**20
 #: Nodes (mappings, lists, scalars) a parsed config may hold once YAML aliases are expanded:
 #: stops "billion laughs" alias bombs before validation walks them.
 MAX_CONFIG_NODES = 2_000_000
+#: Most axes an input may have (NumPy allows 64; gradcheck stacks copies on one more axis, and
+#: no layer needs more than a handful).
+MAX_DIMS = 32
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 class _Strict(BaseModel):
@@ -36,7 +49,7 @@ class DataSpec(_Strict):
     file: str | None = None
     #: Integer ids in [0, integers) (e.g. for an embedding): random from the seed with ``shape``,
     #: or the given values/file, checked to be such ids. The input gradient is then not checked.
-    integers: int | None = Field(default=None, ge=1)
+    integers: int | None = Field(default=None, ge=1, le=2**62)
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSpec:
@@ -47,6 +60,10 @@ class DataSpec(_Strict):
             )
         if self.shape is not None and (not self.shape or any(d < 1 for d in self.shape)):
             raise ValueError(f"shape must be a non-empty list of positive sizes, got {self.shape}")
+        if self.shape is not None and max(self.shape) > 2**62:
+            raise ValueError(f"shape sizes must be below 2**62, got {max(self.shape)}")
+        if self.shape is not None and len(self.shape) > MAX_DIMS:
+            raise ValueError(f"shape has {len(self.shape)} axes, more than the {MAX_DIMS} allowed")
         return self
 
 
@@ -79,6 +96,8 @@ class LayerSpec(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            refuse_context_args(data)
         if isinstance(data, dict) and isinstance(data.get("fn"), str) and "type" not in data:
             return {**data, "type": data["fn"]}
         return {"type": data} if isinstance(data, str) else data
@@ -103,7 +122,7 @@ class LossSpec(LayerSpec):
 class Config(_Strict):
     """A network spec: where the input and target come from, the layers, the loss, the check."""
 
-    name: str = "network"
+    name: str = Field(default="network", min_length=1, max_length=200)
     seed: int = Field(default=0, ge=0, le=2**32 - 1)
     dtype: Literal["float64", "float32"] = "float64"
     input: DataSpec
@@ -115,6 +134,20 @@ class Config(_Strict):
     base_dir: Path = Field(default=Path("."), exclude=True)
     #: The file this came from, for messages.
     source: str | None = Field(default=None, exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, name: str) -> str:
+        # The name is shown in terminals, JUnit XML and HTML: a control character (an escape
+        # sequence that recolours or clears the screen) or a lone surrogate (not encodable as
+        # UTF-8) has no business there.
+        bad = _UNPRINTABLE.search(name)
+        if bad:
+            raise ValueError(
+                f"the name holds the unprintable character {bad.group()!r} at position "
+                f"{bad.start()}; use plain text"
+            )
+        return name
 
 
 def _loc(loc: tuple[int | str, ...]) -> str:
@@ -184,28 +217,13 @@ def _explain(err: ValidationError, file: str) -> ConfigError:
 
 
 def plugin_fields(cfg: Config) -> list[tuple[str, str]]:
-    """(field, reference) for every layer or loss in ``cfg`` that names user code."""
-    refs = [
-        (f"layers[{i}].{'fn' if spec.fn else 'type'}", spec.type)
-        for i, spec in enumerate(cfg.layers)
-    ]
-    if cfg.loss is not None:
-        refs.append((f"loss.{'fn' if cfg.loss.fn else 'type'}", cfg.loss.type))
-    return [(f, r) for f, r in refs if ":" in r]
+    """(field, reference) for every layer or loss in ``cfg`` that names user code (any depth)."""
+    return code_refs(cfg.model_dump(include={"layers", "loss"}, exclude_none=True))
 
 
 def refuse_plugins(cfg: Config) -> None:
-    """The ``--no-plugins`` rule: a config that names user code is refused before any import."""
-    found = plugin_fields(cfg)
-    if found:
-        field, ref = found[0]
-        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
-        raise ConfigError(
-            f"names the plugin '{ref}'{more}, and --no-plugins refuses code from configs",
-            file=cfg.source,
-            field=field,
-            hint="use built-in layers only, or drop --no-plugins if you trust this code",
-        )
+    """``refuse_code`` for a validated config."""
+    refuse_code(plugin_fields(cfg), cfg.source)
 
 
 def parse_config(data: Any, *, source: str = "<config>", base_dir: Path = Path(".")) -> Config:
@@ -223,9 +241,23 @@ def parse_config(data: Any, *, source: str = "<config>", base_dir: Path = Path("
     return cfg.model_copy(update={"base_dir": base_dir, "source": source})
 
 
-class _Loader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` (no Python tags: data only) that refuses duplicate keys and reads
-    ``1e-5`` as a float, as YAML 1.2 and JSON do (YAML 1.1 needs ``1.0e-5``, else a string)."""
+class _StrictKeys(yaml.constructor.SafeConstructor):
+    """Refuses duplicate keys, and counts what merge keys (``<<``) expand to: PyYAML before
+    6.0.3 expands nested merges exponentially (700 bytes → minutes and > 1 GB), so the count
+    stops it at MAX_CONFIG_NODES whatever version is installed (mixed into the loaders below)."""
+
+    _merged = 0
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        super().flatten_mapping(node)
+        self._merged += len(node.value)
+        if self._merged > MAX_CONFIG_NODES:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"merge keys (<<) expand past {MAX_CONFIG_NODES:,} entries",
+                node.start_mark,
+            )
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: dict[Any, yaml.Node] = {}
@@ -248,11 +280,27 @@ class _Loader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
+class _Loader(_StrictKeys, yaml.SafeLoader):
+    """``yaml.SafeLoader`` (no Python tags: data only) that refuses duplicate keys and reads
+    ``1e-5`` as a float, as YAML 1.2 and JSON do (YAML 1.1 needs ``1.0e-5``, else a string)."""
+
+
+#: The same with libyaml's parser where PyYAML has it: the pure-Python parser needs ~10 s per MB.
+_FastLoader: Any = _Loader
+if getattr(yaml, "__with_libyaml__", False):
+
+    class _CLoader(_StrictKeys, yaml.CSafeLoader):
+        """``_Loader`` with libyaml's parser (same constructor and resolvers)."""
+
+    _FastLoader = _CLoader
+
+
+for _cls in dict.fromkeys((_Loader, _FastLoader)):
+    _cls.add_implicit_resolver(
+        "tag:yaml.org,2002:float",
+        re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+        list("-+0123456789"),
+    )
 
 
 def load_yaml_text(text: str) -> Any:
@@ -356,7 +404,7 @@ def read_data(path: Path) -> Any:
                 raise ConfigError(f"invalid JSON: {exc}", file=path) from None
         else:
             try:
-                data = yaml.load(text, Loader=_Loader)
+                data = yaml.load(text, Loader=_FastLoader)
             except yaml.MarkedYAMLError as exc:
                 mark = exc.problem_mark
                 at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -388,10 +436,16 @@ def read_data(path: Path) -> Any:
     return data
 
 
-def load_config(path: str | Path) -> Config:
-    """Read and validate a config file. Plugin and data paths are relative to its folder."""
+def load_config(path: str | Path, *, no_plugins: bool = False) -> Config:
+    """Read and validate a config file. Plugin and data paths are relative to its folder.
+    ``no_plugins``: refuse a config that names code anywhere in its layers or loss — walked on
+    the raw data, before validation (and so before anything could be imported)."""
     p = Path(path)
-    return parse_config(read_data(p), source=str(p), base_dir=p.parent)
+    note_input(p)
+    data = read_data(p)
+    if no_plugins and isinstance(data, dict):
+        refuse_code(code_refs({k: data[k] for k in ("layers", "loss") if k in data}), str(p))
+    return parse_config(data, source=str(p), base_dir=p.parent)
 
 
 def default_config_path() -> Path:

@@ -92,6 +92,24 @@ class MemoryPlan:
                 hint=HINT,
             )
 
+    def peak(self, label: str, nbytes: float, fld: str) -> None:
+        """A transient allocation (a layer's temporaries): refused if it would not fit on top of
+        what is held, but not kept in the total."""
+        self.add(label, nbytes, fld)
+        self.parts.pop()
+
+
+def estimate_workspace(cls: type, input_shape: tuple[int, ...], args: dict[str, Any]) -> int:
+    """``cls.workspace(input_shape, **args)``: elements per sample of a layer's largest temporary
+    (e.g. conv2d's window matrix), 0 when the class declares none or the arguments are bad."""
+    ws = getattr(cls, "workspace", None)
+    if not callable(ws):
+        return 0
+    try:
+        return int(ws(input_shape, **args))
+    except Exception:
+        return 0
+
 
 def array_bytes(shape: tuple[int, ...] | list[int], dtype: str) -> float:
     """Bytes of an array of ``shape`` (exact Python integers: no overflow for absurd shapes)."""
@@ -172,6 +190,7 @@ def preflight(
     entries: Callable[[int], int] | None = None,
     timed: bool = True,
     auto_above: int | None = None,
+    probes: int = 0,
 ) -> Cost:
     """Checks before the first perturbation: something to check, affordable, ε representable.
 
@@ -189,6 +208,8 @@ def preflight(
             hint="check the input (drop --no-inputs / set check.inputs: true) or add a layer "
             "with parameters",
         )
+    if probes:
+        check_probe_memory(net, inputs=inputs, probes=probes, limits=limits, source=source)
     if timed and cost.work > limits.max_work:
         raise LimitError(
             f"this check would take about {human_seconds(cost.seconds)}: {cost.entries:,} "
@@ -200,6 +221,38 @@ def preflight(
     if real_steps:
         check_step(net, net.x, eps, inputs=inputs, source=source)
     return cost
+
+
+#: Arrays of probes × tensor size that drawing directional probes holds at once (the uniform draw,
+#: the signs, the magnitudes and the directions; see modes.directions), float64.
+PROBE_ARRAYS = 4
+
+
+def check_probe_memory(
+    net: Any, *, inputs: bool, probes: int, limits: Limits, source: str | None = None
+) -> None:
+    """Directional mode draws all ``probes`` directions of a tensor at once: refuse when
+    probes × the largest tensor does not fit, before drawing any."""
+    sizes = [
+        (
+            ref.name,
+            int(np.size(net.x if ref.key is None else net.layers[ref.layer].params[ref.key])),
+        )
+        for ref in net.parameters(include_input=inputs)
+    ]
+    if not sizes:
+        return
+    name, size = max(sizes, key=lambda s: s[1])
+    need = float(PROBE_ARRAYS * 8 * probes * size)
+    if need > limits.max_bytes:
+        raise LimitError(
+            f"{probes:,} directional probes of {name} ({size:,} entries) would need about "
+            f"{human_bytes(need)} of memory, more than the {human_bytes(limits.max_bytes)} "
+            "limit; refused before drawing them",
+            file=source,
+            field="check.probes",
+            hint="a few probes per tensor find a wrong gradient (the default is 2)",
+        )
 
 
 def check_step(net: Any, x: Any, eps: float, *, inputs: bool, source: str | None = None) -> None:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager, redirect_stdout
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from gradcheck_cli.config import Config, DataSpec, TargetSpec
+from gradcheck_cli.contracts import check_loss_behaviour, check_output_dtype
 from gradcheck_cli.errors import (
-    USER_CODE_ERRORS,
     ConfigError,
     GradcheckError,
     NumericError,
@@ -22,9 +21,17 @@ from gradcheck_cli.errors import (
     ShapeError,
     user_code_error,
 )
+from gradcheck_cli.isolation import user_code
 from gradcheck_cli.layers.base import Array
 from gradcheck_cli.layers.losses import WeightedSum
-from gradcheck_cli.limits import Limits, MemoryPlan, array_bytes, estimate_layer
+from gradcheck_cli.limits import (
+    Limits,
+    MemoryPlan,
+    array_bytes,
+    estimate_layer,
+    estimate_workspace,
+)
+from gradcheck_cli.outputs import note_input
 from gradcheck_cli.registry import (
     LOSSES,
     check_layer_contract,
@@ -133,12 +140,14 @@ class Network:
                 np.errstate(
                     over="call", divide="call", invalid="call", under="ignore", call=self.fp
                 ),
-                redirect_stdout(sys.stderr),
+                user_code(where),
             ):
                 yield
         except GradcheckError:
             raise
-        except USER_CODE_ERRORS as exc:
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # SystemExit, asyncio.CancelledError, …: the user's error
             raise user_code_error(exc, where) from exc
 
     # -- naming ---------------------------------------------------------------------------------
@@ -262,6 +271,13 @@ def _load_array(spec: DataSpec | TargetSpec, cfg: Config, field: str) -> Array |
     if spec.values is not None:
         try:
             return np.array(spec.values, dtype=float)
+        except OverflowError:
+            raise ConfigError(
+                "values must be numbers a float64 can hold (|v| < 1.8e308); an integer this "
+                "large is not",
+                file=cfg.source,
+                field=f"{field}.values",
+            ) from None
         except (ValueError, TypeError):
             raise ConfigError(
                 "values must be a rectangular list of numbers",
@@ -270,6 +286,7 @@ def _load_array(spec: DataSpec | TargetSpec, cfg: Config, field: str) -> Array |
             ) from None
     if spec.file is not None:
         path = Path(cfg.base_dir) / spec.file
+        note_input(path)
         if path.exists() and not path.is_file():  # a directory, pipe or device: never open it
             raise ConfigError(
                 f"{path} is not a regular file", file=cfg.source, field=f"{field}.file"
@@ -380,6 +397,11 @@ def build_network(cfg: Config, *, limits: Limits | None = None) -> Network:
                 plan.add(
                     f"layer {i} output", array_bytes((out.shape[0], *out_shape), cfg.dtype), field
                 )
+            work = estimate_workspace(cls, in_shape, spec.args)
+            if work:
+                plan.peak(
+                    f"layer {i} temporaries", float(out.shape[0]) * work * out.itemsize, field
+                )
             layer = instantiate(
                 cls,
                 f"layer {i} ({spec.type})",
@@ -407,6 +429,7 @@ def build_network(cfg: Config, *, limits: Limits | None = None) -> Network:
                         + f": {exc.message}"
                     ) from exc
                 raise
+            check_output_dtype(net, i, net.inputs[i], out)
             if est is None:
                 plan.add(f"layer {i} output", float(out.nbytes), field)
             bad = first_nonfinite(out)
@@ -421,6 +444,11 @@ def build_network(cfg: Config, *, limits: Limits | None = None) -> Network:
             raise _context(err, cfg, field) from err.__cause__
     net.loss, net.loss_label, net.target = _build_loss(cfg, out)
     net.x = x
+    if cfg.loss is not None:
+        try:
+            check_loss_behaviour(net)
+        except GradcheckError as err:
+            raise _context(err, cfg, "loss") from err.__cause__
     try:
         loss = net.loss_value(x)
     except GradcheckError as err:

@@ -32,8 +32,9 @@ Mode = Literal["full", "sample", "directional", "auto"]
 #: difference of any curved function measures curvature, not slope (truncation ε²·f'''/6 is
 #: O(1)), so a larger value is a typo (1e5 for 1e-5), not a choice.
 MAX_EPS = 1.0
-#: Upper bounds that keep a typo from planning an impossible check (10M probes, 1e12 samples).
-MAX_SAMPLES = 10**7
+#: Upper bounds for ``samples`` and ``probes`` per tensor: far more than any check needs (a wrong
+#: backward shows up in a handful), small enough that a typo cannot plan days of work.
+MAX_SAMPLES = 100_000
 MAX_PROBES = 10_000
 #: Default ε per method and dtype: near each method's optimum for O(1) scales (error model table).
 DEFAULT_EPS = {

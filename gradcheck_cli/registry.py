@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
 import importlib
 import importlib.util
 import inspect
+import re
 import sys
-from collections.abc import Callable
-from contextlib import redirect_stdout
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
@@ -16,12 +18,14 @@ from typing import Any, TypeVar
 import numpy as np
 
 from gradcheck_cli.errors import (
-    USER_CODE_ERRORS,
     ConfigError,
     GradcheckError,
     PluginError,
     user_code_error,
 )
+from gradcheck_cli.isolation import user_code
+from gradcheck_cli.outputs import note_input
+from gradcheck_cli.trust import CONTEXT_NAMES
 
 T = TypeVar("T")
 
@@ -98,14 +102,56 @@ def resolve(type_name: str, kind: str, base_dir: Path) -> type:
     return cls
 
 
+def _module_name(path: Path) -> str:
+    """A module name unique to the resolved plugin file: two projects' ``layers.py`` never share
+    one module (or one ``sys.modules`` entry)."""
+    digest = hashlib.sha1(str(path).encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    stem = re.sub(r"\W", "_", path.stem)
+    return f"_gradcheck_plugin_{stem}_{digest}"
+
+
+def _local_names(folder: Path) -> set[str]:
+    """Top-level module names that ``folder`` provides (``helper.py``, ``pkg/``)."""
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return set()
+    names = {p.stem for p in entries if p.suffix == ".py" and p.stem.isidentifier()}
+    names |= {p.name for p in entries if p.name.isidentifier() and p.is_dir()}
+    return names
+
+
+@contextmanager
+def _own_imports(folder: Path) -> Iterator[None]:
+    """While a plugin loads, its sibling imports (``from helper import x``) resolve to its own
+    folder: modules of the same names loaded for another config are set aside, and the ones
+    loaded now are taken out of ``sys.modules`` afterwards (the plugin keeps its references), so
+    the next config's ``helper`` is its own."""
+    names = _local_names(folder)
+
+    def local(mod: str) -> bool:
+        return mod.partition(".")[0] in names
+
+    saved = {m: sys.modules.pop(m) for m in list(sys.modules) if local(m)}
+    sys.path.insert(0, str(folder))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(folder))
+        for m in [m for m in sys.modules if local(m)]:
+            note_input(getattr(sys.modules[m], "__file__", None))  # outputs never overwrite it
+            del sys.modules[m]
+        sys.modules.update(saved)
+
+
 def _load_module(ref: str, base_dir: Path) -> ModuleType:
     is_file = ref.endswith(".py") or "/" in ref or "\\" in ref
     path = (base_dir / ref).resolve() if is_file else None
     key = str(path) if path else f"{base_dir.resolve()}::{ref}"
     if key in _modules:
         return _modules[key]
-    search_dir = str(path.parent if path else base_dir.resolve())
-    sys.path.insert(0, search_dir)
+    folder = path.parent if path else base_dir.resolve()
+    search_dir = str(folder)
     try:
         if path is not None:
             if not path.is_file():
@@ -113,15 +159,20 @@ def _load_module(ref: str, base_dir: Path) -> ModuleType:
                     f"plugin file not found: {path}",
                     hint="plugin paths are relative to the config file's folder",
                 )
-            spec = importlib.util.spec_from_file_location(
-                f"_gradcheck_plugin_{len(_modules)}", path
-            )
+            note_input(path)
+            name = _module_name(path)
+            spec = importlib.util.spec_from_file_location(name, path)
             assert spec is not None and spec.loader is not None
             module = importlib.util.module_from_spec(spec)
-            with redirect_stdout(sys.stderr):  # stdout carries the report
-                spec.loader.exec_module(module)
+            sys.modules[name] = module  # dataclasses and pickling look their module up here
+            try:
+                with _own_imports(folder), user_code(f"importing plugin '{ref}'"):
+                    spec.loader.exec_module(module)
+            except BaseException:
+                sys.modules.pop(name, None)
+                raise
         else:
-            with redirect_stdout(sys.stderr):
+            with _own_imports(folder), user_code(f"importing plugin '{ref}'"):
                 module = importlib.import_module(ref)
     except GradcheckError:
         raise
@@ -136,20 +187,29 @@ def _load_module(ref: str, base_dir: Path) -> ModuleType:
                 hint=f"it must be importable from {search_dir}, or name a file: 'my_layers.py:Class'",
             ) from exc
         raise user_code_error(exc, f"importing plugin '{ref}'") from exc
-    except USER_CODE_ERRORS as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
         raise user_code_error(exc, f"importing plugin '{ref}'") from exc
-    finally:
-        sys.path.remove(search_dir)
     _modules[key] = module
     return module
 
 
 def instantiate(cls: type, label: str, kwargs: dict[str, Any], **context: Any) -> Any:
-    """Call ``cls(**kwargs)``, adding each context value (input_shape, rng, dtype) it accepts.
+    """Call ``cls(**kwargs)``, adding each context value (input_shape, rng, dtype, base_dir) whose
+    name the constructor's signature names. A ``**kwargs`` constructor gets only ``kwargs``: it
+    may forward them to a library that takes no ``dtype``. ``kwargs`` may not set a context
+    name (the engine's values are not the config's to choose).
 
     Arguments the class does not take, or required ones missing, are config errors naming the
     accepted arguments; anything else the constructor raises is reported as the user's error.
     """
+    for name in CONTEXT_NAMES:
+        if name in kwargs:
+            raise ConfigError(
+                f"{label}: '{name}' is set by gradcheck, not by a layer argument",
+                hint="drop it; input.shape and the top-level dtype set the shapes and precision",
+            )
     try:
         sig = inspect.signature(cls)
     except (TypeError, ValueError):  # builtins without signatures: just try
@@ -159,8 +219,8 @@ def instantiate(cls: type, label: str, kwargs: dict[str, Any], **context: Any) -
         params = sig.parameters
         var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
         for name, value in context.items():
-            if name in params or var_kw:
-                call.setdefault(name, value)
+            if name in params and params[name].kind is not params[name].VAR_KEYWORD:
+                call[name] = value
         accepted = [
             n for n in params if n not in context and params[n].kind is not params[n].VAR_KEYWORD
         ]
@@ -185,11 +245,13 @@ def instantiate(cls: type, label: str, kwargs: dict[str, Any], **context: Any) -
                 f"{label} needs argument '{missing[0]}'", hint=f"accepted: {', '.join(accepted)}"
             )
     try:
-        with redirect_stdout(sys.stderr):
+        with user_code(f"constructing {label}"):
             return cls(**call)
     except GradcheckError:
         raise
-    except USER_CODE_ERRORS as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
         raise user_code_error(exc, f"constructing {label}") from exc
 
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from gradcheck_cli import modes
 from gradcheck_cli.checker import check_network
-from gradcheck_cli.config import Config, load_config, refuse_plugins
+from gradcheck_cli.config import Config, load_config
 from gradcheck_cli.errors import (
     EXIT_FAIL,
     EXIT_INTERRUPTED,
@@ -138,6 +138,8 @@ def preflight_plan(opts: CheckOptions) -> dict[str, Any]:
     elif mode == "directional":
         k = opts.probes or DEFAULT_PROBES
         plan["entries"] = lambda n: min(n, k)
+    if mode in ("directional", "auto", None):  # auto may choose directional
+        plan["probes"] = opts.probes or DEFAULT_PROBES
     plan["timed"] = mode != "auto"
     plan["auto_above"] = modes.SMALL_CHECK if mode is None else None
     return plan
@@ -171,14 +173,21 @@ def run_config(
     """Load, build and check one config file (errors raise). ``no_plugins``: refuse a config
     that names user code, before importing any."""
     try:
-        cfg = load_config(path)
-        if no_plugins:
-            refuse_plugins(cfg)
+        cfg = load_config(path, no_plugins=no_plugins)
         return check_config(cfg, force=force, **options)
     except GradcheckError as exc:
         if exc.file is None:  # e.g. an include pattern: say which config it was
             exc.file = str(path)
         raise
+
+
+def unexpected(exc: Exception, path: str | Path) -> GradcheckError:
+    """An error gradcheck did not foresee, as this config's error (the suite goes on)."""
+    return GradcheckError(
+        f"internal error while checking this config: {type(exc).__name__}: {exc}",
+        file=path,
+        hint="rerun this config alone with --debug for the traceback, and please report it",
+    )
 
 
 def run_suite(
@@ -204,6 +213,11 @@ def run_suite(
             if not keep_going:
                 raise
             outcomes.append(Outcome(str(item), error=exc))
+            continue
+        except Exception as exc:  # a bug, or an input nothing refused yet: this config only
+            if not keep_going:
+                raise
+            outcomes.append(Outcome(str(item), error=unexpected(exc, item)))
             continue
         outcomes.append(Outcome(str(item), result=result))
         if result.interrupted:  # Ctrl-C: report what is done, run nothing more
@@ -231,12 +245,13 @@ def validate(args: Sequence[str | Path], *, no_plugins: bool = False) -> list[Va
             found.append(Validation(item.config, error=item.error))
             continue
         try:
-            cfg = load_config(item)
-            if no_plugins:
-                refuse_plugins(cfg)
+            cfg = load_config(item, no_plugins=no_plugins)
             net = build_network(cfg)
         except GradcheckError as exc:
             found.append(Validation(str(item), error=exc))
+            continue
+        except Exception as exc:  # one config's problem, never the others'
+            found.append(Validation(str(item), error=unexpected(exc, item)))
             continue
         refs = net.parameters(include_input=cfg.check.inputs and not net.discrete)
         try:  # the tensors `run` would check: ids have no gradient, the selection applies

@@ -101,7 +101,7 @@ FILE_CASES: dict[str, tuple[Callable[[Path], Path], list[str]]] = {
     "json-empty": (_bytes("e.json", b"  \n"), ["it is empty"]),
     "huge-file": (
         _huge,
-        ["huge.yaml", "11.0 MB", "larger than the 10 MB", "refused before reading"],
+        ["huge.yaml", "11.0 MB", "larger than the 2 MB", "refused before reading"],
     ),
     "not-a-regular-file": (_fifo, ["pipe.yaml", "not a regular file"]),
     "yaml-duplicate-key": (
@@ -945,3 +945,44 @@ def test_plugin_prints_do_not_corrupt_the_json_report(tmp_path: Path) -> None:
     assert json.loads(r.stdout)["passed"] is True
     for word in ("importing", "building", "forward", "backward"):
         assert word in r.stderr
+
+
+# -- Hardening II: huge integers, many axes, odd --arg values (issue 12) --------------------------
+
+HUGE = "1" + "0" * 400
+
+
+@pytest.mark.parametrize(
+    ("spec", "needles"),
+    [
+        (f"input: {{values: [[{HUGE}, 2]]}}\nlayers: [relu]\n", ["input.values", "float64"]),
+        (f"input: {{shape: [2, {HUGE}]}}\nlayers: [relu]\n", ["input", "below 2**62"]),
+        (
+            f"input: {{shape: [2, 3], integers: {HUGE}}}\nlayers: [{{type: embedding, vocab: 5, dim: 2}}]\n",
+            ["input.integers"],
+        ),
+        ("input: {shape: [" + ", ".join(["1"] * 70) + "]}\nlayers: [relu]\n", ["70 axes"]),
+        ("input: {shape: [2, 3]}\nlayers: [{type: linear, out: 3, dtype: float16}]\n", ["dtype"]),
+    ],
+    ids=["values", "shape", "integers", "70-axes", "dtype-arg"],
+)
+def test_huge_and_odd_values_name_their_field(tmp_path: Path, spec: str, needles) -> None:
+    path = tmp_path / "net.yaml"
+    path.write_text(spec)
+    for extra in ([], ["--force"]):
+        assert_clean(gc("run", str(path), *extra), 2, needles)
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--shape", "x".join(["1"] * 70)], ["70 axes"]),
+        (["--shape", f"2x{HUGE}", "--force"], ["--shape"]),
+        (["--arg", "out=3", "--arg", "input_shape=[5]"], ["--arg.input_shape"]),
+        (["--arg", "out=3", "--arg", "dtype=float16"], ["--arg.dtype"]),
+        (["--arg", "out=3", "--arg", "rng=1"], ["--arg.rng"]),
+    ],
+    ids=["70-axes", "huge-dim", "input_shape", "dtype", "rng"],
+)
+def test_layer_command_odd_values(args: list[str], needles) -> None:
+    assert_clean(gc("layer", "linear", *args), 2, needles)

@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -263,3 +264,106 @@ def test_real_entry_point_refuses_garbage(tmp_path: Path, blob: bytes) -> None:
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith("error:") and "Traceback" not in proc.stderr
     assert str(path) in " ".join(proc.stderr.split())
+
+
+# -- Hardening II surfaces: nested specs, context names, output paths, fd-level writes ------------
+
+EVIL = "import pathlib\npathlib.Path(__file__).with_name('PWNED').write_text('x')\nclass Evil:\n    pass\n"
+plugin_ref = st.sampled_from(["evil.py:Evil", "./evil.py:Evil", "evil:Evil"])
+
+
+def nest(inner: Any, depth: int, wrap: int) -> Any:
+    """``inner`` placed ``depth`` residual blocks deep, among built-in siblings."""
+    for _ in range(depth):
+        inner = {"type": "residual", "layers": [*(["relu"] * wrap), inner]}
+    return inner
+
+
+@FUZZ
+@given(
+    ref=plugin_ref,
+    depth=st.integers(0, 4),
+    wrap=st.integers(0, 2),
+    as_dict=st.booleans(),
+    key=st.sampled_from(["type", "fn"]),
+    command=st.sampled_from(["run", "validate", "sweep"]),
+)
+def test_no_plugins_finds_code_at_any_depth(
+    ref: str, depth: int, wrap: int, as_dict: bool, key: str, command: str
+) -> None:
+    leaf: Any = {key: ref} if as_dict or key == "fn" else ref
+    spec = {"input": {"shape": [2, 3]}, "layers": ["tanh", nest(leaf, depth, wrap)]}
+    with tempfile.TemporaryDirectory() as d:
+        (Path(d) / "evil.py").write_text(EVIL)
+        path = Path(d) / "net.yaml"
+        path.write_text(dump(spec, "yaml"))
+        r = runner.invoke(app, [command, "--no-plugins", str(path)])
+        assert r.exit_code == 2, r.output
+        field = "layers[1]" + f".layers[{wrap}]" * depth
+        field += f".{key}" if as_dict or key == "fn" else ""
+        assert f"{field}: names the plugin" in " ".join(r.output.split()), r.output
+        assert not (Path(d) / "PWNED").exists()
+
+
+@FUZZ
+@given(
+    name=st.sampled_from(["base_dir", "input_shape", "dtype", "rng"]),
+    value=weird,
+    depth=st.integers(0, 3),
+)
+def test_context_names_are_never_layer_arguments(name: str, value: Any, depth: int) -> None:
+    spec = {"input": {"shape": [2, 3]}, "layers": [nest({"type": "relu", name: value}, depth, 1)]}
+    path, r = run_text(dump(spec, "json"), ".json")
+    assert_answered(r, path)
+    assert r.exit_code == 2 and name in r.output, r.output
+
+
+@FUZZ
+@given(
+    option=st.sampled_from(["--junit-xml", "--export-html", "--export-svg"]),
+    target=st.sampled_from(["net.yaml", "my.py", "x.npy"]),
+    spelling=st.sampled_from(["{d}/{t}", "{d}/./{t}", "{d}/sub/../{t}"]),
+)
+def test_outputs_never_overwrite_inputs(option: str, target: str, spelling: str) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        root = Path(d)
+        (root / "sub").mkdir()
+        (root / "my.py").write_text(
+            "import numpy as np\nclass L:\n    def __init__(self):\n"
+            "        self.params, self.grads = {}, {}\n"
+            "    def forward(self, x):\n        return 2 * x\n"
+            "    def backward(self, d):\n        return 2 * d\n"
+        )
+        np.save(root / "x.npy", np.ones((2, 3)))
+        (root / "net.yaml").write_text("input: {file: x.npy}\nlayers: [{type: 'my.py:L'}]\n")
+        before = {p.name: p.read_bytes() for p in root.iterdir() if p.is_file()}
+        out = spelling.format(d=d, t=target)
+        r = runner.invoke(app, ["run", str(root / "net.yaml"), option, out, "-q"])
+        assert r.exit_code == 2 and "an input of this run" in r.output, r.output
+        assert {p.name: p.read_bytes() for p in root.iterdir() if p.is_file()} == before
+
+
+@pytest.mark.parametrize(
+    "write",
+    [
+        'os.write(1, b\'{"not": "the report"}\\n\')',
+        "sys.__stdout__.write('junk'); sys.__stdout__.flush()",
+        "os.system('echo from a child process')",
+    ],
+)
+def test_fd_level_writes_never_reach_stdout(tmp_path: Path, write: str) -> None:
+    (tmp_path / "w.py").write_text(
+        "import os, sys, numpy as np\nclass W:\n    def __init__(self):\n"
+        "        self.params, self.grads = {}, {}\n"
+        f"    def forward(self, x):\n        {write}\n        return 2 * x\n"
+        "    def backward(self, d):\n        return 2 * d\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "gradcheck_cli", "layer", "w.py:W", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["passed"] is True

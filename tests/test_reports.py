@@ -331,8 +331,15 @@ def test_junit_for_one_layer_and_for_an_invalid_single_config(
 
 
 def test_junit_unwritable_path_is_a_usage_error(tmp_path: Path) -> None:
-    r = gc("run", "--junit-xml", tmp_path / "no" / "such" / "dir.xml")
+    (tmp_path / "afile").write_text("x")  # a parent folder that is a file cannot be created
+    r = gc("run", "--junit-xml", tmp_path / "afile" / "sub" / "j.xml")
     assert r.exit_code == 2 and "cannot write" in r.output and "Traceback" not in r.output
+
+
+def test_junit_parent_folders_are_created(tmp_path: Path) -> None:
+    path = tmp_path / "reports" / "deep" / "j.xml"
+    assert gc("run", "--junit-xml", path).exit_code == 0
+    assert ET.parse(path).getroot().findall(".//testcase")
 
 
 # -- several configs ----------------------------------------------------------------------------

@@ -7,11 +7,25 @@ GitHub/GitLab/Jenkins/Azure test reporters (no timing attributes, so the file is
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 from gradcheck_cli.formats.text import attribution, describe, num, problems, worst_entries
 from gradcheck_cli.results import CheckResult, ParamResult
 from gradcheck_cli.suite import Outcome, SuiteResult
+
+#: Characters XML 1.0 cannot hold at all (not even escaped): C0 controls but tab/newline/CR, lone
+#: surrogates, U+FFFE/U+FFFF. A config name or message with them must not make the file unreadable.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _xml_safe(text: str) -> str:
+    return _NOT_XML.sub(
+        lambda m: (
+            f"\\x{ord(m.group()):02x}" if ord(m.group()) < 256 else f"\\u{ord(m.group()):04x}"
+        ),
+        text,
+    )
 
 
 def _failure_text(p: ParamResult, blame: list[str]) -> str:
@@ -60,6 +74,12 @@ def _suite_element(name: str, config: str, result: CheckResult) -> ET.Element:
         case = ET.SubElement(suite, "testcase", classname=name, name="(network)", file=config)
         failure = ET.SubElement(case, "failure", message=whole[0], type="NetworkProblem")
         failure.text = "\n".join(whole) + "\n"
+    if result.interrupted:  # Ctrl-C / SIGTERM: the run is not green, whatever was checked
+        suite.set("tests", str(int(suite.get("tests", "0")) + 1))
+        suite.set("errors", "1")
+        case = ET.SubElement(suite, "testcase", classname=name, name="(interrupted)", file=config)
+        message = "the run was interrupted before every tensor was checked; no verdict"
+        ET.SubElement(case, "error", message=message, type="Interrupted").text = message + "\n"
     for p in result.params:
         case = ET.SubElement(suite, "testcase", classname=name, name=p.name, file=config)
         if not p.passed:
@@ -98,7 +118,7 @@ def to_junit(suite: SuiteResult) -> str:
     root.set("failures", str(failures))
     root.set("errors", str(errors))
     ET.indent(root)
-    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+    return _xml_safe(ET.tostring(root, encoding="unicode", xml_declaration=True)) + "\n"
 
 
 def result_to_junit(result: CheckResult, config: str | None = None) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -75,6 +77,38 @@ class Conv2d(Layer):
         "dW[f,c,i,j] = Σ_{n,h,w} xpad[n,c,h·s+i,w·s+j]·dout[n,f,h,w];  db = Σ_{n,h,w} dout;  "
         "dxpad[n,c,h·s+i,w·s+j] += Σ_f dout[n,f,h,w]·W[f,c,i,j];  dx = dxpad without the padding"
     )
+
+    @classmethod
+    def estimate(
+        cls, input_shape: tuple[int, ...], **args: Any
+    ) -> tuple[int, tuple[int, ...]] | None:
+        geo = cls._geometry(input_shape, **args)
+        c, f, (kh, kw), (ho, wo) = geo
+        return f * c * kh * kw + f, (f, ho, wo)
+
+    @classmethod
+    def workspace(cls, input_shape: tuple[int, ...], **args: Any) -> int:
+        """Elements per sample of the largest temporary: the window matrix (C, H_out, W_out, kh,
+        kw) that tensordot copies in forward, and dwin of the same size in backward."""
+        c, _, (kh, kw), (ho, wo) = cls._geometry(input_shape, **args)
+        return c * ho * wo * kh * kw
+
+    @staticmethod
+    def _geometry(
+        input_shape: tuple[int, ...],
+        out_channels: int,
+        kernel: int | list[int],
+        stride: int | list[int] = 1,
+        padding: int | list[int] = 0,
+    ) -> tuple[int, int, tuple[int, int], tuple[int, int]]:
+        f = positive_int(out_channels, "out_channels")
+        k, st, (ph, pw) = (
+            pair(kernel, "kernel"),
+            pair(stride, "stride"),
+            pair(padding, "padding", minimum=0),
+        )
+        c, h, w = spatial_input(input_shape, "conv2d")
+        return c, f, k, out_size((h + 2 * ph, w + 2 * pw), k, st, "conv2d")
 
     def __init__(
         self,
