@@ -531,7 +531,7 @@ def check_network(
         loss=float(np.real(pert.f0)),
         params=tuple(results),
         problems=tuple(problems),
-        notes=tuple(notes + network.fp.notes()),
+        notes=tuple(notes + list(network.findings) + network.fp.notes()),
         mode=plan.mode,
         samples=plan.samples if plan.mode == "sample" else None,
         probes=plan.probes if plan.mode == "directional" else None,
@@ -819,6 +819,8 @@ def _with_attribution(
         return result
     culprits = []
     for i, layer in enumerate(network.layers):
+        if douts[i].size == 0:
+            continue  # no upstream gradient reached this layer (a later backward broke the chain)
         single = Network(
             [layer], WeightedSum(douts[i]), labels=[network.labels[i]], x=inputs[i],
             trusted=[network.trusted[i]], name=network.describe(i),

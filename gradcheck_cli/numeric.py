@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck_cli.errors import PluginError
+from gradcheck_cli.errors import GradcheckError, PluginError
 from gradcheck_cli.layers.base import Array
 from gradcheck_cli.network import Network, ParamRef
 
@@ -85,6 +85,11 @@ _DECLARES: dict[tuple[type, str], bool] = {}
 def row_independent(layer: Any) -> bool:
     """Output row i depends on input row i only (declared by the layer; default: no)."""
     return getattr(layer, "row_independent", False) is True
+
+
+def _own(a: Array) -> Array:
+    """A C-ordered copy of ``a`` that nothing else holds."""
+    return np.array(a, order="C", copy=True)
 
 
 @dataclass
@@ -142,11 +147,19 @@ class Perturber:
         self.batched = batched
         self.progress = progress
         self._x_complex: Array | None = None  # the input while a complex copy stands in for it
-        out = network.forward(x)
-        self.layer_inputs = list(network.inputs)
+        #: Per layer: may it be fed stacked copies (declared row independent, and verified).
+        self._stackable: dict[int, bool] = {}
+        #: Layers (and len(layers) for the loss) already probed for the complex step.
+        self.complex_checked: set[int] = set()
+        # Every array the engine perturbs, slices or stacks is its own C-ordered copy: a Fortran
+        # or transposed input, or a layer output that is a view (of a reused buffer, a parameter,
+        # its input), would otherwise lose or change its perturbations.
+        self.x = np.ascontiguousarray(x)
+        out = network.forward(self.x)
+        self.layer_inputs = [self.x, *(_own(a) for a in network.inputs[1:])]
         #: Output of each layer in the unperturbed pass.
-        self.outputs: list[Array] = [*self.layer_inputs[1:], out]
-        self.f0 = self._loss(out)
+        self.outputs: list[Array] = [*self.layer_inputs[1:], _own(out)]
+        self.f0 = self._loss(self.outputs[-1])
 
     # -- basics -----------------------------------------------------------------------------------
     def array(self, ref: ParamRef) -> Array:
@@ -161,15 +174,55 @@ class Perturber:
         return scalar(value, self.net.loss_label)
 
     def _forward(self, i: int, x: Array) -> Array:
-        """Layer ``i``'s forward on ``x`` (a copy for untrusted layers), errors attributed."""
-        arg = x if self.net.trusted[i] else x.copy()
-        with self.net.stage(f"{self.net.describe(i)}.forward"):  # FP events, prints, errors
-            out = self.net.layers[i].forward(arg)
-        if not isinstance(out, np.ndarray):
-            raise PluginError(
-                f"{self.net.describe(i)}.forward returned {type(out).__name__}, not a NumPy array"
-            )
-        return out
+        """Layer ``i``'s forward on ``x`` (a copy for untrusted layers, whose output is copied
+        too and whose params are put back if it re-binds them: ``Network.run_layer``)."""
+        return self.net.run_layer(i, x if self.net.trusted[i] else x.copy())
+
+    def stackable(self, i: int) -> bool:
+        """Layer ``i`` may be fed stacked copies: it declares ``row_independent = True`` and the
+        declaration holds on its own input (checked once, see :meth:`_rows_hold`). A false
+        declaration is named in ``net.findings`` and the layer then runs once per copy."""
+        known = self._stackable.get(i)
+        if known is None:
+            known = row_independent(self.net.layers[i]) and self._rows_hold(i)
+            self._stackable[i] = known
+        return known
+
+    def _rows_hold(self, i: int) -> bool:
+        """Forward of [x; x'] must be [f(x); f(x')] to round-off, x' = x with row 0 dropped and
+        row 1 repeated: batch statistics, a dependence on the batch size or on row positions
+        all break it (the same ways stacked ±ε copies would go wrong)."""
+        x, out = self.layer_inputs[i], self.outputs[i]
+        n = x.shape[0] if x.ndim else 0
+        if n == 0:
+            return False
+        other = x[np.r_[min(1, n - 1), 1:n]] if n > 1 else x
+        why = None
+        try:
+            f_other = self._forward(i, other)
+            f_both = self._forward(i, np.concatenate([x, other]))
+            want = np.concatenate([out, f_other])
+        except (GradcheckError, ValueError) as exc:
+            why = f"its forward fails on a stack of {2 * n} rows ({exc})"
+        else:
+            if f_both.shape != want.shape:
+                why = f"it returned {f_both.shape} for {2 * n} rows, expected {want.shape}"
+            else:
+                u = np.finfo(np.result_type(want.dtype, np.float32)).eps
+                scale = float(np.max(np.abs(want), initial=0.0))
+                err = np.abs(f_both - want)
+                if not (np.nan_to_num(err, nan=np.inf) <= 1024 * u * scale).all():
+                    why = (
+                        f"rows of its output change when other rows of the batch change (by up "
+                        f"to {float(np.nanmax(err)):.3g}; batch statistics?)"
+                    )
+        if why is None:
+            return True
+        self.net.findings[
+            f"{self.net.describe(i)} declares row_independent = True, but {why}: its perturbed "
+            "copies were run one at a time instead of stacked"
+        ] = None
+        return False
 
     def loss_with(self, ref: ParamRef, index: int, value: Any) -> Any:
         """L with entry ``index`` of ``ref`` set to ``value``; the entry is restored bit-exactly.
@@ -188,7 +241,8 @@ class Perturber:
 
     # -- the entry point ----------------------------------------------------------------------------
     def losses(self, ref: ParamRef, indices: Array, offsets: Array) -> tuple[Array, Array]:
-        """L with entry ``indices[j]`` of ``ref`` moved by ``offsets[k]``, for every j and k.
+        """L with entry ``indices[j]`` of ``ref`` moved by ``offsets[k]`` (or ``offsets[j, k]``
+        when ``offsets`` is 2-D: a step per entry), for every j and k.
 
         Returns (losses, steps), both (len(indices), len(offsets)); ``steps`` are the offsets as
         actually represented in the array's dtype ((θ + o) − θ), which the stencils divide by.
@@ -201,22 +255,23 @@ class Perturber:
         """
         arr = self.array(ref)
         indices = np.asarray(indices, dtype=np.intp).reshape(-1)
-        offsets = np.asarray(offsets).reshape(-1)
+        offsets = np.asarray(offsets)
+        offsets = offsets.reshape(1, -1) if offsets.ndim < 2 else offsets
         theta = arr.reshape(-1)[indices]
         # θ + o is rounded to the array's dtype (a float32 tensor moves by float32 steps);
         # complex offsets need a complex dtype
         dtype = np.result_type(arr.dtype, offsets.dtype) if np.iscomplexobj(offsets) else arr.dtype
-        moved = (theta[:, None] + offsets[None, :]).astype(dtype)
+        moved = (theta[:, None] + offsets).astype(dtype)
         steps = moved.astype(np.result_type(dtype, np.float64)) - theta[:, None]
         if not self.batched:
             out = np.empty(moved.shape, np.result_type(dtype, np.float64))
             for j, i in enumerate(indices):
-                for k in range(len(offsets)):
+                for k in range(moved.shape[1]):
                     out[j, k] = self._loop_one(ref, int(i), moved[j, k])
                 if self.progress:
-                    self.progress(len(offsets))
+                    self.progress(moved.shape[1])
             return out, steps
-        flat_idx = np.repeat(indices, len(offsets))
+        flat_idx = np.repeat(indices, moved.shape[1])
         flat_new = moved.reshape(-1)
         flat_delta = steps.reshape(-1)
         out_flat = np.empty(flat_new.shape, np.result_type(dtype, np.float64))
@@ -250,7 +305,7 @@ class Perturber:
         layers, outs = self.net.layers, self.outputs
         if ref.key is None:
             first, start = self.x, 0
-            rows = self.x.ndim >= 2 and row_independent(layers[0])
+            rows = self.x.ndim >= 2 and self.stackable(0)
             cols = not rows and first.ndim == 2
         else:
             first, start = outs[ref.layer], ref.layer + 1
@@ -264,7 +319,7 @@ class Perturber:
 
         sizes = [size(first)]
         for i in range(start, len(layers)):
-            rows = rows and row_independent(layers[i])
+            rows = rows and self.stackable(i)
             cols = cols and outs[i].ndim == 2 and _declares(layers[i], "elementwise")
             sizes.append(size(outs[i]))
         if not (rows and _declares(self.net.loss, "forward_rows")):
@@ -291,9 +346,9 @@ class Perturber:
     def _input_copies(self, idx: Array, new: Array) -> _State:
         x = self.x
         c = len(idx)
-        if x.ndim >= 2 and row_independent(self.net.layers[0]):
+        if x.ndim >= 2 and self.stackable(0):
             rows, within = np.divmod(idx, x[0].size)
-            values = np.array(x[rows], dtype=np.result_type(x, new))
+            values = np.array(x[rows], dtype=np.result_type(x, new), order="C")
             values.reshape(c, -1)[np.arange(c), within] = new
             return _Rows(x, rows, values)
         if x.ndim == 2:
@@ -334,7 +389,7 @@ class Perturber:
         """Layer ``i`` applied to every copy in ``state``."""
         layer = self.net.layers[i]
         x_base, out_base = self.layer_inputs[i], self.outputs[i]
-        if isinstance(state, _Rows) and row_independent(layer):
+        if isinstance(state, _Rows) and self.stackable(i):
             out = self._forward(i, state.values)
             if out.shape != (len(state.rows), *out_base.shape[1:]):
                 raise PluginError(
@@ -355,7 +410,7 @@ class Perturber:
             near: Array | None = layer.forward_near(x_base, out_base, copies)
             if near is not None:
                 return near
-        if row_independent(layer):
+        if self.stackable(i):
             out = self._forward(i, copies.reshape(c * n, *copies.shape[2:]))
             if out.shape[:1] != (c * n,):
                 raise PluginError(
