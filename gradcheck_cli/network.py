@@ -501,10 +501,10 @@ def _build_loss(cfg: Config, out: Array) -> tuple[Any, str, Array | None]:
             file=cfg.source,
             field="target.kind",
         )
-    return loss, label, _build_target(cfg, tgt, out)
+    return loss, label, _build_target(cfg, tgt, out, loss)
 
 
-def _build_target(cfg: Config, tgt: TargetSpec, out: Array) -> Array | None:
+def _build_target(cfg: Config, tgt: TargetSpec, out: Array, loss: Any = None) -> Array | None:
     if tgt.kind == "none":
         return None
     given = _load_array(tgt, cfg, "target")
@@ -543,7 +543,10 @@ def _build_target(cfg: Config, tgt: TargetSpec, out: Array) -> Array | None:
             )
         return given.astype(int)
     if given is None:
-        return rng_for(cfg.seed, "target").standard_normal(out.shape).astype(cfg.dtype)
+        rng = rng_for(cfg.seed, "target")
+        draw = getattr(loss, "random_target", None)  # a loss may say what a fitting target is
+        values = draw(rng, out.shape) if callable(draw) else rng.standard_normal(out.shape)
+        return np.asarray(values).astype(cfg.dtype)
     if given.shape != out.shape:
         raise ShapeError(
             f"target values have shape {given.shape} but the network output has shape {out.shape}",
