@@ -17,6 +17,7 @@ from gradcheck_cli.errors import GradcheckError, PluginError
 from gradcheck_cli.layers.base import Array
 from gradcheck_cli.network import ParamRef
 from gradcheck_cli.numeric import UNIT_ROUNDOFF, Perturber
+from gradcheck_cli.probes import complex_safety
 
 METHODS = ("central", "forward", "five-point", "complex")
 
@@ -192,97 +193,3 @@ def complex_blind_layer(pert: Perturber, ref: ParamRef, index: int, h: float) ->
     finally:
         if layer is not None:
             layer.params[ref.key] = arr
-
-
-#: Relative disagreement between a complex-step and a central-difference directional derivative
-#: that no complex-analytic layer shows (non-analytic ones are off by O(1): |·| drops Im entirely).
-COMPLEX_PROBE_RTOL = 1e-2
-
-
-def complex_safety(pert: Perturber, start: int) -> None:
-    """Before any complex-step verdict on a tensor read by layer ``start``: every layer from
-    ``start`` on, and the loss, must carry a complex step. A layer (or loss) that declares
-    ``complex_safe = False`` is refused; any other is probed once along a random direction of
-    its input and parameters: Im f(x + ihv)/h must match a central difference (at two steps, so
-    a kink straddled by one of them is not mistaken for it). Raises PluginError naming the first
-    one that cannot (exit 2): a verdict from a stencil the layer cannot carry would be false."""
-    net = pert.net
-    for i in range(start, len(net.layers) + 1):
-        if i in pert.complex_checked:
-            continue
-        is_loss = i == len(net.layers)
-        obj = net.loss if is_loss else net.layers[i]
-        who = f"the loss ({net.loss_label})" if is_loss else net.describe(i)
-        if getattr(obj, "complex_safe", True) is False:
-            note = getattr(obj, "complex_note", "")
-            raise PluginError(
-                f"--method complex: {who} declares complex_safe = False"
-                + (f" ({note})" if note else ""),
-                hint="use --method central or five-point for this network",
-            )
-        try:
-            gap = _complex_gap(pert, i)
-        except GradcheckError as exc:
-            gap = f"cannot be evaluated at complex values: {exc.message}"
-        if gap is not None:
-            raise PluginError(
-                f"--method complex: {who} {gap}",
-                hint="use --method central or five-point (or make it complex-safe: comparisons, "
-                "max, abs and sign on the real part only)",
-            )
-        pert.complex_checked.add(i)
-
-
-def _complex_gap(pert: Perturber, i: int) -> str | None:
-    """How the complex-step and central-difference directional derivatives of layer ``i`` (or
-    the loss, i = number of layers) disagree at its unperturbed input; None when they agree
-    (within COMPLEX_PROBE_RTOL plus the central difference's round-off)."""
-    net = pert.net
-    is_loss = i == len(net.layers)
-    x = pert.outputs[-1] if is_loss else pert.layer_inputs[i]
-    if not np.issubdtype(x.dtype, np.floating):
-        return None  # integer ids are not perturbed
-    rng = np.random.default_rng(0)
-    params: dict[str, Array] = {} if is_loss else net.layers[i].params
-    keys = [k for k, v in params.items() if np.issubdtype(np.asarray(v).dtype, np.floating)]
-    originals = {k: params[k] for k in keys}
-
-    def scaled(a: Array) -> Array:  # a relative step per entry, about 1 where a is small
-        return rng.standard_normal(a.shape) * (np.abs(a) + float(np.mean(np.abs(a))) + 1e-300)
-
-    vx, vp = scaled(x), {k: scaled(originals[k]) for k in keys}
-
-    def run(t: complex) -> Array:
-        for k in keys:
-            params[k] = originals[k] + t * vp[k]
-        try:
-            if is_loss:
-                with net.stage(f"loss ({net.loss_label}).forward"):
-                    value = net.loss.forward(x + t * vx, net.target)
-                return np.asarray(value).reshape(1)
-            return np.asarray(pert._forward(i, x + t * vx)).reshape(-1)
-        finally:
-            for k in keys:
-                params[k] = originals[k]
-
-    h = 1e-20
-    cs = np.imag(run(1j * h)) / h
-    u = float(np.finfo(np.result_type(x.dtype, np.float32)).eps)
-    errs, noise = [], 0.0
-    for s in (1e-6, 1e-6 / 8):
-        with np.errstate(all="ignore"):
-            fp, fm = np.real(run(s)), np.real(run(-s))
-            cd = (fp - fm) / (2 * s)
-        errs.append(np.where(np.isfinite(cd), np.abs(cs - cd), 0.0))
-        noise = max(noise, 100 * u * float(np.linalg.norm(np.nan_to_num(fp))) / s)
-    err = float(np.linalg.norm(np.minimum(*errs)))
-    size = float(np.linalg.norm(cs))
-    if err <= COMPLEX_PROBE_RTOL * size + noise:
-        return None
-    if size == 0.0:
-        return "drops the imaginary part: Im f(x + ihv) stays exactly 0 where f changes along v"
-    return (
-        "is not complex-analytic: along a random direction its complex-step derivative differs "
-        f"from a central difference by {err / size:.2g} (relative); it uses abs, var, |·|² or "
-        "a real cast on complex values"
-    )

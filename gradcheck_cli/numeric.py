@@ -8,8 +8,9 @@ The engine behind it:
 - *Batched copies*: the perturbed copies' outputs of layer ℓ are stacked along the batch axis
   (C·N rows) and pushed through the remaining layers in one call per layer; the loss is then
   reduced per copy. A layer is fed stacked copies only if it declares ``row_independent = True``
-  (class attribute); any other layer (batch statistics, user layers that do not declare it) is
-  called once per copy on N rows, which is always correct.
+  (class attribute) *and* a probe on its own input confirms it (:meth:`Perturber.stackable`);
+  any other layer (batch statistics, user layers that do not declare it, false declarations,
+  which are named in ``Network.findings``) is called once per copy on N rows: always correct.
 - *Row deltas*: moving one entry of the input changes one row; while every layer is row
   independent, a copy is carried as that one row (C copies = C rows through each layer), and
   losses that know their per-row terms (``forward_rows``) finish it from the unperturbed rows.
@@ -24,7 +25,10 @@ The engine behind it:
   ``chunk_bytes`` (default :data:`CHUNK_BYTES`).
 
 The caller's arrays are never modified: parameters are either not touched at all (short-cuts,
-stacked copies) or set and restored bit-exactly around a single forward call.
+stacked copies) or set and restored bit-exactly around a single forward call (and put back if a
+forward re-binds them: ``Network.run_layer``). The engine works on its own C-ordered copies of
+the input and of every cached layer output, and copies what user layers return, so a Fortran or
+transposed input, a reused output buffer or a view of a parameter cannot lose a perturbation.
 Pure NumPy; knows nothing of tolerances or verdicts.
 """
 
@@ -36,9 +40,10 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck_cli.errors import GradcheckError, PluginError
+from gradcheck_cli.errors import PluginError
 from gradcheck_cli.layers.base import Array
 from gradcheck_cli.network import Network, ParamRef
+from gradcheck_cli.probes import rows_mismatch
 
 #: Unit round-off per dtype.
 UNIT_ROUNDOFF = {"float64": 2.0**-53, "float32": 2.0**-24}
@@ -173,7 +178,7 @@ class Perturber:
             value = self.net.loss.forward(pred, self.net.target)
         return scalar(value, self.net.loss_label)
 
-    def _forward(self, i: int, x: Array) -> Array:
+    def layer_forward(self, i: int, x: Array) -> Array:
         """Layer ``i``'s forward on ``x`` (a copy for untrusted layers, whose output is copied
         too and whose params are put back if it re-binds them: ``Network.run_layer``)."""
         return self.net.run_layer(i, x if self.net.trusted[i] else x.copy())
@@ -189,33 +194,11 @@ class Perturber:
         return known
 
     def _rows_hold(self, i: int) -> bool:
-        """Forward of [x; x'] must be [f(x); f(x')] to round-off, x' = x with row 0 dropped and
-        row 1 repeated: batch statistics, a dependence on the batch size or on row positions
-        all break it (the same ways stacked ±ε copies would go wrong)."""
-        x, out = self.layer_inputs[i], self.outputs[i]
-        n = x.shape[0] if x.ndim else 0
-        if n == 0:
-            return False
-        other = x[np.r_[min(1, n - 1), 1:n]] if n > 1 else x
-        why = None
-        try:
-            f_other = self._forward(i, other)
-            f_both = self._forward(i, np.concatenate([x, other]))
-            want = np.concatenate([out, f_other])
-        except (GradcheckError, ValueError) as exc:
-            why = f"its forward fails on a stack of {2 * n} rows ({exc})"
-        else:
-            if f_both.shape != want.shape:
-                why = f"it returned {f_both.shape} for {2 * n} rows, expected {want.shape}"
-            else:
-                u = np.finfo(np.result_type(want.dtype, np.float32)).eps
-                scale = float(np.max(np.abs(want), initial=0.0))
-                err = np.abs(f_both - want)
-                if not (np.nan_to_num(err, nan=np.inf) <= 1024 * u * scale).all():
-                    why = (
-                        f"rows of its output change when other rows of the batch change (by up "
-                        f"to {float(np.nanmax(err)):.3g}; batch statistics?)"
-                    )
+        """Check layer ``i``'s row-independence declaration on its own input (probes.py); a
+        false one is named in ``net.findings``."""
+        why = rows_mismatch(
+            lambda x: self.layer_forward(i, x), self.layer_inputs[i], self.outputs[i]
+        )
         if why is None:
             return True
         self.net.findings[
@@ -375,12 +358,12 @@ class Perturber:
         for c in range(len(idx)):
             if np.iscomplexobj(new) and not np.iscomplexobj(arr):
                 with self._complex_entry(ref, int(idx[c]), new[c]):
-                    outs.append(self._forward(i, x))
+                    outs.append(self.layer_forward(i, x))
                 continue
             old = arr.flat[idx[c]]
             arr.flat[idx[c]] = new[c]
             try:
-                outs.append(self._forward(i, x))
+                outs.append(self.layer_forward(i, x))
             finally:
                 arr.flat[idx[c]] = old
         return self._stack(i, outs)
@@ -390,7 +373,7 @@ class Perturber:
         layer = self.net.layers[i]
         x_base, out_base = self.layer_inputs[i], self.outputs[i]
         if isinstance(state, _Rows) and self.stackable(i):
-            out = self._forward(i, state.values)
+            out = self.layer_forward(i, state.values)
             if out.shape != (len(state.rows), *out_base.shape[1:]):
                 raise PluginError(
                     f"{self.net.describe(i)} declares row_independent = True but returned shape "
@@ -402,7 +385,7 @@ class Perturber:
                 dense: Array = layer.forward_columns(x_base, out_base, state.cols, state.values)
                 return dense
             if _declares(layer, "elementwise") and out_base.shape == x_base.shape:
-                values = self._forward(i, state.values)
+                values = self.layer_forward(i, state.values)
                 return _Cols(out_base, state.cols, values)
         copies = state if isinstance(state, np.ndarray) else state.dense()
         c, n = copies.shape[0], copies.shape[1]
@@ -411,14 +394,14 @@ class Perturber:
             if near is not None:
                 return near
         if self.stackable(i):
-            out = self._forward(i, copies.reshape(c * n, *copies.shape[2:]))
+            out = self.layer_forward(i, copies.reshape(c * n, *copies.shape[2:]))
             if out.shape[:1] != (c * n,):
                 raise PluginError(
                     f"{self.net.describe(i)} declares row_independent = True but returned "
                     f"{out.shape[0] if out.ndim else 0} rows for {c * n} input rows"
                 )
             return out.reshape(c, n, *out.shape[1:])
-        return self._stack(i, [self._forward(i, copies[k]) for k in range(c)])
+        return self._stack(i, [self.layer_forward(i, copies[k]) for k in range(c)])
 
     def _stack(self, i: int, outs: list[Array]) -> Array:
         shapes = {o.shape for o in outs}
