@@ -80,10 +80,13 @@ def complex_safety(pert: Perturber, start: int) -> None:
                 + (f" ({note})" if note else ""),
                 hint="use --method central or five-point for this network",
             )
+        seen = dict(net.fp.counts)  # the probe's own steps may leave a domain: not the user's
         try:
             gap = _complex_gap(pert, i)
         except GradcheckError as exc:
             gap = f"cannot be evaluated at complex values: {exc.message}"
+        finally:
+            net.fp.counts = seen
         if gap is not None:
             raise PluginError(
                 f"--method complex: {who} {gap}",
@@ -107,8 +110,8 @@ def _complex_gap(pert: Perturber, i: int) -> str | None:
     keys = [k for k, v in params.items() if np.issubdtype(np.asarray(v).dtype, np.floating)]
     originals = {k: params[k] for k in keys}
 
-    def scaled(a: Array) -> Array:  # a relative step per entry, about 1 where a is small
-        return rng.standard_normal(a.shape) * (np.abs(a) + float(np.mean(np.abs(a))) + 1e-300)
+    def scaled(a: Array) -> Array:  # a relative step per entry, about the mean where a is small
+        return rng.standard_normal(a.shape) * (np.abs(a) + (float(np.mean(np.abs(a))) or 1.0))
 
     vx, vp = scaled(x), {k: scaled(originals[k]) for k in keys}
 

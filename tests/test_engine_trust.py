@@ -129,6 +129,19 @@ def test_honest_row_independent_plugin_is_still_stacked() -> None:
     assert pert.stackable(1) and pert.stackable(3) and not net.findings
 
 
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_every_builtin_row_independence_declaration_passes_the_probe(name: str) -> None:
+    """No false alarm on a built-in: a layer that says it is row independent is stacked."""
+    rng = np.random.default_rng(8)
+    layer, shape = _build(name, rng)
+    x = rng.standard_normal((5, *shape))
+    out = layer.forward(x.copy())
+    net = Network([layer], WeightedSum(rng.standard_normal(out.shape)), x=x, trusted=[True])
+    pert = Perturber(net, x)
+    assert pert.stackable(0) == (getattr(layer, "row_independent", False) is True)
+    assert not net.findings
+
+
 def test_user_subclasses_of_layer_do_not_inherit_row_independence() -> None:
     from gradcheck_cli.layers.linear import Linear
 
@@ -408,6 +421,29 @@ def _complex_net(mid: Any) -> Network:
 def test_complex_step_refuses_layers_that_cannot_carry_it(mid: Any, needle: str) -> None:
     with pytest.raises(PluginError, match=needle.replace("(", r"\(").replace(")", r"\)")):
         check_network(_complex_net(mid), method="complex")
+
+
+class NaiveL1:
+    """mean |pred − y| with np.abs (real for complex input: not complex-analytic); correct."""
+
+    def forward(self, pred: np.ndarray, target: np.ndarray) -> Any:
+        self.r = pred - target
+        return np.abs(self.r).mean()
+
+    def backward(self) -> np.ndarray:
+        return np.sign(self.r) / self.r.size
+
+
+def test_complex_step_refuses_a_loss_that_cannot_carry_it() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 3))
+    net = Network(
+        [make_layer("linear", (3,), rng, out=2)], NaiveL1(), loss_label="p.py:NaiveL1", x=x,
+        target=rng.standard_normal((4, 2)), trusted=[True],
+    )  # fmt: skip
+    with pytest.raises(PluginError, match=r"the loss \(p.py:NaiveL1\) drops the imaginary"):
+        check_network(net, method="complex")
+    assert check_network(net).passed
 
 
 def test_complex_step_still_judges_analytic_plugins() -> None:
