@@ -73,6 +73,11 @@ def _steps(pert: Perturber, ref: ParamRef, indices: Array, eps: float, dtype: st
     if dtype != "float32":
         return np.asarray(eps)
     theta = np.abs(pert.array(ref).reshape(-1)[indices].astype(np.float64))
+    if np.any(theta > 1.0):
+        pert.net.findings[
+            f"numerics in float32: the step is ε·|θ| (ε = {eps:g}) for entries with |θ| > 1, "
+            "so that it stays well above the float32 spacing of θ"
+        ] = None
     return (eps * np.maximum(1.0, theta))[:, None]
 
 

@@ -615,6 +615,7 @@ def test_float32_fallback_steps_respect_the_spacing_of_large_values(seed: int) -
     assert res.reference == "float32"
     dx = next(p for p in res.params if p.name == "input")
     assert dx.verdict != "fail" and dx.rel_error < 1e-2, (dx.verdict, dx.rel_error)
+    assert any("the step is ε·|θ|" in n for n in res.notes)  # the report says what was done
 
 
 # -- softmax cross-entropy with any target rows ---------------------------------------------------
