@@ -186,10 +186,14 @@ class Perturber:
     def stackable(self, i: int) -> bool:
         """Layer ``i`` may be fed stacked copies: it declares ``row_independent = True`` and the
         declaration holds on its own input (checked once, see :meth:`_rows_hold`). A false
-        declaration is named in ``net.findings`` and the layer then runs once per copy."""
+        declaration is named in ``net.findings`` and the layer then runs once per copy. A user
+        layer on a batch of one row is never stacked: one row cannot show that the output of a
+        row ignores the other rows (a batch norm of one row is constant)."""
         known = self._stackable.get(i)
         if known is None:
-            known = row_independent(self.net.layers[i]) and self._rows_hold(i)
+            x = self.layer_inputs[i]
+            one_row = x.ndim == 0 or (x.shape[0] < 2 and not self.net.trusted[i])
+            known = row_independent(self.net.layers[i]) and not one_row and self._rows_hold(i)
             self._stackable[i] = known
         return known
 

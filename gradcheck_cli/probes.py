@@ -34,7 +34,7 @@ def rows_mismatch(forward: Callable[[Array], Array], x: Array, out: Array) -> st
     n = x.shape[0] if x.ndim else 0
     if n == 0:
         return "its input has no batch axis"
-    other = x[np.r_[min(1, n - 1), 1:n]] if n > 1 else x
+    other = x[np.r_[min(1, n - 1), 1:n]] if n > 1 else x  # one row: only the batch size changes
     try:
         f_other = forward(other)
         f_both = forward(np.concatenate([x, other]))

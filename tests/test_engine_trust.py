@@ -107,6 +107,19 @@ def x_is_checked(net: Network) -> bool:
     return True
 
 
+@pytest.mark.parametrize("bug", [False, True])
+def test_batch_of_one_row_is_not_stacked_through_a_user_layer(bug: bool) -> None:
+    """With N = 1 a batch norm's output is β whatever x, so [x; x'] cannot expose it; stacked
+    ±ε copies would still mix (their statistics are over the copies): run it once per copy."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 4))
+    layers = [make_layer("linear", (4,), rng, out=5), BatchNormDeclared(5, rng, bug)]
+    net = Network(layers, WeightedSum(rng.standard_normal((1, 5))), x=x, trusted=[True, False])
+    pert = Perturber(net, x)
+    assert not pert.stackable(1) and pert.stackable(0)
+    assert_engine_matches_loop(net, x)
+
+
 def test_honest_row_independent_plugin_is_still_stacked() -> None:
     """A true declaration passes the probe: the fast path stays on, and nothing is noted."""
 
