@@ -43,7 +43,7 @@ import numpy as np
 from gradcheck_cli.errors import PluginError
 from gradcheck_cli.layers.base import Array
 from gradcheck_cli.network import Network, ParamRef
-from gradcheck_cli.probes import rows_mismatch
+from gradcheck_cli.probes import distinct_rows, rows_mismatch
 
 #: Unit round-off per dtype.
 UNIT_ROUNDOFF = {"float64": 2.0**-53, "float32": 2.0**-24}
@@ -187,12 +187,12 @@ class Perturber:
         """Layer ``i`` may be fed stacked copies: it declares ``row_independent = True`` and the
         declaration holds on its own input (checked once, see :meth:`_rows_hold`). A false
         declaration is named in ``net.findings`` and the layer then runs once per copy. A user
-        layer on a batch of one row is never stacked: one row cannot show that the output of a
-        row ignores the other rows (a batch norm of one row is constant)."""
+        layer on a batch of one distinct row is never stacked: one row cannot show that the
+        output of a row ignores the other rows (a batch norm of one row is constant)."""
         known = self._stackable.get(i)
         if known is None:
             x = self.layer_inputs[i]
-            one_row = x.ndim == 0 or (x.shape[0] < 2 and not self.net.trusted[i])
+            one_row = x.ndim == 0 or (not self.net.trusted[i] and distinct_rows(x) < 2)
             known = row_independent(self.net.layers[i]) and not one_row and self._rows_hold(i)
             self._stackable[i] = known
         return known

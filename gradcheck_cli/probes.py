@@ -25,16 +25,30 @@ if TYPE_CHECKING:
 ROWS_ULPS = 1024
 
 
+def _row_distance(x: Array) -> Array:
+    """max |x_k − x_0| per row k (0 for rows equal to row 0)."""
+    flat = x.reshape(len(x), -1)
+    dist: Array = np.abs(flat - flat[:1]).max(axis=1, initial=0)
+    return dist
+
+
+def distinct_rows(x: Array) -> int:
+    """1 when every row of ``x`` equals row 0 (or there is one row), else 2 (at least two)."""
+    return 2 if x.ndim and len(x) > 1 and bool(np.any(_row_distance(x) > 0)) else 1
+
+
 def rows_mismatch(forward: Callable[[Array], Array], x: Array, out: Array) -> str | None:
     """Why ``forward`` is not row independent at input ``x`` (``out`` = forward(x)), or None.
 
-    Forward of [x; x'] must be [f(x); f(x')] to round-off, x' = x with row 0 dropped and row 1
-    repeated: batch statistics, a dependence on the batch size or on row positions all break it
+    Forward of [x; x'] must be [f(x); f(x')] to round-off, x' = x with row 0 replaced by the
+    row most unlike it: batch statistics, a dependence on the batch size or on row positions all break it
     (the same ways stacked ±ε copies would go wrong)."""
     n = x.shape[0] if x.ndim else 0
     if n == 0:
         return "its input has no batch axis"
-    other = x[np.r_[min(1, n - 1), 1:n]] if n > 1 else x  # one row: only the batch size changes
+    # x' = x with row 0 replaced by the row most unlike it (one row: only the batch size changes)
+    k = int(np.argmax(_row_distance(x))) if n > 1 else 0
+    other = x[np.r_[k, 1:n]]
     try:
         f_other = forward(other)
         f_both = forward(np.concatenate([x, other]))

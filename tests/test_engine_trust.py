@@ -107,14 +107,14 @@ def x_is_checked(net: Network) -> bool:
     return True
 
 
-@pytest.mark.parametrize("bug", [False, True])
-def test_batch_of_one_row_is_not_stacked_through_a_user_layer(bug: bool) -> None:
-    """With N = 1 a batch norm's output is β whatever x, so [x; x'] cannot expose it; stacked
-    ±ε copies would still mix (their statistics are over the copies): run it once per copy."""
+@pytest.mark.parametrize("rows", [1, 4])
+def test_one_distinct_row_is_not_stacked_through_a_user_layer(rows: int) -> None:
+    """One row (or N equal rows): a batch norm's output is β whatever x, so [x; x'] cannot
+    expose it, yet stacked ±ε copies would mix (statistics over the copies): run once per copy."""
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((1, 4))
-    layers = [make_layer("linear", (4,), rng, out=5), BatchNormDeclared(5, rng, bug)]
-    net = Network(layers, WeightedSum(rng.standard_normal((1, 5))), x=x, trusted=[True, False])
+    x = np.repeat(rng.standard_normal((1, 4)), rows, axis=0)
+    layers = [make_layer("linear", (4,), rng, out=5), BatchNormDeclared(5, rng)]
+    net = Network(layers, WeightedSum(rng.standard_normal((rows, 5))), x=x, trusted=[True, False])
     pert = Perturber(net, x)
     assert not pert.stackable(1) and pert.stackable(0)
     assert_engine_matches_loop(net, x)
@@ -153,6 +153,17 @@ def test_every_builtin_row_independence_declaration_passes_the_probe(name: str) 
     pert = Perturber(net, x)
     assert pert.stackable(0) == (getattr(layer, "row_independent", False) is True)
     assert not net.findings
+
+
+def test_the_probe_compares_rows_that_differ() -> None:
+    """Rows 0 and 1 equal (a duplicated sample): the probe still changes the batch statistics."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((6, 4))
+    x[1] = x[0]
+    layers = [BatchNormDeclared(4, rng), make_layer("tanh", (4,))]
+    net = Network(layers, WeightedSum(rng.standard_normal((6, 4))), x=x, trusted=[False, True])
+    assert not Perturber(net, x).stackable(0)
+    assert_engine_matches_loop(net, x)
 
 
 def test_user_subclasses_of_layer_do_not_inherit_row_independence() -> None:
