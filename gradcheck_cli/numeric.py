@@ -92,11 +92,6 @@ def row_independent(layer: Any) -> bool:
     return getattr(layer, "row_independent", False) is True
 
 
-def _own(a: Array) -> Array:
-    """A C-ordered copy of ``a`` that nothing else holds."""
-    return np.array(a, order="C", copy=True)
-
-
 @dataclass
 class _Cols:
     """C copies of a 2-D ``base`` (N, F), copy c equal to ``base`` except column ``cols[c]``,
@@ -156,14 +151,15 @@ class Perturber:
         self._stackable: dict[int, bool] = {}
         #: Layers (and len(layers) for the loss) already probed for the complex step.
         self.complex_checked: set[int] = set()
-        # Every array the engine perturbs, slices or stacks is its own C-ordered copy: a Fortran
-        # or transposed input, or a layer output that is a view (of a reused buffer, a parameter,
-        # its input), would otherwise lose or change its perturbations.
+        # Every array the engine perturbs, slices or stacks is C-ordered: a Fortran or transposed
+        # input, or a layer returning a transposed view, would otherwise lose perturbations
+        # (a reshape of such an array is a copy). What user layers return is copied as it
+        # comes (Network.run_layer), so a reused buffer or a view of a parameter cannot change.
         self.x = np.ascontiguousarray(x)
         out = network.forward(self.x)
-        self.layer_inputs = [self.x, *(_own(a) for a in network.inputs[1:])]
+        self.layer_inputs = [self.x, *(np.ascontiguousarray(a) for a in network.inputs[1:])]
         #: Output of each layer in the unperturbed pass.
-        self.outputs: list[Array] = [*self.layer_inputs[1:], _own(out)]
+        self.outputs: list[Array] = [*self.layer_inputs[1:], np.ascontiguousarray(out)]
         self.f0 = self._loss(self.outputs[-1])
 
     # -- basics -----------------------------------------------------------------------------------
