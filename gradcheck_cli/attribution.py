@@ -24,6 +24,8 @@ def with_attribution(
         return result
     culprits = []
     for i, layer in enumerate(network.layers):
+        if douts[i].size == 0:  # below a backward that returned a wrong-shaped dx: no upstream
+            continue
         single = Network(
             [layer], WeightedSum(douts[i]), labels=[network.labels[i]], x=inputs[i],
             trusted=[network.trusted[i]], name=network.describe(i),

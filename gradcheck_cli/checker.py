@@ -99,7 +99,8 @@ def check_network(
     results = _diagnosed(network, base, results)
     result = _result(
         network, resolved, dtype, reference, problems=tuple(base.problems), loss=base.pert.f0,
-        params=tuple(results), notes=tuple(notes + network.fp.notes()), plan=plan,
+        params=tuple(results), plan=plan,
+        notes=tuple(notes + list(network.findings) + network.fp.notes()),
         interrupted=interrupted,
     )  # fmt: skip
     if opts.attribute and not result.passed and not interrupted and len(network.layers) > 1:

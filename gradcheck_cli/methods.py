@@ -17,6 +17,7 @@ from gradcheck_cli.errors import GradcheckError, PluginError
 from gradcheck_cli.layers.base import Array
 from gradcheck_cli.network import ParamRef
 from gradcheck_cli.numeric import UNIT_ROUNDOFF, Perturber
+from gradcheck_cli.probes import complex_safety
 
 METHODS = ("central", "forward", "five-point", "complex")
 
@@ -52,6 +53,21 @@ def _step_scale(steps: Array, offsets: list[float]) -> Array:
     return np.mean(np.abs(steps[:, cols]), axis=1)
 
 
+def _steps(pert: Perturber, ref: ParamRef, indices: Array, eps: float, dtype: str) -> Array:
+    """The step per entry: ``eps``, except for numerics in float32, where it is relative for
+    entries larger than 1 (eps·|θ|): the float32 spacing at |θ| = 1e4 is already ~1e-3, so a
+    fixed step would move such an entry by one unit in the last place, or not at all."""
+    if dtype != "float32":
+        return np.asarray(eps)
+    theta = np.abs(pert.array(ref).reshape(-1)[indices].astype(np.float64))
+    if np.any(theta > 1.0):
+        pert.net.findings[
+            f"numerics in float32: the step is ε·|θ| (ε = {eps:g}) for entries with |θ| > 1, "
+            "so that it stays well above the float32 spacing of θ"
+        ] = None
+    return (eps * np.maximum(1.0, theta))[:, None]
+
+
 def estimate(
     pert: Perturber, ref: ParamRef, indices: Array, method: str, eps: float, dtype: str
 ) -> Estimate:
@@ -60,7 +76,7 @@ def estimate(
         return complex_step(pert, ref, indices, eps)
     stencil = STENCILS[method]
     offs = [o for o in stencil.offsets if o != 0.0]
-    f, steps = pert.losses(ref, indices, np.array(offs) * eps)
+    f, steps = pert.losses(ref, indices, np.array(offs) * _steps(pert, ref, indices, eps, dtype))
     cols = []
     for o in stencil.offsets:
         cols.append(
@@ -128,6 +144,10 @@ def complex_step(pert: Perturber, ref: ParamRef, indices: Array, h: float) -> Es
     """
     with warnings.catch_warnings():
         warnings.simplefilter("error", np.exceptions.ComplexWarning)
+        try:
+            complex_safety(pert, ref.layer)
+        except np.exceptions.ComplexWarning as exc:
+            raise _not_complex_safe(pert.net, ref, exc) from exc
         try:
             f, _ = pert.losses(ref, indices, np.array([1j * h]))
         except (GradcheckError, np.exceptions.ComplexWarning) as exc:

@@ -128,6 +128,9 @@ class Network:
         self.fp = FloatingPointLog()
         #: Where NaN/Inf first entered the last backward pass (None if it stayed finite).
         self.backward_nonfinite: str | None = None
+        #: What the engine found and worked around (a false declaration, a forward that re-binds
+        #: its parameters), in order, without repeats: reported as notes of a check.
+        self.findings: dict[str, None] = {}
 
     @contextmanager
     def stage(self, where: str) -> Iterator[None]:
@@ -174,17 +177,46 @@ class Network:
         for i in range(start, len(self.layers)):
             self.inputs.append(out)
             arg = out if self.trusted[i] else out.copy()
-            with self.stage(f"{self.describe(i)}.forward"):
-                out = self.layers[i].forward(arg)
+            out = self.run_layer(i, arg)
             watched = self.watch and arg is not self.inputs[i]
             if watched and not np.array_equal(arg, self.inputs[i], equal_nan=True):
                 self.mutated.add(i)
-            if not isinstance(out, np.ndarray):
-                raise PluginError(
-                    f"{self.describe(i)}.forward returned {type(out).__name__}, not a NumPy array"
-                )
         self.output = out
         return out
+
+    def run_layer(self, i: int, x: Array) -> Array:
+        """Layer ``i``'s forward on ``x``, errors attributed. For a user layer the result is a
+        C-ordered copy (a reused output buffer, a view of a parameter or of ``x`` must not change
+        under later calls), and its ``params`` are put back as they were if forward re-binds them
+        (``params['W'] = params['W'].astype(...)``): the breach is recorded in ``findings``."""
+        layer = self.layers[i]
+        held = None if self.trusted[i] else dict(layer.params)
+        with self.stage(f"{self.describe(i)}.forward"):  # FP events, prints, errors
+            out = layer.forward(x)
+        if held is not None:
+            self._put_back(i, held)
+        if not isinstance(out, np.ndarray):
+            raise PluginError(
+                f"{self.describe(i)}.forward returned {type(out).__name__}, not a NumPy array"
+            )
+        return out if self.trusted[i] else np.array(out, order="C", copy=True)
+
+    def _put_back(self, i: int, entries: dict[str, Array]) -> None:
+        """Put back every array of layer ``i``'s params that forward replaced by another object
+        (keys it added, e.g. created lazily on the first call, are left alone)."""
+        now = self.layers[i].params
+        if not isinstance(now, dict):
+            return
+        moved = [k for k in entries if k in now and now[k] is not entries[k]]
+        for k in moved:
+            now[k] = entries[k]
+        if moved:
+            self.findings[
+                f"{self.describe(i)}.forward replaces params['{moved[0]}'] with a new array "
+                "instead of reading it (e.g. params['W'] = params['W'].astype(...)); gradcheck put "
+                "the original back after every call, so the perturbed values were the ones used. "
+                "Convert parameters once in __init__ and update them in place"
+            ] = None
 
     def loss_value(self, x: Array, start: int = 0) -> Any:
         """L for input ``x`` of layer ``start`` (layers before it are taken as cached)."""
@@ -259,6 +291,9 @@ class Network:
                     f"{self.describe(i)}.backward returned dx of shape {dx.shape}, "
                     f"expected the input's shape {expected}"
                 )
+                # Layers below never receive an upstream gradient: an empty dout says so
+                # (attribution cannot check them on their own; nothing else reads it).
+                self.douts[:i] = [np.empty((0,), dtype=dout.dtype)] * i
             else:
                 dout = dx
         return (broken if broken else dout.copy()), grads
@@ -558,7 +593,10 @@ def _build_target(cfg: Config, tgt: TargetSpec, out: Array, loss: Any = None) ->
             )
         return given.astype(int)
     if given is None:
-        return rng_for(cfg.seed, "target").standard_normal(out.shape).astype(cfg.dtype)
+        rng = rng_for(cfg.seed, "target")
+        draw = getattr(loss, "random_target", None)  # a loss may say what a fitting target is
+        values = draw(rng, out.shape) if callable(draw) else rng.standard_normal(out.shape)
+        return np.asarray(values).astype(cfg.dtype)
     if given.shape != out.shape:
         raise ShapeError(
             f"target values have shape {given.shape} but the network output has shape {out.shape}",

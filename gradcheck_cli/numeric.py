@@ -8,8 +8,9 @@ The engine behind it:
 - *Batched copies*: the perturbed copies' outputs of layer ℓ are stacked along the batch axis
   (C·N rows) and pushed through the remaining layers in one call per layer; the loss is then
   reduced per copy. A layer is fed stacked copies only if it declares ``row_independent = True``
-  (class attribute); any other layer (batch statistics, user layers that do not declare it) is
-  called once per copy on N rows, which is always correct.
+  (class attribute) *and* a probe on its own input confirms it (:meth:`Perturber.stackable`);
+  any other layer (batch statistics, user layers that do not declare it, false declarations,
+  which are named in ``Network.findings``) is called once per copy on N rows: always correct.
 - *Row deltas*: moving one entry of the input changes one row; while every layer is row
   independent, a copy is carried as that one row (C copies = C rows through each layer), and
   losses that know their per-row terms (``forward_rows``) finish it from the unperturbed rows.
@@ -24,12 +25,17 @@ The engine behind it:
   ``chunk_bytes`` (default :data:`CHUNK_BYTES`).
 
 The caller's arrays are never modified: parameters are either not touched at all (short-cuts,
-stacked copies) or set and restored bit-exactly around a single forward call.
+stacked copies) or set and restored bit-exactly around a single forward call (and put back if a
+forward re-binds them: ``Network.run_layer``). The engine works on its own C-ordered copies of
+the input and of every cached layer output, and copies what user layers return, so a Fortran or
+transposed input, a reused output buffer or a view of a parameter cannot lose a perturbation.
 Pure NumPy; knows nothing of tolerances or verdicts.
 """
 
 from __future__ import annotations
 
+import ctypes
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,10 +46,10 @@ from gradcheck_cli.errors import PluginError
 from gradcheck_cli.layers.base import Array
 from gradcheck_cli.network import Network, ParamRef
 from gradcheck_cli.options import CHUNK_BYTES
+from gradcheck_cli.probes import distinct_rows, rows_mismatch
 
 #: Unit round-off per dtype.
 UNIT_ROUNDOFF = {"float64": 2.0**-53, "float32": 2.0**-24}
-#: Memory budget for the stacked copies of one chunk, in bytes.
 #: Stacked arrays alive at once per layer (input, output, a temporary or two).
 _LIVE_ARRAYS = 4
 #: Preferred size of one stacked array: small enough to stay in cache and out of fresh pages
@@ -52,6 +58,29 @@ CHUNK_TARGET = 128 * 2**10
 
 #: Called with the number of loss evaluations just completed.
 ProgressFn = Callable[[int], None]
+
+_M_TRIM_THRESHOLD = -1  # glibc mallopt parameter
+_heap_settled = False
+
+
+def _settle_heap() -> None:
+    """glibc only, once per process: let freed memory up to :data:`CHUNK_BYTES` stay at the top
+    of the heap (M_TRIM_THRESHOLD; the default is 128 KiB). The engine allocates and frees
+    chunk-sized temporaries (~:data:`CHUNK_TARGET`) thousands of times; with the default, whether
+    each one is handed back to the OS and faulted in again depended on the allocator's history,
+    and the same check took 53 or 91 ms (bench small, full: 20,000 page faults per run instead of
+    200). Memory returned to the OS later is unchanged in total; nothing else is affected."""
+    global _heap_settled
+    if _heap_settled:
+        return
+    _heap_settled = True
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None)
+        libc.mallopt(_M_TRIM_THRESHOLD, CHUNK_BYTES)  # returns 0 (ignored) on non-glibc libcs
+    except (OSError, AttributeError):
+        pass
 
 
 def scalar(value: Any, label: str) -> Any:
@@ -141,12 +170,22 @@ class Perturber:
         self.chunk_bytes = chunk_bytes
         self.batched = batched
         self.progress = progress
+        _settle_heap()
         self._x_complex: Array | None = None  # the input while a complex copy stands in for it
-        out = network.forward(x)
-        self.layer_inputs = list(network.inputs)
+        #: Per layer: may it be fed stacked copies (declared row independent, and verified).
+        self._stackable: dict[int, bool] = {}
+        #: Layers (and len(layers) for the loss) already probed for the complex step.
+        self.complex_checked: set[int] = set()
+        # Every array the engine perturbs, slices or stacks is C-ordered: a Fortran or transposed
+        # input, or a layer returning a transposed view, would otherwise lose perturbations
+        # (a reshape of such an array is a copy). What user layers return is copied as it
+        # comes (Network.run_layer), so a reused buffer or a view of a parameter cannot change.
+        self.x = np.ascontiguousarray(x)
+        out = network.forward(self.x)
+        self.layer_inputs = [self.x, *(np.ascontiguousarray(a) for a in network.inputs[1:])]
         #: Output of each layer in the unperturbed pass.
-        self.outputs: list[Array] = [*self.layer_inputs[1:], out]
-        self.f0 = self._loss(out)
+        self.outputs: list[Array] = [*self.layer_inputs[1:], np.ascontiguousarray(out)]
+        self.f0 = self._loss(self.outputs[-1])
 
     # -- basics -----------------------------------------------------------------------------------
     def array(self, ref: ParamRef) -> Array:
@@ -160,16 +199,38 @@ class Perturber:
             value = self.net.loss.forward(pred, self.net.target)
         return scalar(value, self.net.loss_label)
 
-    def _forward(self, i: int, x: Array) -> Array:
-        """Layer ``i``'s forward on ``x`` (a copy for untrusted layers), errors attributed."""
-        arg = x if self.net.trusted[i] else x.copy()
-        with self.net.stage(f"{self.net.describe(i)}.forward"):  # FP events, prints, errors
-            out = self.net.layers[i].forward(arg)
-        if not isinstance(out, np.ndarray):
-            raise PluginError(
-                f"{self.net.describe(i)}.forward returned {type(out).__name__}, not a NumPy array"
-            )
-        return out
+    def layer_forward(self, i: int, x: Array) -> Array:
+        """Layer ``i``'s forward on ``x`` (a copy for untrusted layers, whose output is copied
+        too and whose params are put back if it re-binds them: ``Network.run_layer``)."""
+        return self.net.run_layer(i, x if self.net.trusted[i] else x.copy())
+
+    def stackable(self, i: int) -> bool:
+        """Layer ``i`` may be fed stacked copies: it declares ``row_independent = True`` and the
+        declaration holds on its own input (checked once, see :meth:`_rows_hold`). A false
+        declaration is named in ``net.findings`` and the layer then runs once per copy. A user
+        layer on a batch of one distinct row is never stacked: one row cannot show that the
+        output of a row ignores the other rows (a batch norm of one row is constant)."""
+        known = self._stackable.get(i)
+        if known is None:
+            x = self.layer_inputs[i]
+            one_row = x.ndim == 0 or (not self.net.trusted[i] and distinct_rows(x) < 2)
+            known = row_independent(self.net.layers[i]) and not one_row and self._rows_hold(i)
+            self._stackable[i] = known
+        return known
+
+    def _rows_hold(self, i: int) -> bool:
+        """Check layer ``i``'s row-independence declaration on its own input (probes.py); a
+        false one is named in ``net.findings``."""
+        why = rows_mismatch(
+            lambda x: self.layer_forward(i, x), self.layer_inputs[i], self.outputs[i]
+        )
+        if why is None:
+            return True
+        self.net.findings[
+            f"{self.net.describe(i)} declares row_independent = True, but {why}: its perturbed "
+            "copies were run one at a time instead of stacked"
+        ] = None
+        return False
 
     def loss_with(self, ref: ParamRef, index: int, value: Any) -> Any:
         """L with entry ``index`` of ``ref`` set to ``value``; the entry is restored bit-exactly.
@@ -188,7 +249,8 @@ class Perturber:
 
     # -- the entry point ----------------------------------------------------------------------------
     def losses(self, ref: ParamRef, indices: Array, offsets: Array) -> tuple[Array, Array]:
-        """L with entry ``indices[j]`` of ``ref`` moved by ``offsets[k]``, for every j and k.
+        """L with entry ``indices[j]`` of ``ref`` moved by ``offsets[k]`` (or ``offsets[j, k]``
+        when ``offsets`` is 2-D: a step per entry), for every j and k.
 
         Returns (losses, steps), both (len(indices), len(offsets)); ``steps`` are the offsets as
         actually represented in the array's dtype ((θ + o) − θ), which the stencils divide by.
@@ -201,22 +263,23 @@ class Perturber:
         """
         arr = self.array(ref)
         indices = np.asarray(indices, dtype=np.intp).reshape(-1)
-        offsets = np.asarray(offsets).reshape(-1)
+        offsets = np.asarray(offsets)
+        offsets = offsets.reshape(1, -1) if offsets.ndim < 2 else offsets
         theta = arr.reshape(-1)[indices]
         # θ + o is rounded to the array's dtype (a float32 tensor moves by float32 steps);
         # complex offsets need a complex dtype
         dtype = np.result_type(arr.dtype, offsets.dtype) if np.iscomplexobj(offsets) else arr.dtype
-        moved = (theta[:, None] + offsets[None, :]).astype(dtype)
+        moved = (theta[:, None] + offsets).astype(dtype)
         steps = moved.astype(np.result_type(dtype, np.float64)) - theta[:, None]
         if not self.batched:
             out = np.empty(moved.shape, np.result_type(dtype, np.float64))
             for j, i in enumerate(indices):
-                for k in range(len(offsets)):
+                for k in range(moved.shape[1]):
                     out[j, k] = self._loop_one(ref, int(i), moved[j, k])
                 if self.progress:
-                    self.progress(len(offsets))
+                    self.progress(moved.shape[1])
             return out, steps
-        flat_idx = np.repeat(indices, len(offsets))
+        flat_idx = np.repeat(indices, moved.shape[1])
         flat_new = moved.reshape(-1)
         flat_delta = steps.reshape(-1)
         out_flat = np.empty(flat_new.shape, np.result_type(dtype, np.float64))
@@ -250,7 +313,7 @@ class Perturber:
         layers, outs = self.net.layers, self.outputs
         if ref.key is None:
             first, start = self.x, 0
-            rows = self.x.ndim >= 2 and row_independent(layers[0])
+            rows = self.x.ndim >= 2 and self.stackable(0)
             cols = not rows and first.ndim == 2
         else:
             first, start = outs[ref.layer], ref.layer + 1
@@ -264,7 +327,7 @@ class Perturber:
 
         sizes = [size(first)]
         for i in range(start, len(layers)):
-            rows = rows and row_independent(layers[i])
+            rows = rows and self.stackable(i)
             cols = cols and outs[i].ndim == 2 and _declares(layers[i], "elementwise")
             sizes.append(size(outs[i]))
         if not (rows and _declares(self.net.loss, "forward_rows")):
@@ -291,9 +354,9 @@ class Perturber:
     def _input_copies(self, idx: Array, new: Array) -> _State:
         x = self.x
         c = len(idx)
-        if x.ndim >= 2 and row_independent(self.net.layers[0]):
+        if x.ndim >= 2 and self.stackable(0):
             rows, within = np.divmod(idx, x[0].size)
-            values = np.array(x[rows], dtype=np.result_type(x, new))
+            values = np.array(x[rows], dtype=np.result_type(x, new), order="C")
             values.reshape(c, -1)[np.arange(c), within] = new
             return _Rows(x, rows, values)
         if x.ndim == 2:
@@ -320,12 +383,12 @@ class Perturber:
         for c in range(len(idx)):
             if np.iscomplexobj(new) and not np.iscomplexobj(arr):
                 with self._complex_entry(ref, int(idx[c]), new[c]):
-                    outs.append(self._forward(i, x))
+                    outs.append(self.layer_forward(i, x))
                 continue
             old = arr.flat[idx[c]]
             arr.flat[idx[c]] = new[c]
             try:
-                outs.append(self._forward(i, x))
+                outs.append(self.layer_forward(i, x))
             finally:
                 arr.flat[idx[c]] = old
         return self._stack(i, outs)
@@ -334,8 +397,8 @@ class Perturber:
         """Layer ``i`` applied to every copy in ``state``."""
         layer = self.net.layers[i]
         x_base, out_base = self.layer_inputs[i], self.outputs[i]
-        if isinstance(state, _Rows) and row_independent(layer):
-            out = self._forward(i, state.values)
+        if isinstance(state, _Rows) and self.stackable(i):
+            out = self.layer_forward(i, state.values)
             if out.shape != (len(state.rows), *out_base.shape[1:]):
                 raise PluginError(
                     f"{self.net.describe(i)} declares row_independent = True but returned shape "
@@ -347,7 +410,7 @@ class Perturber:
                 dense: Array = layer.forward_columns(x_base, out_base, state.cols, state.values)
                 return dense
             if _declares(layer, "elementwise") and out_base.shape == x_base.shape:
-                values = self._forward(i, state.values)
+                values = self.layer_forward(i, state.values)
                 return _Cols(out_base, state.cols, values)
         copies = state if isinstance(state, np.ndarray) else state.dense()
         c, n = copies.shape[0], copies.shape[1]
@@ -355,15 +418,15 @@ class Perturber:
             near: Array | None = layer.forward_near(x_base, out_base, copies)
             if near is not None:
                 return near
-        if row_independent(layer):
-            out = self._forward(i, copies.reshape(c * n, *copies.shape[2:]))
+        if self.stackable(i):
+            out = self.layer_forward(i, copies.reshape(c * n, *copies.shape[2:]))
             if out.shape[:1] != (c * n,):
                 raise PluginError(
                     f"{self.net.describe(i)} declares row_independent = True but returned "
                     f"{out.shape[0] if out.ndim else 0} rows for {c * n} input rows"
                 )
             return out.reshape(c, n, *out.shape[1:])
-        return self._stack(i, [self._forward(i, copies[k]) for k in range(c)])
+        return self._stack(i, [self.layer_forward(i, copies[k]) for k in range(c)])
 
     def _stack(self, i: int, outs: list[Array]) -> Array:
         shapes = {o.shape for o in outs}

@@ -47,18 +47,27 @@ def _reference_problem(network: Network, saved: list[tuple[Any, str, Array]]) ->
     for i, layer in enumerate(network.layers):
         if network.trusted[i]:
             continue
-        for lay, k, v in saved:
+        for lay, k, _ in saved:
             if lay is not layer:
                 continue
             before = network.forward(network.inputs[i], i)
-            layer.params[k] = layer.params[k] * 2 + 1
-            try:
-                after = network.forward(network.inputs[i], i)
-            finally:
-                layer.params[k] = v.astype(np.float64)
-            if np.array_equal(before, after):
+            if not _reads(network, i, k, before):
                 return f"{network.describe(i)} does not read params['{k}'] (it keeps its own reference)"
     network.forward(x)  # leave the caches as the float32 pass made them
     return None
 
 
+def _reads(network: Network, i: int, key: str, before: Array) -> bool:
+    """Does layer ``i``'s output (``before``) change when params[key] is replaced by other
+    values? Several replacements (2θ+1, −θ−1, 0), so a saturated layer, flat under one of
+    them, is not taken for a layer that keeps its own reference."""
+    params = network.layers[i].params
+    theta = params[key]
+    try:
+        for other in (theta * 2 + 1, -theta - 1, np.zeros_like(theta)):
+            params[key] = other
+            if not np.array_equal(before, network.forward(network.inputs[i], i)):
+                return True
+        return False
+    finally:
+        params[key] = theta

@@ -64,10 +64,15 @@ def backward_consistency(net: Network, grads: list[dict[str, Array] | str], dx: 
         dx1 = net.douts[i - 1] if i > 0 else dx
         if not isinstance(dx1, np.ndarray):
             continue
+        # Like with like: the main pass gave backward dout.copy() (C order); 2·dout must have the
+        # same layout, or reductions inside backward sum in another order and round differently
+        # (visible in float32), which is not a lack of linearity.
+        twice = dout.copy()
+        twice *= 2
         with net.stage(f"{net.describe(i)}.backward (called again)"):
             layer.backward(dout.copy())
             g2 = {k: np.array(v, copy=True) for k, v in layer.grads.items()}
-            dx3 = np.asarray(layer.backward(2 * dout))
+            dx3 = np.asarray(layer.backward(twice))
             g3 = {k: np.array(v, copy=True) for k, v in layer.grads.items()}
         who = net.describe(i)
         common = [

@@ -157,17 +157,36 @@ def test_plugin_layer_in_the_middle(mid_cls: type, loss_cls: type) -> None:
     assert_engine_matches_loop(net, x, chunk_bytes=2000)
 
 
-def test_a_row_mixing_layer_that_claimed_independence_would_be_caught() -> None:
-    """Negative twin: the equality test can fail — stacking copies through a layer that mixes
-    rows gives different losses, which is why only declared layers get stacked copies."""
+def test_a_row_mixing_layer_that_claims_independence_is_run_once_per_copy() -> None:
+    """A layer that mixes rows but declares row_independent = True: the engine's probe sees the
+    false declaration, runs it one copy at a time (equal to the loop) and names it."""
 
     class Liar(Centering):
         row_independent = True
 
     rng = np.random.default_rng(3)
     net, x = _plugin_net(Liar(5, rng), SoftmaxCrossEntropy(), rng)
-    with pytest.raises(AssertionError):
-        assert_engine_matches_loop(net, x)
+    assert_engine_matches_loop(net, x)
+    assert any("layer 2 (Liar) declares row_independent" in f for f in net.findings)
+
+
+def test_stacking_through_a_row_mixing_layer_would_be_wrong() -> None:
+    """Negative twin: the equality test can fail — forced past the probe, stacked copies through
+    the same layer give different losses, which is why the declaration is verified."""
+
+    class Liar(Centering):
+        row_independent = True
+
+    rng = np.random.default_rng(3)
+    net, x = _plugin_net(Liar(5, rng), SoftmaxCrossEntropy(), rng)
+    fast, slow = Perturber(net, x), Perturber(net, x, batched=False)
+    fast._stackable = dict.fromkeys(range(len(net.layers)), True)  # skip the probe
+    ref = net.parameters()[1]
+    idx = np.arange(fast.array(ref).size)
+    fb, _ = fast.losses(ref, idx, np.array([EPS, -EPS]))
+    fl, _ = slow.losses(ref, idx, np.array([EPS, -EPS]))
+    nb, nl = (fb[:, 0] - fb[:, 1]) / (2 * EPS), (fl[:, 0] - fl[:, 1]) / (2 * EPS)
+    assert np.max(np.abs(nb - nl)) > 1e-3 * np.max(np.abs(nl))
 
 
 def test_subclass_overriding_forward_loses_the_shortcut() -> None:

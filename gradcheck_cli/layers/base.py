@@ -38,7 +38,9 @@ class Layer:
 
     forward_formula: ClassVar[str] = ""
     backward_formula: ClassVar[str] = ""
-    #: True when output row i depends on input row i only (no batch statistics).
+    #: True when output row i depends on input row i only (no batch statistics). Built-in layers
+    #: inherit True (those with batch statistics say False); a user subclass inherits it only from
+    #: a user class that declares it (see __init_subclass__). The engine verifies it either way.
     row_independent: ClassVar[bool] = True
     #: True when forward/backward work on complex arrays for the complex-step method
     #: (comparisons, max and sign on the real part; no abs/maximum/astype(float) on the data).
@@ -47,6 +49,15 @@ class Layer:
     complex_note: ClassVar[str] = ""
     #: True when the layer has no parameters and its output has its input's shape.
     shape_preserving: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A class outside gradcheck_cli does not inherit ``row_independent = True`` from a
+        built-in: it is a promise about its own forward, so it must make it itself."""
+        super().__init_subclass__(**kwargs)
+        if not cls.__module__.startswith("gradcheck_cli."):
+            owner = next(c for c in cls.__mro__ if "row_independent" in vars(c))
+            if owner.__module__.startswith("gradcheck_cli."):
+                cls.row_independent = False
 
     @classmethod
     def estimate(

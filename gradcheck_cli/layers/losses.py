@@ -17,8 +17,17 @@ class SoftmaxCrossEntropy(Loss):
     """Mean cross-entropy of softmax(logits). pred: (N, C); target: (N,) labels or (N, C) rows."""
 
     forward_formula = "L = −(1/N) Σ_n Σ_c y_nc · log softmax(z_n)_c"
-    backward_formula = "dz = (p − y) / N"
+    backward_formula = "dz = (p·Σ_c y − y) / N   (= (p − y)/N when each target row sums to 1)"
     target_kinds = ("classes", "values")
+
+    @staticmethod
+    def random_target(rng: np.random.Generator, shape: tuple[int, ...]) -> Array:
+        """A random target of kind values: each row a probability distribution (softmax of
+        normal draws), the kind of target this loss is meant for."""
+        z = rng.standard_normal(shape)
+        e = np.exp(z - z.max(axis=-1, keepdims=True))
+        rows: Array = e / e.sum(axis=-1, keepdims=True)
+        return rows
 
     def forward(self, pred: Array, target: Array) -> Any:
         n, c = pred.shape
@@ -34,7 +43,9 @@ class SoftmaxCrossEntropy(Loss):
         return -(self.y * logp).sum() / n
 
     def backward(self) -> Array:
-        return (self.p - self.y) / self.n
+        # ∂/∂z of −Σ_c y_c log p_c is p·Σ_c y_c − y: the familiar p − y assumes Σ_c y_c = 1
+        mass = self.y.sum(axis=1, keepdims=True)
+        return (self.p * mass - self.y) / self.n
 
     def forward_rows(self, pred: Array, rows: Array, new: Array, target: Array) -> Array:
         """``forward`` of C copies of pred (N, K), copy c with row rows[c] replaced by new[c]:
