@@ -20,8 +20,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gradcheck_cli import config, registry, trust
+from gradcheck_cli import reading, registry, trust
 from gradcheck_cli.cli import app
+from gradcheck_cli.errors import ConfigError
 
 runner = CliRunner()
 CONTEXT = ("base_dir", "input_shape", "dtype", "rng")
@@ -424,13 +425,13 @@ def test_conv_estimate_matches_the_built_layer() -> None:
 
 def test_merge_keys_are_counted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Merge expansion is bounded by the loader itself, whatever PyYAML does with merges."""
-    monkeypatch.setattr(config, "MAX_CONFIG_NODES", 500)
+    monkeypatch.setattr(reading, "MAX_CONFIG_NODES", 500)
     lines = ["l0: &l0 {k0: 0, k1: 1, k2: 2, k3: 3}"]
     lines += [f"l{i}: &l{i} {{<<: [*l{i - 1}, *l{i - 1}], m{i}: {i}}}" for i in range(1, 200)]
     path = tmp_path / "merge.yaml"
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(config.ConfigError, match="merge keys"):
-        config.read_data(path)
+    with pytest.raises(ConfigError, match="merge keys"):
+        reading.read_data(path)
 
 
 def test_big_configs_are_refused_or_parsed_quickly(tmp_path: Path) -> None:
@@ -441,12 +442,12 @@ def test_big_configs_are_refused_or_parsed_quickly(tmp_path: Path) -> None:
     path = tmp_path / "big.yaml"
     path.write_text(body + "layers: [relu]\n")  # ~0.4 MB: under the limit
     t0 = time.perf_counter()
-    assert len(config.read_data(path)["input"]["values"]) == 100
+    assert len(reading.read_data(path)["input"]["values"]) == 100
     assert time.perf_counter() - t0 < 10
     path.write_text(body * 6 + "layers: [relu]\n")  # ~2.4 MB
     t0 = time.perf_counter()
-    with pytest.raises(config.ConfigError, match="refused before reading"):
-        config.read_data(path)
+    with pytest.raises(ConfigError, match="refused before reading"):
+        reading.read_data(path)
     assert time.perf_counter() - t0 < 1
 
 
