@@ -26,6 +26,7 @@ class Entry:
     noise: float = 0.0  # the part of tol that is estimated noise (not rtol/atol)
     status: str = "pass"  # pass | fail | kink
     label: str = ""  # e.g. "missing gradient", "kink: one-sided slopes 0 … 0.31"
+    step: float = 0.0  # the finite-difference step the numeric value was taken at
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class ParamResult:
     failed: int
     worst: tuple[Entry, ...] = ()  # worst first (by error relative to tolerance)
     reason: str | None = None
-    verdict: str = "pass"  # pass | fail | kink | noise
+    verdict: str = "pass"  # pass | fail | kink | zero | inconclusive
     kinks: int = 0
     refined: int = 0  # entries re-estimated (Richardson / smaller steps) before a verdict
     noise_floor: float = 0.0  # largest estimated noise among the checked entries
@@ -54,6 +55,10 @@ class ParamResult:
     #: Directional probes evaluated (0 unless directional); ``checked`` counts entries, or the
     #: probes for a tensor checked by directions only.
     probes: int = 0
+    #: Resolution achieved: the largest error bound of the numerical estimate relative to the
+    #: largest gradient entry (a bug larger than about rtol + resolution is seen); inf when some
+    #: entry could not be estimated; NaN when not measured.
+    resolution: float = float("nan")
 
 
 @dataclass(frozen=True)
