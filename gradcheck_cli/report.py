@@ -14,6 +14,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from gradcheck_cli.formats.text import unverified
 from gradcheck_cli.results import CheckResult, Entry, ParamResult
 
 
@@ -44,11 +45,6 @@ def _verdict(p: ParamResult) -> Text:
         if math.isfinite(p.resolution):
             word += f" (res {p.resolution:.0e})"
     return Text(word, style=VERDICT_STYLE.get("fail" if not p.passed else p.verdict, "yellow"))
-
-
-def unverified(result: CheckResult) -> list[ParamResult]:
-    """Tensors that did not fail but are not verified either (inconclusive: not resolved)."""
-    return [p for p in result.params if p.passed and p.verdict == "inconclusive"]
 
 
 def mode_text(result: CheckResult) -> str:

@@ -6,7 +6,7 @@ are percent-encoded; in property values also ``:`` and ``,``.
 
 from __future__ import annotations
 
-from gradcheck_cli.formats.text import attribution, describe, index, num, problems
+from gradcheck_cli.formats.text import attribution, describe, index, num, problems, unverified
 from gradcheck_cli.results import CheckResult, ParamResult
 from gradcheck_cli.suite import SuiteResult
 
@@ -42,6 +42,10 @@ def _problem(p: ParamResult) -> str:
 
 def summary_line(result: CheckResult) -> str:
     n = len(result.params)
+    open_ = unverified(result)
+    if result.passed and open_:
+        names = ", ".join(p.name for p in open_)
+        return f"{result.name}: no gradient disagrees; {len(open_)} of {n} inconclusive ({names})"
     if result.passed:
         return f"{result.name}: all {n} gradients agree ({describe(result)})"
     names = ", ".join(p.name for p in result.failures)
