@@ -41,6 +41,11 @@ from gradcheck_cli.steps import LEVELS, NOISE_FACTOR, NoiseLevel, measure_noise,
 
 #: Safety factor on the Richardson truncation estimate |D(ε) − D(2ε)|/3 of a directional probe.
 TRUNC_FACTOR = 10.0
+#: Entries re-estimated per round of the second look (worst first; stop at a confirmed failure).
+SECOND_LOOK_CHUNK = 256
+#: Largest amplification of round-off (× u × the backward's scale) that input jitter may show
+#: and still be taken as the rounding of the gradient rather than a discontinuity.
+JUMP = 1e8
 #: Margin on the measured rounding |a₃₂ − a₆₄| of a float32 network's analytic gradient.
 TWIN_FACTOR = 2.0
 
@@ -73,6 +78,11 @@ class Judge:
         #: The same backward run on the float64 reference (float32 networks): the difference is
         #: the measured rounding of the float32 forward + backward, not a guess from magnitudes.
         self._twin = _twin_gradients(pert.net) if numeric_dtype != dtype else None
+        #: Otherwise: the analytic gradient's own rounding, measured by moving the input at the
+        #: round-off level (cancellation in forward caches and backward, e.g. batchnorm's).
+        #: (computed on first use, inside the check: it runs the forward three more times)
+        self._jitter: Any = None
+        self._jitter_done = self._twin is not None
 
     def noise(self, ref: ParamRef) -> NoiseLevel:
         """ε_f of the loss near θ along ``ref`` (measured once per tensor)."""
@@ -101,9 +111,23 @@ class Judge:
             * UNIT_ROUNDOFF[self.dtype]
             * (float(np.max(np.abs(a), initial=0.0)) + scale),
         )
-        twin = self._twin_of(ref, a.shape, idx)
+        twin = self._twin_of(ref, self._twin, idx)
         if twin is not None:  # measured rounding of the float32 computation, with margin 2
-            floor = np.maximum(floor, TWIN_FACTOR * np.abs(a - twin))
+            # (it replaces the a-priori bound u·S, which is far too pessimistic for small inputs)
+            floor = np.maximum(
+                NOISE_FACTOR * UNIT_ROUNDOFF[self.dtype] * float(np.max(np.abs(a), initial=0.0)),
+                TWIN_FACTOR * np.abs(a - twin),
+            )
+        if not self._jitter_done:
+            self._jitter_done = True
+            self._jitter = _jitter_gradients(self.pert.net, self.pert.x, self.dtype)
+        jit = self._twin_of(ref, self._jitter, idx)
+        if jit is not None:
+            # a jump far above any rounding is a discontinuity crossed (a max-pool tie, ReLU
+            # at 0), not the rounding of the gradient: ignored
+            size = float(np.max(np.abs(a), initial=0.0)) + scale
+            rounding = jit <= min(JUMP * UNIT_ROUNDOFF[self.dtype], 1e-4) * size
+            floor = np.maximum(floor, NOISE_FACTOR * np.where(rounding, jit, 0.0))
         est = estimate(self.pert, ref, idx, self.method, self.eps, self.numeric_dtype)
         n = np.asarray(est.numeric, dtype=np.float64).copy()
         step = np.full(len(idx), self.eps)
@@ -135,11 +159,22 @@ class Judge:
         status = np.where(ok, "pass", "fail").astype(object)
         labels = np.full(len(idx), "", dtype=object)
         if len(need) and self.method != "complex":
-            if self.grow is not None:
-                self.grow(2 * LEVELS * len(need))
-            look = second_look(self, ref, idx[need], a[need], floor[need], eps_f)
-            n[need], error[need], step[need] = look.numeric, look.error, look.step
-            status[need], labels[need] = look.status, look.labels
+            # Worst first, in chunks: once an entry is confirmed wrong the tensor fails, and the
+            # rest keep their first estimate (labelled), instead of a ladder for every entry.
+            with np.errstate(divide="ignore", invalid="ignore"):
+                worst = np.nan_to_num(np.abs(a - n) / self._tol(a, n, error, floor), nan=np.inf)
+            need = need[np.argsort(-worst[need], kind="stable")]
+            for lo in range(0, len(need), SECOND_LOOK_CHUNK):
+                part = need[lo : lo + SECOND_LOOK_CHUNK]
+                if self.grow is not None:
+                    self.grow(2 * LEVELS * len(part))
+                look = second_look(self, ref, idx[part], a[part], floor[part], eps_f)
+                n[part], error[part], step[part] = look.numeric, look.error, look.step
+                status[part], labels[part] = look.status, look.labels
+                rest = need[lo + SECOND_LOOK_CHUNK :]
+                if (look.status == "fail").any() and len(rest):
+                    labels[rest] = "not re-checked: the tensor already fails"
+                    break
         tol = self._tol(a, n, error, floor)
         for jf in np.flatnonzero(status == "fail"):
             j = int(jf)
@@ -162,10 +197,10 @@ class Judge:
         unresolved = error > self.tol.resolution * mag  # a step can improve error, not floor
         return np.flatnonzero(~ok | ~finite | unresolved), ok
 
-    def _twin_of(self, ref: ParamRef, shape: tuple[int, ...], idx: Array) -> Array | None:
-        if self._twin is None:
+    def _twin_of(self, ref: ParamRef, pair: Any, idx: Array) -> Array | None:
+        if pair is None:
             return None
-        dx, grads = self._twin
+        dx, grads = pair
         g = dx if ref.key is None else (grads[ref.layer] if ref.layer < len(grads) else None)
         if isinstance(g, dict):
             g = g.get(ref.key)
@@ -280,6 +315,50 @@ def _twin_gradients(net: Network) -> tuple[Any, list[Any]] | None:
         return None
     finally:
         net.douts, net.backward_nonfinite = saved
+
+
+def _jitter_gradients(net: Network, x: Array, dtype: str) -> tuple[Any, list[Any]] | None:
+    """How much the analytic gradients move when the input is moved at the round-off level,
+    x·(1 + 4u·ξ), ξ = ±1 (max over two draws), as (dx, grads): the rounding of the forward
+    caches and the backward at this point, measured (e.g. Σ x̂ ≠ 0 exactly in a batchnorm of
+    near-constant inputs, which makes a bias before it look non-zero). None for integer input."""
+    if not np.issubdtype(np.asarray(x).dtype, np.floating):
+        return None
+    saved = (net.douts, net.backward_nonfinite)
+    u = UNIT_ROUNDOFF[dtype]
+    runs = []
+    try:  # a plugin error here is a plugin error like any other (exit 2)
+        with np.errstate(all="ignore"):
+            for k in range(3):
+                if k:
+                    rng = np.random.default_rng(k)
+                    sign = np.where(rng.random(x.shape) < 0.5, -1.0, 1.0)
+                    xj = (x * (1 + 4 * u * sign)).astype(x.dtype)
+                else:
+                    xj = x
+                net.loss_value(xj)
+                runs.append(net.backward())
+    finally:
+        net.douts, net.backward_nonfinite = saved
+    net.loss_value(x)  # leave the caches at θ
+
+    def diff(a: Any, b: Any, c: Any) -> Any:
+        arrays = [
+            v for v in (a, b, c) if isinstance(v, np.ndarray) and np.issubdtype(v.dtype, np.number)
+        ]
+        if len(arrays) < 3 or len({v.shape for v in arrays}) > 1:
+            return None
+        a, b, c = (np.asarray(v, dtype=np.float64) for v in arrays)
+        return np.maximum(np.abs(b - a), np.abs(c - a))
+
+    (dx0, g0), (dx1, g1), (dx2, g2) = runs
+    grads = [
+        {k: diff(v, b.get(k), c.get(k)) for k, v in a.items()}
+        if isinstance(a, dict) and isinstance(b, dict) and isinstance(c, dict)
+        else None
+        for a, b, c in zip(g0, g1, g2, strict=True)
+    ]
+    return diff(dx0, dx1, dx2), grads
 
 
 def backward_scales(network: Network) -> list[float]:
