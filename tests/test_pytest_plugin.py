@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from gradcheck_cli import ConfigError, build_network, load_config
-from gradcheck_cli.options import DEFAULT_RTOL
 from gradcheck_cli.layers.linear import Linear
+from gradcheck_cli.options import DEFAULT_RTOL
 from gradcheck_cli.testing import assert_gradients, build_layer
 
 from .buggy_layers import LinearBiasMean, ReLUNoMask
