@@ -31,13 +31,15 @@ def with_attribution(
             trusted=[network.trusted[i]], name=network.describe(i),
         )  # fmt: skip
         own = check_one(single)
-        if not own.passed:
-            bad = [p.name.split(".", 1)[-1] if p.name != "input" else "dx" for p in own.failures]
+        # Named only on evidence: a tensor whose own re-check *fails* (same resolution-aware
+        # rules as the network's), or a structural problem. Inconclusive, zero or kink re-checks
+        # (even under --strict) are not evidence that this layer is wrong.
+        wrong = [p for p in own.params if not p.passed and p.verdict == "fail"]
+        if wrong or own.problems:
+            bad = [p.name.split(".", 1)[-1] if p.name != "input" else "dx" for p in wrong]
             culprits.append(
                 f"{network.describe(i)} fails on its own ({', '.join(bad) or '; '.join(own.problems)})"
             )
     # Re-run the network pass so its caches match the unperturbed parameters again.
     network.loss_value(network.x if network.x is not None else inputs[0])
     return replace(result, attribution=tuple(culprits))
-
-

@@ -88,6 +88,7 @@ def check_network(
         resolved = opts.resolved(dtype, reference)
         judge = Judge(pert, resolved, dtype, reference)
         plan = make_plan(judge, refs, resolved, progress)
+        judge.grow = plan.grow  # second looks (noise tables, step ladders) add evaluations
         if plan.mode == "directional" and resolved.method != "central":
             notes.append(f"directional probes use central differences along v, not {resolved.method}")
         results: list[ParamResult] = []

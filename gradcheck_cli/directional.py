@@ -89,18 +89,35 @@ def compare_directional(
     err = np.abs(a - n1)
     bad = ~(err <= allowed)  # NaN fails
     denom = max(float(np.linalg.norm(a) + np.linalg.norm(n1)), np.finfo(np.float64).tiny)
+    # A pass is a claim about resolution, as per entry: the probes' error bound against the
+    # largest directional derivative seen.
+    bound = tol.noise_factor * noise + TRUNC_FACTOR * trunc
+    big = float(np.max(np.maximum(np.abs(a), np.abs(n1)), initial=0.0))
+    worst_e = float(np.max(bound, initial=0.0))
+    resolution = worst_e / big if big > 0 else (0.0 if worst_e == 0 else float("inf"))
+    verdict, note = "pass", None
+    if bad.any():
+        verdict = "fail"
+    elif big <= worst_e:
+        verdict, note = "zero", f"zero: ∇L·v and the difference both vanish (≤ {worst_e:.2g})"
+    elif resolution > tol.resolution:
+        verdict = "inconclusive"
+        note = (
+            f"inconclusive: probes resolved to {resolution:.1g} of |∇L·v| (a pass needs "
+            f"{tol.resolution:.0e})"
+        )
     return ParamResult(
         name=name,
         shape=shape,
-        passed=not bad.any(),
+        passed=verdict in ("pass", "zero") or (verdict == "inconclusive" and not judge.strict),
+        note=note,
+        resolution=resolution,
         rel_error=float(np.linalg.norm(a - n1)) / denom,
         max_abs_error=float(err.max(initial=0.0)),
         checked=len(a),
         failed=int(bad.sum()),
-        verdict="fail" if bad.any() else "pass",
+        verdict=verdict,
         noise_floor=float((tol.noise_factor * noise).max(initial=0.0)),
         mode="directional",
         probes=len(a),
     )
-
-

@@ -77,6 +77,7 @@ _RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
     "rtol": (lambda v: 0 <= v <= 1, "must lie in [0, 1]"),
     "atol": (lambda v: v >= 0, "must be >= 0"),
     "budget": (lambda v: v > 0, "must be > 0 seconds"),
+    "resolution": (lambda v: 0 < v < 1, "must lie in (0, 1): the relative size of bug to see"),
 }
 
 
@@ -96,11 +97,15 @@ class CheckSpec(BaseModel):
     samples: int | None = Field(default=None, ge=1, le=MAX_SAMPLES)
     probes: int | None = Field(default=None, ge=1, le=MAX_PROBES)
     budget: float | None = None
+    #: Relative size of bug a pass promises to see: every checked entry's numerical error bound
+    #: must be below resolution × the tensor's largest gradient, else the step is adapted and,
+    #: if nothing resolves it, the verdict is "inconclusive". None: 10 × rtol.
+    resolution: float | None = None
     #: Parameter-name glob patterns (``*.W``, ``0.*``, ``input``); see gradcheck_cli/selection.py.
     include: tuple[str, ...] | None = None
     exclude: tuple[str, ...] | None = None
 
-    @field_validator("eps", "rtol", "atol", "budget", mode="before")
+    @field_validator("eps", "rtol", "atol", "budget", "resolution", mode="before")
     @classmethod
     def _number(cls, v: Any) -> Any:
         # Strict mode refuses ints for floats; 1 is as good a budget as 1.0 (bools are not numbers).
@@ -111,7 +116,7 @@ class CheckSpec(BaseModel):
                 raise ValueError(f"number too large ({len(str(v))} digits)") from None
         return v
 
-    @field_validator("eps", "rtol", "atol", "budget")
+    @field_validator("eps", "rtol", "atol", "budget", "resolution")
     @classmethod
     def _in_range(cls, v: float | None, info: ValidationInfo) -> float | None:
         if v is None:

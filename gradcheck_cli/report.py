@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gradcheck_cli.catalog import Info
-from gradcheck_cli.formats.text import every, method_words
+from gradcheck_cli.formats.text import every, method_words, unverified
 from gradcheck_cli.results import CheckResult, ParamResult
 
 
@@ -23,14 +23,25 @@ def _fmt_index(index: tuple[int, ...]) -> str:
     return "[" + ", ".join(map(str, index)) + "]"
 
 
-VERDICT_STYLE = {"pass": "green", "fail": "bold red", "kink": "yellow", "noise": "yellow"}
+VERDICT_STYLE = {
+    "pass": "green",
+    "fail": "bold red",
+    "kink": "yellow",
+    "noise": "yellow",
+    "zero": "green",
+    "inconclusive": "bold yellow",
+}
 
 
 def _verdict(p: ParamResult) -> Text:
     word = "FAIL" if not p.passed else p.verdict
     if p.verdict == "kink":
         word += f" ({p.kinks})"
-    return Text(word, style=VERDICT_STYLE["fail" if not p.passed else p.verdict])
+    if p.verdict == "inconclusive":
+        word = f"{'FAIL: ' if not p.passed else ''}inconclusive"
+        if math.isfinite(p.resolution):
+            word += f" (res {p.resolution:.0e})"
+    return Text(word, style=VERDICT_STYLE.get("fail" if not p.passed else p.verdict, "yellow"))
 
 
 def mode_text(result: CheckResult) -> str:
@@ -169,6 +180,15 @@ def summary(result: CheckResult, replay: str | None = None) -> Text:
         text.append(f"⚠ interrupted: {n} tensor(s) finished ({done})", style="bold yellow")
         if result.failures:
             text.append(f"; disagreeing so far: {', '.join(p.name for p in result.failures)}")
+        return text
+    open_ = unverified(result)
+    if result.passed and open_:
+        names = ", ".join(p.name for p in open_)
+        text.append(
+            f"⚠ {n - len(open_)} of {n} gradients agree; {len(open_)} inconclusive (not "
+            f"resolved, not verified: {names}); --strict fails them",
+            style="bold yellow",
+        )
         return text
     if result.passed:
         kinks = sum(p.kinks for p in result.params)

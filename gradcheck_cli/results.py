@@ -27,6 +27,7 @@ class Entry:
     noise: float = 0.0  # the part of tol that is estimated noise (not rtol/atol)
     status: str = "pass"  # pass | fail | kink
     label: str = ""  # e.g. "missing gradient", "kink: one-sided slopes 0 … 0.31"
+    step: float = 0.0  # the finite-difference step the numeric value was taken at
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class ParamResult:
     failed: int
     worst: tuple[Entry, ...] = ()  # worst first (by error relative to tolerance)
     reason: str | None = None
-    verdict: str = "pass"  # pass | fail | kink | noise
+    verdict: str = "pass"  # pass | fail | kink | zero | inconclusive
     kinks: int = 0
     refined: int = 0  # entries re-estimated (Richardson / smaller steps) before a verdict
     noise_floor: float = 0.0  # largest estimated noise among the checked entries
@@ -62,6 +63,10 @@ class ParamResult:
     #: For a failing tensor: the bug fingerprint that explains the disagreement (diagnosis.py),
     #: None when none does.
     diagnosis: Diagnosis | None = None
+    #: Resolution achieved: the largest error bound of the numerical estimate relative to the
+    #: largest gradient entry (a bug larger than about rtol + resolution is seen); inf when some
+    #: entry could not be estimated; NaN when not measured.
+    resolution: float = float("nan")
 
 
 @dataclass(frozen=True)

@@ -204,9 +204,34 @@ def test_kinks_do_not_hide_a_wrong_gradient_elsewhere() -> None:
     assert curve(res, "input").verdict == "fail" and not res.passed
 
 
+class _Downcast:
+    """Returns float32 whatever it is given: a float32 network with it keeps float32 numerics."""
+
+    def __init__(self) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, dtype=np.float32)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return dout
+
+
+def test_float32_numerics_run_in_float64_when_the_layers_allow() -> None:
+    path = Path(default_config_path()).read_text().replace("dtype: float64", "dtype: float32")
+    net = build_network(parse_config(yaml.safe_load(path)))
+    res = sweep_network(net, eps=1e-3, param="0.linear.W")
+    c = res.curves[0]
+    assert np.all(np.isfinite(c.error)) and c.verdict == "pass"
+
+
 def test_float32_steps_below_resolution_are_gaps_not_numbers() -> None:
     path = Path(default_config_path()).read_text().replace("dtype: float64", "dtype: float32")
     net = build_network(parse_config(yaml.safe_load(path)))
+    net.layers.insert(1, _Downcast())  # float32 numerics: steps below float32 spacing vanish
+    net.labels.insert(1, "Downcast")
+    net.trusted.insert(1, False)
     res = sweep_network(net, eps=1e-3, param="0.linear.W")
     c = res.curves[0]
     assert np.isnan(c.error[-1]) and np.isfinite(c.error[0]) and c.verdict == "pass"

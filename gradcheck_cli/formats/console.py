@@ -15,7 +15,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from gradcheck_cli.formats.text import every, num, problems
+from gradcheck_cli.formats.text import every, num, problems, unverified
 from gradcheck_cli.results import CheckResult
 from gradcheck_cli.suite import Outcome, SuiteResult, Validation
 
@@ -38,7 +38,15 @@ def _row(o: Outcome) -> list[RenderableType]:
         first = ": ".join(x for x in (e.field, e.message) if x) if e is not None else ""
         return [o.config, "—", "—", Text(label, style=style), Text(first, style="magenta")]
     r = o.result
+    open_ = unverified(r)
+    if o.status == "pass" and open_:  # not failed, but not every tensor verified
+        label, style = "inconclusive", "bold yellow"
     note = Text(", ".join([p.name for p in r.failures] + problems(r)), style="red")
+    if open_:
+        note.append(
+            ("; " if note.plain else "") + "inconclusive: " + ", ".join(p.name for p in open_),
+            style="yellow",
+        )
     return [
         o.config,
         f"{len(r.params) - len(r.failures)}/{len(r.params)}",
@@ -68,6 +76,13 @@ def suite_line(suite: SuiteResult) -> Text:
     if suite.interrupted:
         return Text(f"interrupted (Ctrl-C) after {n} configs: no verdict", style="bold yellow")
     if suite.passed:
+        open_ = sum(1 for o in suite.outcomes if o.result is not None and unverified(o.result))
+        if open_:
+            return Text(
+                f"⚠ no config fails; {open_} of {n} with inconclusive tensors (not verified; "
+                "--strict fails them)",
+                style="bold yellow",
+            )
         return Text(f"✓ {every(n, 'the config passes', 'all {n} configs pass')}", style="bold green")
     text = Text(f"✗ {n - counts['pass']} of {n} configs do not pass", style="bold red")
     text.append(f" ({counts['fail']} failed, {counts['error']} invalid)", style="red")

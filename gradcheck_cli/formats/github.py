@@ -6,7 +6,15 @@ are percent-encoded; in property values also ``:`` and ``,``.
 
 from __future__ import annotations
 
-from gradcheck_cli.formats.text import attribution, describe, every, index, num, problems
+from gradcheck_cli.formats.text import (
+    attribution,
+    describe,
+    every,
+    index,
+    num,
+    problems,
+    unverified,
+)
 from gradcheck_cli.results import CheckResult, ParamResult
 from gradcheck_cli.suite import SuiteResult
 
@@ -42,6 +50,10 @@ def _problem(p: ParamResult) -> str:
 
 def summary_line(result: CheckResult) -> str:
     n = len(result.params)
+    open_ = unverified(result)
+    if result.passed and open_:
+        names = ", ".join(p.name for p in open_)
+        return f"{result.name}: no gradient disagrees; {len(open_)} of {n} inconclusive ({names})"
     if result.passed:
         agree = every(n, "the gradient agrees", "all {n} gradients agree")
         return f"{result.name}: {agree} ({describe(result)})"

@@ -73,6 +73,11 @@ def problems(result: CheckResult) -> list[str]:
     return list(result.problems)
 
 
+def unverified(result: CheckResult) -> list[ParamResult]:
+    """Tensors that did not fail but are not verified either (inconclusive: not resolved)."""
+    return [p for p in result.params if p.passed and p.verdict == "inconclusive"]
+
+
 def attribution(result: CheckResult) -> list[str]:
     """When the check failed: the layers that fail when checked on their own."""
     return [f"→ {line}" for line in result.attribution]
