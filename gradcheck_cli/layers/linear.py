@@ -11,6 +11,14 @@ from gradcheck_cli.layers.base import Array, Layer, positive_int
 from gradcheck_cli.registry import register_layer
 
 
+def affine_params(rng: np.random.Generator, d: int, m: int, dtype: str) -> dict[str, Array]:
+    """W (d, m) ~ N(0, 1/d) and b (m,) ~ N(0, 0.01): the initialisation of the affine layers."""
+    return {
+        "W": (rng.standard_normal((d, m)) / np.sqrt(d)).astype(dtype),
+        "b": (0.1 * rng.standard_normal(m)).astype(dtype),
+    }
+
+
 @register_layer("linear")
 class Linear(Layer):
     """Affine map. x: (N, n), W: (n, m), b: (m,), out: (N, m)."""
@@ -33,11 +41,7 @@ class Linear(Layer):
                 hint="flatten the input first, give the input a 2-D shape [batch, features], "
                 "or use temporal_linear to apply it at every position of (batch, time, features)",
             )
-        n = input_shape[0]
-        self.params = {
-            "W": (rng.standard_normal((n, m)) / np.sqrt(n)).astype(dtype),
-            "b": (0.1 * rng.standard_normal(m)).astype(dtype),
-        }
+        self.params = affine_params(rng, input_shape[0], m, dtype)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
 
     @classmethod

@@ -8,6 +8,7 @@ import numpy as np
 
 from gradcheck_cli.errors import ShapeError
 from gradcheck_cli.layers.base import Array, Layer, positive_int
+from gradcheck_cli.layers.linear import affine_params
 from gradcheck_cli.registry import register_layer
 
 
@@ -32,11 +33,7 @@ class TemporalLinear(Layer):
         m = positive_int(out, "out")
         if len(input_shape) < 1:
             raise ShapeError("temporal_linear needs per-sample features, got a scalar per sample")
-        d = input_shape[-1]
-        self.params = {
-            "W": (rng.standard_normal((d, m)) / np.sqrt(d)).astype(dtype),
-            "b": (0.1 * rng.standard_normal(m)).astype(dtype),
-        }
+        self.params = affine_params(rng, input_shape[-1], m, dtype)
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
 
     @classmethod
