@@ -145,6 +145,24 @@ def _parse_shape(text: str) -> tuple[int, ...]:
     return dims
 
 
+#: Axis names in the layers' shape hints → the letters of the --shape syntax.
+_AXIS_LETTERS = {"batch": "N", "channels": "C", "height": "H", "width": "W", "time": "T",
+                 "features": "D", "length": "L"}  # fmt: skip
+
+
+def _shape_hint(hint: str) -> str:
+    """A layer's hint, said for `gradcheck layer`: "give the input a 4-D shape [batch, channels,
+    height, width]" becomes "give --shape 4 sizes, NxCxHxW" (the config's YAML does not apply)."""
+    import re
+
+    def letters(m: re.Match[str]) -> str:
+        axes = [a.strip() for a in m[2].split(",")]
+        return f"give --shape {m[1]} sizes, {'x'.join(_AXIS_LETTERS.get(a, a) for a in axes)}"
+
+    hint = hint.replace("flatten the input first, ", "")
+    return re.sub(r"give the input a (\d+)-D shape \[([^\]]+)\]", letters, hint)
+
+
 def _parse_args(items: list[str]) -> dict[str, Any]:
     import yaml
 
@@ -218,7 +236,7 @@ def layer(
         from gradcheck_cli import make_layer
         from gradcheck_cli.checker import check_layer
         from gradcheck_cli.contracts import check_output_dtype
-        from gradcheck_cli.errors import ConfigError
+        from gradcheck_cli.errors import ConfigError, ShapeError
         from gradcheck_cli.limits import (
             Limits,
             MemoryPlan,
@@ -262,7 +280,11 @@ def layer(
             dims[0] * 8.0 * estimate_workspace(cls, dims[1:], kwargs),
             "--arg",
         )
-        lay = make_layer(name, dims[1:], rng_for(s, "layer0"), **kwargs)
+        try:
+            lay = make_layer(name, dims[1:], rng_for(s, "layer0"), **kwargs)
+        except ShapeError as exc:
+            exc.hint = _shape_hint(exc.hint) if exc.hint else exc.hint
+            raise
         draw = rng_for(s, "input")
         x = draw.integers(0, integers, dims) if integers else draw.standard_normal(dims)
         probe = Network([lay], None, labels=[name], x=x)

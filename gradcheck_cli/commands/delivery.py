@@ -54,7 +54,7 @@ def show(renderable: RenderableType) -> None:
     console = report_console()
     if not console.is_terminal and not os.environ.get("COLUMNS"):
         console.width = max(content_width(renderable), 40)
-    console.print(renderable)
+    console.print(renderable, crop=False)  # crop=False: the replay line is never cut
 
 
 def echo(text: str) -> None:

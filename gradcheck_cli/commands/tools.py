@@ -52,9 +52,13 @@ def list_(
 
 def validate(
     configs: Annotated[
-        list[Path],
-        typer.Argument(metavar="CONFIG", help="Configs, directories of them, or quoted globs."),
-    ],
+        list[Path] | None,
+        typer.Argument(
+            metavar="CONFIG",
+            help="Configs, directories of them, or quoted globs. Default: ./gradcheck.yaml.",
+            show_default=False,
+        ),
+    ] = None,
     quiet: Quiet = False,
     no_plugins: NoPlugins = False,
     debug: Debug = False,
@@ -66,10 +70,15 @@ def validate(
 
     def job() -> int:
         from gradcheck_cli import suite
-        from gradcheck_cli.errors import EXIT_PASS, EXIT_USAGE
+        from gradcheck_cli.errors import EXIT_PASS, EXIT_USAGE, ConfigError
         from gradcheck_cli.formats import console
 
-        items = suite.validate(configs, no_plugins=no_plugins)
+        if not configs and not Path(d.LOCAL_CONFIG).is_file():
+            raise ConfigError(
+                f"no CONFIG given and no ./{d.LOCAL_CONFIG} here",
+                hint="give configs, directories or globs to validate, or run `gradcheck init`",
+            )
+        items = suite.validate(configs or [Path(d.LOCAL_CONFIG)], no_plugins=no_plugins)
         if not quiet:
             d.show(console.validation(items))
         return EXIT_USAGE if any(v.error for v in items) else EXIT_PASS
