@@ -144,3 +144,14 @@ def test_help_descriptions_have_no_hard_line_breaks(command: str) -> None:
     doc = info.callback.__doc__ or ""
     for paragraph in doc.strip().split("\n\n"):
         assert "\n" not in paragraph.strip(), f"{command}: {paragraph!r}"
+
+
+@pytest.mark.parametrize("args", [["--help"], ["run", "--help"], ["--version"]], ids=" ".join)
+def test_help_and_version_go_to_stdout(args: list[str]) -> None:
+    """stdout is claimed for the report (isolation.py); help and version are output too, so
+    `gradcheck --help | less` shows them."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "gradcheck_cli", *args], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0 and proc.stderr.strip() == "", proc.stderr  # click echoes one "\\n" there
+    assert "Usage" in proc.stdout or proc.stdout.startswith("gradcheck ")

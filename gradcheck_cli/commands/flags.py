@@ -8,12 +8,15 @@ shown here with the ones options.py enforces). Nothing heavy is imported here: `
 
 from __future__ import annotations
 
+from contextlib import redirect_stdout
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from typer.core import TyperCommand, TyperGroup
+
+from gradcheck_cli import isolation
 
 
 class Format(str, Enum):
@@ -75,10 +78,20 @@ class Command(TyperCommand):
     def get_params(self, ctx: Any) -> list[Any]:
         return _plain_help(super().get_params(ctx))
 
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        with redirect_stdout(
+            isolation.report_stream()
+        ):  # stdout, as `gradcheck --help | less` wants
+            super().format_help(ctx, formatter)
+
 
 class Group(TyperGroup):
     def get_params(self, ctx: Any) -> list[Any]:
         return _plain_help(super().get_params(ctx))
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        with redirect_stdout(isolation.report_stream()):
+            super().format_help(ctx, formatter)
 
 
 #: The lookup order of a command's config when none is given (README "Which config runs").
