@@ -153,5 +153,5 @@ def test_help_and_version_go_to_stdout(args: list[str]) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "gradcheck_cli", *args], capture_output=True, text=True, timeout=60
     )
-    assert proc.returncode == 0 and proc.stderr.strip() == "", proc.stderr  # click echoes one "\\n" there
+    assert proc.returncode == 0 and proc.stderr.strip() == "", proc.stderr  # click echoes one newline there
     assert "Usage" in proc.stdout or proc.stdout.startswith("gradcheck ")
