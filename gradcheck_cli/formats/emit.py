@@ -70,14 +70,15 @@ def _appends(opts: OutputOptions, suite: SuiteResult) -> dict[Path, str]:
 def single(
     outcome: Outcome, replay: str | None, opts: OutputOptions, *, file: str | None = None
 ) -> Rendered:
-    """One config (or one layer): today's report. An invalid config prints only in ``github``
-    format (as an annotation); its message goes to stderr as for any usage error. ``file`` is the
-    config path GitHub annotations point at."""
-    from gradcheck_cli.formats import github, jsondoc
-
+    """One config (or one layer): today's report. An invalid config prints here only in
+    ``github`` format (as an annotation); its message goes to stderr as for any usage error, and
+    with ``json`` the CLI prints the error document (commands/delivery.py). ``file`` is the config
+    path GitHub annotations point at."""
     suite = SuiteResult((outcome,))
     view = _outcome_view(outcome, replay, opts)
     stdout: RenderableType | str | None
+    if opts.fmt == "github":
+        from gradcheck_cli.formats import github
     if outcome.result is None:
         stdout = None
         if opts.fmt == "github":
@@ -85,6 +86,8 @@ def single(
                 "error", str(outcome.error), file=file, title="gradcheck: error"
             )
     elif opts.fmt == "json":
+        from gradcheck_cli.formats import jsondoc
+
         stdout = jsondoc.to_json(outcome.result)
     elif opts.fmt == "github":
         stdout = github.render(outcome.result, file)
