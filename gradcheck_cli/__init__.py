@@ -4,25 +4,61 @@ Public API::
 
     from gradcheck_cli import load_config, build_network, make_layer, check_network, check_layer
     from gradcheck_cli import check_function   # function pairs, (loss, dx), f + grad
+
+The names are loaded on first use (module ``__getattr__``), so ``import gradcheck_cli`` — and
+``gradcheck --version`` — does not import NumPy, pydantic or the checker.
 """
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
-from gradcheck_cli.checker import check_layer, check_network
-from gradcheck_cli.config import Config, load_config
-from gradcheck_cli.errors import ConfigError, GradcheckError, PluginError, ShapeError
-from gradcheck_cli.function_check import check_function
-from gradcheck_cli.network import Network, build_network, rng_for
-from gradcheck_cli.options import CheckOptions
-from gradcheck_cli.registry import check_layer_contract, instantiate, resolve
-from gradcheck_cli.results import CheckResult, Entry, ParamResult
+    from gradcheck_cli.checker import check_layer, check_network
+    from gradcheck_cli.config import Config, load_config
+    from gradcheck_cli.errors import ConfigError, GradcheckError, PluginError, ShapeError
+    from gradcheck_cli.function_check import check_function
+    from gradcheck_cli.network import Network, build_network
+    from gradcheck_cli.options import CheckOptions
+    from gradcheck_cli.results import CheckResult, Entry, ParamResult
 
 __version__ = "0.1.0"
+
+#: Public name → the module that defines it.
+_LAZY = {
+    "check_layer": "checker",
+    "check_network": "checker",
+    "Config": "config",
+    "load_config": "config",
+    "ConfigError": "errors",
+    "GradcheckError": "errors",
+    "PluginError": "errors",
+    "ShapeError": "errors",
+    "check_function": "function_check",
+    "Network": "network",
+    "build_network": "network",
+    "CheckOptions": "options",
+    "CheckResult": "results",
+    "Entry": "results",
+    "ParamResult": "results",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gradcheck_cli' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"gradcheck_cli.{module}"), name)
+    globals()[name] = value  # the next access is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
 
 
 def make_layer(
@@ -36,6 +72,9 @@ def make_layer(
 ) -> Any:
     """Build a layer by registry name or plugin reference ("file.py:Class") for per-sample
     ``input_shape`` (batch axis excluded); ``kwargs`` are the layer's own arguments."""
+    from gradcheck_cli.network import rng_for
+    from gradcheck_cli.registry import check_layer_contract, instantiate, resolve
+
     cls = resolve(name, "layer", Path(base_dir))
     layer = instantiate(
         cls,

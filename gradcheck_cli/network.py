@@ -476,6 +476,12 @@ def build_network(cfg: Config, *, limits: Limits | None = None) -> Network:
                     "use smaller inputs or initial weights",
                 )
         except GradcheckError as err:
+            if i and isinstance(err, ShapeError) and err.hint and "the input" in err.hint:
+                # Not the config's input: the previous layer's output is what does not fit.
+                prev = f"layers[{i - 1}] ({cfg.layers[i - 1].type})"
+                hint = err.hint.replace("flatten the input first", "add {type: flatten} before it")
+                hint = hint.replace("give the input a", "change the layers before it to output a")
+                err.hint = f"{prev} outputs per-sample shape {tuple(out.shape[1:])}; {hint}"
             raise _context(err, cfg, field) from err.__cause__
     net.loss, net.loss_label, net.target = _build_loss(cfg, out)
     net.x = x

@@ -144,27 +144,29 @@ def diagnosis_line(p: ParamResult) -> Text:
 def worst_table(p: ParamResult) -> Table:
     """The worst entries of one tensor, each with the tolerance it was held to and its status."""
     table = Table(
-        title=f"{p.name}: worst entries", title_justify="left", header_style="bold",
-        box=box.SIMPLE_HEAD, pad_edge=False,
+        title=f"{p.name}: worst entries (failures first, then by |a−n| / tol)",
+        title_justify="left", header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False,
     )  # fmt: skip
-    for col in ("index", "analytic", "numeric", "|a−n|", "tol", "noise"):
+    for col in ("index", "analytic", "numeric", "|a−n|", "tol", "|a−n| / tol", "noise"):
         table.add_column(col, justify="right", no_wrap=True)
-    table.add_column("status")
+    table.add_column("status", no_wrap=True)
     for e in p.worst:
         style = {"fail": "red", "kink": "yellow"}.get(e.status, "")
+        ratio = e.abs_error / e.tol if e.tol > 0 else (math.inf if e.abs_error > 0 else 0.0)
         table.add_row(
             _fmt_index(e.index),
             f"{e.analytic:.8g}",
             f"{e.numeric:.8g}",
             Text(f"{e.abs_error:.2e}", style=style),
             f"{e.tol:.2e}",
+            Text(f"{ratio:.3g}", style=style),
             f"{e.noise:.2e}",
             Text(e.label or e.status, style=style),
         )
     return table
 
 
-def summary(result: CheckResult, replay: str | None = None) -> Text:
+def summary(result: CheckResult) -> Text:
     n = len(result.params)
     entries = sum(p.checked for p in result.params if p.mode != "directional")
     probes = sum(p.probes for p in result.params)
@@ -204,9 +206,13 @@ def summary(result: CheckResult, replay: str | None = None) -> Text:
         text.append("✗ check failed", style="bold red")
     for line in result.attribution:
         text.append(f"\n  → {line}", style="red")
-    if replay:
-        text.append(f"\n  replay: {replay}", style="")
     return text
+
+
+def replay_line(replay: str) -> Text:
+    """The replay command on one line, never folded: a terminal narrower than the command wraps
+    it visually, and it still pastes as one command."""
+    return Text(f"  replay: {replay}", no_wrap=True, overflow="ignore")
 
 
 def entry_maps(result: CheckResult) -> list[RenderableType]:
@@ -242,7 +248,9 @@ def render(
     if show_entries:
         parts += entry_maps(replace(result, params=result.failures) if only_failures else result)
     parts += [worst_table(p) for p in result.failures if p.worst]
-    parts.append(summary(result, replay))
+    parts.append(summary(result))
+    if replay and not result.passed and not result.interrupted:
+        parts.append(replay_line(replay))
     return Group(*parts)
 
 

@@ -344,3 +344,131 @@ def test_layer_command_with_integer_ids() -> None:
     )
     assert r.exit_code == 1, r.output  # repeated ids: overwriting instead of accumulating is caught
     assert "--integers 3" in r.output  # the replay line keeps the integer input
+
+
+# -- a newcomer's first hour (issue 16) ----------------------------------------------------------
+
+
+def _break_template(directory: Path) -> None:
+    layer = directory / "my_layer.py"
+    layer.write_text(layer.read_text().replace("dz.sum(axis=0)", "dz.mean(axis=0)"))
+
+
+def test_bare_run_checks_the_local_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After `gradcheck init`, a bare `gradcheck run` (and the pre-commit hook without args)
+    checks ./gradcheck.yaml: a broken my_layer.py fails, it is not the demo that passes."""
+    good, broken = tmp_path / "good", tmp_path / "broken"  # plugin modules are cached per path
+    for directory in (good, broken):
+        directory.mkdir()
+        monkeypatch.chdir(directory)
+        assert gc("init").exit_code == 0
+    monkeypatch.chdir(good)
+    r = gc("run")
+    assert r.exit_code == 0 and "0.MyDense.W" in r.stdout and "demo" not in r.output, r.output
+    _break_template(broken)
+    monkeypatch.chdir(broken)
+    for args in (["run"], ["run", "--only-failures"]):  # the hook's entry, no args
+        r = gc(*args)
+        assert r.exit_code == 1, r.output
+        assert "0.MyDense.b" in r.stdout and "replay: gradcheck run gradcheck.yaml" in r.stdout
+
+
+def test_bare_run_elsewhere_says_it_checks_the_demo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    r = gc("run")
+    assert r.exit_code == 0, r.output
+    assert "built-in demo network" in r.stderr and "demo" not in r.stdout
+    assert "seed-mlp" in r.stdout
+    q = gc("run", "-q")
+    assert q.exit_code == 0 and q.output == ""
+
+
+def test_bare_validate_uses_the_local_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    r = gc("validate")
+    assert r.exit_code == 2 and "no ./gradcheck.yaml here" in r.output
+    assert gc("init").exit_code == 0
+    r = gc("validate")
+    assert r.exit_code == 0 and "gradcheck.yaml" in r.output, r.output
+
+
+def test_report_off_a_terminal_is_as_wide_as_its_content(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Piped (CliRunner is not a TTY) with no COLUMNS: no cell wraps, the verdict is whole, the
+    replay command is one line. With COLUMNS the table fits it, and the replay is still whole."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    args = ["layer", f"{BUGGY}:LinearBiasMean", "--shape", "4x3", "--arg", "out=2"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 1, r.output
+    lines = r.stdout.splitlines()
+    row = [line for line in lines if line.lstrip().startswith("0.LinearBiasMean.b ")]
+    assert len(row) == 1 and row[0].split()[-1] == "FAIL", r.stdout
+    (replay,) = [line for line in lines if "replay:" in line]
+    assert replay.rstrip().endswith("--mode full") and str(BUGGY) in replay
+    assert any("|a−n| / tol" in line for line in lines)  # the worst entries' sort key is shown
+    narrow = runner.invoke(app, args, env={"COLUMNS": "70"})
+    table = [line for line in narrow.stdout.splitlines() if "replay:" not in line]
+    assert max(len(line.rstrip()) for line in table) <= 70
+    (replay,) = [line for line in narrow.stdout.splitlines() if "replay:" in line]
+    assert replay.rstrip().endswith("--mode full")
+
+
+def test_json_is_one_document_even_for_an_invalid_config(tmp_path: Path) -> None:
+    from gradcheck_cli.schemas import report_schema
+
+    jsonschema = pytest.importorskip("jsonschema")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("input: {shape: [4, 3]}\nlayers: [{type: lineer}]\n")
+    for args in (["run", str(bad)], ["run", str(CONFIGS / "seed_mlp.yaml"), "--eps", "2"]):
+        r = gc(*args, "--format", "json")
+        assert r.exit_code == 2, r.output
+        doc = json.loads(r.stdout)
+        jsonschema.validate(doc, report_schema())
+        (entry,) = doc["configs"]
+        assert entry["status"] == "error" and doc["exit_code"] == 2 and not doc["passed"]
+        assert entry["error"] and entry["error"].split("\n")[0] in r.stderr
+    assert (
+        "lineer"
+        in json.loads(gc("run", str(bad), "--format", "json").stdout)["configs"][0]["error"]
+    )
+
+
+def test_sweep_quiet_and_formats() -> None:
+    r = gc("sweep", str(CONFIGS / "seed_mlp.yaml"), "-q")
+    assert r.exit_code == 0 and r.output == ""
+    r = gc("sweep", str(CONFIGS / "seed_mlp.yaml"), "--format", "github")
+    assert r.exit_code == 2 and "github" in r.output  # not offered, not silently ignored
+
+
+@pytest.mark.parametrize(
+    ("name", "shape", "args", "wanted"),
+    [
+        ("conv2d", "4x3", ["out_channels=2", "kernel=3"], "give --shape 4 sizes, NxCxHxW"),
+        ("conv1d", "4x3", ["out_channels=2", "kernel=1"], "give --shape 3 sizes, NxCxL"),
+        ("linear", "2x3x4x4", ["out=3"], "give --shape 2 sizes, NxD"),
+    ],
+)
+def test_layer_shape_errors_speak_the_shape_option(
+    name: str, shape: str, args: list[str], wanted: str
+) -> None:
+    r = gc("layer", name, "--shape", shape, *[w for a in args for w in ("--arg", a)])
+    assert r.exit_code == 2 and wanted in r.output, r.output
+    assert "give the input" not in r.output and "[batch" not in r.output
+
+
+def test_a_shape_error_mid_network_names_the_previous_layer(tmp_path: Path) -> None:
+    cfg = tmp_path / "net.yaml"
+    cfg.write_text(
+        "input: {shape: [2, 3, 8, 8]}\n"
+        "layers: [{type: conv2d, out_channels: 4, kernel: 3}, {type: linear, out: 3}]\n"
+    )
+    r = gc("run", str(cfg))
+    assert r.exit_code == 2, r.output
+    assert (
+        "layers[1]" in r.output
+        and "layers[0] (conv2d) outputs per-sample shape (4, 6, 6)" in r.output
+    )
+    assert "give the input" not in r.output and "flatten" in r.output

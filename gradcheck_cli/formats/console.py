@@ -11,6 +11,7 @@ from typing import Literal
 
 from rich import box
 from rich.console import Console, Group, RenderableType
+from rich.measure import Measurement
 from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
@@ -142,6 +143,30 @@ def written(paths: Sequence[Path], config: Path) -> Text:
         text.append("wrote ", style="dim").append(f"{p}\n")
     text.append("next: ", style="bold").append(f"gradcheck run {shlex.quote(str(config))}")
     return text
+
+
+#: Widths measured against this: anything that reaches it fills whatever width it is given.
+_PROBE_WIDTH = 10_000
+#: The width given to such content when the report is not on a terminal.
+FALLBACK_WIDTH = 100
+
+
+def content_width(renderable: RenderableType) -> int:
+    """The width at which ``renderable`` prints without wrapping a line or a table cell: the
+    widest line of text or table row. Parts that fill any width (a rule, a plot) get
+    ``FALLBACK_WIDTH`` at least."""
+    console = Console(width=_PROBE_WIDTH, file=io.StringIO(), emoji=False)
+    options = console.options
+    widest = 0
+    todo: list[RenderableType] = [renderable]
+    while todo:
+        part = todo.pop()
+        if isinstance(part, Group):
+            todo.extend(part.renderables)
+            continue
+        got = Measurement.get(console, options, part).maximum
+        widest = max(widest, FALLBACK_WIDTH if got >= _PROBE_WIDTH else got)
+    return widest
 
 
 ExportKind = Literal["html", "svg"]

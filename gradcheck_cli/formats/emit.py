@@ -14,7 +14,7 @@ from rich.console import RenderableType
 from rich.text import Text
 
 from gradcheck_cli import report
-from gradcheck_cli.formats import console, github, json_suite, jsondoc, junit
+from gradcheck_cli.formats import console
 from gradcheck_cli.suite import Outcome, SuiteResult
 
 
@@ -49,6 +49,8 @@ def _outcome_view(o: Outcome, replay: str | None, opts: OutputOptions) -> Render
 def _exports(view: RenderableType, opts: OutputOptions, suite: SuiteResult) -> dict[Path, str]:
     files: dict[Path, str] = {}
     if opts.junit_xml:
+        from gradcheck_cli.formats import junit
+
         files[opts.junit_xml] = junit.to_junit(suite)
     if opts.export_html:
         files[opts.export_html] = console.export(view, "html")
@@ -59,6 +61,8 @@ def _exports(view: RenderableType, opts: OutputOptions, suite: SuiteResult) -> d
 
 def _appends(opts: OutputOptions, suite: SuiteResult) -> dict[Path, str]:
     if opts.fmt == "github" and opts.step_summary is not None:
+        from gradcheck_cli.formats import github
+
         return {opts.step_summary: github.step_summary(suite)}
     return {}
 
@@ -66,12 +70,15 @@ def _appends(opts: OutputOptions, suite: SuiteResult) -> dict[Path, str]:
 def single(
     outcome: Outcome, replay: str | None, opts: OutputOptions, *, file: str | None = None
 ) -> Rendered:
-    """One config (or one layer): today's report. An invalid config prints only in ``github``
-    format (as an annotation); its message goes to stderr as for any usage error. ``file`` is the
-    config path GitHub annotations point at."""
+    """One config (or one layer): today's report. An invalid config prints here only in
+    ``github`` format (as an annotation); its message goes to stderr as for any usage error, and
+    with ``json`` the CLI prints the error document (commands/delivery.py). ``file`` is the config
+    path GitHub annotations point at."""
     suite = SuiteResult((outcome,))
     view = _outcome_view(outcome, replay, opts)
     stdout: RenderableType | str | None
+    if opts.fmt == "github":
+        from gradcheck_cli.formats import github
     if outcome.result is None:
         stdout = None
         if opts.fmt == "github":
@@ -79,6 +86,8 @@ def single(
                 "error", str(outcome.error), file=file, title="gradcheck: error"
             )
     elif opts.fmt == "json":
+        from gradcheck_cli.formats import jsondoc
+
         stdout = jsondoc.to_json(outcome.result)
     elif opts.fmt == "github":
         stdout = github.render(outcome.result, file)
@@ -89,6 +98,8 @@ def single(
 
 def suite(suite: SuiteResult, replays: Mapping[str, str], opts: OutputOptions) -> Rendered:
     """Several configs: each report, then one summary table (or one JSON/annotation stream)."""
+    from gradcheck_cli.formats import github, json_suite
+
     view = console.render_suite(
         suite,
         lambda o: _outcome_view(o, replays.get(o.config), opts),

@@ -1,0 +1,11 @@
+"""The commands of `gradcheck` (cli.py registers them on the Typer app).
+
+flags.py     every option declared once (and the help's look: no type tags after flags)
+delivery.py  consoles, stdout width, error handling and exit codes, report delivery, replay
+check.py     run, layer, fn: a check and its report
+sweep.py     sweep: error against ε
+tools.py     list, validate, init, schema
+
+Start-up matters (`gradcheck --version` must not wait for NumPy): these modules import only
+Typer and Rich's console at the top; each command imports the core it needs when it runs.
+"""
