@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gradcheck_cli.build import build_network
 from gradcheck_cli.config import parse_config
-from gradcheck_cli.network import build_network
 from gradcheck_cli.sweep import sweep_network
 
 BUGGY = Path(__file__).resolve().parent.parent / "tests" / "buggy_layers.py"

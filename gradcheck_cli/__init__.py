@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
+    from gradcheck_cli.build import build_network
     from gradcheck_cli.checker import check_layer, check_network
     from gradcheck_cli.config import Config, load_config
     from gradcheck_cli.errors import ConfigError, GradcheckError, PluginError, ShapeError
     from gradcheck_cli.function_check import check_function
-    from gradcheck_cli.network import Network, build_network
+    from gradcheck_cli.network import Network
     from gradcheck_cli.options import CheckOptions
     from gradcheck_cli.results import CheckResult, Entry, ParamResult
 
@@ -40,7 +41,7 @@ _LAZY = {
     "ShapeError": "errors",
     "check_function": "function_check",
     "Network": "network",
-    "build_network": "network",
+    "build_network": "build",
     "CheckOptions": "options",
     "CheckResult": "results",
     "Entry": "results",

@@ -183,7 +183,7 @@ def _param_array(
 
 
 def layer_factory(ref: str, base_dir: Path, field: str) -> Callable[..., Any]:
-    """What ``network.build_network`` instantiates for ``{fn: "file.py:NAME", params: …, args: …}``.
+    """What ``build.build_network`` instantiates for ``{fn: "file.py:NAME", params: …, args: …}``.
     The layer input is the forward's first argument not named in ``params`` or ``args``."""
 
     def build(
@@ -236,7 +236,7 @@ def layer_factory(ref: str, base_dir: Path, field: str) -> Callable[..., Any]:
 
 
 def loss_factory(ref: str, base_dir: Path, field: str) -> Callable[..., Any]:
-    """What ``network.build_network`` instantiates for ``loss: {fn: "file.py:NAME", args: …}``:
+    """What ``build.build_network`` instantiates for ``loss: {fn: "file.py:NAME", args: …}``:
     ``NAME(pred, target, **args) -> (loss, dpred)``."""
 
     def build(*, args: dict[str, Any] | None = None) -> FunctionLoss:

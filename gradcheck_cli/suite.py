@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from gradcheck_cli import modes
+from gradcheck_cli.build import build_network
 from gradcheck_cli.checker import check_network
 from gradcheck_cli.config import Config, load_config
 from gradcheck_cli.errors import (
@@ -26,7 +27,6 @@ from gradcheck_cli.errors import (
 )
 from gradcheck_cli.limits import Limits, preflight
 from gradcheck_cli.methods import STENCILS
-from gradcheck_cli.network import build_network
 from gradcheck_cli.options import DEFAULT_EPS, DEFAULT_PROBES, DEFAULT_SAMPLES, CheckOptions
 from gradcheck_cli.plan import Progress
 from gradcheck_cli.results import CheckResult

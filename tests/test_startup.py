@@ -24,6 +24,7 @@ HEAVY = (
     "gradcheck_cli.config",
     "gradcheck_cli.suite",
     "gradcheck_cli.network",
+    "gradcheck_cli.build",
     "gradcheck_cli.report",
 )
 COMMANDS = ["run", "layer", "fn", "sweep", "list", "validate", "init", "schema"]

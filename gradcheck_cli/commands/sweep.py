@@ -49,10 +49,10 @@ def sweep(
 
     def job() -> int:
         from gradcheck_cli import plot
+        from gradcheck_cli.build import build_network
         from gradcheck_cli.config import load_config
         from gradcheck_cli.errors import EXIT_FAIL, EXIT_PASS
         from gradcheck_cli.limits import Limits, preflight
-        from gradcheck_cli.network import build_network
         from gradcheck_cli.sweep import EPS_GRID, H_GRID, MAX_ENTRIES, sweep_network
 
         cfg = load_config(config or d.default_config(quiet), no_plugins=no_plugins)
