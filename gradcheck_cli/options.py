@@ -81,6 +81,10 @@ _RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
 }
 
 
+#: The per-tensor sizes each mode reads (``samples``, ``probes``).
+MODE_SIZES = {"sample": ("samples",), "directional": ("probes",), "auto": ("samples", "probes")}
+
+
 class CheckSpec(BaseModel):
     """How to check: method, step, tolerances, which tensors, how much (mode, samples, probes,
     budget). A config's ``check:`` section; None means "the default for this method and dtype"."""
@@ -206,6 +210,11 @@ class CheckOptions(CheckSpec):
             values["eps_source"] = f"default; the config's ε={dropped:g} is for {old}"
         if "eps" in given:
             values["eps_source"] = "--eps" if flags else "given"
+        if "mode" in given:  # the base's sizes belong to the base's mode, as its ε to its method
+            uses = MODE_SIZES.get(given["mode"], ())
+            for key in ("samples", "probes"):
+                if key not in given and key not in uses:
+                    values.pop(key, None)
         values.update(given)
         try:
             return cls.model_validate(values)

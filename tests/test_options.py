@@ -249,3 +249,16 @@ def test_header_says_where_eps_came_from(tmp_path: Path) -> None:
     assert "ε=0.0001 (--eps)" in runner.invoke(app, ["run", str(cfg), "--eps", "1e-4"], env=wide).output
     res = check_layer(make_layer("linear", input_shape=(3,), out=2), _x())
     assert res.options["eps_source"] == "default"
+
+
+def test_a_mode_flag_drops_the_config_sizes_of_another_mode(tmp_path: Path) -> None:
+    """check: {samples: 3} in a config and --mode full: the flag wins, the sizes do not apply."""
+    base = CheckOptions.build(samples=3)
+    assert CheckOptions.build(base, mode="full").samples is None
+    assert CheckOptions.build(base, mode="sample").samples == 3
+    with pytest.raises(ConfigError, match="samples applies to mode sample"):
+        CheckOptions.build(base, mode="full", samples=3)  # the same source says both
+    cfg = tmp_path / "net.yaml"
+    cfg.write_text("input: {shape: [4, 3]}\nlayers: [{type: linear, out: 2}]\ncheck: {samples: 3}\n")
+    r = runner.invoke(app, ["run", str(cfg), "--mode", "full", "--format", "json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["mode"] == "full"
