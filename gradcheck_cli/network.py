@@ -1,4 +1,4 @@
-"""A sequential network built from a spec: forward with cached layer inputs, backward, named params."""
+"""A sequential network: forward with cached layer inputs, backward, named params (build.py makes one from a config)."""
 
 from __future__ import annotations
 
