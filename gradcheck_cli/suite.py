@@ -94,15 +94,19 @@ def is_single(args: Sequence[str | Path]) -> bool:
 
 
 def expand(args: Sequence[str | Path]) -> list[Path | Outcome]:
-    """Config paths for ``args`` in order (directories: their config files, sorted; globs: their
-    matches, sorted, ``**`` recursive). An argument that yields nothing becomes an error outcome."""
+    """Config paths for ``args`` in order (directories: their config files, sorted, not the hidden
+    ones such as .pre-commit-config.yaml; globs: their matches, sorted, ``**`` recursive, hidden
+    files and folders skipped as the shell does). An argument that yields nothing becomes an error
+    outcome. A file named explicitly is taken as given, hidden or not."""
     found: list[Path | Outcome] = []
     for arg in args:
         text = str(arg)
         path = Path(arg)
         if is_config_dir(path):
             files = sorted(
-                p for p in path.iterdir() if p.suffix.lower() in CONFIG_SUFFIXES and p.is_file()
+                p
+                for p in path.iterdir()
+                if p.suffix.lower() in CONFIG_SUFFIXES and p.is_file() and not p.name.startswith(".")
             )
             if not files:
                 found.append(

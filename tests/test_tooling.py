@@ -255,3 +255,18 @@ def test_validate_counts_what_run_checks() -> None:
     r = runner.invoke(app, ["run", str(CONFIGS / "embedding_classifier.yaml"), "--format", "json"])
     assert list(v.tensors) == [p["name"] for p in json.loads(r.stdout)["results"]]
     assert "input" not in v.tensors
+
+
+def test_directory_and_glob_scans_skip_hidden_files(tmp_path: Path) -> None:
+    """A project folder holds .pre-commit-config.yaml and .github/: they are not configs."""
+    from gradcheck_cli.suite import expand
+
+    good = (CONFIGS / "seed_mlp.yaml").read_text()
+    (tmp_path / "a.yaml").write_text(good)
+    (tmp_path / ".pre-commit-config.yaml").write_text("repos: []\n")
+    (tmp_path / ".github").mkdir()
+    (tmp_path / ".github" / "b.yaml").write_text("jobs: {}\n")
+    assert expand([tmp_path]) == [tmp_path / "a.yaml"]
+    assert expand([f"{tmp_path}/**/*.yaml"]) == [tmp_path / "a.yaml"]
+    r = runner.invoke(app, ["run", str(tmp_path), "-q"])
+    assert r.exit_code == 0, r.output
