@@ -140,16 +140,17 @@ class CheckSpec(BaseModel):
     def _consistent(self) -> CheckSpec:
         if self.samples is not None and self.mode not in ("sample", "auto", None):
             raise ValueError(f"samples applies to mode sample (or auto), not mode {self.mode}")
-        if self.probes is not None and self.mode not in ("directional", "auto", None):
-            raise ValueError(f"probes applies to mode directional (or auto), not mode {self.mode}")
-        if self.mode is None and self.samples is not None and self.probes is not None:
-            raise ValueError("samples and probes belong to different modes: also give mode")
+        if self.probes is not None and self.mode not in ("directional", "sample", "auto", None):
+            raise ValueError(
+                f"probes applies to mode directional or sample (or auto), not mode {self.mode}"
+            )
         return self
 
     @property
     def chosen_mode(self) -> Mode | None:
-        """The mode asked for: ``samples`` alone selects sample mode, ``probes`` alone
-        directional mode; otherwise ``mode`` (None: full for small checks, else auto)."""
+        """The mode asked for: ``samples`` selects sample mode (which also runs ``probes``
+        directional probes per tensor), ``probes`` alone directional mode; otherwise ``mode``
+        (None: full for small checks, else auto)."""
         if self.mode is None and self.samples is not None:
             return "sample"
         if self.mode is None and self.probes is not None:

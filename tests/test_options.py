@@ -49,7 +49,7 @@ BAD = {
     "eps-5": ({"eps": 5.0}, "eps", "must lie in (0, 1]"),
     "budget-0": ({"budget": 0.0}, "budget", "must be > 0"),
     "samples-full": ({"mode": "full", "samples": 3}, "mode", "samples applies to mode sample"),
-    "probes-sample": ({"mode": "sample", "probes": 3}, "mode", "probes applies to mode directional"),
+    "probes-full": ({"mode": "full", "probes": 3}, "mode", "probes applies to mode directional or sample"),
     "include-empty": ({"include": [""]}, "include", "non-empty"),
     "exclude-none": ({"exclude": []}, "exclude", "non-empty list"),
     "method": ({"method": "backward"}, "method", "'backward'"),
