@@ -206,7 +206,7 @@ def test_replay_command_states_the_selection() -> None:
     assert r.exit_code == 1, r.output
     flat = " ".join(r.output.split())
     assert "--exclude input" in flat and "--mode sample --samples 4" in flat
-    assert "sample: 4 entries per tensor · exclude input" in flat  # and the header says so
+    assert "sample: 4 entries and 2 probe(s) per tensor · exclude input" in flat  # and the header says so
 
 
 def test_one_rule_for_strings_fixture_marker_and_api(pytester: pytest.Pytester) -> None:
