@@ -156,6 +156,15 @@ Probes = Annotated[
         help="Directions per tensor in directional mode; without --mode, selects directional mode.",
     ),
 ]
+Jobs = Annotated[
+    str | None,
+    typer.Option(
+        "--jobs",
+        "-j",
+        help="Check the configs in N worker processes ('auto': one per CPU); the report, JSON, "
+        "JUnit and exit code are those of a serial run.",
+    ),
+]
 Budget = Annotated[
     float | None, typer.Option("--budget", help="Seconds auto mode may spend (> 0).")
 ]
@@ -394,6 +403,7 @@ def run(
     samples: Samples = None,
     probes: Probes = None,
     budget: Budget = None,
+    jobs: Jobs = None,
     show_entries: ShowEntries = False,
     fmt: Fmt = Format.table,
     junit_xml: JunitXml = None,
@@ -420,13 +430,14 @@ def run(
             budget=budget,
         )  # fmt: skip
         CheckOptions.build(flags=True, **flags)  # bad flags: exit 2 before any config is read
+        workers = suite.resolve_jobs(jobs)
         args = list(configs or [default_config_path()])
         bar = _Bar(fmt is Format.table and not quiet and err.is_terminal)
         opts = _output_options(fmt, only_failures, junit_xml, export_html, export_svg, show_entries)
         try:
             res = suite.run_suite(
                 args, keep_going=not debug, seed=seed, progress=bar, no_plugins=no_plugins,
-                force=force, flags=True, **flags,
+                force=force, flags=True, jobs=workers, **flags,
             )  # fmt: skip
         finally:
             bar.close()

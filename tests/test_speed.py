@@ -175,3 +175,51 @@ def test_auto_never_picks_a_less_thorough_mode_estimated_slower() -> None:
     est = estimate(pert, refs, eps=1e-5, samples=16, probes=2, budget=1e-9, seed=0)
     assert est.full_s <= est.directional_s
     assert est.chosen == "full"
+
+
+# -- a suite uses the machine: --jobs ------------------------------------------------------------------
+def _suite_dir(tmp_path: Any) -> Any:
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    d = tmp_path / "suite"
+    d.mkdir()
+    for name in ("seed_mlp.yaml", "small_cnn.yaml", "custom_layer.yaml", "my_layers.py",
+                 "regression_mse.yaml", "residual_mlp.yaml"):  # fmt: skip
+        shutil.copy(root / name, d / name)
+    (d / "broken.yaml").write_text("layers: [{type: nope}]\n")
+    (d / "wrong.yaml").write_text(
+        "input: {shape: [4, 3]}\nlayers: [{type: linear, out: 2}]\ncheck: {rtol: 0.0, atol: 0.0, eps: 0.5}\n"
+    )
+    return d
+
+
+def test_jobs_gives_the_bytes_of_a_serial_run(tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from gradcheck_cli.cli import app
+
+    d = _suite_dir(tmp_path)
+    runs = {}
+    for jobs in ("1", "2", "auto"):
+        xml = tmp_path / f"j{jobs}.xml"
+        r = CliRunner().invoke(
+            app, ["run", str(d), "--format", "json", "--junit-xml", str(xml), "--jobs", jobs]
+        )
+        runs[jobs] = (r.exit_code, r.stdout, xml.read_bytes())
+    assert runs["1"][0] == 2  # broken.yaml
+    assert runs["2"] == runs["1"] and runs["auto"] == runs["1"]
+    table1 = CliRunner().invoke(app, ["run", str(d), "-j", "1"])
+    table2 = CliRunner().invoke(app, ["run", str(d), "-j", "2"])
+    assert (table2.exit_code, table2.stdout) == (table1.exit_code, table1.stdout)
+
+
+@pytest.mark.parametrize("bad", ["0", "-3", "many"])
+def test_jobs_must_be_a_count_or_auto(bad: str) -> None:
+    from typer.testing import CliRunner
+
+    from gradcheck_cli.cli import app
+
+    r = CliRunner().invoke(app, ["run", "--jobs", bad])
+    assert r.exit_code == 2 and "--jobs must be a number of worker processes" in r.output
