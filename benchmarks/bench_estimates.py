@@ -100,8 +100,33 @@ def budgets(cases: Path | None) -> list[tuple[str, float, float, int, int]]:
     return rows
 
 
-def markdown(acc: list[tuple[str, int, float, float]], bud: list[tuple[Any, ...]]) -> str:
-    lines = [
+def startup(repeats: int = 5) -> list[tuple[str, float]]:
+    """Wall time of a few commands (median of ``repeats``), start-up included."""
+    import shutil
+    import statistics
+    import subprocess
+
+    exe = shutil.which("gradcheck") or str(Path(sys.executable).with_name("gradcheck"))
+    out = []
+    for args in (["--version"], ["--help"], ["run", "-q"]):
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            subprocess.run([exe, *args], capture_output=True, check=False)
+            times.append(time.perf_counter() - t0)
+        out.append(("gradcheck " + " ".join(args), statistics.median(times)))
+    return out
+
+
+def markdown(
+    acc: list[tuple[str, int, float, float]],
+    bud: list[tuple[Any, ...]],
+    start: list[tuple[str, float]],
+) -> str:
+    lines = ["Start-up (wall, median of 5):", "", "| command | wall |", "|---|---:|"]
+    lines += [f"| `{cmd}` | {t:.2f} s |" for cmd, t in start]
+    lines += [
+        "",
         "Estimate accuracy (full mode; the estimate is what the refusal and auto use):",
         "",
         "| check | entries | estimated | measured | measured / estimated |",
@@ -123,7 +148,7 @@ def main() -> None:
     ap.add_argument("--markdown", help="write the tables to this file (between markers)")
     args = ap.parse_args()
     cases = Path(args.cases) if args.cases and Path(args.cases).is_dir() else None
-    text = markdown(accuracy(cases), budgets(cases))
+    text = markdown(accuracy(cases), budgets(cases), startup())
     print(text)
     if args.markdown:
         import bench_engine
