@@ -14,6 +14,7 @@ Results: ``results.py``.
 
 from __future__ import annotations
 
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from typing import Any
@@ -108,9 +109,11 @@ def check_network(
     )  # fmt: skip
     if opts.attribute and not result.passed and not interrupted and len(network.layers) > 1:
         # Each layer on its own: its dx is always checked; selection names the network's tensors.
-        per_layer = opts.model_copy(
-            update={"attribute": False, "inputs": True, "include": None, "exclude": None}
-        )
+        update: dict[str, Any] = {"attribute": False, "inputs": True, "include": None, "exclude": None}
+        if plan.deadline is not None:  # the layers share what is left of the budget
+            left = max(plan.deadline - time.perf_counter(), 1e-3)
+            update["budget"] = left / len(network.layers)
+        per_layer = opts.model_copy(update=update)
         result = with_attribution(result, network, lambda one: check_network(one, options=per_layer))
     return result
 

@@ -182,7 +182,7 @@ def estimate_time(
     if not sized or net.x is None:
         return cost
     try:
-        pert = Perturber(net, np.asarray(net.x))
+        pert = Perturber(net, np.array(net.x, copy=True))  # a layer may write into its input
         timing = modes.time_engine(pert, [r for r, _ in sized], eps=eps)
     except Exception:  # the check will meet the same failure and report it properly
         return cost

@@ -42,15 +42,16 @@ def sampled(
     plan: Plan,
     idx: Array,
 ) -> ParamResult:
-    """Sample mode for one tensor: the sampled entries, plus ``plan.probes`` directional probes
-    over the whole tensor; a failed probe that the sample did not explain is localised."""
-    res = replace(judge(ref, shape, analytic, idx, scale), mode="sample")
-    if res.reason is not None or idx.size >= int(np.prod(shape, dtype=np.int64)):
-        return res  # structural failure, or every entry already checked
+    """Sample mode for one tensor: ``plan.probes`` directional probes over the whole tensor
+    first (two evaluations each: cheap, and they see every entry), then the sampled entries; a
+    failed probe is localised and the entries it singles out are judged with the sample."""
+    if idx.size >= int(np.prod(shape, dtype=np.int64)):  # every entry is checked anyway
+        return replace(judge(ref, shape, analytic, idx, scale), mode="sample")
     probe = directional(judge, ref, shape, analytic, scale, plan)
-    if probe.passed or not res.passed:
-        return replace(res, mode="sample+probes", probes=probe.checked)
-    return localise(judge, ref, shape, analytic, scale, plan, probe, known=idx)
+    if not probe.passed:
+        return localise(judge, ref, shape, analytic, scale, plan, probe, known=idx)
+    res = judge(ref, shape, analytic, idx, scale)
+    return replace(res, mode="sample+probes" if res.reason is None else "sample", probes=probe.checked)
 
 
 def localise(
@@ -73,8 +74,8 @@ def localise(
     entries = np.unique(np.concatenate([suspects, known if known is not None else []]))
     entries = entries.astype(np.intp)
     label = "sample+probes→localised" if known is not None else "directional→localised"
-    if len(suspects):
-        plan.grow(2 * len(entries))
+    if len(entries):  # the sample's entries were planned already
+        plan.grow(2 * (len(entries) - (len(known) if known is not None else 0)))
         res = judge(ref, shape, analytic, entries, scale)
         if not res.passed:
             return replace(res, mode=label, probes=probe.checked)

@@ -173,12 +173,17 @@ def estimate(
     timing = time_engine(pert, refs, eps=eps, seed=seed)
     sizes = [pert.array(r).size for r in refs]
     full = timing.total(sizes)
+    probing = [p * PROBE_EVALS * probes for p in timing.per_pass]
+    direc = sum(probing)
+    # sample mode also probes every tensor it does not check entirely
     sample = timing.total([min(samples, n) for n in sizes])
-    direc = sum(p * PROBE_EVALS * probes for p in timing.per_pass)
+    sample += sum(t for t, n in zip(probing, sizes, strict=True) if n > samples)
     room = budget - (time.perf_counter() - started)
     costs = list(zip(timing.per_entry, sizes, strict=True))
-    if grow and full > room:
-        samples, sample = _grow_samples(costs, samples, room, sample)
+    if grow and full > room:  # the probes' time is set aside first
+        samples, _ = _grow_samples(costs, samples, room - direc, sample)
+        sample = timing.total([min(samples, n) for n in sizes])
+        sample += sum(t for t, n in zip(probing, sizes, strict=True) if n > samples)
     if full <= room:
         chosen = "full"
     elif sample <= room:

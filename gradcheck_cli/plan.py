@@ -50,6 +50,9 @@ class Plan:
 
     def tick(self, n: int) -> None:
         self.done += n
+        # work nobody could plan (the judge re-estimating entries before a verdict) extends the
+        # total as it happens, so the bar never shows more done than planned
+        self.planned = max(self.planned, self.done)
         if self.progress is not None:
             self.progress(self.done, self.planned)
         self.check_deadline()

@@ -223,3 +223,16 @@ def test_jobs_must_be_a_count_or_auto(bad: str) -> None:
 
     r = CliRunner().invoke(app, ["run", "--jobs", bad])
     assert r.exit_code == 2 and "--jobs must be a number of worker processes" in r.output
+
+
+@pytest.mark.parametrize("mode", ["full", "sample", "directional"])
+def test_progress_never_overruns_its_total(mode: str) -> None:
+    """Refinement of failing entries and localisation after a failed probe are counted in the
+    total: the bar never shows more done than planned, and ends full."""
+    ticks: list[tuple[int, int]] = []
+    check_network(
+        wide(1, 777), mode=mode, samples=8 if mode == "sample" else None, seed=1, attribute=False,
+        progress=lambda done, planned: ticks.append((done, planned)),
+    )  # fmt: skip
+    assert ticks and all(done <= planned for done, planned in ticks)
+    assert ticks[-1][0] == ticks[-1][1]
