@@ -14,6 +14,7 @@ Results: ``results.py``.
 
 from __future__ import annotations
 
+import time
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from typing import Any
@@ -28,10 +29,11 @@ from gradcheck_cli.judge import Judge, backward_scales
 from gradcheck_cli.layers.base import Array
 from gradcheck_cli.layers.losses import WeightedSum
 from gradcheck_cli.limits import check_step
+from gradcheck_cli.localise import localise, sampled
 from gradcheck_cli.network import Network, ParamRef, rng_for
 from gradcheck_cli.numeric import Perturber, scalar
 from gradcheck_cli.options import CheckOptions
-from gradcheck_cli.plan import Plan, Progress, make_plan
+from gradcheck_cli.plan import BudgetReached, Plan, Progress, make_plan
 from gradcheck_cli.precision import promoted
 from gradcheck_cli.results import (
     CheckResult,
@@ -97,6 +99,8 @@ def check_network(
             _judge_all(network, judge, base, refs, plan, results)
         except KeyboardInterrupt:
             interrupted = True
+        except BudgetReached:
+            notes.append(plan.budget_note([r.name for r in results], [r.name for r in refs]))
     results = _diagnosed(network, base, results)
     result = _result(
         network, resolved, dtype, reference, problems=tuple(base.problems), loss=base.pert.f0,
@@ -106,9 +110,11 @@ def check_network(
     )  # fmt: skip
     if opts.attribute and not result.passed and not interrupted and len(network.layers) > 1:
         # Each layer on its own: its dx is always checked; selection names the network's tensors.
-        per_layer = opts.model_copy(
-            update={"attribute": False, "inputs": True, "include": None, "exclude": None}
-        )
+        update: dict[str, Any] = {"attribute": False, "inputs": True, "include": None, "exclude": None}
+        if plan.deadline is not None:  # the layers share what is left of the budget
+            left = max(plan.deadline - time.perf_counter(), 1e-3)
+            update["budget"] = left / len(network.layers)
+        per_layer = opts.model_copy(update=update)
         result = with_attribution(result, network, lambda one: check_network(one, options=per_layer))
     return result
 
@@ -202,7 +208,7 @@ def _result(
         update={
             "mode": mode,
             "samples": plan.samples if plan is not None and mode == "sample" else None,
-            "probes": plan.probes if plan is not None and mode == "directional" else None,
+            "probes": plan.probes if plan is not None and mode in ("directional", "sample") else None,
         }
     )
     return CheckResult(
@@ -229,6 +235,7 @@ def _judge_all(
     (their dtype is what the gradients must match)."""
     scales = base.scales
     for ref in refs:
+        plan.next_tensor()
         arr = base.originals[ref.name]
         shape = tuple(arr.shape)
         analytic, why = analytic_gradient(ref, base.dx, base.grads, arr)
@@ -239,16 +246,15 @@ def _judge_all(
             continue
         if plan.mode == "directional":
             res = directional(judge, ref, shape, analytic, scales[ref.layer], plan)
-            if not res.passed:  # localise: every entry of this tensor
-                plan.grow(2 * arr.size)
-                full = judge(ref, shape, analytic, np.arange(arr.size), scales[ref.layer])
-                res = replace(full, mode="directional→elementwise", probes=plan.probes)
+            if not res.passed:  # a bounded search for the entries (localise.py)
+                res = localise(judge, ref, shape, analytic, scales[ref.layer], plan, res)
             results.append(res)
             continue
-        if plan.mode == "sample":
+        if plan.mode == "sample":  # the sample plus probes over the whole tensor
             idx = modes.sample_indices(arr.size, plan.samples, plan.seed, ref.name)
-        else:
-            idx = np.arange(arr.size)
+            results.append(sampled(judge, ref, shape, analytic, scales[ref.layer], plan, idx))
+            continue
+        idx = np.arange(arr.size)
         res = judge(ref, shape, analytic, idx, scales[ref.layer])
         results.append(replace(res, mode=plan.mode))
     results += spurious_grads(network, base.grads)

@@ -2,9 +2,9 @@
 
 Memory is estimated from the spec while the network is built (input, then each layer's parameters
 and output, from ``Layer.estimate`` where a layer offers one, else measured right after the layer
-is constructed). Time is estimated once the network exists, before the first perturbation: the
-check evaluates the loss twice per checked entry, each time re-running the layers from the one
-that owns the entry. Both limits are generous for a gradient check (which needs a few samples
+is constructed). Time is measured once the network exists, before the check: the engine is timed on a few real
+perturbed copies of each tensor (``modes.time_engine``: its short-cuts included) and the time per
+entry is multiplied by the entries the check will evaluate. Both limits are generous for a gradient check (which needs a few samples
 and small layers to find a wrong backward) and can be lifted with ``--force``.
 """
 
@@ -21,14 +21,11 @@ from gradcheck_cli.errors import ConfigError, LimitError, NumericError
 
 #: Memory a check may use (input + parameters + cached layer outputs), in bytes.
 MAX_BYTES = 2 * 2**30
-#: Work a check may do, in element operations (see ``estimate_work``); ~2 minutes at the
-#: nominal speed below.
-MAX_WORK = 2.5e10
-#: Nominal element operations per second, only for the "about N minutes" in messages.
-OPS_PER_SECOND = 2e8
-#: Fixed cost of calling one layer or loss (Python call, copies, temporaries: ~50 µs), in element
-#: operations. Measured on the CI-sized machine the estimate is right within a factor of ~5.
-CALL_OVERHEAD = 10_000
+#: Estimated seconds a check may take (measured by timing the engine, see ``estimate_time``).
+MAX_SECONDS = 300.0
+#: Checks of at most this many loss evaluations are not timed (never refused on time): they
+#: could reach :data:`MAX_SECONDS` only if one evaluation took over 0.15 s.
+UNTIMED_EVALUATIONS = 2000
 
 HINT = (
     "narrow it: smaller input.shape / layer sizes (a few samples and small layers find a wrong "
@@ -59,7 +56,7 @@ class Limits:
     """The ceilings a check is held to; ``Limits.off()`` for ``--force``."""
 
     max_bytes: float = field(default_factory=lambda: MAX_BYTES)
-    max_work: float = field(default_factory=lambda: MAX_WORK)
+    max_seconds: float = field(default_factory=lambda: MAX_SECONDS)
 
     @classmethod
     def off(cls) -> Limits:
@@ -130,52 +127,74 @@ def estimate_layer(cls: type, input_shape: tuple[int, ...], args: dict[str, Any]
 
 @dataclass(frozen=True)
 class Cost:
-    """What a check will do: loss evaluations and element operations (for the time limit)."""
+    """What a check will do: entries, loss evaluations, and the measured time estimate (0 when
+    the engine was not timed)."""
 
     entries: int
     evaluations: int
-    work: float
-
-    @property
-    def seconds(self) -> float:
-        return self.work / OPS_PER_SECOND
+    seconds: float = 0.0
+    detail: str = ""
 
 
-def estimate_work(
+def _sizes(net: Any, inputs: bool) -> list[tuple[Any, int]]:
+    return [
+        (ref, int(np.size(net.x if ref.key is None else net.layers[ref.layer].params[ref.key])))
+        for ref in net.parameters(include_input=inputs)
+    ]
+
+
+def count_entries(
     net: Any,
     *,
     inputs: bool,
     evals_per_entry: int = 2,
     entries: Callable[[int], int] | None = None,
 ) -> Cost:
-    """Cost of checking ``net`` (built, after one forward pass). Perturbing an entry owned by
-    layer ℓ re-runs layers ℓ… and the loss; a layer costs ≈ batch·|params| + |in| + |out| element
-    operations plus a fixed call overhead. ``entries(size)`` is how many entries of a tensor
-    of ``size`` get checked (all of them by default)."""
+    """Entries and loss evaluations of checking ``net``; ``entries(size)`` is how many entries
+    of a tensor of ``size`` get checked (all of them by default)."""
     count = entries or (lambda n: n)
-    n_layers = len(net.layers)
-    batch = int(net.inputs[0].shape[0]) if net.inputs else 1
-    outs = [*net.inputs[1:], net.output]
-    per_layer = [
-        batch * sum(int(np.size(p)) for p in net.layers[i].params.values())
-        + int(np.size(net.inputs[i]))
-        + int(np.size(outs[i]))
-        + CALL_OVERHEAD
-        for i in range(n_layers)
+    total = sum(count(n) for _, n in _sizes(net, inputs))
+    return Cost(total, evals_per_entry * total)
+
+
+def estimate_time(
+    net: Any,
+    *,
+    inputs: bool,
+    eps: float,
+    evals_per_entry: int = 2,
+    entries: Callable[[int], int] | None = None,
+) -> Cost:
+    """Cost of checking ``net`` (built, after one forward pass), its time measured by running
+    the engine on a few real copies per tensor (``modes.time_engine``) and scaled by the loss
+    evaluations per entry. A pilot that cannot run (a layer that fails on copies) leaves the
+    time at 0: the check itself reports that failure."""
+    from gradcheck_cli import modes
+    from gradcheck_cli.numeric import Perturber
+
+    cost = count_entries(net, inputs=inputs, evals_per_entry=evals_per_entry, entries=entries)
+    count = entries or (lambda n: n)
+    sized = [
+        (ref, n)
+        for ref, n in _sizes(net, inputs)
+        if ref.key is not None or np.issubdtype(np.asarray(net.x).dtype, np.floating)
     ]
-    loss_cost = int(np.size(net.output)) + CALL_OVERHEAD
-    suffix = [0.0] * (n_layers + 1)
-    suffix[n_layers] = loss_cost
-    for i in reversed(range(n_layers)):
-        suffix[i] = suffix[i + 1] + per_layer[i]
-    total_entries = 0
-    work = 0.0
-    for ref in net.parameters(include_input=inputs):
-        size = int(np.size(net.x if ref.key is None else net.layers[ref.layer].params[ref.key]))
-        n = count(size)
-        total_entries += n
-        work += evals_per_entry * n * suffix[ref.layer]
-    return Cost(total_entries, evals_per_entry * total_entries, work)
+    if not sized or net.x is None:
+        return cost
+    try:
+        pert = Perturber(net, np.array(net.x, copy=True))  # a layer may write into its input
+        timing = modes.time_engine(pert, [r for r, _ in sized], eps=eps)
+    except Exception:  # the check will meet the same failure and report it properly
+        return cost
+    counts = [count(n) for _, n in sized]
+    seconds = timing.total(counts) * evals_per_entry / 2
+    slow = max(range(len(sized)), key=lambda j: timing.per_entry[j] * counts[j])
+    detail = (
+        f"measured: the engine timed on real copies of {timing.timed} of {len(sized)} tensor(s); "
+        f"the slowest part is {sized[slow][0].name} ({counts[slow]:,} entries at "
+        f"{timing.per_entry[slow] * evals_per_entry / 2 * 1e6:,.0f} µs each)"
+    )
+    return Cost(cost.entries, cost.evaluations, seconds, detail)
 
 
 def preflight(
@@ -197,7 +216,7 @@ def preflight(
     ``timed=False`` skips the time limit (a mode that bounds its own time, like auto with a
     budget); ``auto_above``: with no mode given, checks of more entries than this run in auto
     mode, so the time limit applies only below it."""
-    cost = estimate_work(net, inputs=inputs, evals_per_entry=evals_per_entry, entries=entries)
+    cost = count_entries(net, inputs=inputs, evals_per_entry=evals_per_entry, entries=entries)
     if auto_above is not None and cost.entries > auto_above:
         timed = False
     if cost.entries == 0:
@@ -210,14 +229,22 @@ def preflight(
         )
     if probes:
         check_probe_memory(net, inputs=inputs, probes=probes, limits=limits, source=source)
-    if timed and cost.work > limits.max_work:
-        raise LimitError(
-            f"this check would take about {human_seconds(cost.seconds)}: {cost.entries:,} "
-            f"entries × {evals_per_entry} loss evaluations, ≈{cost.work:.1e} element operations "
-            f"(limit {limits.max_work:.1e}); refused before starting",
-            file=source,
-            hint=HINT,
+    if (
+        timed
+        and math.isfinite(limits.max_seconds)
+        and cost.evaluations > UNTIMED_EVALUATIONS
+    ):
+        cost = estimate_time(
+            net, inputs=inputs, eps=eps, evals_per_entry=evals_per_entry, entries=entries
         )
+        if cost.seconds > limits.max_seconds:
+            raise LimitError(
+                f"this check would take about {human_seconds(cost.seconds)}: {cost.entries:,} "
+                f"entries × {evals_per_entry} loss evaluations ({cost.detail}); the limit is "
+                f"{human_seconds(limits.max_seconds)}; refused before starting",
+                file=source,
+                hint=HINT,
+            )
     if real_steps:
         check_step(net, net.x, eps, inputs=inputs, source=source)
     return cost

@@ -8,7 +8,15 @@
   magnitudes m ~ U(0.5, 1.5) (entries kept away from 0, so no entry can hide behind a tiny
   weight); cost independent of the tensor's size.
 - ``auto``: pilot-time the engine on each tensor, estimate every mode, pick the most thorough
-  one that fits the budget.
+  one whose estimate fits what is left of the budget after the pilot (full, else sample with as
+  many entries per tensor as fit, else directional), never a less thorough mode that it
+  estimates to be slower. The run itself stops at the budget (``Plan.deadline``) and reports
+  what it checked: the estimate picks the mode, the deadline holds the time.
+
+Estimates are measured, not counted: :func:`time_engine` times the engine on a few real
+perturbed copies of each tensor (the short-cuts it takes for that tensor included) and
+extrapolates to the entries that will be checked. The same timing gives the "this check would
+take about …" refusal (limits.py).
 
 Pure NumPy; no printing (the estimate travels in the result and the report shows it).
 """
@@ -16,6 +24,7 @@ Pure NumPy; no printing (the estimate travels in the result and the report shows
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,10 +40,14 @@ SMALL_CHECK = 20_000
 #: Loss evaluations per directional probe: ±ε (±2ε are added only when the verdict needs the
 #: truncation estimate).
 PROBE_EVALS = 2
-#: Fraction of the budget (after the pilot) auto plans to use: the estimate is ±20-30 %.
-SAFETY = 0.75
-#: Entries timed per tensor by the auto pilot.
+#: Entries timed per tensor by the pilot (more when one engine chunk holds more: the pilot then
+#: times one full chunk, as the check will run them).
 PILOT_ENTRIES = 64
+#: At most this many entries per timed tensor.
+PILOT_MAX_ENTRIES = 1024
+#: Seconds the pilot may spend timing; tensors not timed by then are estimated at the highest
+#: per-entry cost measured so far (an over- rather than an under-estimate).
+PILOT_SECONDS = 1.0
 
 
 def sample_indices(size: int, k: int, seed: int, name: str) -> Array:
@@ -79,6 +92,64 @@ class Estimate:
         ]
 
 
+@dataclass(frozen=True)
+class Timing:
+    """What :func:`time_engine` measured, per tensor of the refs it was given."""
+
+    per_entry: tuple[float, ...]  # seconds per checked entry (both stencil points)
+    per_pass: tuple[float, ...]  # seconds of one loss evaluation from the tensor's layer on
+    timed: int  # tensors whose own group (layer, input or not, shape) was timed
+    seconds: float  # the pilot's own time
+
+    def total(self, counts: Sequence[int]) -> float:
+        return sum(t * n for t, n in zip(self.per_entry, counts, strict=True))
+
+
+def time_engine(
+    pert: Perturber,
+    refs: Sequence[ParamRef],
+    *,
+    eps: float,
+    seed: int = 0,
+    cap: float = PILOT_SECONDS,
+) -> Timing:
+    """Time the engine on real perturbed copies: for each group of tensors that cost the same
+    (same layer, same shape), ``pert.losses`` on a chunk's worth of entries at ±``eps``, and one
+    loss evaluation from the layer. Tensors of groups not timed within ``cap`` seconds get the
+    highest per-entry cost measured."""
+    offsets = np.array([eps, -eps])
+    started = time.perf_counter()
+    groups: dict[tuple[int, bool, tuple[int, ...]], float] = {}
+    passes: dict[int, float] = {}
+    per_entry: list[float | None] = []
+    per_pass: list[float] = []
+    for ref in refs:
+        arr = pert.array(ref)
+        layer = ref.layer
+        if layer not in passes:
+            inp = pert.x if ref.key is None else pert.layer_inputs[layer]
+            t0 = time.perf_counter()
+            pert.net.loss_value(inp, layer)
+            passes[layer] = time.perf_counter() - t0
+        per_pass.append(passes[layer])
+        key = (layer, ref.key is None, tuple(arr.shape))
+        if key not in groups and (not groups or time.perf_counter() - started < cap):
+            per_chunk = max(1, pert.chunk_size(ref) // len(offsets))
+            m = min(arr.size, PILOT_MAX_ENTRIES, max(PILOT_ENTRIES, per_chunk))
+            pilot = sample_indices(arr.size, m, seed, f"pilot:{ref.name}")
+            t0 = time.perf_counter()
+            pert.losses(ref, pilot, offsets)
+            groups[key] = (time.perf_counter() - t0) / len(pilot)
+        per_entry.append(groups.get(key))
+    worst = max(groups.values(), default=0.0)
+    return Timing(
+        tuple(worst if t is None else t for t in per_entry),
+        tuple(per_pass),
+        sum(t is not None for t in per_entry),
+        time.perf_counter() - started,
+    )
+
+
 def estimate(
     pert: Perturber,
     refs: list[ParamRef],
@@ -90,43 +161,41 @@ def estimate(
     seed: int,
     grow: bool = False,
 ) -> Estimate:
-    """Time the engine on a few entries of each tensor and a forward pass from each layer, then
-    choose the most thorough mode whose estimate fits ``budget``: full, else sample, else
-    directional (directional also when nothing fits: it is the cheapest). With ``grow``, sample
-    mode takes as many entries per tensor as fit the budget (at least ``samples``)."""
-    offsets = np.array([eps, -eps])
-    full = sample = direc = 0.0
-    entries = 0
+    """Time the engine on each tensor (:func:`time_engine`), then choose the most thorough mode
+    whose estimate fits what is left of ``budget``: full, else sample, else directional
+    (directional also when nothing fits: it is the cheapest) — but never a less thorough mode
+    estimated slower than a more thorough one. With ``grow``, sample mode takes as many entries
+    per tensor as fit (at least ``samples``)."""
     started = time.perf_counter()
-    costs: list[tuple[float, int]] = []  # (seconds per entry, entries) per tensor
     t0 = time.perf_counter()
     pert.net.loss_value(pert.x)
     forward = time.perf_counter() - t0
-    for ref in refs:
-        arr = pert.array(ref)
-        pilot = sample_indices(arr.size, PILOT_ENTRIES, seed, f"pilot:{ref.name}")
-        t0 = time.perf_counter()
-        pert.losses(ref, pilot, offsets)
-        per_entry = (time.perf_counter() - t0) / len(pilot)
-        inp = pert.x if ref.key is None else pert.layer_inputs[ref.layer]
-        t0 = time.perf_counter()
-        pert.net.loss_value(inp, ref.layer)
-        per_pass = time.perf_counter() - t0
-        entries += arr.size
-        costs.append((per_entry, arr.size))
-        full += per_entry * arr.size
-        sample += per_entry * min(samples, arr.size)
-        direc += per_pass * PROBE_EVALS * probes
-    # what is left after the pilot, with a margin for the estimate's own error
-    room = SAFETY * (budget - (time.perf_counter() - started))
-    if grow and full > room:
-        samples, sample = _grow_samples(costs, samples, room, sample)
+    timing = time_engine(pert, refs, eps=eps, seed=seed)
+    sizes = [pert.array(r).size for r in refs]
+    full = timing.total(sizes)
+    probing = [p * PROBE_EVALS * probes for p in timing.per_pass]
+    direc = sum(probing)
+    # sample mode also probes every tensor it does not check entirely
+    sample = timing.total([min(samples, n) for n in sizes])
+    sample += sum(t for t, n in zip(probing, sizes, strict=True) if n > samples)
+    room = budget - (time.perf_counter() - started)
+    costs = list(zip(timing.per_entry, sizes, strict=True))
+    if grow and full > room:  # the probes' time is set aside first
+        samples, _ = _grow_samples(costs, samples, room - direc, sample)
+        sample = timing.total([min(samples, n) for n in sizes])
+        sample += sum(t for t, n in zip(probing, sizes, strict=True) if n > samples)
     if full <= room:
         chosen = "full"
     elif sample <= room:
         chosen = "sample"
     else:
         chosen = "directional"
+    # never a less thorough mode that is estimated slower
+    if chosen == "directional" and sample <= direc:
+        chosen = "sample"
+    if chosen != "full" and full <= (sample if chosen == "sample" else direc):
+        chosen = "full"
+    entries = sum(sizes)
     return Estimate(forward, full, sample, direc, entries, budget, chosen, samples, probes)
 
 

@@ -82,7 +82,11 @@ _RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
 
 
 #: The per-tensor sizes each mode reads (``samples``, ``probes``).
-MODE_SIZES = {"sample": ("samples",), "directional": ("probes",), "auto": ("samples", "probes")}
+MODE_SIZES = {
+    "sample": ("samples", "probes"),  # sample mode also runs directional probes
+    "directional": ("probes",),
+    "auto": ("samples", "probes"),
+}
 
 
 class CheckSpec(BaseModel):
@@ -149,16 +153,17 @@ class CheckSpec(BaseModel):
     def _consistent(self) -> CheckSpec:
         if self.samples is not None and self.mode not in ("sample", "auto", None):
             raise ValueError(f"samples applies to mode sample (or auto), not mode {self.mode}")
-        if self.probes is not None and self.mode not in ("directional", "auto", None):
-            raise ValueError(f"probes applies to mode directional (or auto), not mode {self.mode}")
-        if self.mode is None and self.samples is not None and self.probes is not None:
-            raise ValueError("samples and probes belong to different modes: also give mode")
+        if self.probes is not None and self.mode not in ("directional", "sample", "auto", None):
+            raise ValueError(
+                f"probes applies to mode directional or sample (or auto), not mode {self.mode}"
+            )
         return self
 
     @property
     def chosen_mode(self) -> Mode | None:
-        """The mode asked for: ``samples`` alone selects sample mode, ``probes`` alone
-        directional mode; otherwise ``mode`` (None: full for small checks, else auto)."""
+        """The mode asked for: ``samples`` selects sample mode (which also runs ``probes``
+        directional probes per tensor), ``probes`` alone directional mode; otherwise ``mode``
+        (None: full for small checks, else auto)."""
         if self.mode is None and self.samples is not None:
             return "sample"
         if self.mode is None and self.probes is not None:

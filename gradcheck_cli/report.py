@@ -47,7 +47,7 @@ def _verdict(p: ParamResult) -> Text:
 def mode_text(result: CheckResult) -> str:
     """Which mode ran and how much it checked, e.g. "sample: 16 entries per tensor"."""
     if result.mode == "sample":
-        return f"sample: {result.samples} entries per tensor"
+        return f"sample: {result.samples} entries and {result.probes} probe(s) per tensor"
     if result.mode == "directional":
         return f"directional: {result.probes} probe(s) per tensor"
     return "full: every entry"

@@ -51,7 +51,8 @@ class ParamResult:
     #: |a − n| / tolerance per entry, in the tensor's shape (NaN where not checked).
     ratios: Array | None = field(default=None, compare=False, repr=False)
     #: How this tensor was checked: "full", "sample", "directional", or
-    #: "directional→elementwise" (a failed directional check, then every entry).
+    #: "sample+probes" (a sample plus directional probes), or "directional→localised" /
+    #: "sample+probes→localised" (a failed probe, then the entries a bounded search singled out).
     mode: str = "full"
     #: Directional probes evaluated (0 unless directional); ``checked`` counts entries, or the
     #: probes for a tensor checked by directions only.

@@ -3,12 +3,22 @@
 One invalid config does not stop the others; it becomes an outcome with its error. The exit code of
 a suite is the worst of its outcomes: 2 if any config is invalid, else 1 if any check failed, else 0
 (130 when Ctrl-C stopped it: the partial report is still given).
+
+With ``jobs`` > 1 configs are checked in worker processes (forked, so plugins and options are
+as in the parent), and outcomes are collected in the order of the configs: the report, JSON and
+JUnit are those of a serial run. A worker that dies (a plugin calling ``os._exit``) has its
+config re-run in this process, where it ends the run exactly as it would serially.
 """
 
 from __future__ import annotations
 
 import glob
+import multiprocessing
+import os
+import signal
 from collections.abc import Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -57,6 +67,8 @@ class Outcome:
 @dataclass(frozen=True)
 class SuiteResult:
     outcomes: tuple[Outcome, ...]
+    #: Ctrl-C stopped a parallel suite (``--jobs``) before the next config in order finished.
+    stopped: bool = False
 
     @property
     def passed(self) -> bool:
@@ -65,7 +77,7 @@ class SuiteResult:
     @property
     def interrupted(self) -> bool:
         """Ctrl-C stopped a check: its partial result is the last outcome, the rest did not run."""
-        return any(o.result is not None and o.result.interrupted for o in self.outcomes)
+        return self.stopped or any(o.result is not None and o.result.interrupted for o in self.outcomes)
 
     @property
     def exit_code(self) -> int:
@@ -194,39 +206,129 @@ def unexpected(exc: Exception, path: str | Path) -> GradcheckError:
     )
 
 
-def run_suite(
-    args: Sequence[str | Path], *, keep_going: bool = True, **options: Any
-) -> SuiteResult:
-    """Check every config ``args`` expand to. With ``keep_going=False`` the first error raises
-    (``--debug`` wants its traceback)."""
-    outcomes: list[Outcome] = []
+def resolve_jobs(jobs: int | str | None) -> int:
+    """Worker processes for ``--jobs``: a count ≥ 1, or "auto" (the CPUs this process may use)."""
+    if jobs is None:
+        return 1
+    if isinstance(jobs, str):
+        if jobs.strip().lower() == "auto":
+            return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+        try:
+            jobs = int(jobs)
+        except ValueError:
+            jobs = 0
+    if jobs < 1:
+        raise ConfigError(
+            f"--jobs must be a number of worker processes ≥ 1 or 'auto', got {jobs!r}",
+            field="--jobs",
+        )
+    return jobs
+
+
+def _outcome(item: Path, options: dict[str, Any]) -> Outcome:
+    """Check one config; its error (foreseen or not) is its outcome."""
+    try:
+        return Outcome(str(item), result=run_config(item, **options))
+    except GradcheckError as exc:
+        return Outcome(str(item), error=exc)
+    except Exception as exc:  # a bug, or an input nothing refused yet: this config only
+        return Outcome(str(item), error=unexpected(exc, item))
+
+
+def _unique(args: Sequence[str | Path]) -> list[Path | Outcome]:
+    """The configs ``args`` expand to, each file once (via a directory and a glob alike)."""
+    items: list[Path | Outcome] = []
     seen: set[Path] = set()
     for item in expand(args):
-        if isinstance(item, Path):  # the same file via a directory and a glob: check it once
+        if isinstance(item, Path):
             if item.resolve() in seen:
                 continue
             seen.add(item.resolve())
+        items.append(item)
+    return items
+
+
+def run_suite(
+    args: Sequence[str | Path],
+    *,
+    keep_going: bool = True,
+    jobs: int | str | None = 1,
+    **options: Any,
+) -> SuiteResult:
+    """Check every config ``args`` expand to. With ``keep_going=False`` the first error raises
+    (``--debug`` wants its traceback). ``jobs``: worker processes (see the module doc)."""
+    items = _unique(args)
+    workers = min(resolve_jobs(jobs), sum(isinstance(i, Path) for i in items))
+    if workers > 1 and keep_going:
+        done, stopped = _parallel(items, workers, options)
+        return SuiteResult(tuple(done), stopped)
+    outcomes: list[Outcome] = []
+    for item in items:
         if isinstance(item, Outcome):
             if not keep_going and item.error is not None:
                 raise item.error
             outcomes.append(item)
             continue
-        try:
-            result = run_config(item, **options)
-        except GradcheckError as exc:
-            if not keep_going:
-                raise
-            outcomes.append(Outcome(str(item), error=exc))
-            continue
-        except Exception as exc:  # a bug, or an input nothing refused yet: this config only
-            if not keep_going:
-                raise
-            outcomes.append(Outcome(str(item), error=unexpected(exc, item)))
-            continue
-        outcomes.append(Outcome(str(item), result=result))
-        if result.interrupted:  # Ctrl-C: report what is done, run nothing more
+        if not keep_going:
+            outcomes.append(Outcome(str(item), result=run_config(item, **options)))
+        else:
+            outcomes.append(_outcome(item, options))
+        result = outcomes[-1].result
+        if result is not None and result.interrupted:  # Ctrl-C: report what is done, run no more
             break
     return SuiteResult(tuple(outcomes))
+
+
+def _parallel(
+    items: list[Path | Outcome], workers: int, options: dict[str, Any]
+) -> tuple[list[Outcome], bool]:
+    """``items`` checked by ``workers`` processes, outcomes in the order of ``items``. No progress
+    bar (several checks at once). Workers ignore Ctrl-C and SIGTERM: on either, this process
+    keeps the outcomes finished in order up to the first unfinished config, ends the workers and
+    returns ``stopped=True`` (the partial report, exit 130)."""
+    quiet = {**options, "progress": None}
+    pool = ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker_signals
+    )
+    futures: list[Future[Outcome] | Outcome] = [
+        pool.submit(_outcome, item, quiet) if isinstance(item, Path) else item for item in items
+    ]
+    outcomes: list[Outcome] = []
+    try:
+        for item, fut in zip(items, futures, strict=True):
+            outcomes.append(_collect(item, fut, options))
+    except KeyboardInterrupt:
+        for fut in futures[len(outcomes) :]:
+            if isinstance(fut, Future):
+                fut.cancel()
+        for item, fut in zip(items[len(outcomes) :], futures[len(outcomes) :], strict=True):
+            if isinstance(fut, Future) and not (fut.done() and not fut.cancelled()):
+                break
+            outcomes.append(_collect(item, fut, options))
+        for proc in list(getattr(pool, "_processes", {}).values()):
+            with suppress(OSError):
+                proc.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        return outcomes, True
+    pool.shutdown(wait=True)
+    return outcomes, False
+
+
+def _worker_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _collect(
+    item: Path | Outcome, fut: Future[Outcome] | Outcome, options: dict[str, Any]
+) -> Outcome:
+    if isinstance(fut, Outcome):
+        return fut
+    try:
+        return fut.result()
+    except Exception:  # the worker died (a plugin ended its process): run it here, as serially
+        assert isinstance(item, Path)
+        return _outcome(item, options)
 
 
 @dataclass(frozen=True)

@@ -723,7 +723,7 @@ def _size_files(tmp: Path) -> None:
         "input: {shape: [4, 3]}\nlayers: [{type: linear, out: 1000000000}]\n"
     )
     (tmp / "slow.yaml").write_text(
-        "input: {shape: [64, 300]}\nlayers: [{type: linear, out: 300}, relu]\n"
+        "input: {shape: [256, 1000]}\nlayers: [{type: linear, out: 1000}, relu]\n"
     )
     # A .npy whose header promises 100000×100000 but holds no data: refused from the header.
     with (tmp / "big.npy").open("wb") as fh:
@@ -742,8 +742,9 @@ def test_too_big_is_refused_before_allocating(tmp_path: Path, case: str) -> None
 
 
 def test_force_lifts_the_limits(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(limits, "MAX_WORK", 10.0)
-    assert_clean(gc("run"), 2, ["this check would take", "limit 1.0e+01"])
+    monkeypatch.setattr(limits, "MAX_SECONDS", 1e-9)
+    monkeypatch.setattr(limits, "UNTIMED_EVALUATIONS", 0)
+    assert_clean(gc("run"), 2, ["this check would take", "the limit is 0.0 s"])
     assert_clean(gc("run", "--force"), 0, ["all 5 gradients agree"])
     monkeypatch.setattr(limits, "MAX_BYTES", 100.0)
     assert_clean(gc("run"), 2, ["of memory", "more than the 100 bytes limit"])

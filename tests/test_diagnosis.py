@@ -375,7 +375,7 @@ def test_pytest_assertion_message_names_the_diagnosis() -> None:
 def test_directional_mode_diagnoses_only_after_elementwise_localisation() -> None:
     result = _bias_mean_result(mode="directional")
     (bad,) = result.failures
-    assert bad.mode == "directional→elementwise"
+    assert bad.mode == "directional→localised"
     assert bad.diagnosis is not None and bad.diagnosis.kind == "scale"
     passing = [p for p in result.params if p.passed]
     assert passing and all(p.diagnosis is None and p.numeric is None for p in passing)

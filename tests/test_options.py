@@ -49,7 +49,7 @@ BAD = {
     "eps-5": ({"eps": 5.0}, "eps", "must lie in (0, 1]"),
     "budget-0": ({"budget": 0.0}, "budget", "must be > 0"),
     "samples-full": ({"mode": "full", "samples": 3}, "mode", "samples applies to mode sample"),
-    "probes-sample": ({"mode": "sample", "probes": 3}, "mode", "probes applies to mode directional"),
+    "probes-full": ({"mode": "full", "probes": 3}, "mode", "probes applies to mode directional or sample"),
     "include-empty": ({"include": [""]}, "include", "non-empty"),
     "exclude-none": ({"exclude": []}, "exclude", "non-empty list"),
     "method": ({"method": "backward"}, "method", "'backward'"),
@@ -206,7 +206,7 @@ def test_replay_command_states_the_selection() -> None:
     assert r.exit_code == 1, r.output
     flat = " ".join(r.output.split())
     assert "--exclude input" in flat and "--mode sample --samples 4" in flat
-    assert "sample: 4 entries per tensor · exclude input" in flat  # and the header says so
+    assert "sample: 4 entries and 2 probe(s) per tensor · exclude input" in flat  # and the header says so
 
 
 def test_one_rule_for_strings_fixture_marker_and_api(pytester: pytest.Pytester) -> None:

@@ -21,6 +21,7 @@ from gradcheck_cli.commands.flags import (
     Force,
     Format,
     Include,
+    Jobs,
     JunitXml,
     MethodOpt,
     ModeOpt,
@@ -62,6 +63,7 @@ def run(
     samples: Samples = None,
     probes: Probes = None,
     budget: Budget = None,
+    jobs: Jobs = None,
     show_entries: ShowEntries = False,
     fmt: Fmt = Format.table,
     junit_xml: JunitXml = None,
@@ -92,6 +94,7 @@ def run(
             budget=budget,
         )  # fmt: skip
         CheckOptions.build(flags=True, **flags)  # bad flags: exit 2 before any config is read
+        workers = suite.resolve_jobs(jobs)
         args = list(configs or [d.default_config(quiet)])
         named = bool(configs) or args[0].name == d.LOCAL_CONFIG  # a file of the user's
         bar = d.bar_for(fmt, quiet)
@@ -101,7 +104,7 @@ def run(
         try:
             res = suite.run_suite(
                 args, keep_going=not debug, seed=seed, progress=bar, no_plugins=no_plugins,
-                force=force, flags=True, **flags,
+                force=force, flags=True, jobs=workers, **flags,
             )  # fmt: skip
         finally:
             bar.close()

@@ -210,7 +210,22 @@ Probes = Annotated[
 ]
 Budget = Annotated[
     float | None,
-    typer.Option("--budget", metavar="SECONDS", help="Seconds auto mode may spend (> 0)."),
+    typer.Option(
+        "--budget",
+        metavar="SECONDS",
+        help="Seconds the check may spend (> 0): auto picks the most thorough mode that fits, and "
+        "any mode stops there, saying what it did not check.",
+    ),
+]
+Jobs = Annotated[
+    str | None,
+    typer.Option(
+        "--jobs",
+        "-j",
+        metavar="N",
+        help="Check the configs in N worker processes ('auto': one per CPU); the report, JSON, "
+        "JUnit and exit code are those of a serial run.",
+    ),
 ]
 MethodOpt = Annotated[
     Method | None,

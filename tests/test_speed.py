@@ -1,0 +1,238 @@
+"""Speed II: measured estimates, budgets that hold, sampled checks that probe, bounded
+localisation of a failed probe."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+from gradcheck_cli import check_network, make_layer
+from gradcheck_cli.layers.losses import SoftmaxCrossEntropy
+from gradcheck_cli.limits import estimate_time
+from gradcheck_cli.localise import LEAF, MAX_BLOCK_TESTS, MAX_LEAF_ENTRIES
+from gradcheck_cli.modes import estimate
+from gradcheck_cli.network import Network
+from gradcheck_cli.numeric import Perturber
+
+
+class OneEntryLinear:
+    """x @ W + b whose dW is wrong by a factor (1 + r) at one flat entry (None: correct)."""
+
+    row_independent = True
+
+    def __init__(self, rng: Any, d: int, out: int, entry: int | None, r: float = 0.5) -> None:
+        self.params = {"W": rng.standard_normal((d, out)) / np.sqrt(d), "b": rng.standard_normal(out)}
+        self.grads: dict[str, Any] = {}
+        self.entry, self.r = entry, r
+
+    def forward(self, x: Any) -> Any:
+        self.x = x
+        return x @ self.params["W"] + self.params["b"]
+
+    def backward(self, d: Any) -> Any:
+        dw = self.x.T @ d
+        if self.entry is not None:
+            dw.flat[self.entry] *= 1 + self.r
+        self.grads = {"W": dw, "b": d.sum(0)}
+        return d @ self.params["W"].T
+
+
+def wide(seed: int, entry: int | None, *, d: int = 120, out: int = 50, r: float = 0.5) -> Network:
+    rng = np.random.default_rng(seed)
+    layers = [
+        OneEntryLinear(rng, d, out, entry, r),
+        make_layer("tanh", (out,)),
+        make_layer("linear", (out,), rng, out=5),
+    ]
+    x = rng.standard_normal((8, d))
+    return Network(
+        layers, SoftmaxCrossEntropy(), x=x, target=rng.integers(0, 5, 8), trusted=[False, True, True]
+    )
+
+
+# -- sample mode also probes; a failed probe is localised, within bounds ----------------------------
+@pytest.mark.parametrize("seed", range(6))
+def test_sample_mode_finds_one_wrong_entry_it_did_not_sample(seed: int) -> None:
+    entry = int(np.random.default_rng(100 + seed).integers(0, 120 * 50))
+    counted: list[int] = []
+    result = check_network(
+        wide(seed, entry), mode="sample", samples=8, seed=seed, attribute=False, inputs=False,
+        progress=lambda done, planned: counted.append(done),
+    )  # fmt: skip
+    bad = {p.name: p for p in result.failures}
+    assert list(bad) == ["0.OneEntryLinear.W"], result.failures
+    w = bad["0.OneEntryLinear.W"]
+    assert w.mode == "sample+probes→localised" and w.worst
+    assert w.worst[0].index == tuple(int(i) for i in np.unravel_index(entry, (120, 50)))
+    # bounded: far fewer evaluations than the 12,000 an entry-by-entry sweep of W needs
+    bound = 4 * MAX_BLOCK_TESTS + 2 * (MAX_LEAF_ENTRIES + 8) + 200
+    assert counted[-1] <= bound and w.checked <= MAX_LEAF_ENTRIES + 8
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_sample_mode_with_probes_passes_correct_layers(seed: int) -> None:
+    result = check_network(wide(seed, None), mode="sample", samples=8, seed=seed, inputs=True)
+    assert result.passed, [(p.name, p.mode, p.note) for p in result.failures]
+    modes = {p.name: p.mode for p in result.params}
+    assert modes["0.OneEntryLinear.W"] == modes["input"] == "sample+probes", modes
+
+
+def test_directional_failure_is_localised_not_swept() -> None:
+    entry = 4321
+    result = check_network(wide(3, entry), mode="directional", seed=3, attribute=False)
+    w = next(p for p in result.failures)
+    assert w.name == "0.OneEntryLinear.W" and w.mode == "directional→localised"
+    assert w.checked <= MAX_LEAF_ENTRIES and w.checked <= 4 * LEAF
+    assert w.worst[0].index == tuple(int(i) for i in np.unravel_index(entry, (120, 50)))
+
+
+def test_a_spread_error_still_fails_when_no_entry_stands_out() -> None:
+    """Every entry of W 1 % wrong: whatever localisation finds or not, the tensor fails."""
+
+    class AllScaled(OneEntryLinear):
+        def backward(self, d: Any) -> Any:
+            dx = super().backward(d)
+            self.grads["W"] = self.grads["W"] * 1.01
+            return dx
+
+    net = wide(4, None)
+    old = net.layers[0]
+    net.layers[0] = AllScaled(np.random.default_rng(4), 120, 50, None)
+    net.layers[0].params = old.params
+    result = check_network(net, mode="directional", seed=4, attribute=False, inputs=False)
+    assert [p.name for p in result.failures] == ["0.OneEntryLinear.W"]
+
+
+# -- budgets hold -------------------------------------------------------------------------------------
+class SlowScalars:
+    """n scalar parameters, each a tensor of its own; forward costs ~``delay`` seconds."""
+
+    def __init__(self, n: int, delay: float) -> None:
+        self.params = {f"g{i}": np.array([1.0 + 0.01 * i]) for i in range(n)}
+        self.grads: dict[str, Any] = {}
+        self.delay = delay
+
+    def forward(self, x: Any) -> Any:
+        time.sleep(self.delay)
+        self.x = x
+        return x * sum(float(v[0]) for v in self.params.values())
+
+    def backward(self, d: Any) -> Any:
+        g = float((d * self.x).sum())
+        self.grads = {k: np.array([g]) for k in self.params}
+        return d * sum(float(v[0]) for v in self.params.values())
+
+
+def slow_net(n: int = 400, delay: float = 0.002) -> Network:
+    from gradcheck_cli.layers.losses import MSE
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 3))
+    return Network([SlowScalars(n, delay)], MSE(), x=x, target=rng.standard_normal((4, 3)))
+
+
+@pytest.mark.parametrize("mode", ["auto", "full", "directional"])
+def test_budget_holds_and_says_what_was_not_checked(mode: str) -> None:
+    budget = 0.4
+    t0 = time.perf_counter()
+    result = check_network(slow_net(), mode=mode, budget=budget, inputs=False, attribute=False)
+    took = time.perf_counter() - t0
+    assert took <= 1.2 * budget + 0.3, took  # + the unperturbed pass and backward
+    assert 1 <= len(result.params) < 400
+    note = next(n for n in result.notes if "budget of 0.4 s reached" in n)
+    assert f"{len(result.params)} of 400 tensor(s) checked" in note
+
+
+# -- estimates are measured, and auto's rule -----------------------------------------------------------
+def test_estimate_comes_from_timing_the_engine() -> None:
+    """The measured estimate tracks the engine: a layer 4× slower per call is estimated ~4× slower
+    (an operation count sees no difference)."""
+    fast = estimate_time(slow_net(60, 0.001), inputs=False, eps=1e-5)
+    slow = estimate_time(slow_net(60, 0.004), inputs=False, eps=1e-5)
+    assert fast.entries == slow.entries == 60
+    assert 2.0 <= slow.seconds / fast.seconds <= 8.0
+    # each entry: two evaluations of a forward that sleeps 4 ms
+    assert 60 * 2 * 0.004 <= slow.seconds <= 2 * 60 * 2 * 0.004 * 2
+
+
+def test_estimate_within_2x_of_the_real_full_check() -> None:
+    net = wide(0, None, d=64, out=64)
+    est = estimate_time(net, inputs=True, eps=1e-5).seconds
+    t0 = time.perf_counter()
+    check_network(wide(0, None, d=64, out=64), mode="full", attribute=False)
+    real = time.perf_counter() - t0
+    assert real / 2 <= est <= 2 * real, (est, real)
+
+
+def test_auto_never_picks_a_less_thorough_mode_estimated_slower() -> None:
+    """Many one-entry tensors: a full check costs what directional probes cost, or less."""
+    net = slow_net(50, 0.0)
+    pert = Perturber(net, net.x)
+    refs = net.parameters(include_input=False)
+    est = estimate(pert, refs, eps=1e-5, samples=16, probes=2, budget=1e-9, seed=0)
+    assert est.full_s <= est.directional_s
+    assert est.chosen == "full"
+
+
+# -- a suite uses the machine: --jobs ------------------------------------------------------------------
+def _suite_dir(tmp_path: Any) -> Any:
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    d = tmp_path / "suite"
+    d.mkdir()
+    for name in ("seed_mlp.yaml", "small_cnn.yaml", "custom_layer.yaml", "my_layers.py",
+                 "regression_mse.yaml", "residual_mlp.yaml"):  # fmt: skip
+        shutil.copy(root / name, d / name)
+    (d / "broken.yaml").write_text("layers: [{type: nope}]\n")
+    (d / "wrong.yaml").write_text(
+        "input: {shape: [4, 3]}\nlayers: [{type: linear, out: 2}]\ncheck: {rtol: 0.0, atol: 0.0, eps: 0.5}\n"
+    )
+    return d
+
+
+def test_jobs_gives_the_bytes_of_a_serial_run(tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from gradcheck_cli.cli import app
+
+    d = _suite_dir(tmp_path)
+    runs = {}
+    for jobs in ("1", "2", "auto"):
+        xml = tmp_path / f"j{jobs}.xml"
+        r = CliRunner().invoke(
+            app, ["run", str(d), "--format", "json", "--junit-xml", str(xml), "--jobs", jobs]
+        )
+        runs[jobs] = (r.exit_code, r.stdout, xml.read_bytes())
+    assert runs["1"][0] == 2  # broken.yaml
+    assert runs["2"] == runs["1"] and runs["auto"] == runs["1"]
+    table1 = CliRunner().invoke(app, ["run", str(d), "-j", "1"])
+    table2 = CliRunner().invoke(app, ["run", str(d), "-j", "2"])
+    assert (table2.exit_code, table2.stdout) == (table1.exit_code, table1.stdout)
+
+
+@pytest.mark.parametrize("bad", ["0", "-3", "many"])
+def test_jobs_must_be_a_count_or_auto(bad: str) -> None:
+    from typer.testing import CliRunner
+
+    from gradcheck_cli.cli import app
+
+    r = CliRunner().invoke(app, ["run", "--jobs", bad])
+    assert r.exit_code == 2 and "--jobs must be a number of worker processes" in r.output
+
+
+@pytest.mark.parametrize("mode", ["full", "sample", "directional"])
+def test_progress_never_overruns_its_total(mode: str) -> None:
+    """Refinement of failing entries and localisation after a failed probe are counted in the
+    total: the bar never shows more done than planned, and ends full."""
+    ticks: list[tuple[int, int]] = []
+    check_network(
+        wide(1, 777), mode=mode, samples=8 if mode == "sample" else None, seed=1, attribute=False,
+        progress=lambda done, planned: ticks.append((done, planned)),
+    )  # fmt: skip
+    assert ticks and all(done <= planned for done, planned in ticks)
+    assert ticks[-1][0] == ticks[-1][1]
