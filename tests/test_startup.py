@@ -115,7 +115,7 @@ def test_help_ranges_are_the_enforced_ones() -> None:
     text = help_text("run")
     assert f"step ε, in (0, {options.MAX_EPS:g}]" in text
     assert f"sample mode, in [1, {options.MAX_SAMPLES}]" in text
-    assert f"directional mode, in [1, {options.MAX_PROBES}]" in text
+    assert f"directional and sample mode, in [1, {options.MAX_PROBES}]" in text
     assert "Relative tolerance, in [0, 1]" in text and "Absolute tolerance, ≥ 0" in text
     # ... and what the help says is what is enforced, at both ends
     build = options.CheckOptions.build

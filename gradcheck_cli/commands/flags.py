@@ -185,8 +185,9 @@ ModeOpt = Annotated[
     Mode | None,
     typer.Option(
         "--mode",
-        help="full: every entry; sample: --samples entries per tensor; directional: --probes "
-        "random directions per tensor; auto: the most thorough that fits --budget. "
+        help="full: every entry; sample: --samples entries and --probes random directions per "
+        "tensor; directional: --probes random directions per tensor; auto: the most thorough "
+        "that fits --budget. "
         "Default: full for small checks, else auto.",
     ),
 ]
@@ -204,8 +205,8 @@ Probes = Annotated[
     typer.Option(
         "--probes",
         metavar="N",
-        help="Directions per tensor in directional mode, in [1, 10000]; without --mode, selects "
-        "directional mode.",
+        help="Random directions per tensor in directional and sample mode, in [1, 10000]; without "
+        "--mode (or --samples), selects directional mode.",
     ),
 ]
 Budget = Annotated[
@@ -232,7 +233,10 @@ MethodOpt = Annotated[
     typer.Option("--method", help="Numerical method (default central; complex = complex step)."),
 ]
 Strict = Annotated[
-    bool, typer.Option("--strict", help="Kinks and noise-dominated tensors fail too.")
+    bool,
+    typer.Option(
+        "--strict", help="Kinks and inconclusive tensors fail too (a 'zero' verdict never fails)."
+    ),
 ]
 Top = Annotated[
     int,
