@@ -18,7 +18,8 @@ The engine behind it:
   perturbations: moving ``W[i, j]`` of a linear layer changes output column j by Δ·x[:, i], and
   an elementwise activation maps a changed column to a changed column. A copy is then stored as
   "the base array with column j replaced" (N numbers instead of N·F) until a linear layer turns
-  it back into a dense copy with a rank-1 update; ``tanh`` evaluates dense copies near the base
+  it into a rank-1 update of its output (:class:`~gradcheck_cli.lowrank.Rank1`), made dense
+  for the next layer or evaluated as it is by a loss that declares ``forward_rank1``; ``tanh`` evaluates dense copies near the base
   point by the addition theorem from its cached output (``forward_near``). Subclasses that override ``forward`` never
   inherit these short-cuts (see :func:`_declares`); user layers always run their own forward.
 - *Chunks*: copies are processed in chunks sized so that the stacked arrays stay within
@@ -44,6 +45,7 @@ import numpy as np
 
 from gradcheck_cli.errors import PluginError
 from gradcheck_cli.layers.base import Array
+from gradcheck_cli.lowrank import Rank1
 from gradcheck_cli.network import Network, ParamRef
 from gradcheck_cli.options import CHUNK_BYTES
 from gradcheck_cli.probes import distinct_rows, rows_mismatch
@@ -132,6 +134,13 @@ class _Cols:
         out[np.arange(c), :, self.cols] = self.values
         return out
 
+    def rank1(self) -> Rank1:
+        """The same copies as base + u[c] ⊗ e_cols[c]: u = the change of the column."""
+        c, f = len(self.cols), self.base.shape[1]
+        unit = np.zeros((c, f), self.base.dtype)
+        unit[np.arange(c), self.cols] = 1
+        return Rank1(self.base, self.values - self.base[:, self.cols].T, unit)
+
 
 @dataclass
 class _Rows:
@@ -150,7 +159,7 @@ class _Rows:
         return out
 
 
-_State = _Cols | _Rows | Array
+_State = _Cols | _Rows | Rank1 | Array
 
 
 class Perturber:
@@ -349,6 +358,11 @@ class Perturber:
                 state.base, state.rows, state.values, self.net.target
             )
             return values
+        if isinstance(state, _Cols) and _declares(self.net.loss, "forward_rank1"):
+            state = state.rank1()  # one changed column = a rank-1 update along a unit vector
+        if isinstance(state, Rank1) and _declares(self.net.loss, "forward_rank1"):
+            ranked: Array = self.net.loss.forward_rank1(state, self.net.target)
+            return ranked
         return self._losses_per_copy(state if isinstance(state, np.ndarray) else state.dense())
 
     def _input_copies(self, idx: Array, new: Array) -> _State:
@@ -406,9 +420,9 @@ class Perturber:
                 )
             return _Rows(out_base, state.rows, out)
         if isinstance(state, _Cols) and out_base.ndim == 2:
-            if _declares(layer, "forward_columns"):
-                dense: Array = layer.forward_columns(x_base, out_base, state.cols, state.values)
-                return dense
+            if _declares(layer, "rank1_columns"):
+                u, w = layer.rank1_columns(x_base, out_base, state.cols, state.values)
+                return Rank1(out_base, u, w)
             if _declares(layer, "elementwise") and out_base.shape == x_base.shape:
                 values = self.layer_forward(i, state.values)
                 return _Cols(out_base, state.cols, values)
