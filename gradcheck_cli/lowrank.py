@@ -71,3 +71,68 @@ def mse_rank1(copies: Rank1, target: Array) -> Array:
     cross = np.einsum("cn,cn->c", u, w @ d.T)
     total: Array = ((d * d).sum() + 2 * cross + (u * u).sum(axis=1) * (w * w).sum(axis=1)) / d.size
     return total
+
+
+@dataclass
+class RowSet:
+    """``n_copies`` copies of ``base`` (N, ...) that differ from it in a few rows each: entry m
+    is row ``rows[m]`` of copy ``copy[m]``, equal to ``values[m]``; every other row is the
+    base row. Row-independent layers map it to the same form by running on the changed rows."""
+
+    base: Array
+    n_copies: int
+    copy: Array  # (M,) int
+    rows: Array  # (M,) int
+    values: Array  # (M, ...)
+
+    def dense(self) -> Array:
+        out = np.empty((self.n_copies, *self.base.shape), np.result_type(self.base, self.values))
+        out[...] = self.base
+        out[self.copy, self.rows] = self.values
+        return out
+
+    def losses(self, base_terms: Array, new_terms: Array) -> Array:
+        """Per-copy losses Σ_n term_n from the base rows' terms (N,) and the changed rows'
+        terms (M,): the base total plus each copy's changes."""
+        diff = new_terms - base_terms[self.rows]
+        k = self.n_copies
+        change = (
+            np.bincount(self.copy, diff.real, k) + 1j * np.bincount(self.copy, diff.imag, k)
+            if np.iscomplexobj(diff)
+            else np.bincount(self.copy, diff, k)
+        )
+        total: Array = base_terms.sum() + change
+        return total
+
+
+#: A rank-1 form goes to changed rows only when at most this fraction of its rows change
+#: (gathering rows costs about a pass over them; below it the dense rows are cheaper).
+ROWS_FRACTION = 0.75
+
+
+def changed_rows(copies: Rank1) -> RowSet | None:
+    """The rows of each copy that differ from the base (u[c, n] ≠ 0), or None when most rows
+    change or w is not finite (0·inf would not leave a row unchanged). Each row is computed as
+    in :meth:`Rank1.dense`, bit for bit."""
+    u, w = copies.u, copies.w
+    c, n = u.shape
+    nonzero = u != 0
+    if nonzero.sum() > ROWS_FRACTION * c * n or not np.all(np.isfinite(w)):
+        return None
+    ci, ni = np.nonzero(nonzero)
+    values: Array = copies.base[ni] + u[ci, ni][:, None] * w[ci]
+    return RowSet(copies.base, c, ci, ni, values)
+
+
+def changed_deltas(copies: Rank1, limit: float) -> tuple[Array, Array, Array] | None:
+    """The changed rows as (copy, row, u[copy, row]·w[copy]) — the change itself, for a layer
+    that maps a change of its input exactly (``forward_delta``) — under the same rule as
+    :func:`changed_rows`; None also when some |u·w| may reach ``limit``."""
+    u, w = copies.u, copies.w
+    nonzero = u != 0
+    if nonzero.sum() > ROWS_FRACTION * u.size or not np.all(np.isfinite(w)):
+        return None
+    if np.abs(u).max(initial=0.0) * np.abs(w).max(initial=0.0) >= limit:
+        return None
+    ci, ni = np.nonzero(nonzero)
+    return ci, ni, u[ci, ni][:, None] * w[ci]

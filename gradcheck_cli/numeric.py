@@ -45,7 +45,7 @@ import numpy as np
 
 from gradcheck_cli.errors import PluginError
 from gradcheck_cli.layers.base import Array
-from gradcheck_cli.lowrank import Rank1
+from gradcheck_cli.lowrank import ROWS_FRACTION, Rank1, RowSet, changed_deltas, changed_rows
 from gradcheck_cli.network import Network, ParamRef
 from gradcheck_cli.options import CHUNK_BYTES
 from gradcheck_cli.probes import distinct_rows, rows_mismatch
@@ -57,6 +57,13 @@ _LIVE_ARRAYS = 4
 #: Preferred size of one stacked array: small enough to stay in cache and out of fresh pages
 #: (measured: ~25 ns/element up to ~256 KB, 5-8× slower from ~512 KB on the 2-core CI box).
 CHUNK_TARGET = 128 * 2**10
+#: The same for copies that reach the loss as changed columns or a rank-1 form with no dense
+#: layer on the way (only the loss's class-major array is stacked): measured on bench `small`,
+#: full mode, 36 ms at 128 KB, 31 at 256 KB, 28-29 at 512 KB, 47 at 1 MB.
+CHUNK_TARGET_LEAN = 512 * 2**10
+
+#: Largest change a layer's ``forward_delta`` is given (tanh's series is exact to round-off below).
+DELTA_LIMIT = 1e-3
 
 #: Called with the number of loss evaluations just completed.
 ProgressFn = Callable[[int], None]
@@ -159,7 +166,7 @@ class _Rows:
         return out
 
 
-_State = _Cols | _Rows | Rank1 | Array
+_State = _Cols | _Rows | Rank1 | RowSet | Array
 
 
 class Perturber:
@@ -180,6 +187,7 @@ class Perturber:
         self.batched = batched
         self.progress = progress
         _settle_heap()
+        self._base_terms: Array | None = None  # the loss's per-row terms of the base output
         self._x_complex: Array | None = None  # the input while a complex copy stands in for it
         #: Per layer: may it be fed stacked copies (declared row independent, and verified).
         self._stackable: dict[int, bool] = {}
@@ -314,7 +322,33 @@ class Perturber:
         :data:`CHUNK_TARGET` bytes for speed. At least one."""
         largest = max(self._copy_bytes(ref), 1)
         cap = self.chunk_bytes // (_LIVE_ARRAYS * 2 * largest)
-        return max(1, min(cap, CHUNK_TARGET // largest))
+        target = CHUNK_TARGET_LEAN if self._lean(ref) else CHUNK_TARGET
+        return max(1, min(cap, target // largest))
+
+    def _lean(self, ref: ParamRef) -> bool:
+        """Copies of ``ref`` never become dense: a layer with column short-cuts, elementwise
+        layers, then either the loss (``forward_rank1``) after at most one linear layer, or a
+        linear layer whose input is mostly zero (a ReLU's: on average at most ROWS_FRACTION of a
+        column is non-zero), so that its rank-1 form
+        goes on as changed rows (lowrank.changed_rows) to a loss with ``row_terms``."""
+        layers, outs = self.net.layers, self.outputs
+        if ref.key is None or not _declares(layers[ref.layer], "perturbed_columns"):
+            return False
+        if outs[ref.layer].ndim != 2:
+            return False
+        for i in range(ref.layer + 1, len(layers)):
+            if outs[i].ndim != 2:
+                return False
+            if _declares(layers[i], "elementwise"):
+                continue
+            if not _declares(layers[i], "rank1_columns"):
+                return False
+            if i == len(layers) - 1:
+                return _declares(self.net.loss, "forward_rank1")
+            x = self.layer_inputs[i]
+            share = np.count_nonzero(x) / max(x.size, 1)  # rows a column change reaches
+            return bool(share <= ROWS_FRACTION) and self._rows_to_loss(i + 1)
+        return _declares(self.net.loss, "forward_rank1")
 
     def _copy_bytes(self, ref: ParamRef) -> int:
         """Bytes of the largest array one copy occupies on its way to the loss (a row copy holds
@@ -358,6 +392,14 @@ class Perturber:
                 state.base, state.rows, state.values, self.net.target
             )
             return values
+        loss = self.net.loss
+        if isinstance(state, RowSet) and _declares(loss, "row_terms"):
+            base, target = state.base, self.net.target
+            if self._base_terms is None:  # the unperturbed rows' terms, once per Perturber
+                self._base_terms = loss.row_terms(base.shape, np.arange(len(base)), base, target)
+            return state.losses(
+                self._base_terms, loss.row_terms(base.shape, state.rows, state.values, target)
+            )
         if isinstance(state, _Cols) and _declares(self.net.loss, "forward_rank1"):
             state = state.rank1()  # one changed column = a rank-1 update along a unit vector
         if isinstance(state, Rank1) and _declares(self.net.loss, "forward_rank1"):
@@ -411,6 +453,20 @@ class Perturber:
         """Layer ``i`` applied to every copy in ``state``."""
         layer = self.net.layers[i]
         x_base, out_base = self.layer_inputs[i], self.outputs[i]
+        if isinstance(state, Rank1) and self._rows_to_loss(i):
+            if _declares(layer, "forward_delta") and out_base.shape == state.base.shape:
+                found = changed_deltas(state, DELTA_LIMIT)
+                if found is not None:  # layer i maps each changed row from its change
+                    ci, ni, d = found
+                    out = layer.forward_delta(out_base[ni], d)
+                    return RowSet(out_base, len(state.u), ci, ni, out)
+            state = changed_rows(state) or state
+        if isinstance(state, RowSet):
+            if self.stackable(i):
+                return RowSet(
+                    out_base, state.n_copies, state.copy, state.rows, self._run_rows(i, state)
+                )
+            state = state.dense()
         if isinstance(state, _Rows) and self.stackable(i):
             out = self.layer_forward(i, state.values)
             if out.shape != (len(state.rows), *out_base.shape[1:]):
@@ -441,6 +497,29 @@ class Perturber:
                 )
             return out.reshape(c, n, *out.shape[1:])
         return self._stack(i, [self.layer_forward(i, copies[k]) for k in range(c)])
+
+    def _rows_to_loss(self, i: int) -> bool:
+        """Layers i… are all stackable and the loss sums per-row terms (``row_terms``)."""
+        n = len(self.net.layers)
+        return _declares(self.net.loss, "row_terms") and all(self.stackable(k) for k in range(i, n))
+
+    def _run_rows(self, i: int, state: RowSet) -> Array:
+        """Layer ``i`` (stackable) on the changed rows of ``state`` only."""
+        layer, rows, values = self.net.layers[i], state.rows, state.values
+        x_base, out_base = self.layer_inputs[i], self.outputs[i]
+        if len(rows) == 0:
+            return np.empty((0, *out_base.shape[1:]), np.result_type(out_base, values))
+        if _declares(layer, "forward_near") and values.shape[1:] == x_base.shape[1:]:
+            near: Array | None = layer.forward_near(x_base[rows], out_base[rows], values)
+            if near is not None:
+                return near
+        out = self.layer_forward(i, values)
+        if out.shape != (len(rows), *out_base.shape[1:]):
+            raise PluginError(
+                f"{self.net.describe(i)} declares row_independent = True but returned shape "
+                f"{out.shape} for {len(rows)} rows (expected rows of {out_base.shape})"
+            )
+        return out
 
     def _stack(self, i: int, outs: list[Array]) -> Array:
         shapes = {o.shape for o in outs}

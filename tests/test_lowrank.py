@@ -21,10 +21,13 @@ from tests.test_engine import EPS, assert_engine_matches_loop
 def _net(
     seed: int, n: int, widths: list[int], act: str, loss: str, labels: bool = True
 ) -> tuple[Network, np.ndarray]:
+    """Linear layers of ``widths``, each hidden one followed by an activation: ``act``, or
+    ``a+b`` for a, b, a, … (e.g. relu+tanh: ReLU then tanh, as in bench ``medium``)."""
     rng = np.random.default_rng(seed)
     layers: list[Any] = []
+    acts = itertools.cycle(act.split("+"))
     for d, m in itertools.pairwise(widths[:-1]):
-        layers += [make_layer("linear", (d,), rng, out=m), make_layer(act, (m,))]
+        layers += [make_layer("linear", (d,), rng, out=m), make_layer(next(acts), (m,))]
     layers.append(make_layer("linear", (widths[-2],), rng, out=widths[-1]))
     x = rng.standard_normal((n, widths[0]))
     k = widths[-1]
@@ -41,7 +44,7 @@ def _net(
 CASES = [
     (n, widths, act)
     for n, widths in [(5, [4, 6, 3]), (16, [7, 9, 5, 4]), (3, [5, 8, 1])]
-    for act in ("relu", "tanh", "sigmoid")
+    for act in ("relu", "tanh", "sigmoid", "relu+tanh")
 ]
 
 
@@ -119,9 +122,10 @@ def test_rank1_losses_equal_dense_copies(seed: int, scale: float) -> None:
 
 
 @pytest.mark.parametrize("loss", ["ce_labels", "mse"])
-def test_complex_step_through_the_rank1_path(loss: str) -> None:
-    """Im L(θ + ih)/h from the rank-1 losses equals the analytic gradient."""
-    net, x = _net(4, 6, [5, 7, 3], "tanh", loss)
+@pytest.mark.parametrize(("widths", "act"), [([5, 7, 3], "tanh"), ([5, 9, 7, 3], "relu+tanh")])
+def test_complex_step_through_the_rank1_path(loss: str, widths: list[int], act: str) -> None:
+    """Im L(θ + ih)/h from the rank-1 and changed-rows losses equals the analytic gradient."""
+    net, x = _net(4, 6, widths, act, loss)
     net.loss_value(x)
     _, grads = net.backward()
     h = 1e-20
@@ -146,3 +150,73 @@ def test_a_loss_subclass_with_its_own_forward_is_run() -> None:
     x = rng.standard_normal((6, 4))
     net = Network(layers, Shifted(), x=x, target=rng.integers(0, 3, 6), trusted=[True] * 3)
     assert_engine_matches_loop(net, x, inputs=False)
+
+
+def _count(monkeypatch: pytest.MonkeyPatch, cls: type, name: str, calls: dict[str, int]) -> None:
+    real = getattr(cls, name)
+
+    def counted(*args: Any) -> Any:
+        calls[name] = calls.get(name, 0) + 1
+        return real(*args)
+
+    monkeypatch.setattr(cls, name, staticmethod(counted) if name == "forward_delta" else counted)
+
+
+def test_relu_then_tanh_goes_as_changed_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """linear→relu→linear→tanh→linear (bench ``medium``'s shape): a change of the first W
+    reaches the tanh as a rank-1 form with the ReLU's zero rows unchanged, which goes on as
+    changed rows (tanh from the change itself, then the last linear on those rows) to the
+    loss's per-row terms; no dense copy reaches the loss. Equal to the loop."""
+    from gradcheck_cli.layers.activations import Tanh
+
+    net, x = _net(3, 12, [6, 10, 8, 4], "relu+tanh", "ce_labels")
+    calls: dict[str, int] = {}
+    _count(monkeypatch, Tanh, "forward_delta", calls)
+    _count(monkeypatch, SoftmaxCrossEntropy, "row_terms", calls)
+    _count(monkeypatch, SoftmaxCrossEntropy, "forward_copies", calls)
+    ref = net.parameters(include_input=False)[0]
+    fast, slow = Perturber(net, x), Perturber(net, x, batched=False)
+    idx = np.arange(fast.array(ref).size)
+    fb, _ = fast.losses(ref, idx, np.array([EPS, -EPS]))
+    assert calls.get("forward_delta", 0) >= 1 and calls.get("row_terms", 0) >= 2
+    assert "forward_copies" not in calls
+    fl, _ = slow.losses(ref, idx, np.array([EPS, -EPS]))
+    np.testing.assert_allclose(fb, fl, rtol=0, atol=1e-13)
+    np.testing.assert_allclose(
+        (fb[:, 0] - fb[:, 1]) / (2 * EPS), (fl[:, 0] - fl[:, 1]) / (2 * EPS), atol=1e-13 / EPS
+    )
+
+
+def test_a_wrong_row_total_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Wrong twin of the changed-rows path: a total that forgets the base rows' terms of the
+    changed rows (adds the new terms without subtracting the old) differs from the loop."""
+    from gradcheck_cli.lowrank import RowSet
+
+    def wrong(self: Any, base_terms: np.ndarray, new_terms: np.ndarray) -> np.ndarray:
+        change = np.bincount(self.copy, new_terms, self.n_copies)
+        return np.asarray(base_terms.sum() + change)
+
+    monkeypatch.setattr(RowSet, "losses", wrong)
+    net, x = _net(3, 12, [6, 10, 8, 4], "relu+tanh", "ce_labels")
+    with pytest.raises(AssertionError):
+        assert_engine_matches_loop(net, x, inputs=False)
+
+
+@pytest.mark.parametrize("step", [1e-5, 0.3])
+@pytest.mark.parametrize("loss", ["ce_values", "mse"])
+def test_large_and_small_steps_equal_the_loop(step: float, loss: str) -> None:
+    """A step too large for tanh's series (|u·w| ≥ 1e-3) takes the changed rows through
+    tanh's forward instead; both equal the loop, in chunks of a few copies."""
+    net, x = _net(5, 9, [5, 12, 7, 3], "relu+tanh", loss, labels=False)
+    fast, slow = Perturber(net, x, chunk_bytes=4000), Perturber(net, x, batched=False)
+    for ref in net.parameters(include_input=False):
+        idx = np.arange(fast.array(ref).size)
+        fb, _ = fast.losses(ref, idx, np.array([step, -step]))
+        fl, _ = slow.losses(ref, idx, np.array([step, -step]))
+        np.testing.assert_allclose(fb, fl, rtol=0, atol=1e-13, err_msg=ref.name)
+        np.testing.assert_allclose(
+            (fb[:, 0] - fb[:, 1]) / (2 * step),
+            (fl[:, 0] - fl[:, 1]) / (2 * step),
+            atol=1e-13 / step,
+            err_msg=ref.name,
+        )

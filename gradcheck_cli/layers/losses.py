@@ -82,6 +82,11 @@ class SoftmaxCrossEntropy(Loss):
         """``forward`` of each copy base + u[c] ⊗ w[c] → (C,) (gradcheck_cli/lowrank.py)."""
         return softmax_ce_rank1(copies, target)
 
+    def row_terms(self, shape: tuple[int, ...], rows: Array, values: Array, target: Array) -> Array:
+        """Terms of rows ``rows`` (equal to ``values``) of a pred of ``shape``: L = Σ_n term_n."""
+        terms: Array = self._row_losses(values, target[rows]) / shape[0]
+        return terms
+
 
 @register_loss("mse")
 class MSE(Loss):
@@ -113,6 +118,12 @@ class MSE(Loss):
     def forward_rank1(self, copies: Rank1, target: Array) -> Array:
         """``forward`` of each copy base + u[c] ⊗ w[c] → (C,) (gradcheck_cli/lowrank.py)."""
         return mse_rank1(copies, target)
+
+    def row_terms(self, shape: tuple[int, ...], rows: Array, values: Array, target: Array) -> Array:
+        """Terms of rows ``rows`` (equal to ``values``) of a pred of ``shape``: L = Σ_n term_n."""
+        sq = ((values - target[rows]) ** 2).reshape(len(values), -1).sum(axis=1)
+        terms: Array = sq / np.prod(shape)
+        return terms
 
 
 def _one_hot(target: Array, shape: tuple[int, ...]) -> Array:
