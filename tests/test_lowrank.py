@@ -220,3 +220,21 @@ def test_large_and_small_steps_equal_the_loop(step: float, loss: str) -> None:
             atol=1e-13 / step,
             err_msg=ref.name,
         )
+
+
+def test_lean_paths_keep_the_memory_cap() -> None:
+    """Paths that never become dense get larger chunks for speed (chunks.lean), but a chunk's
+    dense-equivalent arrays still stay within the caller's chunk_bytes (the hard cap)."""
+    from gradcheck_cli import chunks
+
+    net, x = _net(0, 16, [6, 20, 12, 4], "relu+tanh", "ce_labels")
+    tanh_net, tx = _net(0, 16, [6, 20, 12, 4], "tanh", "ce_labels")
+    first = net.parameters(include_input=False)[0]
+    assert chunks.lean(Perturber(net, x), first) == "rows"
+    assert chunks.lean(Perturber(tanh_net, tx), first) == ""  # tanh rows all change: dense
+    assert chunks.lean(Perturber(net, x), net.parameters(include_input=False)[-2]) == "rank1"
+    for budget in (2**12, 2**15, 2**20):
+        pert = Perturber(net, x, chunk_bytes=budget)
+        for ref in net.parameters(include_input=False):
+            c = pert.chunk_size(ref)
+            assert c == 1 or c * chunks.copy_bytes(pert, ref) * 8 <= budget, (ref.name, c)
