@@ -18,9 +18,11 @@ The engine behind it:
   perturbations: moving ``W[i, j]`` of a linear layer changes output column j by Δ·x[:, i], and
   an elementwise activation maps a changed column to a changed column. A copy is then stored as
   "the base array with column j replaced" (N numbers instead of N·F) until a linear layer turns
-  it back into a dense copy with a rank-1 update; ``tanh`` evaluates dense copies near the base
-  point by the addition theorem from its cached output (``forward_near``). Subclasses that override ``forward`` never
-  inherit these short-cuts (see :func:`_declares`); user layers always run their own forward.
+  it into a rank-1 update of its output; see gradcheck_cli/lowrank.py for how that form is
+  carried on (rank-1 losses, changed rows only). ``tanh`` evaluates dense copies near the base
+  point by the addition theorem from its cached output (``forward_near``). Subclasses that
+  override ``forward`` never inherit these short-cuts (:func:`~gradcheck_cli.lowrank.declares`);
+  user layers always run their own forward.
 - *Chunks*: copies are processed in chunks sized so that the stacked arrays stay within
   ``chunk_bytes`` (default :data:`CHUNK_BYTES`).
 
@@ -34,53 +36,32 @@ Pure NumPy; knows nothing of tolerances or verdicts.
 
 from __future__ import annotations
 
-import ctypes
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from gradcheck_cli import chunks
 from gradcheck_cli.errors import PluginError
 from gradcheck_cli.layers.base import Array
+from gradcheck_cli.lowrank import (
+    Cols,
+    Rank1,
+    Rows,
+    RowSet,
+    declares,
+    rank1_through,
+    rows_to_loss,
+    run_rows,
+)
 from gradcheck_cli.network import Network, ParamRef
 from gradcheck_cli.options import CHUNK_BYTES
 from gradcheck_cli.probes import distinct_rows, rows_mismatch
 
 #: Unit round-off per dtype.
 UNIT_ROUNDOFF = {"float64": 2.0**-53, "float32": 2.0**-24}
-#: Stacked arrays alive at once per layer (input, output, a temporary or two).
-_LIVE_ARRAYS = 4
-#: Preferred size of one stacked array: small enough to stay in cache and out of fresh pages
-#: (measured: ~25 ns/element up to ~256 KB, 5-8× slower from ~512 KB on the 2-core CI box).
-CHUNK_TARGET = 128 * 2**10
-
 #: Called with the number of loss evaluations just completed.
 ProgressFn = Callable[[int], None]
-
-_M_TRIM_THRESHOLD = -1  # glibc mallopt parameter
-_heap_settled = False
-
-
-def _settle_heap() -> None:
-    """glibc only, once per process: let freed memory up to :data:`CHUNK_BYTES` stay at the top
-    of the heap (M_TRIM_THRESHOLD; the default is 128 KiB). The engine allocates and frees
-    chunk-sized temporaries (~:data:`CHUNK_TARGET`) thousands of times; with the default, whether
-    each one is handed back to the OS and faulted in again depended on the allocator's history,
-    and the same check took 53 or 91 ms (bench small, full: 20,000 page faults per run instead of
-    200). Memory returned to the OS later is unchanged in total; nothing else is affected."""
-    global _heap_settled
-    if _heap_settled:
-        return
-    _heap_settled = True
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None)
-        libc.mallopt(_M_TRIM_THRESHOLD, CHUNK_BYTES)  # returns 0 (ignored) on non-glibc libcs
-    except (OSError, AttributeError):
-        pass
 
 
 def scalar(value: Any, label: str) -> Any:
@@ -94,63 +75,12 @@ def scalar(value: Any, label: str) -> Any:
     return arr.reshape(()).item()
 
 
-def _declares(obj: Any, attr: str) -> bool:
-    """True when ``obj``'s class provides ``attr`` (truthy) *and* still runs the forward of the
-    class that provided it — so a subclass that overrides ``forward`` loses the short-cut."""
-    cls = type(obj)
-    known = _DECLARES.get((cls, attr))
-    if known is None:
-        owner = next((c for c in cls.__mro__ if attr in vars(c)), None)
-        known = bool(owner is not None and getattr(owner, attr)) and (
-            getattr(cls, "forward", None) is getattr(owner, "forward", None)
-        )
-        _DECLARES[(cls, attr)] = known
-    return known
-
-
-_DECLARES: dict[tuple[type, str], bool] = {}
-
-
 def row_independent(layer: Any) -> bool:
     """Output row i depends on input row i only (declared by the layer; default: no)."""
     return getattr(layer, "row_independent", False) is True
 
 
-@dataclass
-class _Cols:
-    """C copies of a 2-D ``base`` (N, F), copy c equal to ``base`` except column ``cols[c]``,
-    which is ``values[c]`` (N,)."""
-
-    base: Array
-    cols: Array  # (C,) int
-    values: Array  # (C, N)
-
-    def dense(self) -> Array:
-        c = len(self.cols)
-        out = np.empty((c, *self.base.shape), np.result_type(self.base, self.values))
-        out[...] = self.base
-        out[np.arange(c), :, self.cols] = self.values
-        return out
-
-
-@dataclass
-class _Rows:
-    """C copies of ``base`` (N, ...), copy c equal to ``base`` except row ``rows[c]``, which is
-    ``values[c]``. Row-independent layers map it to the same form by running on the C rows."""
-
-    base: Array
-    rows: Array  # (C,) int
-    values: Array  # (C, ...)
-
-    def dense(self) -> Array:
-        c = len(self.rows)
-        out = np.empty((c, *self.base.shape), np.result_type(self.base, self.values))
-        out[...] = self.base
-        out[np.arange(c), self.rows] = self.values
-        return out
-
-
-_State = _Cols | _Rows | Array
+_State = Cols | Rows | Rank1 | RowSet | Array
 
 
 class Perturber:
@@ -170,7 +100,8 @@ class Perturber:
         self.chunk_bytes = chunk_bytes
         self.batched = batched
         self.progress = progress
-        _settle_heap()
+        chunks.settle_heap()
+        self._base_terms: Array | None = None  # the loss's per-row terms of the base output
         self._x_complex: Array | None = None  # the input while a complex copy stands in for it
         #: Per layer: may it be fed stacked copies (declared row independent, and verified).
         self._stackable: dict[int, bool] = {}
@@ -300,39 +231,8 @@ class Perturber:
         return self.loss_with(ref, index, value)
 
     def chunk_size(self, ref: ParamRef) -> int:
-        """Copies per chunk: the stacked arrays of a chunk stay within ``chunk_bytes`` (a hard
-        cap, counting live temporaries and room for complex), and each is about
-        :data:`CHUNK_TARGET` bytes for speed. At least one."""
-        largest = max(self._copy_bytes(ref), 1)
-        cap = self.chunk_bytes // (_LIVE_ARRAYS * 2 * largest)
-        return max(1, min(cap, CHUNK_TARGET // largest))
-
-    def _copy_bytes(self, ref: ParamRef) -> int:
-        """Bytes of the largest array one copy occupies on its way to the loss (a row copy holds
-        one row, a column-delta copy one column, a dense copy the whole layer output)."""
-        layers, outs = self.net.layers, self.outputs
-        if ref.key is None:
-            first, start = self.x, 0
-            rows = self.x.ndim >= 2 and self.stackable(0)
-            cols = not rows and first.ndim == 2
-        else:
-            first, start = outs[ref.layer], ref.layer + 1
-            rows = False
-            cols = _declares(layers[ref.layer], "perturbed_columns") and first.ndim == 2
-
-        def size(a: Array) -> int:
-            if rows:
-                return a.nbytes // a.shape[0]
-            return a.nbytes // a.shape[1] if cols else a.nbytes
-
-        sizes = [size(first)]
-        for i in range(start, len(layers)):
-            rows = rows and self.stackable(i)
-            cols = cols and outs[i].ndim == 2 and _declares(layers[i], "elementwise")
-            sizes.append(size(outs[i]))
-        if not (rows and _declares(self.net.loss, "forward_rows")):
-            sizes.append(outs[-1].nbytes)  # the loss sees dense copies
-        return max(sizes)
+        """Copies per chunk (see :func:`gradcheck_cli.chunks.chunk_size`)."""
+        return chunks.chunk_size(self, ref)
 
     # -- the batched path -------------------------------------------------------------------------
     def _batch(self, ref: ParamRef, idx: Array, new: Array, delta: Array) -> Array:
@@ -344,11 +244,24 @@ class Perturber:
             state, start = self._perturbed_outputs(ref, idx, new, delta), ref.layer + 1
         for i in range(start, len(self.net.layers)):
             state = self._propagate(i, state)
-        if isinstance(state, _Rows) and _declares(self.net.loss, "forward_rows"):
+        if isinstance(state, Rows) and declares(self.net.loss, "forward_rows"):
             values: Array = self.net.loss.forward_rows(
                 state.base, state.rows, state.values, self.net.target
             )
             return values
+        loss = self.net.loss
+        if isinstance(state, RowSet) and declares(loss, "row_terms"):
+            base, target = state.base, self.net.target
+            if self._base_terms is None:  # the unperturbed rows' terms, once per Perturber
+                self._base_terms = loss.row_terms(base.shape, np.arange(len(base)), base, target)
+            return state.losses(
+                self._base_terms, loss.row_terms(base.shape, state.rows, state.values, target)
+            )
+        if isinstance(state, Cols) and declares(self.net.loss, "forward_rank1"):
+            state = state.rank1()  # one changed column = a rank-1 update along a unit vector
+        if isinstance(state, Rank1) and declares(self.net.loss, "forward_rank1"):
+            ranked: Array = self.net.loss.forward_rank1(state, self.net.target)
+            return ranked
         return self._losses_per_copy(state if isinstance(state, np.ndarray) else state.dense())
 
     def _input_copies(self, idx: Array, new: Array) -> _State:
@@ -358,12 +271,12 @@ class Perturber:
             rows, within = np.divmod(idx, x[0].size)
             values = np.array(x[rows], dtype=np.result_type(x, new), order="C")
             values.reshape(c, -1)[np.arange(c), within] = new
-            return _Rows(x, rows, values)
+            return Rows(x, rows, values)
         if x.ndim == 2:
             rows, cols = np.unravel_index(idx, x.shape)
             values = np.array(x[:, cols].T, dtype=np.result_type(x, new))
             values[np.arange(c), rows] = new
-            return _Cols(x, np.asarray(cols), values)
+            return Cols(x, np.asarray(cols), values)
         dense = np.empty((c, *x.shape), np.result_type(x, new))
         dense[...] = x
         dense.reshape(c, -1)[np.arange(c), idx] = new
@@ -375,9 +288,9 @@ class Perturber:
         assert key is not None
         layer = self.net.layers[i]
         x, out = self.layer_inputs[i], self.outputs[i]
-        if _declares(layer, "perturbed_columns") and x.ndim == 2 and out.ndim == 2:
+        if declares(layer, "perturbed_columns") and x.ndim == 2 and out.ndim == 2:
             cols, values = layer.perturbed_columns(key, x, out, idx, delta)
-            return _Cols(out, cols, values)
+            return Cols(out, cols, values)
         arr = layer.params[key]
         outs = []
         for c in range(len(idx)):
@@ -397,24 +310,34 @@ class Perturber:
         """Layer ``i`` applied to every copy in ``state``."""
         layer = self.net.layers[i]
         x_base, out_base = self.layer_inputs[i], self.outputs[i]
-        if isinstance(state, _Rows) and self.stackable(i):
+        if isinstance(state, Rank1) and rows_to_loss(self, i):
+            through = rank1_through(self, i, state)  # changed rows only, if few change
+            if through is not None:
+                return through
+        if isinstance(state, RowSet):
+            if self.stackable(i):
+                return RowSet(
+                    out_base, state.n_copies, state.copy, state.rows, run_rows(self, i, state)
+                )
+            state = state.dense()
+        if isinstance(state, Rows) and self.stackable(i):
             out = self.layer_forward(i, state.values)
             if out.shape != (len(state.rows), *out_base.shape[1:]):
                 raise PluginError(
                     f"{self.net.describe(i)} declares row_independent = True but returned shape "
                     f"{out.shape} for {len(state.rows)} rows (expected rows of {out_base.shape})"
                 )
-            return _Rows(out_base, state.rows, out)
-        if isinstance(state, _Cols) and out_base.ndim == 2:
-            if _declares(layer, "forward_columns"):
-                dense: Array = layer.forward_columns(x_base, out_base, state.cols, state.values)
-                return dense
-            if _declares(layer, "elementwise") and out_base.shape == x_base.shape:
+            return Rows(out_base, state.rows, out)
+        if isinstance(state, Cols) and out_base.ndim == 2:
+            if declares(layer, "rank1_columns"):
+                u, w = layer.rank1_columns(x_base, out_base, state.cols, state.values)
+                return Rank1(out_base, u, w)
+            if declares(layer, "elementwise") and out_base.shape == x_base.shape:
                 values = self.layer_forward(i, state.values)
-                return _Cols(out_base, state.cols, values)
+                return Cols(out_base, state.cols, values)
         copies = state if isinstance(state, np.ndarray) else state.dense()
         c, n = copies.shape[0], copies.shape[1]
-        if _declares(layer, "forward_near") and copies.shape[1:] == x_base.shape:
+        if declares(layer, "forward_near") and copies.shape[1:] == x_base.shape:
             near: Array | None = layer.forward_near(x_base, out_base, copies)
             if near is not None:
                 return near
@@ -439,7 +362,7 @@ class Perturber:
 
     def _losses_per_copy(self, dense: Array) -> Array:
         loss = self.net.loss
-        if _declares(loss, "forward_copies"):
+        if declares(loss, "forward_copies"):
             values: Array = loss.forward_copies(dense, self.net.target)
             return values
         return np.array([self._loss(dense[k]) for k in range(dense.shape[0])])

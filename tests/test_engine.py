@@ -192,7 +192,7 @@ def test_stacking_through_a_row_mixing_layer_would_be_wrong() -> None:
 def test_subclass_overriding_forward_loses_the_shortcut() -> None:
     """A user subclass of linear with its own forward must be run, not short-cut."""
     from gradcheck_cli.layers.linear import Linear
-    from gradcheck_cli.numeric import _declares
+    from gradcheck_cli.lowrank import declares as _declares
 
     class Doubled(Linear):
         def forward(self, x: np.ndarray) -> np.ndarray:

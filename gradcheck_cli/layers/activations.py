@@ -101,6 +101,12 @@ class Tanh(Layer):
         )
         if not small:
             return None
+        return self.forward_delta(out, d)
+
+    @staticmethod
+    def forward_delta(out: Array, d: Array) -> Array:
+        """tanh(x + d) from out = tanh(x) for |d| < 1e-3 (the caller's promise), by the addition
+        theorem as in :meth:`forward_near`; d is the change itself (gradcheck_cli/lowrank.py)."""
         d2 = d * d
         td = d2 * (-2 / 15)  # in place from here: tanh d = d·(1 − d²·(1/3 − 2d²/15))
         td += 1 / 3

@@ -78,9 +78,10 @@ class Linear(Layer):
             return j, out[:, j].T + d[:, None] * x[:, i].T
         return idx, out[:, idx].T + d[:, None]
 
-    def forward_columns(self, x: Array, out: Array, cols: Array, values: Array) -> Array:
-        """Outputs (C, N, m) for inputs equal to ``x`` except column cols[c] = values[c]:
-        a rank-1 update of ``out`` per copy."""
-        change = values - x[:, cols].T
-        dense: Array = out + change[:, :, None] * self.params["W"][cols][:, None, :]
-        return dense
+    def rank1_columns(
+        self, x: Array, out: Array, cols: Array, values: Array
+    ) -> tuple[Array, Array]:
+        """Outputs for inputs equal to ``x`` except column cols[c] = values[c], as rank-1
+        updates of ``out``: copy c is out + u[c] ⊗ w[c] with u = values − x[:, cols]ᵀ (C, N) and
+        w = W[cols] (C, m) (see gradcheck_cli/lowrank.py)."""
+        return values - x[:, cols].T, self.params["W"][cols]

@@ -9,6 +9,7 @@ import numpy as np
 from gradcheck_cli.errors import ConfigError
 from gradcheck_cli.layers.activations import sigmoid
 from gradcheck_cli.layers.base import Array, Loss, real_number
+from gradcheck_cli.lowrank import Rank1, mse_rank1, softmax_ce_rank1
 from gradcheck_cli.registry import register_loss
 
 
@@ -77,6 +78,15 @@ class SoftmaxCrossEntropy(Loss):
             losses = -(target * (z - log_sum[:, :, None])).reshape(c, -1).sum(axis=1) / n
         return losses
 
+    def forward_rank1(self, copies: Rank1, target: Array) -> Array:
+        """``forward`` of each copy base + u[c] ⊗ w[c] → (C,) (gradcheck_cli/lowrank.py)."""
+        return softmax_ce_rank1(copies, target)
+
+    def row_terms(self, shape: tuple[int, ...], rows: Array, values: Array, target: Array) -> Array:
+        """Terms of rows ``rows`` (equal to ``values``) of a pred of ``shape``: L = Σ_n term_n."""
+        terms: Array = self._row_losses(values, target[rows]) / shape[0]
+        return terms
+
 
 @register_loss("mse")
 class MSE(Loss):
@@ -104,6 +114,16 @@ class MSE(Loss):
         diff = (pred - target).reshape(pred.shape[0], -1)
         losses: Array = (diff**2).sum(axis=1) / diff.shape[1]
         return losses
+
+    def forward_rank1(self, copies: Rank1, target: Array) -> Array:
+        """``forward`` of each copy base + u[c] ⊗ w[c] → (C,) (gradcheck_cli/lowrank.py)."""
+        return mse_rank1(copies, target)
+
+    def row_terms(self, shape: tuple[int, ...], rows: Array, values: Array, target: Array) -> Array:
+        """Terms of rows ``rows`` (equal to ``values``) of a pred of ``shape``: L = Σ_n term_n."""
+        sq = ((values - target[rows]) ** 2).reshape(len(values), -1).sum(axis=1)
+        terms: Array = sq / np.prod(shape)
+        return terms
 
 
 def _one_hot(target: Array, shape: tuple[int, ...]) -> Array:

@@ -1,0 +1,242 @@
+"""Perturbed copies carried in their cheapest exact form past the last dense step.
+
+A one-entry change of a linear layer's W (or b) changes one output column; through an elementwise
+activation it stays one column (``Cols``); through the next linear layer it becomes a
+rank-1 update of that layer's output: copy c = ``base + u[c] ⊗ w[c]`` with u (C, N) the change of
+the input column and w (C, K) the matching row of W. :class:`Rank1` stores that form (C·(N + K)
+numbers instead of C·N·K). A later layer gets the dense copies (:meth:`Rank1.dense`, the same
+arithmetic as the dense update, bit for bit); a built-in loss that knows the form
+(``forward_rank1``) evaluates its copies without a dense (C, N, K) copy in the usual layout.
+Pure NumPy; only built-in layers and losses the engine trusts produce or consume this form
+(:func:`declares`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gradcheck_cli.errors import PluginError
+from gradcheck_cli.layers.base import Array
+
+
+def declares(obj: Any, attr: str) -> bool:
+    """True when ``obj``'s class provides ``attr`` (truthy) *and* still runs the forward of the
+    class that provided it — so a subclass that overrides ``forward`` loses the short-cut."""
+    cls = type(obj)
+    known = _DECLARED.get((cls, attr))
+    if known is None:
+        owner = next((c for c in cls.__mro__ if attr in vars(c)), None)
+        known = bool(owner is not None and getattr(owner, attr)) and (
+            getattr(cls, "forward", None) is getattr(owner, "forward", None)
+        )
+        _DECLARED[(cls, attr)] = known
+    return known
+
+
+_DECLARED: dict[tuple[type, str], bool] = {}
+
+
+@dataclass
+class Cols:
+    """C copies of a 2-D ``base`` (N, F), copy c equal to ``base`` except column ``cols[c]``,
+    which is ``values[c]`` (N,)."""
+
+    base: Array
+    cols: Array  # (C,) int
+    values: Array  # (C, N)
+
+    def dense(self) -> Array:
+        c = len(self.cols)
+        out = np.empty((c, *self.base.shape), np.result_type(self.base, self.values))
+        out[...] = self.base
+        out[np.arange(c), :, self.cols] = self.values
+        return out
+
+    def rank1(self) -> Rank1:
+        """The same copies as base + u[c] ⊗ e_cols[c]: u = the change of the column."""
+        c, f = len(self.cols), self.base.shape[1]
+        unit = np.zeros((c, f), self.base.dtype)
+        unit[np.arange(c), self.cols] = 1
+        return Rank1(self.base, self.values - self.base[:, self.cols].T, unit)
+
+
+@dataclass
+class Rows:
+    """C copies of ``base`` (N, ...), copy c equal to ``base`` except row ``rows[c]``, which is
+    ``values[c]``. Row-independent layers map it to the same form by running on the C rows."""
+
+    base: Array
+    rows: Array  # (C,) int
+    values: Array  # (C, ...)
+
+    def dense(self) -> Array:
+        c = len(self.rows)
+        out = np.empty((c, *self.base.shape), np.result_type(self.base, self.values))
+        out[...] = self.base
+        out[np.arange(c), self.rows] = self.values
+        return out
+
+
+@dataclass
+class Rank1:
+    """C copies of a 2-D ``base`` (N, K): copy c is ``base + u[c][:, None] * w[c][None, :]``."""
+
+    base: Array  # (N, K)
+    u: Array  # (C, N)
+    w: Array  # (C, K)
+
+    def dense(self) -> Array:
+        """The copies as one (C, N, K) array."""
+        dense: Array = self.base + self.u[:, :, None] * self.w[:, None, :]
+        return dense
+
+    def by_class(self) -> Array:
+        """The copies laid out class-major, (K, C, N): reductions over the K classes then run
+        over K contiguous planes instead of along a short last axis (numpy's slow case). Each
+        entry is the same ``base[n, k] + u[c, n]·w[c, k]`` as in :meth:`dense`, bit for bit."""
+        t: Array = self.w.T[:, :, None] * self.u[None, :, :]
+        t += self.base.T[:, None, :]
+        return t
+
+
+def softmax_ce_rank1(copies: Rank1, target: Array) -> Array:
+    """Mean softmax cross-entropy of each copy in ``copies`` → (C,), as ``forward_copies`` of
+    the dense copies computes it (row max subtracted, log-sum-exp per row), class-major."""
+    base, u, w = copies.base, copies.u, copies.w
+    n = base.shape[0]
+    t = copies.by_class()
+    m = t.real.max(axis=0)  # (C, N) row maxima of every copy
+    t -= m
+    np.exp(t, out=t)
+    log_sum = np.log(t.sum(axis=0))  # (C, N)
+    if target.ndim == 1:  # labels: z[c, n, y_n] = base[n, y_n] + u[c, n]·w[c, y_n]
+        y = target.astype(int)
+        picked = (base[np.arange(n), y] + u * w[:, y]) - m
+        losses: Array = (log_sum - picked).sum(axis=1) / n
+        return losses
+    # rows of values: Σ_k y_nk·z_cnk = (y·base)_n + u_cn·(w_c·y_n), then Σ_k y_nk·(z − m − lse)
+    yz = (target * base).sum(axis=1) + u * (w @ target.T)
+    losses = -(yz - (m + log_sum) * target.sum(axis=1)).sum(axis=1) / n
+    return losses
+
+
+def mse_rank1(copies: Rank1, target: Array) -> Array:
+    """Mean squared error of each copy → (C,): Σ (d + u⊗w)² with d = base − target, expanded as
+    Σd² + 2·Σ_n u_n (d_n·w) + Σ u² · Σ w² (no dense copy at all)."""
+    d = copies.base - target
+    u, w = copies.u, copies.w
+    cross = np.einsum("cn,cn->c", u, w @ d.T)
+    total: Array = ((d * d).sum() + 2 * cross + (u * u).sum(axis=1) * (w * w).sum(axis=1)) / d.size
+    return total
+
+
+@dataclass
+class RowSet:
+    """``n_copies`` copies of ``base`` (N, ...) that differ from it in a few rows each: entry m
+    is row ``rows[m]`` of copy ``copy[m]``, equal to ``values[m]``; every other row is the
+    base row. Row-independent layers map it to the same form by running on the changed rows."""
+
+    base: Array
+    n_copies: int
+    copy: Array  # (M,) int
+    rows: Array  # (M,) int
+    values: Array  # (M, ...)
+
+    def dense(self) -> Array:
+        out = np.empty((self.n_copies, *self.base.shape), np.result_type(self.base, self.values))
+        out[...] = self.base
+        out[self.copy, self.rows] = self.values
+        return out
+
+    def losses(self, base_terms: Array, new_terms: Array) -> Array:
+        """Per-copy losses Σ_n term_n from the base rows' terms (N,) and the changed rows'
+        terms (M,): the base total plus each copy's changes."""
+        diff = new_terms - base_terms[self.rows]
+        k = self.n_copies
+        change = (
+            np.bincount(self.copy, diff.real, k) + 1j * np.bincount(self.copy, diff.imag, k)
+            if np.iscomplexobj(diff)
+            else np.bincount(self.copy, diff, k)
+        )
+        total: Array = base_terms.sum() + change
+        return total
+
+
+#: Largest change a layer's ``forward_delta`` is given (tanh's series is exact to round-off below).
+DELTA_LIMIT = 1e-3
+#: A rank-1 form goes to changed rows only when at most this fraction of its rows change
+#: (gathering rows costs about a pass over them; below it the dense rows are cheaper).
+ROWS_FRACTION = 0.75
+
+
+def changed_rows(copies: Rank1) -> RowSet | None:
+    """The rows of each copy that differ from the base (u[c, n] ≠ 0), or None when most rows
+    change or w is not finite (0·inf would not leave a row unchanged). Each row is computed as
+    in :meth:`Rank1.dense`, bit for bit."""
+    u, w = copies.u, copies.w
+    c, n = u.shape
+    nonzero = u != 0
+    if nonzero.sum() > ROWS_FRACTION * c * n or not np.all(np.isfinite(w)):
+        return None
+    ci, ni = np.nonzero(nonzero)
+    values: Array = copies.base[ni] + u[ci, ni][:, None] * w[ci]
+    return RowSet(copies.base, c, ci, ni, values)
+
+
+def changed_deltas(copies: Rank1, limit: float) -> tuple[Array, Array, Array] | None:
+    """The changed rows as (copy, row, u[copy, row]·w[copy]) — the change itself, for a layer
+    that maps a change of its input exactly (``forward_delta``) — under the same rule as
+    :func:`changed_rows`; None also when some |u·w| may reach ``limit``."""
+    u, w = copies.u, copies.w
+    nonzero = u != 0
+    if nonzero.sum() > ROWS_FRACTION * u.size or not np.all(np.isfinite(w)):
+        return None
+    if np.abs(u).max(initial=0.0) * np.abs(w).max(initial=0.0) >= limit:
+        return None
+    ci, ni = np.nonzero(nonzero)
+    return ci, ni, u[ci, ni][:, None] * w[ci]
+
+
+# -- changed rows through the engine's layers (pert: a numeric.Perturber) ------------------------
+def rows_to_loss(pert: Any, i: int) -> bool:
+    """Layers i… are all stackable and the loss sums per-row terms (``row_terms``)."""
+    n = len(pert.net.layers)
+    return declares(pert.net.loss, "row_terms") and all(pert.stackable(k) for k in range(i, n))
+
+
+def run_rows(pert: Any, i: int, state: RowSet) -> Array:
+    """Layer ``i`` (stackable) on the changed rows of ``state`` only."""
+    layer, rows, values = pert.net.layers[i], state.rows, state.values
+    x_base, out_base = pert.layer_inputs[i], pert.outputs[i]
+    if len(rows) == 0:
+        return np.empty((0, *out_base.shape[1:]), np.result_type(out_base, values))
+    if declares(layer, "forward_near") and values.shape[1:] == x_base.shape[1:]:
+        near: Array | None = layer.forward_near(x_base[rows], out_base[rows], values)
+        if near is not None:
+            return near
+    out = pert.layer_forward(i, values)
+    if out.shape != (len(rows), *out_base.shape[1:]):
+        raise PluginError(
+            f"{pert.net.describe(i)} declares row_independent = True but returned shape "
+            f"{out.shape} for {len(rows)} rows (expected rows of {out_base.shape})"
+        )
+    return out
+
+
+def rank1_through(pert: Any, i: int, state: Rank1) -> RowSet | None:
+    """Layer ``i`` (stackable, as every layer after it: :func:`rows_to_loss`) applied to the
+    rank-1 form ``state`` (its input) as changed rows only — from the change itself when the
+    layer has ``forward_delta`` — or None when most rows change (the engine goes dense)."""
+    layer, out_base = pert.net.layers[i], pert.outputs[i]
+    if declares(layer, "forward_delta") and out_base.shape == state.base.shape:
+        found = changed_deltas(state, DELTA_LIMIT)
+        if found is not None:
+            ci, ni, d = found
+            return RowSet(out_base, len(state.u), ci, ni, layer.forward_delta(out_base[ni], d))
+    rows = changed_rows(state)
+    if rows is None:
+        return None
+    return RowSet(out_base, rows.n_copies, rows.copy, rows.rows, run_rows(pert, i, rows))
