@@ -1,12 +1,13 @@
 """check_network / check_layer: the phases of one check, in order.
 
-1. options → header (method, ε, tolerances, dtype): ``options.py``
+1. options (``options.py``), the input (integer ids or not) and the network's dtype
 2. the unperturbed pass: loss, determinism, backward, structural checks (``structure.py``)
-3. what to check: tensors selected, mode and plan (``plan.py``)
+3. what to check: tensors selected, mode, budget and plan (``plan.py``)
 4. the numerical reference (float64 for a float32 network: ``precision.py``) and the engine
    (``numeric.py``)
-5. judge each tensor: entries (``judge.py``, second look in ``kinks.py``) or probes
-   (``directional.py``)
+5. judge each tensor: entries (``judge.py``: steps from ``steps.py``, second look in
+   ``kinks.py``), probes (``directional.py``) and, after a failed probe, a bounded search for
+   the entries behind it (``localise.py``)
 6. for each failing tensor, the bug fingerprint that explains it (``diagnosis.py``)
 7. on failure, attribution to a layer (``attribution.py``)
 Results: ``results.py``.
@@ -258,9 +259,6 @@ def _judge_all(
         res = judge(ref, shape, analytic, idx, scales[ref.layer])
         results.append(replace(res, mode=plan.mode))
     results += spurious_grads(network, base.grads)
-
-
-
 
 
 def _diagnosed(network: Network, base: _Base, results: list[ParamResult]) -> list[ParamResult]:
