@@ -116,8 +116,36 @@ def check_network(
             left = max(plan.deadline - time.perf_counter(), 1e-3)
             update["budget"] = left / len(network.layers)
         per_layer = opts.model_copy(update=update)
-        result = with_attribution(result, network, lambda one: check_network(one, options=per_layer))
+        layers = _LayerChecks(per_layer, plan, progress)
+        result = with_attribution(result, network, layers)
+        layers.finish()
     return result
+
+
+class _LayerChecks:
+    """The per-layer checks attribution runs, their work in the same progress count: what the
+    main check planned but never needed is dropped, each layer's plan is added as it starts, so
+    the count never shows more done than planned and ends full (``finish``)."""
+
+    def __init__(self, opts: CheckOptions, plan: Plan, progress: Progress | None) -> None:
+        self.opts, self.progress, self.done = opts, progress, plan.done
+
+    def __call__(self, one: Network) -> CheckResult:
+        if self.progress is None:
+            return check_network(one, options=self.opts)
+        report, last = self.progress, [0]
+
+        def sub(done: int, planned: int) -> None:
+            last[0] = done
+            report(self.done + done, self.done + planned)
+
+        res = check_network(one, options=self.opts, progress=sub)
+        self.done += last[0]
+        return res
+
+    def finish(self) -> None:
+        if self.progress is not None:
+            self.progress(self.done, self.done)
 
 
 def _prepare_input(

@@ -236,3 +236,33 @@ def test_progress_never_overruns_its_total(mode: str) -> None:
     )  # fmt: skip
     assert ticks and all(done <= planned for done, planned in ticks)
     assert ticks[-1][0] == ticks[-1][1]
+
+
+def test_progress_counts_attribution_too() -> None:
+    """A failing network is re-checked layer by layer: that work is in the same count, whose
+    total grows as each layer starts; it never shows more done than planned and ends full."""
+    from itertools import pairwise
+
+    from gradcheck_cli.layers.activations import ReLU
+    from gradcheck_cli.layers.losses import WeightedSum
+
+    from .buggy_layers import LinearBiasMean
+
+    def run(attribute: bool) -> tuple[Any, list[tuple[int, int]]]:
+        rng = np.random.default_rng(0)
+        net = Network(
+            [LinearBiasMean((4,), rng, out=5), ReLU(), LinearBiasMean((5,), rng, out=3)],
+            WeightedSum(rng.standard_normal((6, 3))),
+            x=rng.standard_normal((6, 4)),
+        )
+        ticks: list[tuple[int, int]] = []
+        res = check_network(net, attribute=attribute, progress=lambda d, p: ticks.append((d, p)))
+        return res, ticks
+
+    res, ticks = run(attribute=True)
+    _, alone = run(attribute=False)
+    assert not res.passed and res.attribution  # attribution ran ...
+    assert ticks[-1][0] > alone[-1][0]  # ... and its evaluations were counted
+    assert all(done <= planned for done, planned in ticks)
+    assert all(b[0] >= a[0] for a, b in pairwise(ticks))  # done never goes back
+    assert ticks[-1][0] == ticks[-1][1]
