@@ -159,6 +159,11 @@ class Judge:
         status = np.where(ok, "pass", "fail").astype(object)
         labels = np.full(len(idx), "", dtype=object)
         if len(need) and self.method != "complex":
+            fin = np.isfinite(n)
+            mag = max(
+                float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(n[fin]), initial=0.0))
+            )
+            want = self.tol.resolution * mag - floor  # what the estimate's error may be
             # Worst first, in chunks: once an entry is confirmed wrong the tensor fails, and the
             # rest keep their first estimate (labelled), instead of a ladder for every entry.
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -168,7 +173,7 @@ class Judge:
                 part = need[lo : lo + SECOND_LOOK_CHUNK]
                 if self.grow is not None:
                     self.grow(2 * LEVELS * len(part))
-                look = second_look(self, ref, idx[part], a[part], floor[part], eps_f)
+                look = second_look(self, ref, idx[part], a[part], floor[part], eps_f, want[part])
                 n[part], error[part], step[part] = look.numeric, look.error, look.step
                 status[part], labels[part] = look.status, look.labels
                 rest = need[lo + SECOND_LOOK_CHUNK :]
@@ -194,7 +199,9 @@ class Judge:
         mag = max(
             float(np.max(np.abs(a), initial=0.0)), float(np.max(np.abs(n[finite]), initial=0.0))
         )
-        unresolved = error > self.tol.resolution * mag  # a step can improve error, not floor
+        # a step can improve error, not floor: entries whose floor alone is below the promise
+        want = self.tol.resolution * mag
+        unresolved = (error + floor > want) & (floor < want)
         return np.flatnonzero(~ok | ~finite | unresolved), ok
 
     def _twin_of(self, ref: ParamRef, pair: Any, idx: Array) -> Array | None:

@@ -15,7 +15,7 @@ import numpy as np
 from gradcheck_cli.layers.base import Array
 from gradcheck_cli.network import ParamRef
 from gradcheck_cli.numeric import UNIT_ROUNDOFF
-from gradcheck_cli.steps import best, kink_at, ladder
+from gradcheck_cli.steps import best, kink_at, ladder, wide, wide_evaluations
 
 if TYPE_CHECKING:
     from gradcheck_cli.judge import Judge
@@ -33,16 +33,34 @@ class Look:
 
 
 def second_look(
-    judge: Judge, ref: ParamRef, idx: Array, a: Array, floor: Array, noise: float
+    judge: Judge,
+    ref: ParamRef,
+    idx: Array,
+    a: Array,
+    floor: Array,
+    noise: float,
+    want: Array | float = np.inf,
 ) -> Look:
     """Re-estimate entries ``idx`` (flat) of ``ref`` at their best ladder step and judge them.
 
     The tolerance is the chosen step's own error bound (noise + Richardson truncation): it
-    never grows with the disagreement, and no step is tried "until one agrees"."""
+    never grows with the disagreement, and no step is tried "until one agrees".
+    Entries whose best ladder step still has an error bound above ``want`` (per entry: the
+    tensor's promised resolution less the analytic floor; ≤ 0: no step can help) also get the wide stencil (``steps.wide``), kept where its bound is
+    smaller: the choice is made on the bounds alone, before the analytic value is looked at."""
     u = UNIT_ROUNDOFF[judge.numeric_dtype]
     lad = ladder(judge.pert, ref, idx)
     choice = best(lad, noise, u)
-    n, err = choice.numeric, choice.error
+    n, err, step = choice.numeric.copy(), choice.error.copy(), choice.step.copy()
+    need = np.broadcast_to(np.asarray(want, dtype=np.float64), err.shape)
+    low = np.flatnonzero(~(err <= need) & (need > 0))
+    if len(low):
+        if judge.grow is not None:
+            judge.grow(wide_evaluations(len(low)))
+        alt = wide(judge.pert, ref, idx[low], noise, u)
+        better = alt.error < err[low]
+        sel = low[better]
+        n[sel], err[sel], step[sel] = alt.numeric[better], alt.error[better], alt.step[better]
     status = np.full(len(idx), "pass", dtype=object)
     labels = np.full(len(idx), "", dtype=object)
     tol = judge._tol(a, n, err, floor)
@@ -60,4 +78,4 @@ def second_look(
                 status[j], labels[j] = "kink", f"kink: slopes {lo:.4g} | {hi:.4g}"
                 continue
         status[j] = "fail"
-    return Look(n, err, choice.step, status, labels)
+    return Look(n, err, step, status, labels)

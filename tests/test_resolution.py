@@ -13,6 +13,8 @@ from gradcheck_cli.layers.losses import MSE, SoftmaxCrossEntropy, WeightedSum
 from gradcheck_cli.network import Network
 from gradcheck_cli.steps import ecnoise
 
+from .bug_corpus import Bugged
+
 SCALES = (1e-4, 1e-2, 1.0, 1e2, 1e4)
 
 
@@ -263,3 +265,46 @@ def test_ecnoise_finds_the_level_of_added_noise_and_not_of_a_smooth_function() -
         assert info == 1 and sigma / 4 < level < 4 * sigma
     assert ecnoise(np.exp(100 * t))[1] == 3  # smooth at this h: no noise level
     assert ecnoise(np.zeros(7))[1] == 2  # flat: h too small
+
+
+def _saturated(seed: int, r: float = 0.0, key: str | None = "W", kind: str = "scale") -> Network:
+    """linear → tanh → linear with softmax CE on inputs of size 100: tanh saturates, the first
+    layer's gradients are ~1e-5 of the last's and L is strongly curved along them."""
+    rng = np.random.default_rng(seed)
+    x = 100.0 * rng.standard_normal((4, 6))
+    layers: list[Any] = [
+        make_layer("linear", (6,), rng, out=6),
+        make_layer("tanh", (6,), rng),
+        make_layer("linear", (6,), rng, out=3),
+    ]
+    target = rng.integers(0, 3, size=4)
+    if r:
+        at = 0 if key is not None else 1
+        layers[at] = Bugged(layers[at], kind, r, key, seed)
+        layers[at].row_independent = True
+    labels = ["linear", "tanh", "linear"]
+    return Network(layers, SoftmaxCrossEntropy(), labels=labels, x=x, target=target, name="sat")
+
+
+@pytest.mark.parametrize(("key", "kind"), [("W", "scale"), ("W", "one-entry"), (None, "scale")])
+def test_a_1e6_bug_behind_a_saturated_tanh_is_caught(key: str | None, kind: str) -> None:
+    """The central-difference ladder cannot resolve these gradients to 1e-6 (round-off at small
+    steps, curvature ~100³ at large ones): the wide 8th-order stencil does, so a 1e-6 bug fails
+    instead of being called inconclusive."""
+    include = ["0.linear.W"] if key else ["input", "0.linear.W", "0.linear.b"]
+    for seed in range(2):
+        res = check_network(_saturated(seed, 1e-6, key, kind), attribute=False, include=include)
+        assert not res.passed and "fail" in _verdicts(res).values(), (seed, _verdicts(res))
+
+
+@pytest.mark.parametrize("method", ["central", "complex"])
+def test_a_correct_network_behind_a_saturated_tanh_passes(method: str) -> None:
+    """Central differences resolve every tensor to the promise (the verdict is "pass", not
+    inconclusive); the complex step, whose promise is far tighter, never fails (some tensors may
+    be inconclusive against the analytic round-off bound: exit 0, a fail only under --strict)."""
+    for seed in range(4):
+        res = check_network(_saturated(seed), attribute=False, method=method)
+        verdicts = _verdicts(res)
+        assert res.passed and "fail" not in verdicts.values(), (seed, verdicts)
+        if method == "central":
+            assert set(verdicts.values()) == {"pass"}, (seed, verdicts)
