@@ -308,3 +308,21 @@ def test_a_correct_network_behind_a_saturated_tanh_passes(method: str) -> None:
         assert res.passed and "fail" not in verdicts.values(), (seed, verdicts)
         if method == "central":
             assert set(verdicts.values()) == {"pass"}, (seed, verdicts)
+
+
+def test_entries_whose_analytic_floor_is_above_the_promise_still_get_the_second_look() -> None:
+    """A raw feature of ~1.7e9 makes the a-priori round-off floor of the first layer's
+    gradients larger than the promise: the first estimate cannot be refined into a pass, but
+    the ladder still resolves a 1 % bug in b, which must fail (not be left inconclusive)."""
+    for seed in range(2):
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal((8, 4))
+        x[:, 0] = 1.7e9 + 1e6 * rng.standard_normal(8)
+        layers: list[Any] = [
+            Bugged(make_layer("linear", (4,), rng, out=6), "scale", 0.01, "b", seed),
+            make_layer("relu", (6,), rng),
+            make_layer("linear", (6,), rng, out=3),
+        ]
+        net = Network(layers, WeightedSum(rng.standard_normal((8, 3))), x=x, name="timestamp")
+        res = check_network(net, attribute=False, include=["0.*.b"])
+        assert not res.passed and list(_verdicts(res).values()) == ["fail"], (seed, _verdicts(res))
