@@ -23,7 +23,9 @@ from gradcheck_cli.commands.flags import (
     Include,
     Jobs,
     JunitXml,
+    Method,
     MethodOpt,
+    Mode,
     ModeOpt,
     NoInputs,
     NoPlugins,
@@ -88,10 +90,8 @@ def run(
 
         flags: dict[str, Any] = dict(
             eps=eps, rtol=rtol, atol=atol, include=include, exclude=exclude,
-            inputs=False if no_inputs else None, method=method.value if method else None,
-            strict=True if strict else None, top=top,
-            mode=mode.value if mode is not None else None, samples=samples, probes=probes,
-            budget=budget,
+            inputs=False if no_inputs else None, strict=True if strict else None, top=top,
+            samples=samples, probes=probes, budget=budget, **_enums(method, mode),
         )  # fmt: skip
         CheckOptions.build(flags=True, **flags)  # bad flags: exit 2 before any config is read
         workers = suite.resolve_jobs(jobs)
@@ -256,9 +256,8 @@ def layer(
 
         options = CheckOptions.build(
             flags=True, eps=eps, rtol=rtol, atol=atol, strict=strict, top=top,
-            method=method.value if method else None, mode=mode.value if mode else None,
             samples=samples, probes=probes, budget=budget, include=include, exclude=exclude,
-            seed=0 if seed is None else seed,
+            seed=0 if seed is None else seed, **_enums(method, mode),
         )  # fmt: skip
         if no_plugins and is_plugin(name):
             raise ConfigError(
@@ -380,9 +379,8 @@ def fn(
         s = 0 if seed is None else seed
         options = CheckOptions.build(
             flags=True, eps=eps, rtol=rtol, atol=atol, strict=strict, top=top,
-            method=method.value if method else None, mode=mode.value if mode else None,
             samples=samples, probes=probes, budget=budget, include=include, exclude=exclude,
-            seed=s,
+            seed=s, **_enums(method, mode),
         )  # fmt: skip
         lists = (shape or [], integers or [], arg or [])
         net = fc.prepare(
@@ -400,3 +398,8 @@ def fn(
         return d.emit_one(Outcome(function, result=result), opts, replay, quiet)
 
     d.guarded(debug, job)
+
+
+def _enums(method: Method | None, mode: Mode | None) -> dict[str, Any]:
+    """The --method and --mode choices as CheckOptions values (None: not given)."""
+    return {"method": method.value if method else None, "mode": mode.value if mode else None}
