@@ -165,8 +165,6 @@ class RowSet:
         return total
 
 
-#: Largest change a layer's ``forward_delta`` is given (tanh's series is exact to round-off below).
-DELTA_LIMIT = 1e-3
 #: A rank-1 form goes to changed rows only when at most this fraction of its rows change
 #: (gathering rows costs about a pass over them; below it the dense rows are cheaper).
 ROWS_FRACTION = 0.75
@@ -186,20 +184,6 @@ def changed_rows(copies: Rank1) -> RowSet | None:
     return RowSet(copies.base, c, ci, ni, values)
 
 
-def changed_deltas(copies: Rank1, limit: float) -> tuple[Array, Array, Array] | None:
-    """The changed rows as (copy, row, u[copy, row]·w[copy]) — the change itself, for a layer
-    that maps a change of its input exactly (``forward_delta``) — under the same rule as
-    :func:`changed_rows`; None also when some |u·w| may reach ``limit``."""
-    u, w = copies.u, copies.w
-    nonzero = u != 0
-    if nonzero.sum() > ROWS_FRACTION * u.size or not np.all(np.isfinite(w)):
-        return None
-    if np.abs(u).max(initial=0.0) * np.abs(w).max(initial=0.0) >= limit:
-        return None
-    ci, ni = np.nonzero(nonzero)
-    return ci, ni, u[ci, ni][:, None] * w[ci]
-
-
 # -- changed rows through the engine's layers (pert: a numeric.Perturber) ------------------------
 def rows_to_loss(pert: Any, i: int) -> bool:
     """Layers i… are all stackable and the loss sums per-row terms (``row_terms``)."""
@@ -209,14 +193,9 @@ def rows_to_loss(pert: Any, i: int) -> bool:
 
 def run_rows(pert: Any, i: int, state: RowSet) -> Array:
     """Layer ``i`` (stackable) on the changed rows of ``state`` only."""
-    layer, rows, values = pert.net.layers[i], state.rows, state.values
-    x_base, out_base = pert.layer_inputs[i], pert.outputs[i]
+    rows, values, out_base = state.rows, state.values, pert.outputs[i]
     if len(rows) == 0:
         return np.empty((0, *out_base.shape[1:]), np.result_type(out_base, values))
-    if declares(layer, "forward_near") and values.shape[1:] == x_base.shape[1:]:
-        near: Array | None = layer.forward_near(x_base[rows], out_base[rows], values)
-        if near is not None:
-            return near
     out = pert.layer_forward(i, values)
     if out.shape != (len(rows), *out_base.shape[1:]):
         raise PluginError(
@@ -228,15 +207,9 @@ def run_rows(pert: Any, i: int, state: RowSet) -> Array:
 
 def rank1_through(pert: Any, i: int, state: Rank1) -> RowSet | None:
     """Layer ``i`` (stackable, as every layer after it: :func:`rows_to_loss`) applied to the
-    rank-1 form ``state`` (its input) as changed rows only — from the change itself when the
-    layer has ``forward_delta`` — or None when most rows change (the engine goes dense)."""
-    layer, out_base = pert.net.layers[i], pert.outputs[i]
-    if declares(layer, "forward_delta") and out_base.shape == state.base.shape:
-        found = changed_deltas(state, DELTA_LIMIT)
-        if found is not None:
-            ci, ni, d = found
-            return RowSet(out_base, len(state.u), ci, ni, layer.forward_delta(out_base[ni], d))
+    rank-1 form ``state`` (its input) as changed rows only, or None when most rows change
+    (the engine goes dense)."""
     rows = changed_rows(state)
     if rows is None:
         return None
-    return RowSet(out_base, rows.n_copies, rows.copy, rows.rows, run_rows(pert, i, rows))
+    return RowSet(pert.outputs[i], rows.n_copies, rows.copy, rows.rows, run_rows(pert, i, rows))

@@ -19,8 +19,7 @@ The engine behind it:
   an elementwise activation maps a changed column to a changed column. A copy is then stored as
   "the base array with column j replaced" (N numbers instead of N·F) until a linear layer turns
   it into a rank-1 update of its output; see gradcheck_cli/lowrank.py for how that form is
-  carried on (rank-1 losses, changed rows only). ``tanh`` evaluates dense copies near the base
-  point by the addition theorem from its cached output (``forward_near``). Subclasses that
+  carried on (rank-1 losses, changed rows only). Subclasses that
   override ``forward`` never inherit these short-cuts (:func:`~gradcheck_cli.lowrank.declares`);
   user layers always run their own forward.
 - *Chunks*: copies are processed in chunks sized so that the stacked arrays stay within
@@ -237,6 +236,10 @@ class Perturber:
     # -- the batched path -------------------------------------------------------------------------
     def _batch(self, ref: ParamRef, idx: Array, new: Array, delta: Array) -> Array:
         """Losses of len(idx) copies, copy c having entry idx[c] of ``ref`` set to new[c]."""
+        with self.net.watching():
+            return self._batch_watched(ref, idx, new, delta)
+
+    def _batch_watched(self, ref: ParamRef, idx: Array, new: Array, delta: Array) -> Array:
         state: _State
         if ref.key is None:
             state, start = self._input_copies(idx, new), 0
@@ -244,6 +247,7 @@ class Perturber:
             state, start = self._perturbed_outputs(ref, idx, new, delta), ref.layer + 1
         for i in range(start, len(self.net.layers)):
             state = self._propagate(i, state)
+        self.net.fp.where = f"loss ({self.net.loss_label}).forward"  # its short-cuts below
         if isinstance(state, Rows) and declares(self.net.loss, "forward_rows"):
             values: Array = self.net.loss.forward_rows(
                 state.base, state.rows, state.values, self.net.target
@@ -288,6 +292,7 @@ class Perturber:
         assert key is not None
         layer = self.net.layers[i]
         x, out = self.layer_inputs[i], self.outputs[i]
+        self.net.fp.where = f"{self.net.describe(i)}.forward"
         if declares(layer, "perturbed_columns") and x.ndim == 2 and out.ndim == 2:
             cols, values = layer.perturbed_columns(key, x, out, idx, delta)
             return Cols(out, cols, values)
@@ -309,6 +314,7 @@ class Perturber:
     def _propagate(self, i: int, state: _State) -> _State:
         """Layer ``i`` applied to every copy in ``state``."""
         layer = self.net.layers[i]
+        self.net.fp.where = f"{self.net.describe(i)}.forward"  # for its short-cuts too
         x_base, out_base = self.layer_inputs[i], self.outputs[i]
         if isinstance(state, Rank1) and rows_to_loss(self, i):
             through = rank1_through(self, i, state)  # changed rows only, if few change
@@ -337,10 +343,6 @@ class Perturber:
                 return Cols(out_base, state.cols, values)
         copies = state if isinstance(state, np.ndarray) else state.dense()
         c, n = copies.shape[0], copies.shape[1]
-        if declares(layer, "forward_near") and copies.shape[1:] == x_base.shape:
-            near: Array | None = layer.forward_near(x_base, out_base, copies)
-            if near is not None:
-                return near
         if self.stackable(i):
             out = self.layer_forward(i, copies.reshape(c * n, *copies.shape[2:]))
             if out.shape[:1] != (c * n,):

@@ -328,18 +328,6 @@ def test_deep_tanh_stack_equals_loop(eps: float) -> None:
         )
 
 
-def test_tanh_near_is_tanh_to_round_off() -> None:
-    rng = np.random.default_rng(1)
-    layer = make_layer("tanh", (50,))
-    x = 3 * rng.standard_normal((20, 50))
-    out = np.tanh(x)
-    for scale in (1e-12, 1e-8, 1e-5, 9e-4):
-        x_new = x + scale * rng.uniform(-1, 1, (5, 20, 50))
-        near = layer.forward_near(x, out, x_new)
-        np.testing.assert_allclose(near, np.tanh(x_new), rtol=4e-16, atol=4e-16)
-    assert layer.forward_near(x, out, x + 2e-3) is None
-
-
 def test_float32_tensors_move_by_float32_steps() -> None:
     """θ + o is rounded to the tensor's dtype: a step below float32 resolution is 0, batched or not."""
     rng = np.random.default_rng(0)
@@ -364,3 +352,27 @@ def test_embedding_network_equals_loop() -> None:
     layers += [make_layer("linear", flat.shape[1:], rng, out=3), make_layer("tanh", (3,))]
     net = Network(layers, MSE(), x=ids, target=rng.standard_normal((5, 3)), trusted=[True] * 4)
     assert_engine_matches_loop(net, ids, chunk_bytes=3000, inputs=False)
+
+
+def test_builtin_layers_in_a_watched_block_keep_fp_events_and_errors_named() -> None:
+    """Inside ``Network.watching`` (every forward pass and every chunk of the engine) a built-in
+    layer runs without a stage of its own: its floating-point events are still recorded under
+    its name, and what it raises is still the user's error naming it."""
+    from gradcheck_cli.errors import PluginError
+
+    rng = np.random.default_rng(0)
+    layer = make_layer("linear", (2,), rng, out=2)
+    layer.params["W"][...] = 1e308
+    net = Network([layer], MSE(), x=np.full((1, 2), 10.0), target=np.zeros((1, 2)), trusted=[True])
+    with net.watching():
+        net.run_layer(0, np.full((1, 2), 10.0))
+        with pytest.raises(PluginError, match=r"layer 0 \(Linear\)\.forward raised ValueError"):
+            net.run_layer(0, np.ones((1, 3)))
+    assert net.fp.notes() == ["NumPy overflow in layer 0 (Linear).forward (1 time)"]
+    with pytest.raises(KeyboardInterrupt), net.watching():
+        net.layers[0].forward = _interrupt
+        net.run_layer(0, np.ones((1, 2)))
+
+
+def _interrupt(x: Any) -> Any:
+    raise KeyboardInterrupt
