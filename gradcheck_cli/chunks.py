@@ -21,29 +21,36 @@ from gradcheck_cli.options import CHUNK_BYTES
 
 #: Stacked arrays alive at once per layer (input, output, a temporary or two).
 _LIVE_ARRAYS = 4
-#: Preferred size of one stacked array: small enough to stay in cache and out of fresh pages
-#: (measured: ~25 ns/element up to ~256 KB, 5-8× slower from ~512 KB on the 2-core CI box).
-CHUNK_TARGET = 128 * 2**10
+#: Preferred size of one stacked array: small enough that a layer's arrays stay in L2 (1 MB per
+#: core here), large enough that per-chunk Python overhead stays small. Measured (engine time of
+#: every tensor, full mode) at 128 / 256 / 512 KB: bench `deep` 110 / 100 / 97 ms, a 6×64 tanh
+#: MLP 2.04 / 1.82 / 1.70 s, a 4×48 GELU MLP 1.94 / 1.87 / 2.10 s, a small conv net 81 / 72 / 68 ms.
+CHUNK_TARGET = 256 * 2**10
 #: The same for copies that reach the loss as changed columns or a rank-1 form with no dense
 #: layer on the way (only the loss's class-major array is stacked): measured on bench `small`,
 #: full mode, 36 ms at 128 KB, 31 at 256 KB, 28-29 at 512 KB, 47 at 1 MB.
 CHUNK_TARGET_LEAN = 512 * 2**10
 #: The same for copies that go on as changed rows after a ReLU (:func:`lean` = "rows"): the
 #: dense estimate overstates them about twice, and per-chunk overhead dominates; measured on
-#: bench `medium`, first W: 20.9 s at 512 KB, 17.8 at 1 MB, 17.6 at 2 MB.
-CHUNK_TARGET_ROWS = 2**20
+#: bench `medium`, all tensors: 14.7 s at 1 MB, 13.1 at 2 MB, 12.5 at 4 MB.
+CHUNK_TARGET_ROWS = 4 * 2**20
 
-_M_TRIM_THRESHOLD = -1  # glibc mallopt parameter
+_M_TRIM_THRESHOLD = -1  # glibc mallopt parameters
+_M_MMAP_THRESHOLD = -3
+#: Blocks from this size on are mapped (and unmapped when freed) instead of taken from the heap.
+_MMAP_FROM = 16 * 2**20
 _heap_settled = False
 
 
 def settle_heap() -> None:
     """glibc only, once per process: let freed memory up to :data:`CHUNK_BYTES` stay at the top
-    of the heap (M_TRIM_THRESHOLD; the default is 128 KiB). The engine allocates and frees
-    chunk-sized temporaries (~:data:`CHUNK_TARGET`) thousands of times; with the default, whether
-    each one is handed back to the OS and faulted in again depended on the allocator's history,
-    and the same check took 53 or 91 ms (bench small, full: 20,000 page faults per run instead of
-    200). Memory returned to the OS later is unchanged in total; nothing else is affected."""
+    of the heap (M_TRIM_THRESHOLD; the default is 128 KiB), and take blocks below
+    :data:`_MMAP_FROM` from the heap (M_MMAP_THRESHOLD: setting the first fixes this one at its
+    default of 128 KiB). The engine allocates and frees chunk-sized temporaries
+    (~:data:`CHUNK_TARGET`) thousands of times; mapped afresh, each costs its page faults again:
+    the same check took 53 or 91 ms (bench small, full: 20,000 page faults per run instead of
+    200), and bench `deep` with 256 KB chunks 396 ms instead of 92. Memory returned to the OS
+    later is unchanged in total; nothing else is affected."""
     global _heap_settled
     if _heap_settled:
         return
@@ -53,6 +60,7 @@ def settle_heap() -> None:
     try:
         libc = ctypes.CDLL(None)
         libc.mallopt(_M_TRIM_THRESHOLD, CHUNK_BYTES)  # returns 0 (ignored) on non-glibc libcs
+        libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_FROM)
     except (OSError, AttributeError):
         pass
 

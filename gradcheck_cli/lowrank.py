@@ -104,22 +104,31 @@ class Rank1:
 
 def softmax_ce_rank1(copies: Rank1, target: Array) -> Array:
     """Mean softmax cross-entropy of each copy in ``copies`` → (C,), as ``forward_copies`` of
-    the dense copies computes it (row max subtracted, log-sum-exp per row), class-major."""
+    the dense copies computes it, without a dense copy in the usual layout."""
     base, u, w = copies.base, copies.u, copies.w
-    n = base.shape[0]
-    t = copies.by_class()
+    if target.ndim == 1:  # labels: z[c, n, y_n] = base[n, y_n] + u[c, n]·w[c, y_n]
+        y = target.astype(int)
+        zy = base[np.arange(base.shape[0]), y] + u * w[:, y]
+    else:  # rows of values: Σ_k y_nk·z_cnk = (y·base)_n + u_cn·(w_c·y_n)
+        zy = (target * base).sum(axis=1) + u * (w @ target.T)
+    return softmax_ce_class_major(copies.by_class(), zy, target)
+
+
+def softmax_ce_class_major(t: Array, zy: Array, target: Array) -> Array:
+    """Mean softmax cross-entropy of C copies of logits (N, K) laid out class-major, ``t``
+    (K, C, N), which is overwritten: the row max subtracted, log-sum-exp per row, reduced over
+    K contiguous planes instead of along a short last axis (numpy's slow case). ``zy`` (C, N)
+    is each row's logit of its label (labels) or Σ_k y_nk·z_cnk (rows of values). → (C,)."""
+    n = t.shape[2]
     m = t.real.max(axis=0)  # (C, N) row maxima of every copy
     t -= m
     np.exp(t, out=t)
     log_sum = np.log(t.sum(axis=0))  # (C, N)
-    if target.ndim == 1:  # labels: z[c, n, y_n] = base[n, y_n] + u[c, n]·w[c, y_n]
-        y = target.astype(int)
-        picked = (base[np.arange(n), y] + u * w[:, y]) - m
-        losses: Array = (log_sum - picked).sum(axis=1) / n
+    if target.ndim == 1:
+        losses: Array = (log_sum - (zy - m)).sum(axis=1) / n
         return losses
-    # rows of values: Σ_k y_nk·z_cnk = (y·base)_n + u_cn·(w_c·y_n), then Σ_k y_nk·(z − m − lse)
-    yz = (target * base).sum(axis=1) + u * (w @ target.T)
-    losses = -(yz - (m + log_sum) * target.sum(axis=1)).sum(axis=1) / n
+    # Σ_k y_nk·(z − m − lse) = Σ_k y_nk·z − (m + lse)·Σ_k y_nk
+    losses = -(zy - (m + log_sum) * target.sum(axis=1)).sum(axis=1) / n
     return losses
 
 

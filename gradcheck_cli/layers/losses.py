@@ -9,7 +9,7 @@ import numpy as np
 from gradcheck_cli.errors import ConfigError
 from gradcheck_cli.layers.activations import sigmoid
 from gradcheck_cli.layers.base import Array, Loss, real_number
-from gradcheck_cli.lowrank import Rank1, mse_rank1, softmax_ce_rank1
+from gradcheck_cli.lowrank import Rank1, mse_rank1, softmax_ce_class_major, softmax_ce_rank1
 from gradcheck_cli.registry import register_loss
 
 
@@ -68,15 +68,12 @@ class SoftmaxCrossEntropy(Loss):
 
     def forward_copies(self, pred: Array, target: Array) -> Array:
         """``forward`` of each copy pred[c] (C, N, K) → (C,), without touching the caches."""
-        c, n, _ = pred.shape
-        z = pred - pred.real.max(axis=2, keepdims=True)
-        log_sum = np.log(np.exp(z).sum(axis=2))  # (C, N)
+        n = pred.shape[1]
         if target.ndim == 1:  # labels: pick z[n, y_n] instead of multiplying by a one-hot
-            picked = z[:, np.arange(n), target.astype(int)]
-            losses: Array = (log_sum - picked).sum(axis=1) / n
+            zy = pred[:, np.arange(n), target.astype(int)]
         else:
-            losses = -(target * (z - log_sum[:, :, None])).reshape(c, -1).sum(axis=1) / n
-        return losses
+            zy = np.einsum("cnk,nk->cn", pred, target)
+        return softmax_ce_class_major(np.moveaxis(pred, 2, 0).copy(), zy, target)
 
     def forward_rank1(self, copies: Rank1, target: Array) -> Array:
         """``forward`` of each copy base + u[c] ⊗ w[c] → (C,) (gradcheck_cli/lowrank.py)."""
