@@ -90,7 +90,10 @@ class Rank1:
 
     def dense(self) -> Array:
         """The copies as one (C, N, K) array."""
-        dense: Array = self.base + self.u[:, :, None] * self.w[:, None, :]
+        dense: Array = self.u[:, :, None] * self.w[:, None, :]
+        if dense.dtype != np.result_type(dense, self.base):  # a complex base
+            return self.base + dense
+        dense += self.base  # in place: the same numbers as base + u·w, one array less
         return dense
 
     def by_class(self) -> Array:
