@@ -63,11 +63,18 @@ def sample_indices(size: int, k: int, seed: int, name: str) -> Array:
 def directions(shape: tuple[int, ...], k: int, seed: int, name: str) -> Array:
     """``k`` unit-norm directions of ``shape``, entries ±U(0.5, 1.5) before normalising.
 
-    One uniform draw r per entry gives both: sign = (r < ½), magnitude = 0.5 + (2r mod 1)."""
+    One uniform draw r per entry gives both: sign = (r < ½), magnitude = 0.5 + (2r mod 1), where
+    2r mod 1 = 2r − ⌊2r⌋ and the sign is that of 2r − 1 (all exact; np.mod and np.where cost
+    ~6 and ~4 ns an entry, these passes well under 1)."""
     rng = rng_for(seed, f"probe:{name}")
     size = int(np.prod(shape, dtype=np.int64))
-    r = rng.random((k, size))
-    v = np.where(r < 0.5, -1.0, 1.0) * (0.5 + np.mod(2 * r, 1.0))
+    t = rng.random((k, size))
+    t *= 2
+    v = np.floor(t)
+    np.subtract(t, v, out=v)
+    v += 0.5
+    t -= 1
+    np.copysign(v, t, out=v)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     return v.reshape(k, *shape)
 
