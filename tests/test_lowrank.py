@@ -95,15 +95,18 @@ def test_a_wrong_rank1_loss_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("seed", range(5))
-@pytest.mark.parametrize("scale", [1e-6, 1.0, 300.0])
-def test_rank1_losses_equal_dense_copies(seed: int, scale: float) -> None:
-    """Against the dense per-copy losses on random forms, including logits in the hundreds
-    (the row max is taken per copy, so nothing overflows)."""
+@pytest.mark.parametrize(
+    ("scale", "change"), [(1e-6, 1e-6), (1.0, 1.0), (300.0, 300.0), (300.0, 1e-3), (1.0, 20.0)]
+)
+def test_rank1_losses_equal_dense_copies(seed: int, scale: float, change: float) -> None:
+    """Against the plain loss on each dense copy, for random forms: logits in the hundreds,
+    changes small (the shift by the base rows' max) and large (the copy's own max), so that
+    nothing overflows either way."""
     rng = np.random.default_rng(seed)
     n, k, c = 7, 5, 9
     copies = Rank1(
         scale * rng.standard_normal((n, k)),
-        scale * rng.standard_normal((c, n)),
+        change * rng.standard_normal((c, n)),
         rng.standard_normal((c, k)),
     )
     dense = copies.dense()
