@@ -106,13 +106,16 @@ def startup(repeats: int = 5) -> list[tuple[str, float]]:
     import statistics
     import subprocess
 
-    exe = shutil.which("gradcheck") or str(Path(sys.executable).with_name("gradcheck"))
+    # this interpreter's own console script first: another `gradcheck` on PATH (a pyenv shim)
+    # may belong to an environment without gradcheck and fail at once
+    sibling = Path(sys.executable).with_name("gradcheck")
+    exe = str(sibling) if sibling.exists() else shutil.which("gradcheck") or "gradcheck"
     out = []
     for args in (["--version"], ["--help"], ["run", "-q"]):
         times = []
         for _ in range(repeats):
             t0 = time.perf_counter()
-            subprocess.run([exe, *args], capture_output=True, check=False)
+            subprocess.run([exe, *args], capture_output=True, check=True)  # timing a failure: no
             times.append(time.perf_counter() - t0)
         out.append(("gradcheck " + " ".join(args), statistics.median(times)))
     return out

@@ -188,11 +188,17 @@ def estimate_time(
         return cost
     counts = [count(n) for _, n in sized]
     seconds = timing.total(counts) * evals_per_entry / 2
-    slow = max(range(len(sized)), key=lambda j: timing.per_entry[j] * counts[j])
+    each = timing.entry_costs()
+    slow = max(range(len(sized)), key=lambda j: each[j] * counts[j])
     detail = (
         f"measured: the engine timed on real copies of {timing.timed} of {len(sized)} tensor(s); "
         f"the slowest part is {sized[slow][0].name} ({counts[slow]:,} entries at "
-        f"{timing.per_entry[slow] * evals_per_entry / 2 * 1e6:,.0f} µs each)"
+        f"{each[slow] * evals_per_entry / 2 * 1e6:,.0f} µs each"
+        + (
+            ", with a second look: its first estimates do not resolve the promise)"
+            if timing.looks[slow]
+            else ")"
+        )
     )
     return Cost(cost.entries, cost.evaluations, seconds, detail)
 
@@ -229,11 +235,7 @@ def preflight(
         )
     if probes:
         check_probe_memory(net, inputs=inputs, probes=probes, limits=limits, source=source)
-    if (
-        timed
-        and math.isfinite(limits.max_seconds)
-        and cost.evaluations > UNTIMED_EVALUATIONS
-    ):
+    if timed and math.isfinite(limits.max_seconds) and cost.evaluations > UNTIMED_EVALUATIONS:
         cost = estimate_time(
             net, inputs=inputs, eps=eps, evals_per_entry=evals_per_entry, entries=entries
         )

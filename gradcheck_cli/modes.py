@@ -48,6 +48,11 @@ PILOT_MAX_ENTRIES = 1024
 #: Seconds the pilot may spend timing; tensors not timed by then are estimated at the highest
 #: per-entry cost measured so far (an over- rather than an under-estimate).
 PILOT_SECONDS = 1.0
+#: Promise (judge.Tolerance.resolution) the pilot assumes when not told: 10 × float64 central rtol.
+PILOT_RESOLUTION = 1e-6
+#: Loss evaluations of one noise measurement (steps.measure_noise: 6 to 36; two tables is what
+#: the second looks of bench and case checks took).
+NOISE_EVALS = 12
 
 
 def sample_indices(size: int, k: int, seed: int, name: str) -> Array:
@@ -107,9 +112,26 @@ class Timing:
     per_pass: tuple[float, ...]  # seconds of one loss evaluation from the tensor's layer on
     timed: int  # tensors whose own group (layer, input or not, shape) was timed
     seconds: float  # the pilot's own time
+    #: Per tensor: its first estimates will not resolve the promise (judge: error + floor >
+    #: resolution·max|g|), so every entry gets a second look (a step ladder) after a noise
+    #: measurement: LEVELS more evaluation pairs per entry, NOISE_EVALS passes per tensor.
+    looks: tuple[bool, ...]
+
+    def entry_costs(self) -> list[float]:
+        """Seconds per checked entry of each tensor, second looks included."""
+        from gradcheck_cli.steps import LEVELS
+
+        return [t * (1 + LEVELS * k) for t, k in zip(self.per_entry, self.looks, strict=True)]
+
+    def fixed(self) -> float:
+        """Seconds per check that do not grow with the entries checked: noise measurements."""
+        return sum(
+            NOISE_EVALS * p for p, look in zip(self.per_pass, self.looks, strict=True) if look
+        )
 
     def total(self, counts: Sequence[int]) -> float:
-        return sum(t * n for t, n in zip(self.per_entry, counts, strict=True))
+        costs = self.entry_costs()
+        return sum(t * n for t, n in zip(costs, counts, strict=True)) + self.fixed()
 
 
 def time_engine(
@@ -119,17 +141,21 @@ def time_engine(
     eps: float,
     seed: int = 0,
     cap: float = PILOT_SECONDS,
+    resolution: float = PILOT_RESOLUTION,
 ) -> Timing:
     """Time the engine on real perturbed copies: for each group of tensors that cost the same
     (same layer, same shape), ``pert.losses`` on a chunk's worth of entries at ±``eps``, and one
     loss evaluation from the layer. Tensors of groups not timed within ``cap`` seconds get the
-    highest per-entry cost measured."""
+    highest per-entry cost measured. The pilot's central estimates also tell whether the
+    tensor's entries will need a second look (:func:`_unresolved`), which costs far more."""
     offsets = np.array([eps, -eps])
     started = time.perf_counter()
     groups: dict[tuple[int, bool, tuple[int, ...]], float] = {}
+    unresolved: dict[tuple[int, bool, tuple[int, ...]], bool] = {}
     passes: dict[int, float] = {}
     per_entry: list[float | None] = []
     per_pass: list[float] = []
+    keys = []
     for ref in refs:
         arr = pert.array(ref)
         layer = ref.layer
@@ -144,17 +170,41 @@ def time_engine(
             per_chunk = max(1, pert.chunk_size(ref) // len(offsets))
             m = min(arr.size, PILOT_MAX_ENTRIES, max(PILOT_ENTRIES, per_chunk))
             pilot = sample_indices(arr.size, m, seed, f"pilot:{ref.name}")
+            if not groups:  # untimed once: the first chunk of a process pays its page faults
+                pert.losses(ref, pilot, offsets)
             t0 = time.perf_counter()
-            pert.losses(ref, pilot, offsets)
+            losses, steps = pert.losses(ref, pilot, offsets)
             groups[key] = (time.perf_counter() - t0) / len(pilot)
+            unresolved[key] = _unresolved(pert, losses, steps, eps, resolution)
         per_entry.append(groups.get(key))
+        keys.append(key)
     worst = max(groups.values(), default=0.0)
+    any_look = any(unresolved.values())
     return Timing(
         tuple(worst if t is None else t for t in per_entry),
         tuple(per_pass),
         sum(t is not None for t in per_entry),
         time.perf_counter() - started,
+        tuple(unresolved.get(key, any_look) for key in keys),
     )
+
+
+def _unresolved(
+    pert: Perturber, losses: Array, steps: Array, eps: float, resolution: float
+) -> bool:
+    """The judge's first test of resolution (judge.Judge._needs) on the pilot's central
+    estimates: the bound from the loss's rounding, NOISE_FACTOR·ε_f/ε, above
+    ``resolution`` × the largest |estimate| means a second look for every entry (the bound
+    is the same for every entry of a tensor)."""
+    from gradcheck_cli.numeric import UNIT_ROUNDOFF
+    from gradcheck_cli.steps import NOISE_FACTOR, rounding_floor
+
+    with np.errstate(all="ignore"):
+        numeric = np.real(losses[:, 0] - losses[:, 1]) / np.real(steps[:, 0] - steps[:, 1])
+    numeric = numeric[np.isfinite(numeric)]
+    u = UNIT_ROUNDOFF["float32" if pert.x.dtype == np.float32 else "float64"]
+    error = NOISE_FACTOR * rounding_floor(pert, u) / eps
+    return bool(error > resolution * float(np.max(np.abs(numeric), initial=0.0)))
 
 
 def estimate(
@@ -167,6 +217,7 @@ def estimate(
     budget: float,
     seed: int,
     grow: bool = False,
+    resolution: float = PILOT_RESOLUTION,
 ) -> Estimate:
     """Time the engine on each tensor (:func:`time_engine`), then choose the most thorough mode
     whose estimate fits what is left of ``budget``: full, else sample, else directional
@@ -177,7 +228,7 @@ def estimate(
     t0 = time.perf_counter()
     pert.net.loss_value(pert.x)
     forward = time.perf_counter() - t0
-    timing = time_engine(pert, refs, eps=eps, seed=seed)
+    timing = time_engine(pert, refs, eps=eps, seed=seed, resolution=resolution)
     sizes = [pert.array(r).size for r in refs]
     full = timing.total(sizes)
     probing = [p * PROBE_EVALS * probes for p in timing.per_pass]
@@ -186,9 +237,9 @@ def estimate(
     sample = timing.total([min(samples, n) for n in sizes])
     sample += sum(t for t, n in zip(probing, sizes, strict=True) if n > samples)
     room = budget - (time.perf_counter() - started)
-    costs = list(zip(timing.per_entry, sizes, strict=True))
-    if grow and full > room:  # the probes' time is set aside first
-        samples, _ = _grow_samples(costs, samples, room - direc, sample)
+    costs = list(zip(timing.entry_costs(), sizes, strict=True))
+    if grow and full > room:  # the probes' and noise measurements' time is set aside first
+        samples, _ = _grow_samples(costs, samples, room - direc - timing.fixed(), sample)
         sample = timing.total([min(samples, n) for n in sizes])
         sample += sum(t for t, n in zip(probing, sizes, strict=True) if n > samples)
     if full <= room:

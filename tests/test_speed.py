@@ -158,6 +158,44 @@ def test_estimate_comes_from_timing_the_engine() -> None:
     assert 60 * 2 * 0.004 <= slow.seconds <= 2 * 60 * 2 * 0.004 * 2
 
 
+class WeakShift:
+    """x @ W + 1e-7·c: W matters, the scalar c barely does (its gradient is ~1e-7 of L's scale,
+    so the first central estimates cannot resolve it: every entry gets a second look)."""
+
+    def __init__(self, rng: Any) -> None:
+        self.params = {"W": rng.standard_normal((3, 3)), "c": np.array([0.5])}
+        self.grads: dict[str, Any] = {}
+
+    def forward(self, x: Any) -> Any:
+        self.x = x
+        return x @ self.params["W"] + 1e-7 * self.params["c"]
+
+    def backward(self, d: Any) -> Any:
+        self.grads = {"W": self.x.T @ d, "c": np.array([1e-7 * d.sum()])}
+        return d @ self.params["W"].T
+
+
+def test_the_pilot_foresees_the_second_looks_and_counts_them() -> None:
+    """The pilot's own estimates say which tensors the judge will look at again (the same test
+    of resolution), and such a tensor is estimated with its step ladder and noise table."""
+    from gradcheck_cli.layers.losses import MSE
+    from gradcheck_cli.modes import NOISE_EVALS, time_engine
+    from gradcheck_cli.steps import LEVELS
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 3))
+    net = Network([WeakShift(rng)], MSE(), x=x, target=rng.standard_normal((5, 3)))
+    result = check_network(net, mode="full", inputs=False, attribute=False)
+    assert result.passed
+    looked = tuple(p.refined > 0 for p in result.params)
+    assert looked == (False, True)
+    timing = time_engine(Perturber(net, x), net.parameters(include_input=False), eps=1e-5)
+    assert timing.looks == looked
+    w, c = timing.entry_costs()
+    assert w == timing.per_entry[0] and c == timing.per_entry[1] * (1 + LEVELS)
+    assert timing.fixed() == NOISE_EVALS * timing.per_pass[1]
+
+
 def test_estimate_within_2x_of_the_real_full_check() -> None:
     net = wide(0, None, d=64, out=64)
     est = estimate_time(net, inputs=True, eps=1e-5).seconds
