@@ -75,6 +75,25 @@ def test_every_builtin_layer_batched_equals_loop(name: str, chunk_bytes: int) ->
 
 
 @pytest.mark.parametrize("name", sorted(LAYERS))
+def test_every_builtin_backward_overwrites_and_is_linear(name: str) -> None:
+    """The structural check a check skips for built-in layers (structure.backward_consistency
+    calls only user layers again), held here: called again as if it were a user layer, no
+    built-in backward accumulates into its grads or is non-linear in dout."""
+    from gradcheck_cli.structure import backward_consistency
+
+    rng = np.random.default_rng(5)
+    layer, shape = _build(name, rng)
+    x = rng.standard_normal((3, *shape))
+    out = layer.forward(x.copy())
+    net = Network([layer], WeightedSum(rng.standard_normal(out.shape)), x=x, trusted=[False])
+    net.loss_value(x)
+    dx, grads = net.backward()
+    assert backward_consistency(net, grads, dx) == []
+    net.trusted = [True]
+    assert backward_consistency(net, grads, dx) == []  # not called again: nothing to find
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
 @pytest.mark.parametrize("loss", ["ce", "mse"])
 def test_every_builtin_layer_inside_a_network(name: str, loss: str) -> None:
     """linear → layer → linear → loss: short-cuts, stacked copies and per-copy losses together."""
