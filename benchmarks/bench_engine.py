@@ -394,6 +394,7 @@ def main() -> None:
     ap.add_argument("--threads", default="1", help="BLAS/torch threads (default 1)")
     ap.add_argument("--no-scaling", action="store_true")
     ap.add_argument("--markdown", help="write the tables to this file (between markers)")
+    ap.add_argument("--readme", help="write the short table to this file (between markers)")
     args = ap.parse_args()
     if torch is not None:
         torch.set_num_threads(int(args.threads))
@@ -402,24 +403,54 @@ def main() -> None:
     text = markdown(rows, scale, args)
     print(text)
     if args.markdown:
-        write_between_markers(args.markdown, text)
+        write_between_markers(args.markdown, text, "bench_engine")
+    if args.readme:
+        write_between_markers(args.readme, readme_table(rows), "bench_readme")
 
 
-BEGIN, END = "<!-- bench_engine:begin -->", "<!-- bench_engine:end -->"
+def readme_table(rows: list[Row]) -> str:
+    """The README's short version: times and the two ratios the targets are stated in."""
+    cols = ["full", "loop", "torch slow", "directional", "torch fast"]
+    lines = [
+        "| network | P | gradcheck full | plain NumPy loop | torch gradcheck slow | full vs torch "
+        "slow | gradcheck directional | torch gradcheck fast | directional vs torch fast |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        if not all(c in r.cells for c in cols):
+            continue
+        t = {c: fmt_time(*r.cells[c]) for c in cols}
+        slow = r.cells["torch slow"][0] / r.cells["full"][0]
+        fast = r.cells["torch fast"][0] / r.cells["directional"][0]
+        lines.append(
+            f"| {r.net} | {r.params:,} | {t['full']} | {t['loop']} | {t['torch slow']} | "
+            f"{slow:.1f}× | {t['directional']} | {t['torch fast']} | {fast:.1f}× |"
+        )
+    agree = [r.agree for r in rows if r.agree != "—"]
+    if agree:
+        worst = max(agree, key=lambda a: float(a.split()[0]))
+        lines += [
+            "",
+            f"Full mode's numbers equal the plain loop's to round-off (largest difference {worst}).",
+        ]
+    return "\n".join(lines) + "\n"
 
 
-def write_between_markers(path: str, text: str) -> None:
+def write_between_markers(path: str, text: str, name: str) -> None:
+    """Replace what stands between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in ``path``
+    (the markers are added at the end when missing)."""
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     try:
         with open(path, encoding="utf-8") as fh:
             doc = fh.read()
     except FileNotFoundError:
-        doc = f"# Benchmarks\n\n{BEGIN}\n{END}\n"
-    if BEGIN not in doc:
-        doc += f"\n{BEGIN}\n{END}\n"
-    before, rest = doc.split(BEGIN, 1)
-    after = rest.split(END, 1)[1]
+        doc = f"# Benchmarks\n\n{begin}\n{end}\n"
+    if begin not in doc:
+        doc += f"\n{begin}\n{end}\n"
+    before, rest = doc.split(begin, 1)
+    after = rest.split(end, 1)[1]
     with open(path, "w", encoding="utf-8") as fh:
-        fh.write(f"{before}{BEGIN}\n{text}{END}{after}")
+        fh.write(f"{before}{begin}\n{text}{end}{after}")
 
 
 if __name__ == "__main__":

@@ -45,12 +45,14 @@ layers:
   - {type: linear, out: 10}
 loss: {type: softmax_cross_entropy}
 """
-BEGIN, END = "<!-- bench_estimates:begin -->", "<!-- bench_estimates:end -->"
 
 
 def networks(cases: Path | None, tmp: Path) -> list[tuple[str, Any, bool]]:
     """(label, built network, check the input)."""
-    out: list[tuple[str, Any, bool]] = [("small", build("small"), False), ("deep", build("deep"), False)]
+    out: list[tuple[str, Any, bool]] = [
+        ("small", build("small"), False),
+        ("deep", build("deep"), False),
+    ]
     conv = tmp / "conv.yaml"
     conv.write_text(CONV)
     out.append(("conv net (8×3×16×16, two 3×3 convs)", build_network(load_config(conv)), True))
@@ -149,15 +151,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--cases", default="", help="the shared cases folder (M4, M9), if any")
     ap.add_argument("--markdown", help="write the tables to this file (between markers)")
+    ap.add_argument("--readme", help="write the one-line summary to this file (between markers)")
     args = ap.parse_args()
     cases = Path(args.cases) if args.cases and Path(args.cases).is_dir() else None
-    text = markdown(accuracy(cases), budgets(cases), startup())
+    acc = accuracy(cases)
+    text = markdown(acc, budgets(cases), startup())
     print(text)
     if args.markdown:
-        import bench_engine
-
-        bench_engine.BEGIN, bench_engine.END = BEGIN, END
-        write_between_markers(args.markdown, text)
+        write_between_markers(args.markdown, text, "bench_estimates")
+    if args.readme:
+        ratios = [real / est for _, _, est, real in acc]
+        line = (
+            "gradcheck's own time estimates (the engine timed on a few real copies per tensor, "
+            f"second looks included) were {min(ratios):.2f}-{max(ratios):.2f}× the measured full "
+            f"check on {', '.join(label.split('/')[0] for label, *_ in acc)}.\n"
+        )
+        write_between_markers(args.readme, line, "bench_readme_estimates")
 
 
 if __name__ == "__main__":
