@@ -28,7 +28,7 @@ _LIVE_ARRAYS = 4
 CHUNK_TARGET = 256 * 2**10
 #: The same for copies that reach the loss as changed columns or a rank-1 form with no dense
 #: layer on the way (only the loss's class-major array is stacked): measured on bench `small`,
-#: full mode, 36 ms at 128 KB, 31 at 256 KB, 28-29 at 512 KB, 47 at 1 MB.
+#: full mode (before the base-max shift of softmax_ce_rank1), 31 ms at 256 KB, 29 at 512 KB and 1 MB.
 CHUNK_TARGET_LEAN = 512 * 2**10
 #: The same for copies that go on as changed rows after a ReLU (:func:`lean` = "rows"): the
 #: dense estimate overstates them about twice, and per-chunk overhead dominates; measured on
