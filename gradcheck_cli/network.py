@@ -115,6 +115,8 @@ class Network:
         self.findings: dict[str, None] = {}
         #: Inside :meth:`watching`: floating-point events are being recorded already.
         self._watched = False
+        #: Inside :meth:`focused`: the (layer, key) whose array the engine is changing now.
+        self._focus: tuple[int, str] | None = None
 
     @contextmanager
     def stage(self, where: str) -> Iterator[None]:
@@ -192,7 +194,7 @@ class Network:
             except BaseException as exc:
                 raise user_code_error(exc, where) from exc
             return out
-        held = None if self.trusted[i] else dict(layer.params)
+        held = None if self.trusted[i] else self._held(i)
         with self.stage(f"{self.describe(i)}.forward"):  # FP events, prints, errors
             out = layer.forward(x)
         if held is not None:
@@ -202,6 +204,35 @@ class Network:
                 f"{self.describe(i)}.forward returned {type(out).__name__}, not a NumPy array"
             )
         return out if self.trusted[i] else np.array(out, order="C", copy=True)
+
+    def _held(self, i: int) -> dict[str, Array]:
+        """What of user layer ``i``'s params to check after a call: everything, or during
+        :meth:`focused` only the array the engine is changing (a layer's other arrays keep
+        their values through a re-binding, and are checked when the focus ends)."""
+        params = self.layers[i].params
+        if self._focus is None:
+            return dict(params)
+        layer, key = self._focus
+        if layer != i or not isinstance(params, dict) or key not in params:
+            return {}
+        return {key: params[key]}
+
+    @contextmanager
+    def focused(self, ref: ParamRef) -> Iterator[None]:
+        """While the engine evaluates perturbed copies of ``ref``: user layers' params are checked
+        after each call only for ``ref``'s own array (O(1) instead of O(#arrays) a call: a
+        layer with thousands of scalar parameters), and all of them once when the focus ends."""
+        if self._focus is not None:
+            yield
+            return
+        held = {i: dict(la.params) for i, la in enumerate(self.layers) if not self.trusted[i]}
+        self._focus = (ref.layer, ref.key) if ref.key is not None else (-1, "")  # the input
+        try:
+            yield
+        finally:
+            self._focus = None
+            for i, entries in held.items():
+                self._put_back(i, entries)
 
     def _put_back(self, i: int, entries: dict[str, Array]) -> None:
         """Put back every array of layer ``i``'s params that forward replaced by another object

@@ -179,6 +179,10 @@ class Perturber:
 
     # -- the entry point ----------------------------------------------------------------------------
     def losses(self, ref: ParamRef, indices: Array, offsets: Array) -> tuple[Array, Array]:
+        with self.net.focused(ref):
+            return self._losses(ref, indices, offsets)
+
+    def _losses(self, ref: ParamRef, indices: Array, offsets: Array) -> tuple[Array, Array]:
         """L with entry ``indices[j]`` of ``ref`` moved by ``offsets[k]`` (or ``offsets[j, k]``
         when ``offsets`` is 2-D: a step per entry), for every j and k.
 
@@ -384,15 +388,16 @@ class Perturber:
         arr = self.array(ref)
         saved = arr.copy()
         out = np.empty(len(steps))
-        try:
-            for k, s in enumerate(steps):
-                np.add(saved, s * direction, out=arr, casting="unsafe")
-                inp = self.x if ref.key is None else self.layer_inputs[ref.layer]
-                out[k] = scalar(self.net.loss_value(inp, ref.layer), self.net.loss_label)
-                if self.progress:
-                    self.progress(1)
-        finally:
-            arr[...] = saved
+        with self.net.focused(ref):
+            try:
+                for k, s in enumerate(steps):
+                    np.add(saved, s * direction, out=arr, casting="unsafe")
+                    inp = self.x if ref.key is None else self.layer_inputs[ref.layer]
+                    out[k] = scalar(self.net.loss_value(inp, ref.layer), self.net.loss_label)
+                    if self.progress:
+                        self.progress(1)
+            finally:
+                arr[...] = saved
         return out
 
 

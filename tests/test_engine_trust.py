@@ -662,3 +662,41 @@ def test_softmax_cross_entropy_default_values_target_is_a_distribution() -> None
     rows = SoftmaxCrossEntropy.random_target(np.random.default_rng(0), (7, 4))
     assert np.all(rows > 0)
     np.testing.assert_allclose(rows.sum(1), 1.0)
+
+
+class RebindsAll:
+    """Many arrays (W and 40 scalars g_i, out = x @ W · Σg/40), every one re-bound by each
+    forward; while one array is perturbed the engine checks only that one after each call and
+    the rest when the tensor is done (network.focused)."""
+
+    def __init__(self) -> None:
+        rng = np.random.default_rng(3)
+        self.params = {"W": rng.standard_normal((3, 3))}
+        self.params.update({f"g{i}": np.array([1.0 + 0.01 * i]) for i in range(40)})
+        self.grads: dict[str, np.ndarray] = {}
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        for k in self.params:
+            self.params[k] = self.params[k].astype(np.float64)
+        self.x, self.s = x, sum(float(self.params[f"g{i}"][0]) for i in range(40)) / 40
+        return x @ self.params["W"] * self.s
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        xw = self.x @ self.params["W"]
+        g = float((dout * xw).sum()) / 40
+        self.grads = {"W": self.s * self.x.T @ dout, **{f"g{i}": np.array([g]) for i in range(40)}}
+        return self.s * dout @ self.params["W"].T
+
+
+@pytest.mark.parametrize("mode", ["full", "directional"])
+def test_every_rebound_array_is_put_back_while_another_is_perturbed(mode: str) -> None:
+    layer = RebindsAll()
+    originals = dict(layer.params)
+    before = {k: v.tobytes() for k, v in originals.items()}
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    res = check_layer(layer, x, mode=mode)
+    assert res.passed, [(p.name, p.rel_error) for p in res.failures]
+    assert len(res.params) == 42
+    assert all(layer.params[k] is originals[k] for k in originals)  # the caller's arrays, back
+    assert {k: v.tobytes() for k, v in layer.params.items()} == before
+    assert any("replaces params[" in n for n in res.notes)
