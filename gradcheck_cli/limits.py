@@ -196,7 +196,7 @@ def estimate_time(
         f"{each[slow] * evals_per_entry / 2 * 1e6:,.0f} µs each"
         + (
             ", with a second look: its first estimates do not resolve the promise)"
-            if timing.looks[slow]
+            if timing.look_entry[slow]
             else ")"
         )
     )

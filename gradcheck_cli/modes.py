@@ -50,9 +50,6 @@ PILOT_MAX_ENTRIES = 1024
 PILOT_SECONDS = 1.0
 #: Promise (judge.Tolerance.resolution) the pilot assumes when not told: 10 × float64 central rtol.
 PILOT_RESOLUTION = 1e-6
-#: Loss evaluations of one noise measurement (steps.measure_noise: 6 to 36; two tables is what
-#: the second looks of bench and case checks took).
-NOISE_EVALS = 12
 
 
 def sample_indices(size: int, k: int, seed: int, name: str) -> Array:
@@ -112,26 +109,26 @@ class Timing:
     per_pass: tuple[float, ...]  # seconds of one loss evaluation from the tensor's layer on
     timed: int  # tensors whose own group (layer, input or not, shape) was timed
     seconds: float  # the pilot's own time
-    #: Per tensor: its first estimates will not resolve the promise (judge: error + floor >
-    #: resolution·max|g|), so every entry gets a second look (a step ladder) after a noise
-    #: measurement: LEVELS more evaluation pairs per entry, NOISE_EVALS passes per tensor.
-    looks: tuple[bool, ...]
+    #: Per tensor, 0 unless its first estimates will not resolve the promise (judge: error +
+    #: floor > resolution·max|g|), so that every entry gets a second look: the seconds of one
+    #: entry's step ladder, and of the tensor's noise measurement (both timed on the real calls).
+    look_entry: tuple[float, ...]
+    look_fixed: tuple[float, ...]
 
     def entry_costs(self) -> list[float]:
         """Seconds per checked entry of each tensor, second looks included."""
-        from gradcheck_cli.steps import LEVELS
-
-        return [t * (1 + LEVELS * k) for t, k in zip(self.per_entry, self.looks, strict=True)]
+        return [t + k for t, k in zip(self.per_entry, self.look_entry, strict=True)]
 
     def fixed(self) -> float:
         """Seconds per check that do not grow with the entries checked: noise measurements."""
-        return sum(
-            NOISE_EVALS * p for p, look in zip(self.per_pass, self.looks, strict=True) if look
-        )
+        return sum(self.look_fixed)
 
     def total(self, counts: Sequence[int]) -> float:
         costs = self.entry_costs()
         return sum(t * n for t, n in zip(costs, counts, strict=True)) + self.fixed()
+
+
+_Group = tuple[int, bool, tuple[int, ...]]
 
 
 def time_engine(
@@ -147,11 +144,12 @@ def time_engine(
     (same layer, same shape), ``pert.losses`` on a chunk's worth of entries at ±``eps``, and one
     loss evaluation from the layer. Tensors of groups not timed within ``cap`` seconds get the
     highest per-entry cost measured. The pilot's central estimates also tell whether the
-    tensor's entries will need a second look (:func:`_unresolved`), which costs far more."""
+    tensor's entries will need a second look (:func:`_unresolved`); if so, one entry's step
+    ladder and the tensor's noise measurement are timed too (they cost far more)."""
     offsets = np.array([eps, -eps])
     started = time.perf_counter()
-    groups: dict[tuple[int, bool, tuple[int, ...]], float] = {}
-    unresolved: dict[tuple[int, bool, tuple[int, ...]], bool] = {}
+    groups: dict[_Group, float] = {}
+    looks: dict[_Group, tuple[float, float]] = {}
     passes: dict[int, float] = {}
     per_entry: list[float | None] = []
     per_pass: list[float] = []
@@ -175,18 +173,37 @@ def time_engine(
             t0 = time.perf_counter()
             losses, steps = pert.losses(ref, pilot, offsets)
             groups[key] = (time.perf_counter() - t0) / len(pilot)
-            unresolved[key] = _unresolved(pert, losses, steps, eps, resolution)
+            looks[key] = (0.0, 0.0)
+            if _unresolved(pert, losses, steps, eps, resolution):
+                looks[key] = _time_second_look(pert, ref, pilot[:1], eps, seed)
         per_entry.append(groups.get(key))
         keys.append(key)
     worst = max(groups.values(), default=0.0)
-    any_look = any(unresolved.values())
+    dearest = max(looks.values(), default=(0.0, 0.0))
     return Timing(
         tuple(worst if t is None else t for t in per_entry),
         tuple(per_pass),
         sum(t is not None for t in per_entry),
         time.perf_counter() - started,
-        tuple(unresolved.get(key, any_look) for key in keys),
+        tuple(looks.get(key, dearest)[0] for key in keys),
+        tuple(looks.get(key, dearest)[1] for key in keys),
     )
+
+
+def _time_second_look(
+    pert: Perturber, ref: ParamRef, idx: Array, eps: float, seed: int
+) -> tuple[float, float]:
+    """Seconds of the step ladder of one entry and of a noise measurement along ``ref``: the
+    calls a second look makes (steps.ladder, steps.measure_noise)."""
+    from gradcheck_cli.numeric import UNIT_ROUNDOFF
+    from gradcheck_cli.steps import ladder, measure_noise
+
+    ladder(pert, ref, idx)  # untimed once: a first call costs twice the next ones
+    t0 = time.perf_counter()
+    ladder(pert, ref, idx)
+    t1 = time.perf_counter()
+    measure_noise(pert, ref, min(eps, 1e-3) / 10, UNIT_ROUNDOFF["float64"], seed)
+    return t1 - t0, time.perf_counter() - t1
 
 
 def _unresolved(

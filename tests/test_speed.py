@@ -179,8 +179,7 @@ def test_the_pilot_foresees_the_second_looks_and_counts_them() -> None:
     """The pilot's own estimates say which tensors the judge will look at again (the same test
     of resolution), and such a tensor is estimated with its step ladder and noise table."""
     from gradcheck_cli.layers.losses import MSE
-    from gradcheck_cli.modes import NOISE_EVALS, time_engine
-    from gradcheck_cli.steps import LEVELS
+    from gradcheck_cli.modes import time_engine
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((5, 3))
@@ -190,10 +189,12 @@ def test_the_pilot_foresees_the_second_looks_and_counts_them() -> None:
     looked = tuple(p.refined > 0 for p in result.params)
     assert looked == (False, True)
     timing = time_engine(Perturber(net, x), net.parameters(include_input=False), eps=1e-5)
-    assert timing.looks == looked
-    w, c = timing.entry_costs()
-    assert w == timing.per_entry[0] and c == timing.per_entry[1] * (1 + LEVELS)
-    assert timing.fixed() == NOISE_EVALS * timing.per_pass[1]
+    assert tuple(t > 0 for t in timing.look_entry) == tuple(t > 0 for t in timing.look_fixed)
+    assert tuple(t > 0 for t in timing.look_entry) == looked
+    # a ladder is ~15 evaluation pairs: well above one pair, the first estimate's
+    assert timing.look_entry[1] > 3 * timing.per_entry[1]
+    assert timing.entry_costs()[1] == timing.per_entry[1] + timing.look_entry[1]
+    assert timing.fixed() == timing.look_fixed[1]
 
 
 def test_estimate_within_2x_of_the_real_full_check() -> None:
