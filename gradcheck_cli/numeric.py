@@ -19,11 +19,12 @@ The engine behind it:
   an elementwise activation maps a changed column to a changed column. A copy is then stored as
   "the base array with column j replaced" (N numbers instead of N·F) until a linear layer turns
   it into a rank-1 update of its output; see gradcheck_cli/lowrank.py for how that form is
-  carried on (rank-1 losses, changed rows only). Subclasses that
-  override ``forward`` never inherit these short-cuts (:func:`~gradcheck_cli.lowrank.declares`);
-  user layers always run their own forward.
+  carried on (rank-1 losses, changed rows only). Subclasses that override ``forward`` never
+  inherit these short-cuts (:func:`~gradcheck_cli.lowrank.declares`); user layers always run
+  their own forward.
 - *Chunks*: copies are processed in chunks sized so that the stacked arrays stay within
-  ``chunk_bytes`` (default :data:`CHUNK_BYTES`).
+  ``chunk_bytes`` (default :data:`CHUNK_BYTES`), each chunk under one floating-point watch
+  (``Network.watching``) and each tensor under one re-binding watch (``Network.focused``).
 
 The caller's arrays are never modified: parameters are either not touched at all (short-cuts,
 stacked copies) or set and restored bit-exactly around a single forward call (and put back if a
@@ -35,7 +36,8 @@ Pure NumPy; knows nothing of tolerances or verdicts.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -378,8 +380,24 @@ class Perturber:
     def x_complex(self) -> Array:
         return self.x if self._x_complex is None else self._x_complex
 
-    def _complex_entry(self, ref: ParamRef, index: int, value: Any) -> _ComplexEntry:
-        return _ComplexEntry(self, ref, index, value)
+    @contextmanager
+    def _complex_entry(self, ref: ParamRef, index: int, value: Any) -> Iterator[None]:
+        """``ref``'s tensor replaced by a complex copy with entry ``index`` = ``value``."""
+        arr = self.array(ref)
+        tmp = arr.astype(np.result_type(arr, value))
+        tmp.flat[index] = value
+        params = None if ref.key is None else self.net.layers[ref.layer].params
+        if params is None:
+            self._x_complex = tmp
+        else:
+            params[ref.key] = tmp
+        try:
+            yield
+        finally:
+            if params is None:
+                self._x_complex = None
+            else:
+                params[ref.key] = arr
 
     # -- whole-tensor directions (directional checks) -----------------------------------------------
     def along(self, ref: ParamRef, direction: Array, steps: Array) -> Array:
@@ -400,25 +418,3 @@ class Perturber:
                 arr[...] = saved
         return out
 
-
-class _ComplexEntry:
-    """Context: ``ref``'s tensor replaced by a complex copy with entry ``index`` = ``value``."""
-
-    def __init__(self, pert: Perturber, ref: ParamRef, index: int, value: Any) -> None:
-        self.pert, self.ref, self.index, self.value = pert, ref, index, value
-
-    def __enter__(self) -> None:
-        arr = self.pert.array(self.ref)
-        tmp = arr.astype(np.result_type(arr, self.value))
-        tmp.flat[self.index] = self.value
-        if self.ref.key is None:
-            self.pert._x_complex = tmp
-        else:
-            self.pert.net.layers[self.ref.layer].params[self.ref.key] = tmp
-        self.original = arr
-
-    def __exit__(self, *exc: object) -> None:
-        if self.ref.key is None:
-            self.pert._x_complex = None
-        else:
-            self.pert.net.layers[self.ref.layer].params[self.ref.key] = self.original
