@@ -225,7 +225,11 @@ class Network:
         if self._focus is not None:
             yield
             return
-        held = {i: dict(la.params) for i, la in enumerate(self.layers) if not self.trusted[i]}
+        held = {
+            i: dict(la.params)
+            for i, la in enumerate(self.layers)
+            if not self.trusted[i] and isinstance(la.params, dict)
+        }
         self._focus = (ref.layer, ref.key) if ref.key is not None else (-1, "")  # the input
         try:
             yield
