@@ -68,7 +68,8 @@ class Plan:
 
     def budget_note(self, finished: list[str], refs: list[str]) -> str:
         """What a check stopped by its budget did and did not check."""
-        left = [r for r in refs if r not in set(finished)]
+        done = set(finished)
+        left = [r for r in refs if r not in done]
         shown = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
         return (
             f"budget of {self.budget:g} s reached: {len(finished)} of {len(refs)} tensor(s) "

@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gradcheck_cli.catalog import Info
-from gradcheck_cli.formats.text import every, method_words, unverified
+from gradcheck_cli.formats.text import every, listing, method_words, unverified
 from gradcheck_cli.results import CheckResult, ParamResult
 
 
@@ -185,7 +185,7 @@ def summary(result: CheckResult) -> Text:
         return text
     open_ = unverified(result)
     if result.passed and open_:
-        names = ", ".join(p.name for p in open_)
+        names = listing([p.name for p in open_])
         text.append(
             f"⚠ {n - len(open_)} of {n} gradients agree; {len(open_)} inconclusive (not "
             f"resolved, not verified: {names}); --strict fails them",

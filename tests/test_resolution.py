@@ -326,3 +326,19 @@ def test_entries_whose_analytic_floor_is_above_the_promise_still_get_the_second_
         net = Network(layers, WeightedSum(rng.standard_normal((8, 3))), x=x, name="timestamp")
         res = check_network(net, attribute=False, include=["0.*.b"])
         assert not res.passed and list(_verdicts(res).values()) == ["fail"], (seed, _verdicts(res))
+
+
+def test_many_inconclusive_tensors_are_summarised_not_listed() -> None:
+    """Thousands of unresolved tensors (a layer of scalar gates under a large loss): the
+    summary names the first few and counts the rest, in the terminal and on GitHub."""
+    from dataclasses import replace
+
+    from gradcheck_cli.formats.github import summary_line
+    from gradcheck_cli.report import summary
+
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    res = check_layer(Rough(), x, seed=0)
+    (p,) = res.params
+    many = replace(res, params=tuple(replace(p, name=f"gate{i}") for i in range(30)))
+    for text in (summary(many).plain, summary_line(many)):
+        assert "gate0, gate1" in text and "gate7 and 22 more" in text and "gate8" not in text

@@ -16,7 +16,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from gradcheck_cli.formats.text import every, num, problems, unverified
+from gradcheck_cli.formats.text import every, listing, num, problems, unverified
 from gradcheck_cli.results import CheckResult
 from gradcheck_cli.suite import Outcome, SuiteResult, Validation
 
@@ -42,10 +42,10 @@ def _row(o: Outcome) -> list[RenderableType]:
     open_ = unverified(r)
     if o.status == "pass" and open_:  # not failed, but not every tensor verified
         label, style = "inconclusive", "bold yellow"
-    note = Text(", ".join([p.name for p in r.failures] + problems(r)), style="red")
+    note = Text(listing([p.name for p in r.failures] + problems(r)), style="red")
     if open_:
         note.append(
-            ("; " if note.plain else "") + "inconclusive: " + ", ".join(p.name for p in open_),
+            ("; " if note.plain else "") + "inconclusive: " + listing([p.name for p in open_]),
             style="yellow",
         )
     return [

@@ -11,6 +11,7 @@ from gradcheck_cli.formats.text import (
     describe,
     every,
     index,
+    listing,
     num,
     problems,
     unverified,
@@ -52,12 +53,12 @@ def summary_line(result: CheckResult) -> str:
     n = len(result.params)
     open_ = unverified(result)
     if result.passed and open_:
-        names = ", ".join(p.name for p in open_)
+        names = listing([p.name for p in open_])
         return f"{result.name}: no gradient disagrees; {len(open_)} of {n} inconclusive ({names})"
     if result.passed:
         agree = every(n, "the gradient agrees", "all {n} gradients agree")
         return f"{result.name}: {agree} ({describe(result)})"
-    names = ", ".join(p.name for p in result.failures)
+    names = listing([p.name for p in result.failures])
     text = f"{result.name}: {len(result.failures)} of {n} gradients disagree"
     text += f": {names}" if names else ""
     return "\n".join([text, *problems(result), *attribution(result)])

@@ -14,6 +14,12 @@ def every(n: int, one: str, many: str) -> str:
     return one if n == 1 else many.format(n=n)
 
 
+def listing(names: Sequence[str], most: int = 8) -> str:
+    """``names`` joined by commas, the first ``most`` of them and "and N more" after."""
+    shown = ", ".join(names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
 def method_words(method: str) -> str:
     """How a report names a method: "central differences", "complex step"."""
     return "complex step" if method == "complex" else f"{method} differences"
