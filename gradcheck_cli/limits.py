@@ -164,11 +164,14 @@ def estimate_time(
     eps: float,
     evals_per_entry: int = 2,
     entries: Callable[[int], int] | None = None,
+    second_looks: bool = True,
 ) -> Cost:
     """Cost of checking ``net`` (built, after one forward pass), its time measured by running
     the engine on a few real copies per tensor (``modes.time_engine``) and scaled by the loss
-    evaluations per entry. A pilot that cannot run (a layer that fails on copies) leaves the
-    time at 0: the check itself reports that failure."""
+    evaluations per entry, plus the second looks the pilot foresees (``second_looks``: the
+    method and mode take them; not the complex step, not directional probes). A pilot that
+    cannot run (a layer that fails on copies) leaves the time at 0: the check itself reports
+    that failure."""
     from gradcheck_cli import modes
     from gradcheck_cli.numeric import Perturber
 
@@ -183,17 +186,18 @@ def estimate_time(
         return cost
     try:
         pert = Perturber(net, np.array(net.x, copy=True))  # a layer may write into its input
-        timing = modes.time_engine(pert, [r for r, _ in sized], eps=eps)
+        resolution = modes.PILOT_RESOLUTION if second_looks else None
+        timing = modes.time_engine(pert, [r for r, _ in sized], eps=eps, resolution=resolution)
     except Exception:  # the check will meet the same failure and report it properly
         return cost
     counts = [count(n) for _, n in sized]
-    seconds = timing.total(counts) * evals_per_entry / 2
-    each = timing.entry_costs()
+    seconds = timing.total(counts, evals_per_entry / 2)
+    each = timing.entry_costs(evals_per_entry / 2)
     slow = max(range(len(sized)), key=lambda j: each[j] * counts[j])
     detail = (
         f"measured: the engine timed on real copies of {timing.timed} of {len(sized)} tensor(s); "
         f"the slowest part is {sized[slow][0].name} ({counts[slow]:,} entries at "
-        f"{each[slow] * evals_per_entry / 2 * 1e6:,.0f} µs each"
+        f"{each[slow] * 1e6:,.0f} µs each"
         + (
             ", with a second look: its first estimates do not resolve the promise)"
             if timing.look_entry[slow]
@@ -216,6 +220,7 @@ def preflight(
     timed: bool = True,
     auto_above: int | None = None,
     probes: int = 0,
+    second_looks: bool = True,
 ) -> Cost:
     """Checks before the first perturbation: something to check, affordable, ε representable.
 
@@ -237,7 +242,12 @@ def preflight(
         check_probe_memory(net, inputs=inputs, probes=probes, limits=limits, source=source)
     if timed and math.isfinite(limits.max_seconds) and cost.evaluations > UNTIMED_EVALUATIONS:
         cost = estimate_time(
-            net, inputs=inputs, eps=eps, evals_per_entry=evals_per_entry, entries=entries
+            net,
+            inputs=inputs,
+            eps=eps,
+            evals_per_entry=evals_per_entry,
+            entries=entries,
+            second_looks=second_looks,
         )
         if cost.seconds > limits.max_seconds:
             raise LimitError(

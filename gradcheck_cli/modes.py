@@ -115,16 +115,17 @@ class Timing:
     look_entry: tuple[float, ...]
     look_fixed: tuple[float, ...]
 
-    def entry_costs(self) -> list[float]:
-        """Seconds per checked entry of each tensor, second looks included."""
-        return [t + k for t, k in zip(self.per_entry, self.look_entry, strict=True)]
+    def entry_costs(self, first: float = 1.0) -> list[float]:
+        """Seconds per checked entry of each tensor, second looks included; ``first`` scales
+        the first estimate's share (its evaluations per entry over the pilot's two)."""
+        return [t * first + k for t, k in zip(self.per_entry, self.look_entry, strict=True)]
 
     def fixed(self) -> float:
         """Seconds per check that do not grow with the entries checked: noise measurements."""
         return sum(self.look_fixed)
 
-    def total(self, counts: Sequence[int]) -> float:
-        costs = self.entry_costs()
+    def total(self, counts: Sequence[int], first: float = 1.0) -> float:
+        costs = self.entry_costs(first)
         return sum(t * n for t, n in zip(costs, counts, strict=True)) + self.fixed()
 
 
@@ -138,14 +139,15 @@ def time_engine(
     eps: float,
     seed: int = 0,
     cap: float = PILOT_SECONDS,
-    resolution: float = PILOT_RESOLUTION,
+    resolution: float | None = PILOT_RESOLUTION,
 ) -> Timing:
     """Time the engine on real perturbed copies: for each group of tensors that cost the same
     (same layer, same shape), ``pert.losses`` on a chunk's worth of entries at ±``eps``, and one
     loss evaluation from the layer. Tensors of groups not timed within ``cap`` seconds get the
     highest per-entry cost measured. The pilot's central estimates also tell whether the
     tensor's entries will need a second look (:func:`_unresolved`); if so, one entry's step
-    ladder and the tensor's noise measurement are timed too (they cost far more)."""
+    ladder and the tensor's noise measurement are timed too (they cost far more). With
+    ``resolution`` None nothing gets a second look (the complex step, directional probes)."""
     offsets = np.array([eps, -eps])
     started = time.perf_counter()
     groups: dict[_Group, float] = {}
@@ -174,7 +176,7 @@ def time_engine(
             losses, steps = pert.losses(ref, pilot, offsets)
             groups[key] = (time.perf_counter() - t0) / len(pilot)
             looks[key] = (0.0, 0.0)
-            if _unresolved(pert, losses, steps, eps, resolution):
+            if resolution is not None and _unresolved(pert, losses, steps, eps, resolution):
                 looks[key] = _time_second_look(pert, ref, pilot[:1], eps, seed)
         per_entry.append(groups.get(key))
         keys.append(key)
@@ -234,7 +236,7 @@ def estimate(
     budget: float,
     seed: int,
     grow: bool = False,
-    resolution: float = PILOT_RESOLUTION,
+    resolution: float | None = PILOT_RESOLUTION,
 ) -> Estimate:
     """Time the engine on each tensor (:func:`time_engine`), then choose the most thorough mode
     whose estimate fits what is left of ``budget``: full, else sample, else directional

@@ -104,7 +104,7 @@ def make_plan(
             budget=DEFAULT_BUDGET if budget is None else budget,
             seed=rng_seed,
             grow=samples is None,
-            resolution=judge.tol.resolution,
+            resolution=judge.tol.resolution if judge.method != "complex" else None,
         )
         chosen, k_samples = est.chosen, est.samples
     plan = Plan(chosen, k_samples, k_probes, rng_seed, est, progress)

@@ -148,6 +148,7 @@ def preflight_plan(opts: CheckOptions) -> dict[str, Any]:
     step = opts.eps if opts.eps is not None else DEFAULT_EPS[method, "float64"]
     plan: dict[str, Any] = {"eps": step, "evals_per_entry": evals}
     plan["real_steps"] = method != "complex"
+    plan["second_looks"] = method != "complex" and mode != "directional"
     if mode == "sample":
         k = opts.samples or DEFAULT_SAMPLES
         plan["entries"] = lambda n: min(n, k)

@@ -24,7 +24,10 @@ class OneEntryLinear:
     row_independent = True
 
     def __init__(self, rng: Any, d: int, out: int, entry: int | None, r: float = 0.5) -> None:
-        self.params = {"W": rng.standard_normal((d, out)) / np.sqrt(d), "b": rng.standard_normal(out)}
+        self.params = {
+            "W": rng.standard_normal((d, out)) / np.sqrt(d),
+            "b": rng.standard_normal(out),
+        }
         self.grads: dict[str, Any] = {}
         self.entry, self.r = entry, r
 
@@ -49,7 +52,11 @@ def wide(seed: int, entry: int | None, *, d: int = 120, out: int = 50, r: float 
     ]
     x = rng.standard_normal((8, d))
     return Network(
-        layers, SoftmaxCrossEntropy(), x=x, target=rng.integers(0, 5, 8), trusted=[False, True, True]
+        layers,
+        SoftmaxCrossEntropy(),
+        x=x,
+        target=rng.integers(0, 5, 8),
+        trusted=[False, True, True],
     )
 
 
@@ -195,6 +202,13 @@ def test_the_pilot_foresees_the_second_looks_and_counts_them() -> None:
     assert timing.look_entry[1] > 3 * timing.per_entry[1]
     assert timing.entry_costs()[1] == timing.per_entry[1] + timing.look_entry[1]
     assert timing.fixed() == timing.look_fixed[1]
+    # a four-point stencil doubles the first estimate's share, not the ladder's
+    assert timing.entry_costs(2.0)[1] == 2 * timing.per_entry[1] + timing.look_entry[1]
+    # no second looks at all for the complex step or directional probes
+    none = time_engine(
+        Perturber(net, x), net.parameters(include_input=False), eps=1e-5, resolution=None
+    )
+    assert none.look_entry == none.look_fixed == (0.0, 0.0)
 
 
 def test_estimate_within_2x_of_the_real_full_check() -> None:

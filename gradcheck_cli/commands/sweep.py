@@ -69,6 +69,7 @@ def sweep(
             entries=lambda n: min(n, MAX_ENTRIES),
             limits=limits,
             source=cfg.source,
+            second_looks=False,  # a sweep evaluates its grid, nothing more
         )
         central = cfg.check.method == "central"  # the V-curve is of central differences
         result = sweep_network(
