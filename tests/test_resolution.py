@@ -342,3 +342,21 @@ def test_many_inconclusive_tensors_are_summarised_not_listed() -> None:
     many = replace(res, params=tuple(replace(p, name=f"gate{i}") for i in range(30)))
     for text in (summary(many).plain, summary_line(many)):
         assert "gate0, gate1" in text and "gate7 and 22 more" in text and "gate8" not in text
+
+
+def test_a_zero_tensor_does_not_set_the_suite_summarys_worst_error() -> None:
+    """A ``zero`` tensor's relative error is a ratio of two round-offs (up to ~1): the suite's
+    "worst rel err" column is the worst of the tensors it verified."""
+    from gradcheck_cli.formats.console import worst_rel_error
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((6, 4))
+    net = Network(
+        [make_layer("linear", (4,), rng, out=5), make_layer("batchnorm", (5,), rng)],
+        WeightedSum(rng.standard_normal((6, 5))), x=x, trusted=[True, True],
+    )  # fmt: skip
+    res = check_network(net)
+    zero = [p for p in res.params if p.verdict == "zero"]
+    assert res.passed and zero and max(p.rel_error for p in zero) > 1e-3
+    assert worst_rel_error(res) == max(p.rel_error for p in res.params if p.verdict == "pass")
+    assert worst_rel_error(res) < 1e-6
