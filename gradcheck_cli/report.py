@@ -122,7 +122,7 @@ def result_table(result: CheckResult, *, only_failures: bool = False) -> Table:
         table.add_row(
             p.name,
             "×".join(map(str, p.shape)) or "scalar",
-            _num(p.rel_error),
+            "—" if p.verdict == "zero" else _num(p.rel_error),  # a ratio of two round-offs
             _num(p.max_abs_error),
             worst,
             _counts(p),

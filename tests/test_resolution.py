@@ -360,3 +360,12 @@ def test_a_zero_tensor_does_not_set_the_suite_summarys_worst_error() -> None:
     assert res.passed and zero and max(p.rel_error for p in zero) > 1e-3
     assert worst_rel_error(res) == max(p.rel_error for p in res.params if p.verdict == "pass")
     assert worst_rel_error(res) < 1e-6
+    # and the tensor's own row shows no relative error either (its max|a−n| stays)
+    from rich.console import Console
+
+    from gradcheck_cli.report import result_table
+
+    console = Console(width=200, record=True)
+    console.print(result_table(res))
+    (row,) = [line for line in console.export_text().splitlines() if line.startswith(zero[0].name)]
+    assert row.split()[2] == "—", row
