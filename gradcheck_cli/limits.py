@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,6 +175,7 @@ def estimate_time(
     that failure."""
     from gradcheck_cli import modes
     from gradcheck_cli.numeric import Perturber
+    from gradcheck_cli.precision import promoted
 
     cost = count_entries(net, inputs=inputs, evals_per_entry=evals_per_entry, entries=entries)
     count = entries or (lambda n: n)
@@ -185,9 +187,14 @@ def estimate_time(
     if not sized or net.x is None:
         return cost
     try:
-        pert = Perturber(net, np.array(net.x, copy=True))  # a layer may write into its input
-        resolution = modes.PILOT_RESOLUTION if second_looks else None
-        timing = modes.time_engine(pert, [r for r, _ in sized], eps=eps, resolution=resolution)
+        with ExitStack() as stack:
+            x = np.array(net.x, copy=True)  # a layer may write into its input
+            if x.dtype == np.float32 and not stack.enter_context(promoted(net)):
+                x = x.astype(np.float64)  # as the check: float64 numerics (precision.py)
+            pert = Perturber(net, x)
+            resolution = modes.PILOT_RESOLUTION if second_looks else None
+            refs = [r for r, _ in sized]
+            timing = modes.time_engine(pert, refs, eps=eps, resolution=resolution)
     except Exception:  # the check will meet the same failure and report it properly
         return cost
     counts = [count(n) for _, n in sized]
