@@ -41,10 +41,10 @@ import numpy as np  # noqa: E402
 
 from gradcheck_cli import make_layer  # noqa: E402
 from gradcheck_cli.checker import check_network  # noqa: E402
+from gradcheck_cli.engine.methods import estimate  # noqa: E402
+from gradcheck_cli.engine.network import Network  # noqa: E402
+from gradcheck_cli.engine.numeric import CHUNK_BYTES, Perturber  # noqa: E402
 from gradcheck_cli.layers.losses import SoftmaxCrossEntropy  # noqa: E402
-from gradcheck_cli.methods import estimate  # noqa: E402
-from gradcheck_cli.network import Network  # noqa: E402
-from gradcheck_cli.numeric import CHUNK_BYTES, Perturber  # noqa: E402
 
 try:
     import torch

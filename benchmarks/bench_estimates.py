@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from bench_engine import build, write_between_markers  # noqa: E402
 
-from gradcheck_cli.build import build_network  # noqa: E402
 from gradcheck_cli.checker import check_network  # noqa: E402
-from gradcheck_cli.config import load_config  # noqa: E402
-from gradcheck_cli.limits import Limits, estimate_time  # noqa: E402
+from gradcheck_cli.engine.build import build_network  # noqa: E402
+from gradcheck_cli.plan.limits import Limits, estimate_time  # noqa: E402
+from gradcheck_cli.spec.config import load_config  # noqa: E402
 
 CONV = """name: conv-bench
 input: {shape: [8, 3, 16, 16]}

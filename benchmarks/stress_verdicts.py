@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gradcheck_cli import make_layer
 from gradcheck_cli.checker import check_network
+from gradcheck_cli.engine.network import Network
 from gradcheck_cli.layers.losses import MSE, SoftmaxCrossEntropy, WeightedSum
-from gradcheck_cli.network import Network
 from tests.bug_corpus import BUG_KINDS, Bugged
 
 

@@ -13,9 +13,9 @@ import sys
 from collections import Counter
 from typing import Any
 
-from gradcheck_cli.build import build_network
-from gradcheck_cli.config import parse_config
-from gradcheck_cli.sweep import sweep_network
+from gradcheck_cli.engine.build import build_network
+from gradcheck_cli.spec.config import parse_config
+from gradcheck_cli.sweep.vcurve import sweep_network
 
 SHAPES = [([4, 3], 5, 3), ([8, 10], 16, 4), ([2, 6], 3, 2)]
 ACTS = ["relu", "tanh", "sigmoid", "leaky_relu", "softmax"]

@@ -4,7 +4,7 @@
 
 Prints, per case, the verdict counts and the range of fitted slopes over all tensors the case
 touches, plus the V-curve's best error. This is the measurement behind the slope thresholds in
-gradcheck_cli/sweep.py (PASS_SLOPE, FAIL_SLOPE).
+gradcheck_cli/sweep/vcurve.py (PASS_SLOPE, FAIL_SLOPE).
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gradcheck_cli.build import build_network
-from gradcheck_cli.config import parse_config
-from gradcheck_cli.sweep import sweep_network
+from gradcheck_cli.engine.build import build_network
+from gradcheck_cli.spec.config import parse_config
+from gradcheck_cli.sweep.vcurve import sweep_network
 
 BUGGY = Path(__file__).resolve().parent.parent / "tests" / "buggy_layers.py"
 MLP = [{"type": "linear", "out": 5}, "{act}", {"type": "linear", "out": 3}]

@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import numpy as np
 
-    from gradcheck_cli.build import build_network
     from gradcheck_cli.checker import check_layer, check_network
-    from gradcheck_cli.config import Config, load_config
+    from gradcheck_cli.engine.build import build_network
+    from gradcheck_cli.engine.network import Network
     from gradcheck_cli.errors import ConfigError, GradcheckError, PluginError, ShapeError
-    from gradcheck_cli.function_check import check_function
-    from gradcheck_cli.network import Network
+    from gradcheck_cli.functions.check import check_function
     from gradcheck_cli.options import CheckOptions
     from gradcheck_cli.results import CheckResult, Entry, ParamResult
+    from gradcheck_cli.spec.config import Config, load_config
 
 __version__ = "0.1.0"
 
@@ -33,15 +33,15 @@ __version__ = "0.1.0"
 _LAZY = {
     "check_layer": "checker",
     "check_network": "checker",
-    "Config": "config",
-    "load_config": "config",
+    "Config": "spec.config",
+    "load_config": "spec.config",
     "ConfigError": "errors",
     "GradcheckError": "errors",
     "PluginError": "errors",
     "ShapeError": "errors",
-    "check_function": "function_check",
-    "Network": "network",
-    "build_network": "build",
+    "check_function": "functions.check",
+    "Network": "engine.network",
+    "build_network": "engine.build",
     "CheckOptions": "options",
     "CheckResult": "results",
     "Entry": "results",
@@ -73,8 +73,8 @@ def make_layer(
 ) -> Any:
     """Build a layer by registry name or plugin reference ("file.py:Class") for per-sample
     ``input_shape`` (batch axis excluded); ``kwargs`` are the layer's own arguments."""
-    from gradcheck_cli.network import rng_for
-    from gradcheck_cli.registry import check_layer_contract, instantiate, resolve
+    from gradcheck_cli.engine.network import rng_for
+    from gradcheck_cli.layers.registry import check_layer_contract, instantiate, resolve
 
     cls = resolve(name, "layer", Path(base_dir))
     layer = instantiate(

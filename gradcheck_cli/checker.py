@@ -22,20 +22,20 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck_cli import modes, structure
-from gradcheck_cli.attribution import with_attribution
-from gradcheck_cli.diagnosis import Context, diagnose
-from gradcheck_cli.directional import directional
-from gradcheck_cli.judge import Judge, backward_scales
+from gradcheck_cli.engine import structure
+from gradcheck_cli.engine.contracts import scalar
+from gradcheck_cli.engine.draws import sample_indices
+from gradcheck_cli.engine.network import Network, ParamRef, rng_for
+from gradcheck_cli.engine.numeric import Perturber
+from gradcheck_cli.engine.precision import promoted
 from gradcheck_cli.layers.base import Array
 from gradcheck_cli.layers.losses import WeightedSum
-from gradcheck_cli.limits import check_step
-from gradcheck_cli.localise import localise, sampled
-from gradcheck_cli.network import Network, ParamRef, rng_for
-from gradcheck_cli.numeric import Perturber, scalar
 from gradcheck_cli.options import CheckOptions
-from gradcheck_cli.plan import BudgetReached, Plan, Progress, make_plan
-from gradcheck_cli.precision import promoted
+from gradcheck_cli.plan.directional import directional
+from gradcheck_cli.plan.limits import check_step
+from gradcheck_cli.plan.localise import localise, sampled
+from gradcheck_cli.plan.plan import BudgetReached, Plan, Progress, make_plan
+from gradcheck_cli.plan.selection import select
 from gradcheck_cli.results import (
     CheckResult,
     ParamResult,
@@ -43,7 +43,9 @@ from gradcheck_cli.results import (
     spurious_grads,
     structural_failure,
 )
-from gradcheck_cli.selection import select
+from gradcheck_cli.verdict.attribution import with_attribution
+from gradcheck_cli.verdict.diagnosis import Context, diagnose
+from gradcheck_cli.verdict.judge import Judge, backward_scales
 
 
 def check_network(
@@ -280,7 +282,7 @@ def _judge_all(
             results.append(res)
             continue
         if plan.mode == "sample":  # the sample plus probes over the whole tensor
-            idx = modes.sample_indices(arr.size, plan.samples, plan.seed, ref.name)
+            idx = sample_indices(arr.size, plan.samples, plan.seed, ref.name)
             results.append(sampled(judge, ref, shape, analytic, scales[ref.layer], plan, idx))
             continue
         idx = np.arange(arr.size)
@@ -324,7 +326,7 @@ def check_layer(
     """Check one layer on input ``x`` with L = Σ out ⊙ g (g = ``dout`` or random from ``seed``).
     Settings as for :func:`check_network`. The layer is named as in the CLI: its registry name
     (``linear``) for a built-in, else its class name."""
-    from gradcheck_cli.registry import check_layer_contract, is_plugin, registered_name
+    from gradcheck_cli.layers.registry import check_layer_contract, is_plugin, registered_name
 
     label = label or registered_name(type(layer)) or type(layer).__name__
     check_layer_contract(layer, label)

@@ -12,9 +12,10 @@ from typing import Annotated
 
 import typer
 
-from gradcheck_cli import __version__, isolation
+from gradcheck_cli import __version__
 from gradcheck_cli.commands import check, sweep, tools
 from gradcheck_cli.commands.flags import Command, Group
+from gradcheck_cli.safety import isolation
 
 app = typer.Typer(
     help="Check NumPy backward passes against numerical gradients, per parameter.",

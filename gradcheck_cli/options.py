@@ -109,7 +109,7 @@ class CheckSpec(BaseModel):
     #: must be below resolution × the tensor's largest gradient, else the step is adapted and,
     #: if nothing resolves it, the verdict is "inconclusive". None: 10 × rtol.
     resolution: float | None = None
-    #: Parameter-name glob patterns (``*.W``, ``0.*``, ``input``); see gradcheck_cli/selection.py.
+    #: Parameter-name glob patterns (``*.W``, ``0.*``, ``input``); see gradcheck_cli/plan/selection.py.
     include: tuple[str, ...] | None = None
     exclude: tuple[str, ...] | None = None
 

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 MARKER = "gradcheck"
-#: Keywords that describe a function to check (see gradcheck_cli/function_check.py).
+#: Keywords that describe a function to check (see gradcheck_cli/functions/check.py).
 FUNCTION_KEYS = ("fn", "backward", "grad", "shapes", "integers", "values")
 BUILD_KEYS = ("layer", "shape", "args", "x", "dtype", *FUNCTION_KEYS)
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck_cli import modes
-from gradcheck_cli.diagnosis import Diagnosis
+from gradcheck_cli.engine.network import Network, ParamRef
 from gradcheck_cli.layers.base import Array
-from gradcheck_cli.network import Network, ParamRef
+from gradcheck_cli.plan import modes
+from gradcheck_cli.verdict.evidence import Diagnosis
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ class CheckResult:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON report's document (``gradcheck run --format json``) as a dict."""
-        from gradcheck_cli.formats.jsondoc import to_json_dict
+        from gradcheck_cli.report.jsondoc import to_json_dict
 
         return to_json_dict(self)
 

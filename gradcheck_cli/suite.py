@@ -23,10 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from gradcheck_cli import modes
-from gradcheck_cli.build import build_network
 from gradcheck_cli.checker import check_network
-from gradcheck_cli.config import Config, load_config
+from gradcheck_cli.engine.build import build_network
+from gradcheck_cli.engine.methods import STENCILS
 from gradcheck_cli.errors import (
     EXIT_FAIL,
     EXIT_INTERRUPTED,
@@ -35,12 +34,13 @@ from gradcheck_cli.errors import (
     ConfigError,
     GradcheckError,
 )
-from gradcheck_cli.limits import Limits, preflight
-from gradcheck_cli.methods import STENCILS
 from gradcheck_cli.options import DEFAULT_EPS, DEFAULT_PROBES, DEFAULT_SAMPLES, CheckOptions
-from gradcheck_cli.plan import Progress
+from gradcheck_cli.plan import modes
+from gradcheck_cli.plan.limits import Limits, preflight
+from gradcheck_cli.plan.plan import Progress
+from gradcheck_cli.plan.selection import select
 from gradcheck_cli.results import CheckResult
-from gradcheck_cli.selection import select
+from gradcheck_cli.spec.config import Config, load_config
 
 #: File suffixes taken from a directory.
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")

@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 
 from gradcheck_cli.checker import check_layer, check_network
-from gradcheck_cli.config import Config
-from gradcheck_cli.formats.text import failure_report
-from gradcheck_cli.network import Network, rng_for
-from gradcheck_cli.registry import check_layer_contract, instantiate, resolve
+from gradcheck_cli.engine.network import Network, rng_for
+from gradcheck_cli.layers.registry import check_layer_contract, instantiate, resolve
+from gradcheck_cli.report.text import failure_report
 from gradcheck_cli.results import CheckResult
+from gradcheck_cli.spec.config import Config
 from gradcheck_cli.suite import check_config, run_config
 
 
@@ -85,12 +85,12 @@ def is_config_path(target: Any) -> bool:
     return isinstance(target, str) and target.lower().endswith((".yaml", ".yml", ".json"))
 
 
-#: Keywords that make ``check`` take its target as a function (gradcheck_cli/function_check.py).
+#: Keywords that make ``check`` take its target as a function (gradcheck_cli/functions/check.py).
 FUNCTION_KEYS = frozenset({"backward", "grad", "shapes", "integers", "values"})
 
 
 def _check_function(target: Any, *, seed: int | None, **options: Any) -> CheckResult:
-    from gradcheck_cli.function_check import check_function
+    from gradcheck_cli.functions.check import check_function
 
     forward, backward = target if isinstance(target, tuple) else (target, None)
     backward = options.pop("backward", backward)

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 
 from gradcheck_cli import make_layer
+from gradcheck_cli.engine.network import Network
 from gradcheck_cli.layers.losses import MSE, SoftmaxCrossEntropy, WeightedSum
-from gradcheck_cli.network import Network
 
 # (name, layers as (type, kwargs), loss) — batch and width vary with the seed in build()
 NETWORKS: list[tuple[str, list[tuple[str, dict[str, Any]]], str]] = [

@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gradcheck_cli import limits
 from gradcheck_cli.cli import app
+from gradcheck_cli.plan import limits
 
 from .conftest import CONFIGS
 
@@ -916,7 +916,7 @@ def test_sweep_is_guarded_like_run(tmp_path: Path) -> None:
 def test_size_estimates_match_the_built_layer(name: str, shape: tuple[int, ...], args) -> None:
     """The memory guard's estimates are exact for the layers that offer one."""
     import gradcheck_cli as api
-    from gradcheck_cli.registry import LAYERS
+    from gradcheck_cli.layers.registry import LAYERS
 
     n_params, out_shape = LAYERS[name].estimate(shape[1:], **args)
     lay = api.make_layer(name, shape[1:], **args)

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from gradcheck_cli.cli import app
-from gradcheck_cli.config import default_config_path
+from gradcheck_cli.spec.config import default_config_path
 
 from .conftest import CONFIGS
 
@@ -417,7 +417,7 @@ def test_report_off_a_terminal_is_as_wide_as_its_content(monkeypatch: pytest.Mon
 
 
 def test_json_is_one_document_even_for_an_invalid_config(tmp_path: Path) -> None:
-    from gradcheck_cli.schemas import report_schema
+    from gradcheck_cli.spec.schemas import report_schema
 
     jsonschema = pytest.importorskip("jsonschema")
     bad = tmp_path / "bad.yaml"

@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from gradcheck_cli import build_network, check_layer, check_network, load_config, make_layer
 from gradcheck_cli.cli import app
-from gradcheck_cli.config import parse_config
 from gradcheck_cli.errors import PluginError
+from gradcheck_cli.spec.config import parse_config
 
 from .conftest import CONFIGS
 

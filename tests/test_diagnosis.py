@@ -17,10 +17,10 @@ import pytest
 from rich.console import Console
 
 from gradcheck_cli import check_layer, check_network, make_layer
-from gradcheck_cli.diagnosis import Context, diagnose
-from gradcheck_cli.formats.jsondoc import to_json_dict
-from gradcheck_cli.formats.text import failure_report
-from gradcheck_cli.report import render
+from gradcheck_cli.report.jsondoc import to_json_dict
+from gradcheck_cli.report.tables import render
+from gradcheck_cli.report.text import failure_report
+from gradcheck_cli.verdict.diagnosis import Context, diagnose
 
 from .bug_corpus import NETWORKS, bugged, build
 from .test_layers_more import loss_network
@@ -123,7 +123,7 @@ LOSS_TWINS = [
 def test_wrong_loss_gets_its_diagnosis_in_every_tensor(
     name: str, plugin: str, kind: str, params: dict, seed: int
 ) -> None:
-    from gradcheck_cli.registry import resolve
+    from gradcheck_cli.layers.registry import resolve
 
     net = loss_network(name, {}, seed)
     net.loss = resolve(plugin, "loss", Path("."))()

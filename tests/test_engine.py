@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 from gradcheck_cli import make_layer
+from gradcheck_cli.engine.network import Network
+from gradcheck_cli.engine.numeric import Perturber
 from gradcheck_cli.errors import GradcheckError
 from gradcheck_cli.layers.losses import MSE, SoftmaxCrossEntropy, WeightedSum
-from gradcheck_cli.network import Network
-from gradcheck_cli.numeric import Perturber
-from gradcheck_cli.registry import LAYERS
+from gradcheck_cli.layers.registry import LAYERS
 
 EPS = 1e-5
 #: Attempts to build a layer we know nothing about: (per-sample input shape, args).
@@ -79,7 +79,7 @@ def test_every_builtin_backward_overwrites_and_is_linear(name: str) -> None:
     """The structural check a check skips for built-in layers (structure.backward_consistency
     calls only user layers again), held here: called again as if it were a user layer, no
     built-in backward accumulates into its grads or is non-linear in dout."""
-    from gradcheck_cli.structure import backward_consistency
+    from gradcheck_cli.engine.structure import backward_consistency
 
     rng = np.random.default_rng(5)
     layer, shape = _build(name, rng)
@@ -210,8 +210,8 @@ def test_stacking_through_a_row_mixing_layer_would_be_wrong() -> None:
 
 def test_subclass_overriding_forward_loses_the_shortcut() -> None:
     """A user subclass of linear with its own forward must be run, not short-cut."""
+    from gradcheck_cli.engine.lowrank import declares as _declares
     from gradcheck_cli.layers.linear import Linear
-    from gradcheck_cli.lowrank import declares as _declares
 
     class Doubled(Linear):
         def forward(self, x: np.ndarray) -> np.ndarray:

@@ -15,13 +15,13 @@ from typer.testing import CliRunner
 from gradcheck_cli import check_layer, make_layer
 from gradcheck_cli.checker import check_network
 from gradcheck_cli.cli import app
+from gradcheck_cli.engine.methods import complex_safety
+from gradcheck_cli.engine.network import Network
+from gradcheck_cli.engine.numeric import Perturber
 from gradcheck_cli.errors import PluginError
 from gradcheck_cli.layers.base import Layer
 from gradcheck_cli.layers.losses import SoftmaxCrossEntropy, WeightedSum
-from gradcheck_cli.methods import complex_safety
-from gradcheck_cli.network import Network
-from gradcheck_cli.numeric import Perturber
-from gradcheck_cli.registry import LAYERS
+from gradcheck_cli.layers.registry import LAYERS
 
 from .test_engine import _build, assert_engine_matches_loop
 

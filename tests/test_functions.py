@@ -321,7 +321,7 @@ def test_function_configs_follow_the_config_schema() -> None:
     import jsonschema
     import yaml
 
-    from gradcheck_cli.schemas import config_schema
+    from gradcheck_cli.spec.schemas import config_schema
 
     validator = jsonschema.Draft202012Validator(config_schema())
     for path in sorted((CONFIGS / "functions").glob("*.yaml")):

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from gradcheck_cli.cli import app
-from gradcheck_cli.registry import LAYERS
+from gradcheck_cli.layers.registry import LAYERS
 
 from .conftest import CONFIGS
 

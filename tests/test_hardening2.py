@@ -20,9 +20,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gradcheck_cli import reading, registry, trust
 from gradcheck_cli.cli import app
 from gradcheck_cli.errors import ConfigError
+from gradcheck_cli.layers import registry
+from gradcheck_cli.spec import reading, trust
 
 runner = CliRunner()
 CONTEXT = ("base_dir", "input_shape", "dtype", "rng")

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from gradcheck_cli import check_layer, check_network, make_layer
+from gradcheck_cli.engine.network import Network
 from gradcheck_cli.layers.losses import MSE, SoftmaxCrossEntropy
-from gradcheck_cli.network import Network
 
 LAYER_CASES = [
     ("linear", {"out": 4}),

@@ -1,4 +1,4 @@
-"""Rank-1 copies (gradcheck_cli/lowrank.py): a one-entry change of a linear layer carried as a
+"""Rank-1 copies (gradcheck_cli/engine/lowrank.py): a one-entry change of a linear layer carried as a
 changed column and then as base + u ⊗ w, evaluated by the loss without dense copies. Every fast
 path equals the plain one-entry loop to round-off; a wrong twin shows the comparison can fail."""
 
@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from gradcheck_cli import make_layer
+from gradcheck_cli.engine.lowrank import Rank1, mse_rank1, softmax_ce_rank1
+from gradcheck_cli.engine.network import Network
+from gradcheck_cli.engine.numeric import Perturber
 from gradcheck_cli.layers.losses import MSE, SoftmaxCrossEntropy
-from gradcheck_cli.lowrank import Rank1, mse_rank1, softmax_ce_rank1
-from gradcheck_cli.network import Network
-from gradcheck_cli.numeric import Perturber
 from tests.test_engine import EPS, assert_engine_matches_loop
 
 
@@ -190,7 +190,7 @@ def test_relu_then_tanh_goes_as_changed_rows(monkeypatch: pytest.MonkeyPatch) ->
 def test_a_wrong_row_total_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     """Wrong twin of the changed-rows path: a total that forgets the base rows' terms of the
     changed rows (adds the new terms without subtracting the old) differs from the loop."""
-    from gradcheck_cli.lowrank import RowSet
+    from gradcheck_cli.engine.lowrank import RowSet
 
     def wrong(self: Any, base_terms: np.ndarray, new_terms: np.ndarray) -> np.ndarray:
         change = np.bincount(self.copy, new_terms, self.n_copies)
@@ -225,7 +225,7 @@ def test_large_and_small_steps_equal_the_loop(step: float, loss: str) -> None:
 def test_lean_paths_keep_the_memory_cap() -> None:
     """Paths that never become dense get larger chunks for speed (chunks.lean), but a chunk's
     dense-equivalent arrays still stay within the caller's chunk_bytes (the hard cap)."""
-    from gradcheck_cli import chunks
+    from gradcheck_cli.engine import chunks
 
     net, x = _net(0, 16, [6, 20, 12, 4], "relu+tanh", "ce_labels")
     tanh_net, tx = _net(0, 16, [6, 20, 12, 4], "tanh", "ce_labels")

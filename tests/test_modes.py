@@ -12,9 +12,9 @@ from typer.testing import CliRunner
 
 from gradcheck_cli import check_network, make_layer
 from gradcheck_cli.cli import app
+from gradcheck_cli.engine.draws import directions, sample_indices
+from gradcheck_cli.engine.network import Network
 from gradcheck_cli.layers.losses import MSE, SoftmaxCrossEntropy
-from gradcheck_cli.modes import directions, sample_indices
-from gradcheck_cli.network import Network
 from tests.buggy_layers import LinearScaled
 
 runner = CliRunner()
@@ -87,7 +87,7 @@ def test_directions_are_unit_and_kept_away_from_zero() -> None:
 def test_directions_follow_their_definition() -> None:
     """sign = (r < ½), magnitude 0.5 + (2r mod 1) from one uniform draw r per entry, written
     literally: the fast passes give the same numbers, bit for bit (so seeds keep their probes)."""
-    from gradcheck_cli.network import rng_for
+    from gradcheck_cli.engine.network import rng_for
 
     for seed, shape in [(0, (7,)), (3, (40, 30)), (9, (2, 3, 5))]:
         r = rng_for(seed, "probe:W").random((2, int(np.prod(shape))))
@@ -166,7 +166,7 @@ def test_ctrl_c_returns_a_partial_result_that_does_not_pass() -> None:
 
 
 def test_cli_ctrl_c_shows_partial_report_and_exits_130(monkeypatch: pytest.MonkeyPatch) -> None:
-    from gradcheck_cli import judge as judge_module
+    from gradcheck_cli.verdict import judge as judge_module
 
     calls = [0]
     real = judge_module.Judge.__call__

@@ -11,11 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from gradcheck_cli import CheckOptions, ConfigError, check_layer, check_network, make_layer
-from gradcheck_cli.build import build_network
 from gradcheck_cli.cli import app
-from gradcheck_cli.config import parse_config
-from gradcheck_cli.formats.jsondoc import to_json_dict
+from gradcheck_cli.engine.build import build_network
 from gradcheck_cli.layers.linear import Linear
+from gradcheck_cli.report.jsondoc import to_json_dict
+from gradcheck_cli.spec.config import parse_config
 from gradcheck_cli.testing import assert_gradients
 
 runner = CliRunner()

@@ -16,8 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from gradcheck_cli.cli import app
-from gradcheck_cli.formats.github import escape_data, escape_property
-from gradcheck_cli.schemas import config_schema, report_schema
+from gradcheck_cli.report.github import escape_data, escape_property
+from gradcheck_cli.spec.schemas import config_schema, report_schema
 
 from .conftest import CONFIGS
 
@@ -608,7 +608,7 @@ def test_new_result_fields_reach_the_json_and_still_validate() -> None:
         result,
         params=tuple(Richer(**{**p.__dict__, "hint": "h"}) for p in result.params),
     )
-    from gradcheck_cli.formats import jsondoc
+    from gradcheck_cli.report import jsondoc
 
     doc = jsondoc.to_json_dict(richer)
     REPORT_VALIDATOR.validate(doc)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from gradcheck_cli import check_layer, check_network, make_layer
+from gradcheck_cli.engine.network import Network
 from gradcheck_cli.layers.losses import MSE, SoftmaxCrossEntropy, WeightedSum
-from gradcheck_cli.network import Network
-from gradcheck_cli.steps import ecnoise
+from gradcheck_cli.verdict.steps import ecnoise
 
 from .bug_corpus import Bugged
 
@@ -333,8 +333,8 @@ def test_many_inconclusive_tensors_are_summarised_not_listed() -> None:
     summary names the first few and counts the rest, in the terminal and on GitHub."""
     from dataclasses import replace
 
-    from gradcheck_cli.formats.github import summary_line
-    from gradcheck_cli.report import summary
+    from gradcheck_cli.report.github import summary_line
+    from gradcheck_cli.report.tables import summary
 
     x = np.random.default_rng(0).standard_normal((3, 4))
     res = check_layer(Rough(), x, seed=0)
@@ -347,7 +347,7 @@ def test_many_inconclusive_tensors_are_summarised_not_listed() -> None:
 def test_a_zero_tensor_does_not_set_the_suite_summarys_worst_error() -> None:
     """A ``zero`` tensor's relative error is a ratio of two round-offs (up to ~1): the suite's
     "worst rel err" column is the worst of the tensors it verified."""
-    from gradcheck_cli.formats.console import worst_rel_error
+    from gradcheck_cli.report.console import worst_rel_error
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((6, 4))
@@ -363,7 +363,7 @@ def test_a_zero_tensor_does_not_set_the_suite_summarys_worst_error() -> None:
     # and the tensor's own row shows no relative error either (its max|a−n| stays)
     from rich.console import Console
 
-    from gradcheck_cli.report import result_table
+    from gradcheck_cli.report.tables import result_table
 
     console = Console(width=200, record=True)
     console.print(result_table(res))

@@ -17,14 +17,14 @@ from typer.testing import CliRunner
 
 from gradcheck_cli import build_network, check_layer, check_network, load_config, make_layer
 from gradcheck_cli.cli import app
-from gradcheck_cli.config import parse_config
+from gradcheck_cli.engine.network import Network
+from gradcheck_cli.engine.numeric import Perturber
 from gradcheck_cli.errors import ConfigError, GradcheckError, ShapeError
 from gradcheck_cli.layers.base import Layer
 from gradcheck_cli.layers.losses import WeightedSum
+from gradcheck_cli.layers.registry import LAYERS, LOSSES
 from gradcheck_cli.layers.seq_losses import SequenceCrossEntropy
-from gradcheck_cli.network import Network
-from gradcheck_cli.numeric import Perturber
-from gradcheck_cli.registry import LAYERS, LOSSES
+from gradcheck_cli.spec.config import parse_config
 
 from . import buggy_sequence as bug
 from .conftest import CONFIGS

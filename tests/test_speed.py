@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from gradcheck_cli import check_network, make_layer
+from gradcheck_cli.engine.network import Network
+from gradcheck_cli.engine.numeric import Perturber
 from gradcheck_cli.layers.losses import SoftmaxCrossEntropy
-from gradcheck_cli.limits import estimate_time
-from gradcheck_cli.localise import LEAF, MAX_BLOCK_TESTS, MAX_LEAF_ENTRIES
-from gradcheck_cli.modes import estimate
-from gradcheck_cli.network import Network
-from gradcheck_cli.numeric import Perturber
+from gradcheck_cli.plan.limits import estimate_time
+from gradcheck_cli.plan.localise import LEAF, MAX_BLOCK_TESTS, MAX_LEAF_ENTRIES
+from gradcheck_cli.plan.modes import estimate
 
 
 class OneEntryLinear:
@@ -186,7 +186,7 @@ def test_the_pilot_foresees_the_second_looks_and_counts_them() -> None:
     """The pilot's own estimates say which tensors the judge will look at again (the same test
     of resolution), and such a tensor is estimated with its step ladder and noise table."""
     from gradcheck_cli.layers.losses import MSE
-    from gradcheck_cli.modes import JUDGE_ENTRY_SECONDS, JUDGE_TENSOR_SECONDS, time_engine
+    from gradcheck_cli.plan.modes import JUDGE_ENTRY_SECONDS, JUDGE_TENSOR_SECONDS, time_engine
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((5, 3))

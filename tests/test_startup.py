@@ -21,11 +21,11 @@ HEAVY = (
     "yaml",
     "rich.progress",
     "gradcheck_cli.checker",
-    "gradcheck_cli.config",
+    "gradcheck_cli.spec.config",
     "gradcheck_cli.suite",
-    "gradcheck_cli.network",
-    "gradcheck_cli.build",
-    "gradcheck_cli.report",
+    "gradcheck_cli.engine.network",
+    "gradcheck_cli.engine.build",
+    "gradcheck_cli.report.tables",
 )
 COMMANDS = ["run", "layer", "fn", "sweep", "list", "validate", "init", "schema"]
 

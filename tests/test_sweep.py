@@ -12,12 +12,12 @@ import yaml
 from rich.console import Console
 from typer.testing import CliRunner
 
-from gradcheck_cli.build import build_network
 from gradcheck_cli.cli import app
-from gradcheck_cli.config import default_config_path, load_config, parse_config
-from gradcheck_cli.network import Network
-from gradcheck_cli.plot import Series, VMark, heatmap, loglog
-from gradcheck_cli.sweep import EPS_GRID, MAX_ENTRIES, SweepResult, sweep_network
+from gradcheck_cli.engine.build import build_network
+from gradcheck_cli.engine.network import Network
+from gradcheck_cli.spec.config import default_config_path, load_config, parse_config
+from gradcheck_cli.sweep.plot import Series, VMark, heatmap, loglog
+from gradcheck_cli.sweep.vcurve import EPS_GRID, MAX_ENTRIES, SweepResult, sweep_network
 
 from .conftest import CONFIGS
 

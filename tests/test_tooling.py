@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from gradcheck_cli import __version__
 from gradcheck_cli.cli import app
-from gradcheck_cli.schemas import config_schema
+from gradcheck_cli.spec.schemas import config_schema
 
 from .conftest import CONFIGS, ROOT
 

@@ -10,11 +10,11 @@ from typer.testing import CliRunner
 
 from gradcheck_cli import check_layer, check_network, make_layer
 from gradcheck_cli.cli import app
+from gradcheck_cli.engine.network import Network
 from gradcheck_cli.errors import PluginError
 from gradcheck_cli.layers.activations import ReLU
 from gradcheck_cli.layers.linear import Linear
 from gradcheck_cli.layers.losses import WeightedSum
-from gradcheck_cli.network import Network
 
 from .bug_corpus import BUG_KINDS, NETWORKS, bugged, build
 

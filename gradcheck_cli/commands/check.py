@@ -23,9 +23,7 @@ from gradcheck_cli.commands.flags import (
     Include,
     Jobs,
     JunitXml,
-    Method,
     MethodOpt,
-    Mode,
     ModeOpt,
     NoInputs,
     NoPlugins,
@@ -39,6 +37,7 @@ from gradcheck_cli.commands.flags import (
     Strict,
     Top,
 )
+from gradcheck_cli.commands.shared import Shared, check_flags, enums
 
 
 def run(
@@ -84,14 +83,14 @@ def run(
 
     def job() -> int:
         from gradcheck_cli import suite
-        from gradcheck_cli.formats import emit
         from gradcheck_cli.options import CheckOptions
+        from gradcheck_cli.report import emit
         from gradcheck_cli.suite import Outcome
 
         flags: dict[str, Any] = dict(
             eps=eps, rtol=rtol, atol=atol, include=include, exclude=exclude,
             inputs=False if no_inputs else None, strict=True if strict else None, top=top,
-            samples=samples, probes=probes, budget=budget, **_enums(method, mode),
+            samples=samples, probes=probes, budget=budget, **enums(method, mode),
         )  # fmt: skip
         CheckOptions.build(flags=True, **flags)  # bad flags: exit 2 before any config is read
         workers = suite.resolve_jobs(jobs)
@@ -130,8 +129,8 @@ def run(
 
 
 def _parse_shape(text: str) -> tuple[int, ...]:
-    from gradcheck_cli.config import MAX_DIMS
     from gradcheck_cli.errors import ConfigError
+    from gradcheck_cli.spec.config import MAX_DIMS
 
     try:
         dims = tuple(int(d) for d in text.lower().replace(",", "x").split("x"))
@@ -169,8 +168,8 @@ def _shape_hint(hint: str) -> str:
 def _parse_args(items: list[str]) -> dict[str, Any]:
     import yaml
 
-    from gradcheck_cli.config import load_yaml_text
     from gradcheck_cli.errors import ConfigError
+    from gradcheck_cli.spec.config import load_yaml_text
 
     args: dict[str, Any] = {}
     for item in items:
@@ -184,6 +183,7 @@ def _parse_args(items: list[str]) -> dict[str, Any]:
     return args
 
 
+@check_flags
 def layer(
     name: Annotated[
         str,
@@ -209,26 +209,8 @@ def layer(
         list[str] | None,
         typer.Option("--arg", metavar="KEY=VALUE", help="Layer argument, e.g. out=5 (repeatable)."),
     ] = None,
-    eps: Eps = None,
-    rtol: Rtol = None,
-    atol: Atol = None,
-    seed: Seed = None,
-    include: Include = None,
-    exclude: Exclude = None,
-    method: MethodOpt = None,
-    strict: Strict = False,
-    top: Top = 5,
-    mode: ModeOpt = None,
-    samples: Samples = None,
-    probes: Probes = None,
-    budget: Budget = None,
-    show_entries: ShowEntries = False,
-    fmt: Fmt = Format.table,
-    junit_xml: JunitXml = None,
-    export_html: ExportHtml = None,
-    export_svg: ExportSvg = None,
-    only_failures: OnlyFailures = False,
-    quiet: Quiet = False,
+    *,
+    shared: Shared,
     no_plugins: NoPlugins = False,
     force: Force = False,
     debug: Debug = False,
@@ -238,9 +220,11 @@ def layer(
     def job() -> int:
         from gradcheck_cli import make_layer
         from gradcheck_cli.checker import check_layer
-        from gradcheck_cli.contracts import check_output_dtype
+        from gradcheck_cli.engine.contracts import check_output_dtype
+        from gradcheck_cli.engine.network import Network, rng_for
         from gradcheck_cli.errors import ConfigError, ShapeError
-        from gradcheck_cli.limits import (
+        from gradcheck_cli.layers.registry import is_plugin, resolve
+        from gradcheck_cli.plan.limits import (
             Limits,
             MemoryPlan,
             array_bytes,
@@ -248,17 +232,10 @@ def layer(
             estimate_workspace,
             preflight,
         )
-        from gradcheck_cli.network import Network, rng_for
-        from gradcheck_cli.options import CheckOptions
-        from gradcheck_cli.registry import is_plugin, resolve
-        from gradcheck_cli.suite import Outcome, preflight_plan
-        from gradcheck_cli.trust import code_refs, refuse_code, refuse_context_args
+        from gradcheck_cli.spec.trust import code_refs, refuse_code, refuse_context_args
+        from gradcheck_cli.suite import preflight_plan
 
-        options = CheckOptions.build(
-            flags=True, eps=eps, rtol=rtol, atol=atol, strict=strict, top=top,
-            samples=samples, probes=probes, budget=budget, include=include, exclude=exclude,
-            seed=0 if seed is None else seed, **_enums(method, mode),
-        )  # fmt: skip
+        options = shared.options()
         if no_plugins and is_plugin(name):
             raise ConfigError(
                 f"'{name}' is a plugin, and --no-plugins refuses user code", field="NAME"
@@ -268,7 +245,7 @@ def layer(
         refuse_context_args(kwargs, field="--arg")
         if no_plugins:  # the same walk as for configs: code named at any depth of an --arg
             refuse_code([(f"--arg {f}", ref) for f, ref in code_refs(kwargs)])
-        s = 0 if seed is None else seed
+        s = shared.seed0
         limits = Limits.off() if force else Limits()
         plan = MemoryPlan(limits)
         plan.add("input", array_bytes(dims, "float64"), "--shape")
@@ -296,22 +273,18 @@ def layer(
         preflight(probe, inputs=True, **preflight_plan(options), limits=limits)
         if integers:
             options = options.model_copy(update={"discrete": True})
-        result = d.checked(
-            fmt,
-            lambda bar: check_layer(lay, x, seed=s, label=name, options=options, progress=bar),
-            quiet=quiet,
-        )
         words = ["layer", name, "--shape", shape, *[w for a in arg or [] for w in ("--arg", a)]]
         words += ["--integers", str(integers)] if integers else []
-        opts = d.output_options(
-            fmt, only_failures, junit_xml, export_html, export_svg, show_entries
+        return shared.deliver(
+            name,
+            words,
+            lambda bar: check_layer(lay, x, seed=s, label=name, options=options, progress=bar),
         )
-        replay = d.replay(words, result)
-        return d.emit_one(Outcome(name, result=result), opts, replay, quiet)
 
     d.guarded(debug, job)
 
 
+@check_flags
 def fn(
     function: Annotated[
         str,
@@ -345,61 +318,27 @@ def fn(
         str | None,
         typer.Option("--grad", metavar="[FILE.py:]NAME", help="Gradient of f (SciPy style)."),
     ] = None,
-    eps: Eps = None,
-    rtol: Rtol = None,
-    atol: Atol = None,
-    seed: Seed = None,
-    include: Include = None,
-    exclude: Exclude = None,
-    method: MethodOpt = None,
-    strict: Strict = False,
-    top: Top = 5,
-    mode: ModeOpt = None,
-    samples: Samples = None,
-    probes: Probes = None,
-    budget: Budget = None,
-    show_entries: ShowEntries = False,
-    fmt: Fmt = Format.table,
-    junit_xml: JunitXml = None,
-    export_html: ExportHtml = None,
-    export_svg: ExportSvg = None,
-    only_failures: OnlyFailures = False,
-    quiet: Quiet = False,
+    *,
+    shared: Shared,
     force: Force = False,
     debug: Debug = False,
 ) -> None:
     """Check a function pair (NAME_forward/NAME_backward), a loss (loss, dx) or f with --grad."""
 
     def job() -> int:
-        from gradcheck_cli import function_cli as fc
-        from gradcheck_cli.function_check import run_check
-        from gradcheck_cli.options import CheckOptions
-        from gradcheck_cli.suite import Outcome, preflight_plan
+        from gradcheck_cli.functions import arguments as fc
+        from gradcheck_cli.functions.check import run_check
+        from gradcheck_cli.suite import preflight_plan
 
-        s = 0 if seed is None else seed
-        options = CheckOptions.build(
-            flags=True, eps=eps, rtol=rtol, atol=atol, strict=strict, top=top,
-            samples=samples, probes=probes, budget=budget, include=include, exclude=exclude,
-            seed=s, **_enums(method, mode),
-        )  # fmt: skip
+        s, options = shared.seed0, shared.options()
         lists = (shape or [], integers or [], arg or [])
         net = fc.prepare(
             function, backward=backward, grad=grad, shape=lists[0], integers=lists[1],
             arg=lists[2], seed=s, force=force, how=preflight_plan(options),
         )  # fmt: skip
-        result = d.checked(
-            fmt, lambda bar: run_check(net, seed=s, options=options, progress=bar), quiet=quiet
-        )
         words = fc.replay_words(function, backward, grad, *lists)
-        opts = d.output_options(
-            fmt, only_failures, junit_xml, export_html, export_svg, show_entries
+        return shared.deliver(
+            function, words, lambda bar: run_check(net, seed=s, options=options, progress=bar)
         )
-        replay = d.replay(words, result)
-        return d.emit_one(Outcome(function, result=result), opts, replay, quiet)
 
     d.guarded(debug, job)
-
-
-def _enums(method: Method | None, mode: Mode | None) -> dict[str, Any]:
-    """The --method and --mode choices as CheckOptions values (None: not given)."""
-    return {"method": method.value if method else None, "mode": mode.value if mode else None}

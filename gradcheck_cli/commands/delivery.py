@@ -18,7 +18,6 @@ import typer
 from rich.console import Console, RenderableType
 from rich.markup import escape
 
-from gradcheck_cli import isolation, outputs
 from gradcheck_cli.commands.flags import Format
 from gradcheck_cli.errors import (
     EXIT_FAIL,
@@ -27,9 +26,10 @@ from gradcheck_cli.errors import (
     EXIT_USAGE,
     GradcheckError,
 )
+from gradcheck_cli.safety import isolation, outputs
 
 if TYPE_CHECKING:
-    from gradcheck_cli.formats import emit
+    from gradcheck_cli.report import emit
     from gradcheck_cli.results import CheckResult
     from gradcheck_cli.suite import Outcome
 
@@ -49,7 +49,7 @@ def show(renderable: RenderableType) -> None:
     """Print a report on stdout. On a terminal, or with ``COLUMNS`` set, at that width; otherwise
     (a pipe, a CI log, a pre-commit hook) as wide as the content, so no table cell wraps and no
     line (the replay command) is split."""
-    from gradcheck_cli.formats.console import content_width
+    from gradcheck_cli.report.console import content_width
 
     console = report_console()
     if not console.is_terminal and not os.environ.get("COLUMNS"):
@@ -68,7 +68,7 @@ def default_config(quiet: bool = False) -> Path:
     local = Path(LOCAL_CONFIG)
     if local.is_file():
         return local
-    from gradcheck_cli.config import default_config_path
+    from gradcheck_cli.spec.config import default_config_path
 
     if not quiet:
         err.print(
@@ -163,7 +163,7 @@ def print_error(exc: GradcheckError) -> None:
 def _json_error(exc: GradcheckError, subject: str) -> None:
     """`--format json` prints one document whatever happens: a usage error is a suite document
     whose one entry has status "error" (the shape `gradcheck schema report` describes)."""
-    from gradcheck_cli.formats.json_suite import suite_to_json
+    from gradcheck_cli.report.json_suite import suite_to_json
     from gradcheck_cli.suite import Outcome, SuiteResult
 
     echo(suite_to_json(SuiteResult((Outcome(subject, error=exc),))))
@@ -236,7 +236,7 @@ def output_options(
     svg: Path | None,
     show_entries: bool = False,
 ) -> emit.OutputOptions:
-    from gradcheck_cli.formats import emit
+    from gradcheck_cli.report import emit
 
     summary = os.environ.get("GITHUB_STEP_SUMMARY")  # set by GitHub Actions in every step
     return emit.OutputOptions(
@@ -253,7 +253,7 @@ def output_options(
 def emit_one(
     outcome: Outcome, opts: emit.OutputOptions, replay: str, quiet: bool, file: str | None = None
 ) -> int:
-    from gradcheck_cli.formats import emit
+    from gradcheck_cli.report import emit
 
     deliver(emit.single(outcome, replay, opts, file=file), quiet)
     if outcome.error is not None:

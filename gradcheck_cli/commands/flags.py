@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperCommand, TyperGroup
 
-from gradcheck_cli import isolation
+from gradcheck_cli.safety import isolation
 
 
 class Format(str, Enum):

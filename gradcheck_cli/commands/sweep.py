@@ -48,12 +48,12 @@ def sweep(
     """Error against ε (1e-1 … 1e-12) per tensor: the V-curve, the ε used and the best one."""
 
     def job() -> int:
-        from gradcheck_cli import plot
-        from gradcheck_cli.build import build_network
-        from gradcheck_cli.config import load_config
+        from gradcheck_cli.engine.build import build_network
         from gradcheck_cli.errors import EXIT_FAIL, EXIT_PASS
-        from gradcheck_cli.limits import Limits, preflight
-        from gradcheck_cli.sweep import EPS_GRID, H_GRID, MAX_ENTRIES, sweep_network
+        from gradcheck_cli.plan.limits import Limits, preflight
+        from gradcheck_cli.spec.config import load_config
+        from gradcheck_cli.sweep import plot
+        from gradcheck_cli.sweep.vcurve import EPS_GRID, H_GRID, MAX_ENTRIES, sweep_network
 
         cfg = load_config(config or d.default_config(quiet), no_plugins=no_plugins)
         if seed is not None:

@@ -25,10 +25,10 @@ def list_(
     def job() -> int:
         import difflib
 
-        from gradcheck_cli import report
-        from gradcheck_cli.catalog import catalog
         from gradcheck_cli.errors import ConfigError
-        from gradcheck_cli.registry import LAYERS, LOSSES
+        from gradcheck_cli.layers.catalog import catalog
+        from gradcheck_cli.layers.registry import LAYERS, LOSSES
+        from gradcheck_cli.report import tables as report
 
         infos = catalog(LAYERS, LOSSES)
         if name is None:
@@ -71,7 +71,7 @@ def validate(
     def job() -> int:
         from gradcheck_cli import suite
         from gradcheck_cli.errors import EXIT_PASS, EXIT_USAGE, ConfigError
-        from gradcheck_cli.formats import console
+        from gradcheck_cli.report import console
 
         if not configs and not Path(d.LOCAL_CONFIG).is_file():
             raise ConfigError(
@@ -104,8 +104,8 @@ def init(
     """
 
     def job() -> int:
-        from gradcheck_cli import scaffold
-        from gradcheck_cli.formats import console
+        from gradcheck_cli.commands import scaffold
+        from gradcheck_cli.report import console
 
         paths = scaffold.write_starter(directory, force=force)
         d.show(console.written(paths, paths[0]))
@@ -125,7 +125,7 @@ def schema(
     """Print a JSON Schema (draft 2020-12), e.g. for an editor's YAML validation."""
     import json
 
-    from gradcheck_cli import schemas
+    from gradcheck_cli.spec import schemas
 
     doc = schemas.report_schema() if kind is SchemaKind.report else schemas.config_schema()
     d.echo(json.dumps(doc, indent=2, ensure_ascii=False))

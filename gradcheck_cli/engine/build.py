@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck_cli.config import Config, DataSpec, TargetSpec
-from gradcheck_cli.contracts import check_loss_behaviour, check_output_dtype
+from gradcheck_cli.engine.contracts import check_loss_behaviour, check_output_dtype
+from gradcheck_cli.engine.network import Network, first_nonfinite, rng_for
 from gradcheck_cli.errors import (
     ConfigError,
     GradcheckError,
@@ -20,16 +20,7 @@ from gradcheck_cli.errors import (
 )
 from gradcheck_cli.layers.base import Array
 from gradcheck_cli.layers.losses import WeightedSum
-from gradcheck_cli.limits import (
-    Limits,
-    MemoryPlan,
-    array_bytes,
-    estimate_layer,
-    estimate_workspace,
-)
-from gradcheck_cli.network import Network, first_nonfinite, rng_for
-from gradcheck_cli.outputs import note_input
-from gradcheck_cli.registry import (
+from gradcheck_cli.layers.registry import (
     LOSSES,
     check_layer_contract,
     check_loss_contract,
@@ -37,6 +28,15 @@ from gradcheck_cli.registry import (
     is_plugin,
     resolve,
 )
+from gradcheck_cli.plan.limits import (
+    Limits,
+    MemoryPlan,
+    array_bytes,
+    estimate_layer,
+    estimate_workspace,
+)
+from gradcheck_cli.safety.outputs import note_input
+from gradcheck_cli.spec.config import Config, DataSpec, TargetSpec
 
 
 def _load_array(spec: DataSpec | TargetSpec, cfg: Config, field: str) -> Array | None:
@@ -155,8 +155,8 @@ def build_network(cfg: Config, *, limits: Limits | None = None) -> Network:
     for i, spec in enumerate(cfg.layers):
         field = f"layers[{i}]"
         try:
-            if spec.fn is not None:  # a function pair: gradcheck_cli/function_check.py
-                from gradcheck_cli.function_check import layer_factory
+            if spec.fn is not None:  # a function pair: gradcheck_cli/functions/check.py
+                from gradcheck_cli.functions.check import layer_factory
 
                 cls: Any = layer_factory(spec.fn, cfg.base_dir, field)
             else:
@@ -271,8 +271,8 @@ def _build_loss(cfg: Config, out: Array) -> tuple[Any, str, Array | None]:
         return WeightedSum(g), "Σ out⊙g", None
     label = cfg.loss.type
     try:
-        if cfg.loss.fn is not None:  # a loss function: gradcheck_cli/function_check.py
-            from gradcheck_cli.function_check import loss_factory
+        if cfg.loss.fn is not None:  # a loss function: gradcheck_cli/functions/check.py
+            from gradcheck_cli.functions.check import loss_factory
 
             cls: Any = loss_factory(cfg.loss.fn, cfg.base_dir, "loss")
         else:

@@ -3,7 +3,7 @@
 A chunk's stacked arrays stay within the caller's ``chunk_bytes`` (a hard cap, counting live
 temporaries and room for complex) and are about :data:`CHUNK_TARGET` bytes each for speed
 (:data:`CHUNK_TARGET_LEAN` for copies that never become dense). ``pert`` is a
-:class:`gradcheck_cli.numeric.Perturber`. Pure NumPy.
+:class:`gradcheck_cli.engine.numeric.Perturber`. Pure NumPy.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck_cli.engine.lowrank import ROWS_FRACTION, declares, rows_to_loss
+from gradcheck_cli.engine.network import ParamRef
 from gradcheck_cli.layers.base import Array
-from gradcheck_cli.lowrank import ROWS_FRACTION, declares, rows_to_loss
-from gradcheck_cli.network import ParamRef
 from gradcheck_cli.options import CHUNK_BYTES
 
 #: Stacked arrays alive at once per layer (input, output, a temporary or two).

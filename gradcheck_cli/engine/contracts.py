@@ -76,3 +76,19 @@ def check_loss_behaviour(net: Any) -> None:
             f"{net.output.shape}",
             hint="backward() must return ∂L/∂pred (a missing 'return'?)",
         )
+
+
+def scalar(value: Any, label: str) -> Any:
+    """A loss value as a NumPy scalar; anything but one number is the loss's contract error."""
+    arr = np.asarray(value)
+    if arr.size != 1 or not np.issubdtype(arr.dtype, np.number):
+        raise PluginError(
+            f"loss ({label}).forward returned {type(value).__name__} of shape {arr.shape}, "
+            "expected one number"
+        )
+    return arr.reshape(()).item()
+
+
+def row_independent(layer: Any) -> bool:
+    """Output row i depends on input row i only (declared by the layer; default: no)."""
+    return getattr(layer, "row_independent", False) is True

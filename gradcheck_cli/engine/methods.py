@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gradcheck_cli.engine.network import ParamRef
+from gradcheck_cli.engine.numeric import UNIT_ROUNDOFF, Perturber
+from gradcheck_cli.engine.probes import complex_safety
 from gradcheck_cli.errors import GradcheckError, PluginError
 from gradcheck_cli.layers.base import Array
-from gradcheck_cli.network import ParamRef
-from gradcheck_cli.numeric import UNIT_ROUNDOFF, Perturber
-from gradcheck_cli.probes import complex_safety
 
 METHODS = ("central", "forward", "five-point", "complex")
 

@@ -16,8 +16,8 @@ from gradcheck_cli.errors import (
     PluginError,
     user_code_error,
 )
-from gradcheck_cli.isolation import user_code
 from gradcheck_cli.layers.base import Array
+from gradcheck_cli.safety.isolation import user_code
 
 
 def rng_for(seed: int, stream: str) -> np.random.Generator:

@@ -3,8 +3,7 @@
 Every stencil is built on :meth:`Perturber.losses` (entry ``indices[j]`` moved by ``offsets[k]``).
 The engine behind it:
 
-- *Prefix caching*: perturbing a parameter of layer ℓ re-runs only layers ℓ… from the cached
-  input of layer ℓ.
+- *Prefix caching*: perturbing a parameter of layer ℓ re-runs only layers ℓ… from its cached input.
 - *Batched copies*: the perturbed copies' outputs of layer ℓ are stacked along the batch axis
   (C·N rows) and pushed through the remaining layers in one call per layer; the loss is then
   reduced per copy. A layer is fed stacked copies only if it declares ``row_independent = True``
@@ -15,13 +14,10 @@ The engine behind it:
   independent, a copy is carried as that one row (C copies = C rows through each layer), and
   losses that know their per-row terms (``forward_rows``) finish it from the unperturbed rows.
 - *Column deltas*: built-in layers whose forward is known exactly short-cut their own
-  perturbations: moving ``W[i, j]`` of a linear layer changes output column j by Δ·x[:, i], and
-  an elementwise activation maps a changed column to a changed column. A copy is then stored as
-  "the base array with column j replaced" (N numbers instead of N·F) until a linear layer turns
-  it into a rank-1 update of its output; see gradcheck_cli/lowrank.py for how that form is
-  carried on (rank-1 losses, changed rows only). Subclasses that override ``forward`` never
-  inherit these short-cuts (:func:`~gradcheck_cli.lowrank.declares`); user layers always run
-  their own forward.
+  perturbations (a changed column of a linear layer's output, a changed column through an
+  activation, rank-1 updates after the next linear layer): gradcheck_cli/engine/lowrank.py.
+  Subclasses that override ``forward`` never inherit these short-cuts (``lowrank.declares``);
+  user layers always run their own forward.
 - *Chunks*: copies are processed in chunks sized so that the stacked arrays stay within
   ``chunk_bytes`` (default :data:`CHUNK_BYTES`), each chunk under one floating-point watch
   (``Network.watching``) and each tensor under one re-binding watch (``Network.focused``).
@@ -30,8 +26,8 @@ The caller's arrays are never modified: parameters are either not touched at all
 stacked copies) or set and restored bit-exactly around a single forward call (and put back if a
 forward re-binds them: ``Network.run_layer``). The engine works on its own C-ordered copies of
 the input and of every cached layer output, and copies what user layers return, so a Fortran or
-transposed input, a reused output buffer or a view of a parameter cannot lose a perturbation.
-Pure NumPy; knows nothing of tolerances or verdicts.
+transposed input, a reused output buffer or a view of a parameter cannot lose a perturbation
+(pure NumPy; nothing of tolerances or verdicts).
 """
 
 from __future__ import annotations
@@ -42,10 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck_cli import chunks
-from gradcheck_cli.errors import PluginError
-from gradcheck_cli.layers.base import Array
-from gradcheck_cli.lowrank import (
+from gradcheck_cli.engine import chunks
+from gradcheck_cli.engine.contracts import row_independent, scalar
+from gradcheck_cli.engine.lowrank import (
     Cols,
     Rank1,
     Rows,
@@ -55,30 +50,15 @@ from gradcheck_cli.lowrank import (
     rows_to_loss,
     run_rows,
 )
-from gradcheck_cli.network import Network, ParamRef
+from gradcheck_cli.engine.network import Network, ParamRef
+from gradcheck_cli.engine.probes import distinct_rows, rows_mismatch
+from gradcheck_cli.errors import PluginError
+from gradcheck_cli.layers.base import Array
 from gradcheck_cli.options import CHUNK_BYTES
-from gradcheck_cli.probes import distinct_rows, rows_mismatch
 
-#: Unit round-off per dtype.
 UNIT_ROUNDOFF = {"float64": 2.0**-53, "float32": 2.0**-24}
 #: Called with the number of loss evaluations just completed.
 ProgressFn = Callable[[int], None]
-
-
-def scalar(value: Any, label: str) -> Any:
-    """A loss value as a NumPy scalar; anything but one number is the loss's contract error."""
-    arr = np.asarray(value)
-    if arr.size != 1 or not np.issubdtype(arr.dtype, np.number):
-        raise PluginError(
-            f"loss ({label}).forward returned {type(value).__name__} of shape {arr.shape}, "
-            "expected one number"
-        )
-    return arr.reshape(()).item()
-
-
-def row_independent(layer: Any) -> bool:
-    """Output row i depends on input row i only (declared by the layer; default: no)."""
-    return getattr(layer, "row_independent", False) is True
 
 
 _State = Cols | Rows | Rank1 | RowSet | Array
@@ -236,7 +216,7 @@ class Perturber:
         return self.loss_with(ref, index, value)
 
     def chunk_size(self, ref: ParamRef) -> int:
-        """Copies per chunk (see :func:`gradcheck_cli.chunks.chunk_size`)."""
+        """Copies per chunk (see :func:`gradcheck_cli.engine.chunks.chunk_size`)."""
         return chunks.chunk_size(self, ref)
 
     # -- the batched path -------------------------------------------------------------------------

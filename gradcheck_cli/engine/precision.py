@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck_cli.engine.network import Network
 from gradcheck_cli.layers.base import Array
-from gradcheck_cli.network import Network
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from gradcheck_cli.errors import GradcheckError, PluginError
 from gradcheck_cli.layers.base import Array
 
 if TYPE_CHECKING:
-    from gradcheck_cli.numeric import Perturber
+    from gradcheck_cli.engine.numeric import Perturber
 
 #: Largest difference, in units of round-off of the output's size, between a row computed in a
 #: stack and the same row computed alone that still counts as equal (BLAS may block differently).

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck_cli.engine.network import Network
 from gradcheck_cli.layers.base import Array
-from gradcheck_cli.network import Network
 
 #: Relative size of a difference that cannot come from round-off in a repeated computation.
 REPEAT_RTOL = 1e-12

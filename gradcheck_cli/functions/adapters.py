@@ -1,4 +1,4 @@
-"""Adapters that make functions ordinary layers and losses (see gradcheck_cli/functions.py).
+"""Adapters that make functions ordinary layers and losses (see gradcheck_cli/functions/pairs.py).
 
 - ``FunctionLayer``: a pair ``forward(x, w, b) -> (out, cache)``, ``backward(dout, cache) ->
   (dx, dw, db)``; params are the float array arguments after the input.
@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck_cli.engine.network import Network, ParamRef
 from gradcheck_cli.errors import PluginError
-from gradcheck_cli.functions import Arguments, Found, _name
+from gradcheck_cli.functions.pairs import Arguments, Found, _name
 from gradcheck_cli.layers.base import Array
-from gradcheck_cli.network import Network, ParamRef
 
 
 def describe(v: Any) -> str:

@@ -9,12 +9,12 @@ from typing import Any
 
 import yaml
 
-from gradcheck_cli.config import load_yaml_text
 from gradcheck_cli.errors import ConfigError
-from gradcheck_cli.function_check import function_network
-from gradcheck_cli.function_layers import FunctionNetwork
-from gradcheck_cli.functions import arguments, find
-from gradcheck_cli.limits import Limits, MemoryPlan, array_bytes, preflight
+from gradcheck_cli.functions.adapters import FunctionNetwork
+from gradcheck_cli.functions.check import function_network
+from gradcheck_cli.functions.pairs import arguments, find
+from gradcheck_cli.plan.limits import Limits, MemoryPlan, array_bytes, preflight
+from gradcheck_cli.spec.config import load_yaml_text
 
 _NAME = re.compile(r"^[A-Za-z_]\w*$")
 

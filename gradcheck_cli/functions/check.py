@@ -11,16 +11,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from gradcheck_cli.checker import check_network
+from gradcheck_cli.engine.network import rng_for
 from gradcheck_cli.errors import ConfigError
-from gradcheck_cli.function_layers import (
+from gradcheck_cli.functions.adapters import (
     FunctionLayer,
     FunctionLoss,
     FunctionNetwork,
     ScalarFunctionLayer,
 )
-from gradcheck_cli.functions import Arguments, Found, arguments, find, parameters
+from gradcheck_cli.functions.pairs import Arguments, Found, arguments, find, parameters
 from gradcheck_cli.layers.losses import WeightedSum
-from gradcheck_cli.network import rng_for
 
 if TYPE_CHECKING:  # the package exports it, wherever the checker keeps it
     from gradcheck_cli import CheckResult

@@ -64,7 +64,9 @@ def _functions(module: Any) -> dict[str, Callable[..., Any]]:
 
 
 def _load(ref: str, base_dir: Path) -> tuple[dict[str, Callable[..., Any]], str, str]:
-    from gradcheck_cli.registry import _load_module  # the one plugin loader (paths, stdout, errors)
+    from gradcheck_cli.layers.registry import (
+        _load_module,  # the one plugin loader (paths, stdout, errors)
+    )
 
     module_ref, _, name = ref.rpartition(":")
     if not module_ref or not name:
@@ -208,7 +210,7 @@ def arguments(
     """Draw the arrays of ``fn``'s arguments from ``seed``: float arrays of ``shapes``, integer ids
     in [0, n) for ``integers`` (shape from ``shapes``, else the first float array's shape without
     its last axis: labels), ``values`` as given; ``args`` are the other arguments."""
-    from gradcheck_cli.network import rng_for
+    from gradcheck_cli.engine.network import rng_for
 
     order = parameters(fn)
     known = [p.name for p in order]

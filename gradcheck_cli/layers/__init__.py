@@ -1,44 +1,25 @@
-"""Built-in layers and losses; importing this package registers them."""
+"""Built-in layers and losses, one small module per family, and the tables that name them.
 
-from gradcheck_cli.layers import (
-    activations,
-    attention,
-    conv,
-    conv1d,
-    dropout,
-    embedding,
-    groupnorm,
-    linear,
-    losses,
-    norm,
-    pooling,
-    recurrent,
-    residual,
-    seq_losses,
-    shape,
-    temporal,
-)
-from gradcheck_cli.layers.base import Layer, LayerProtocol, Loss, LossProtocol
+base.py       the layer/loss protocols and the Layer base class plugin authors subclass
+table.py      name → class tables and the @register_layer / @register_loss decorators
+builtin.py    every family (importing it registers them)
+registry.py   names and plugin references ("file.py:Class", "pkg.mod:Class") → classes, instances
+catalog.py    what each built-in is, read from the class (arguments, formulas) for `gradcheck list`
 
-__all__ = [
-    "Layer",
-    "LayerProtocol",
-    "Loss",
-    "LossProtocol",
-    "activations",
-    "attention",
-    "conv",
-    "conv1d",
-    "dropout",
-    "embedding",
-    "groupnorm",
-    "linear",
-    "losses",
-    "norm",
-    "pooling",
-    "recurrent",
-    "residual",
-    "seq_losses",
-    "shape",
-    "temporal",
-]
+Imports go: families → table, base; registry → table (and the built-ins by name, once). This
+``__init__`` imports nothing: ``from gradcheck_cli.layers import Layer`` is loaded on first use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_BASE = ("Layer", "LayerProtocol", "Loss", "LossProtocol")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _BASE:
+        from gradcheck_cli.layers import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module 'gradcheck_cli.layers' has no attribute {name!r}")

@@ -15,7 +15,7 @@ import numpy as np
 from gradcheck_cli.errors import ConfigError
 from gradcheck_cli.layers.base import Array, Layer, positive_int
 from gradcheck_cli.layers.recurrent import flag, sequence_input
-from gradcheck_cli.registry import register_layer
+from gradcheck_cli.layers.table import register_layer
 
 
 def masked_softmax(s: Array, keep: Array | None) -> Array:

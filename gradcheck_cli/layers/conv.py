@@ -9,7 +9,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from gradcheck_cli.errors import ConfigError, ShapeError
 from gradcheck_cli.layers.base import Array, Layer, positive_int
-from gradcheck_cli.registry import register_layer
+from gradcheck_cli.layers.table import register_layer
 
 
 def pair(value: object, name: str, *, minimum: int = 1) -> tuple[int, int]:

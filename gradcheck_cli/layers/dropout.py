@@ -6,7 +6,7 @@ import numpy as np
 
 from gradcheck_cli.errors import ConfigError
 from gradcheck_cli.layers.base import Array, Layer, real_number
-from gradcheck_cli.registry import register_layer
+from gradcheck_cli.layers.table import register_layer
 
 
 @register_layer("dropout")

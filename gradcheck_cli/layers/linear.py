@@ -8,7 +8,7 @@ import numpy as np
 
 from gradcheck_cli.errors import ShapeError
 from gradcheck_cli.layers.base import Array, Layer, positive_int
-from gradcheck_cli.registry import register_layer
+from gradcheck_cli.layers.table import register_layer
 
 
 def affine_params(rng: np.random.Generator, d: int, m: int, dtype: str) -> dict[str, Array]:
@@ -65,7 +65,7 @@ class Linear(Layer):
         dx: Array = dout @ self.params["W"].T
         return dx
 
-    # -- engine short-cuts (exact; see gradcheck_cli/numeric.py) --------------------------------
+    # -- engine short-cuts (exact; see gradcheck_cli/engine/numeric.py) --------------------------------
     def perturbed_columns(
         self, key: str, x: Array, out: Array, idx: Array, delta: Array
     ) -> tuple[Array, Array]:
@@ -83,5 +83,5 @@ class Linear(Layer):
     ) -> tuple[Array, Array]:
         """Outputs for inputs equal to ``x`` except column cols[c] = values[c], as rank-1
         updates of ``out``: copy c is out + u[c] ⊗ w[c] with u = values − x[:, cols]ᵀ (C, N) and
-        w = W[cols] (C, m) (see gradcheck_cli/lowrank.py)."""
+        w = W[cols] (C, m) (see gradcheck_cli/engine/lowrank.py)."""
         return values - x[:, cols].T, self.params["W"][cols]

@@ -6,11 +6,11 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck_cli.engine.lowrank import Rank1, mse_rank1, softmax_ce_class_major, softmax_ce_rank1
 from gradcheck_cli.errors import ConfigError
 from gradcheck_cli.layers.activations import sigmoid
 from gradcheck_cli.layers.base import Array, Loss, real_number
-from gradcheck_cli.lowrank import Rank1, mse_rank1, softmax_ce_class_major, softmax_ce_rank1
-from gradcheck_cli.registry import register_loss
+from gradcheck_cli.layers.table import register_loss
 
 
 @register_loss("softmax_cross_entropy")
@@ -76,7 +76,7 @@ class SoftmaxCrossEntropy(Loss):
         return softmax_ce_class_major(np.moveaxis(pred, 2, 0).copy(), zy, target)
 
     def forward_rank1(self, copies: Rank1, target: Array) -> Array:
-        """``forward`` of each copy base + u[c] ⊗ w[c] → (C,) (gradcheck_cli/lowrank.py)."""
+        """``forward`` of each copy base + u[c] ⊗ w[c] → (C,) (gradcheck_cli/engine/lowrank.py)."""
         return softmax_ce_rank1(copies, target)
 
     def row_terms(self, shape: tuple[int, ...], rows: Array, values: Array, target: Array) -> Array:
@@ -113,7 +113,7 @@ class MSE(Loss):
         return losses
 
     def forward_rank1(self, copies: Rank1, target: Array) -> Array:
-        """``forward`` of each copy base + u[c] ⊗ w[c] → (C,) (gradcheck_cli/lowrank.py)."""
+        """``forward`` of each copy base + u[c] ⊗ w[c] → (C,) (gradcheck_cli/engine/lowrank.py)."""
         return mse_rank1(copies, target)
 
     def row_terms(self, shape: tuple[int, ...], rows: Array, values: Array, target: Array) -> Array:

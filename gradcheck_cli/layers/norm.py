@@ -10,7 +10,7 @@ import numpy as np
 
 from gradcheck_cli.errors import ConfigError, ShapeError
 from gradcheck_cli.layers.base import Array, Layer, positive_int, real_number
-from gradcheck_cli.registry import register_layer
+from gradcheck_cli.layers.table import register_layer
 
 
 def _eps(value: object) -> float:

@@ -6,7 +6,7 @@ import numpy as np
 
 from gradcheck_cli.layers.base import Array, Layer
 from gradcheck_cli.layers.conv import out_size, pair, scatter_windows, spatial_input, windows
-from gradcheck_cli.registry import register_layer
+from gradcheck_cli.layers.table import register_layer
 
 
 class _Pool(Layer):

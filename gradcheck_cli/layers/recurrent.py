@@ -16,7 +16,7 @@ import numpy as np
 from gradcheck_cli.errors import ConfigError, ShapeError
 from gradcheck_cli.layers.activations import sigmoid
 from gradcheck_cli.layers.base import Array, Layer, positive_int
-from gradcheck_cli.registry import register_layer
+from gradcheck_cli.layers.table import register_layer
 
 
 def sequence_input(input_shape: tuple[int, ...], layer: str) -> tuple[int, int]:

@@ -9,11 +9,11 @@ import importlib.util
 import inspect
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
@@ -23,45 +23,14 @@ from gradcheck_cli.errors import (
     PluginError,
     user_code_error,
 )
-from gradcheck_cli.isolation import user_code
-from gradcheck_cli.outputs import note_input
-from gradcheck_cli.trust import CONTEXT_NAMES
-
-T = TypeVar("T")
-
-LAYERS: dict[str, type] = {}
-LOSSES: dict[str, type] = {}
+from gradcheck_cli.layers.table import LAYERS as LAYERS
+from gradcheck_cli.layers.table import LOSSES as LOSSES
+from gradcheck_cli.layers.table import registered_name as registered_name
+from gradcheck_cli.safety.isolation import user_code
+from gradcheck_cli.safety.outputs import note_input
+from gradcheck_cli.spec.trust import CONTEXT_NAMES
 
 _modules: dict[str, ModuleType] = {}
-
-
-def register_layer(name: str) -> Callable[[type[T]], type[T]]:
-    """Class decorator: make a layer available under ``name`` in configs and the CLI."""
-
-    def deco(cls: type[T]) -> type[T]:
-        LAYERS[name] = cls
-        return cls
-
-    return deco
-
-
-def register_loss(name: str) -> Callable[[type[T]], type[T]]:
-    """Class decorator: make a loss available under ``name``."""
-
-    def deco(cls: type[T]) -> type[T]:
-        LOSSES[name] = cls
-        return cls
-
-    return deco
-
-
-def registered_name(cls: type) -> str | None:
-    """The registry name of a built-in layer or loss class (None for any other class)."""
-    for table in (LAYERS, LOSSES):
-        for name, known in table.items():
-            if known is cls:
-                return name
-    return None
 
 
 def is_plugin(type_name: str) -> bool:
@@ -292,8 +261,11 @@ def check_loss_contract(obj: Any, label: str) -> None:
         )
 
 
-def _populate() -> None:
-    import gradcheck_cli.layers  # noqa: F401  (registers the built-ins)
+def builtins() -> None:
+    """Register the built-in layers and losses (once). By name, not by an import statement: the
+    built-ins import this module (residual builds its inner layers here), and it must not import
+    them back."""
+    importlib.import_module("gradcheck_cli.layers.builtin")
 
 
-_populate()
+builtins()

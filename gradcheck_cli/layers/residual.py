@@ -8,16 +8,16 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
-from gradcheck_cli.config import LayerSpec
 from gradcheck_cli.errors import ConfigError, GradcheckError, ShapeError
 from gradcheck_cli.layers.base import Array, Layer
-from gradcheck_cli.registry import (
+from gradcheck_cli.layers.registry import (
     check_layer_contract,
     instantiate,
     is_plugin,
-    register_layer,
     resolve,
 )
+from gradcheck_cli.layers.table import register_layer
+from gradcheck_cli.spec.config import LayerSpec
 
 
 @register_layer("residual")

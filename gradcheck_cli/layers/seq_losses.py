@@ -8,7 +8,7 @@ import numpy as np
 
 from gradcheck_cli.errors import ConfigError, ShapeError
 from gradcheck_cli.layers.base import Array, Loss
-from gradcheck_cli.registry import register_loss
+from gradcheck_cli.layers.table import register_loss
 
 
 @register_loss("sequence_cross_entropy")

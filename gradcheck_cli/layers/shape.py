@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from gradcheck_cli.layers.base import Array, Layer
-from gradcheck_cli.registry import register_layer
+from gradcheck_cli.layers.table import register_layer
 
 
 @register_layer("flatten")

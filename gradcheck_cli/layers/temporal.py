@@ -9,7 +9,7 @@ import numpy as np
 from gradcheck_cli.errors import ShapeError
 from gradcheck_cli.layers.base import Array, Layer, positive_int
 from gradcheck_cli.layers.linear import affine_params
-from gradcheck_cli.registry import register_layer
+from gradcheck_cli.layers.table import register_layer
 
 
 @register_layer("temporal_linear")

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from gradcheck_cli import modes
-from gradcheck_cli.judge import TRUNC_FACTOR, Judge
+from gradcheck_cli.engine.draws import directions
+from gradcheck_cli.engine.network import ParamRef
+from gradcheck_cli.engine.numeric import UNIT_ROUNDOFF
 from gradcheck_cli.layers.base import Array
-from gradcheck_cli.network import ParamRef
-from gradcheck_cli.numeric import UNIT_ROUNDOFF
-from gradcheck_cli.plan import Plan
+from gradcheck_cli.plan.plan import Plan
 from gradcheck_cli.results import ParamResult
+from gradcheck_cli.verdict.judge import TRUNC_FACTOR, Judge
 
 
 def directional(
@@ -24,7 +24,7 @@ def directional(
 ) -> ParamResult:
     """Probe one tensor along ``plan.probes`` random directions (central differences)."""
     pert, eps = judge.pert, judge.eps
-    v = modes.directions(shape, plan.probes, plan.seed, ref.name)
+    v = directions(shape, plan.probes, plan.seed, ref.name)
     steps = np.array([eps, -eps])
     f = np.stack([pert.along(ref, v[k], steps) for k in range(plan.probes)])
     args = (ref.name, shape, analytic, pert.array(ref), v, eps, judge, scale)

@@ -173,9 +173,9 @@ def estimate_time(
     method and mode take them; not the complex step, not directional probes). A pilot that
     cannot run (a layer that fails on copies) leaves the time at 0: the check itself reports
     that failure."""
-    from gradcheck_cli import modes
-    from gradcheck_cli.numeric import Perturber
-    from gradcheck_cli.precision import promoted
+    from gradcheck_cli.engine.numeric import Perturber
+    from gradcheck_cli.engine.precision import promoted
+    from gradcheck_cli.plan import modes
 
     cost = count_entries(net, inputs=inputs, evals_per_entry=evals_per_entry, entries=entries)
     count = entries or (lambda n: n)

@@ -17,13 +17,13 @@ from dataclasses import replace
 
 import numpy as np
 
-from gradcheck_cli import modes
-from gradcheck_cli.directional import compare_directional, directional
-from gradcheck_cli.judge import Judge
+from gradcheck_cli.engine.draws import directions
+from gradcheck_cli.engine.network import ParamRef
 from gradcheck_cli.layers.base import Array
-from gradcheck_cli.network import ParamRef
-from gradcheck_cli.plan import Plan
+from gradcheck_cli.plan.directional import compare_directional, directional
+from gradcheck_cli.plan.plan import Plan
 from gradcheck_cli.results import ParamResult
+from gradcheck_cli.verdict.judge import Judge
 
 #: Blocks of at most this many entries are judged entry by entry.
 LEAF = 64
@@ -69,7 +69,7 @@ def localise(
     by one. When no entry can be singled out (many small errors, or the test budget ran out),
     the probe's failure stands, with a note."""
     size = int(np.prod(shape, dtype=np.int64))
-    v = modes.directions(shape, 1, plan.seed, f"{ref.name}:localise").reshape(-1)
+    v = directions(shape, 1, plan.seed, f"{ref.name}:localise").reshape(-1)
     suspects = _bisect(judge, ref, shape, analytic, scale, plan, v, size)
     entries = np.unique(np.concatenate([suspects, known if known is not None else []]))
     entries = entries.astype(np.intp)

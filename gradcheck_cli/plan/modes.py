@@ -29,9 +29,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gradcheck_cli.engine.draws import sample_indices
+from gradcheck_cli.engine.network import ParamRef
+from gradcheck_cli.engine.numeric import Perturber
 from gradcheck_cli.layers.base import Array
-from gradcheck_cli.network import ParamRef, rng_for
-from gradcheck_cli.numeric import Perturber
 
 MODES = ("full", "sample", "directional", "auto")
 #: With no mode given, checks of at most this many entries run ``full`` without a pilot;
@@ -56,35 +57,6 @@ PILOT_RESOLUTION = 1e-6
 #: few ms, where the engine alone was estimated up to 7× short).
 JUDGE_TENSOR_SECONDS = 3e-4
 JUDGE_ENTRY_SECONDS = 3e-7
-
-
-def sample_indices(size: int, k: int, seed: int, name: str) -> Array:
-    """``min(k, size)`` flat indices, one per stratum of equal width, sorted and distinct."""
-    if k >= size:
-        return np.arange(size)
-    rng = rng_for(seed, f"sample:{name}")
-    edges = np.linspace(0, size, k + 1).astype(np.int64)
-    widths = np.diff(edges)  # ≥ 1 because k < size
-    return edges[:-1] + (rng.random(k) * widths).astype(np.int64)
-
-
-def directions(shape: tuple[int, ...], k: int, seed: int, name: str) -> Array:
-    """``k`` unit-norm directions of ``shape``, entries ±U(0.5, 1.5) before normalising.
-
-    One uniform draw r per entry gives both: sign = (r < ½), magnitude = 0.5 + (2r mod 1), where
-    2r mod 1 = 2r − ⌊2r⌋ and the sign is that of 2r − 1 (all exact; np.mod and np.where cost
-    ~6 and ~4 ns an entry, these passes well under 1)."""
-    rng = rng_for(seed, f"probe:{name}")
-    size = int(np.prod(shape, dtype=np.int64))
-    t = rng.random((k, size))
-    t *= 2
-    v = np.floor(t)
-    np.subtract(t, v, out=v)
-    v += 0.5
-    t -= 1
-    np.copysign(v, t, out=v)
-    v /= np.linalg.norm(v, axis=1, keepdims=True)
-    return v.reshape(k, *shape)
 
 
 @dataclass(frozen=True)
@@ -207,8 +179,8 @@ def _time_second_look(
 ) -> tuple[float, float]:
     """Seconds of the step ladder of one entry and of a noise measurement along ``ref``: the
     calls a second look makes (steps.ladder, steps.measure_noise)."""
-    from gradcheck_cli.numeric import UNIT_ROUNDOFF
-    from gradcheck_cli.steps import ladder, measure_noise
+    from gradcheck_cli.engine.numeric import UNIT_ROUNDOFF
+    from gradcheck_cli.verdict.steps import ladder, measure_noise
 
     ladder(pert, ref, idx)  # untimed once: a first call costs twice the next ones
     t0 = time.perf_counter()
@@ -225,8 +197,8 @@ def _unresolved(
     estimates: the bound from the loss's rounding, NOISE_FACTOR·ε_f/ε, above
     ``resolution`` × the largest |estimate| means a second look for every entry (the bound
     is the same for every entry of a tensor)."""
-    from gradcheck_cli.numeric import UNIT_ROUNDOFF
-    from gradcheck_cli.steps import NOISE_FACTOR, rounding_floor
+    from gradcheck_cli.engine.numeric import UNIT_ROUNDOFF
+    from gradcheck_cli.verdict.steps import NOISE_FACTOR, rounding_floor
 
     with np.errstate(all="ignore"):
         numeric = np.real(losses[:, 0] - losses[:, 1]) / np.real(steps[:, 0] - steps[:, 1])

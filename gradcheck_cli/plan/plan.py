@@ -7,10 +7,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gradcheck_cli import modes
-from gradcheck_cli.judge import Judge
-from gradcheck_cli.network import ParamRef
+from gradcheck_cli.engine.network import ParamRef
 from gradcheck_cli.options import DEFAULT_BUDGET, DEFAULT_PROBES, DEFAULT_SAMPLES, CheckOptions
+from gradcheck_cli.plan import modes
+from gradcheck_cli.verdict.judge import Judge
 
 #: Progress callback: (evaluations done, evaluations planned so far).
 Progress = Callable[[int, int], None]

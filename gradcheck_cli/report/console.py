@@ -16,7 +16,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from gradcheck_cli.formats.text import every, listing, num, problems, unverified
+from gradcheck_cli.report.text import every, listing, num, problems, unverified
 from gradcheck_cli.results import CheckResult
 from gradcheck_cli.suite import Outcome, SuiteResult, Validation
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from rich.console import RenderableType
 from rich.text import Text
 
-from gradcheck_cli import report
-from gradcheck_cli.formats import console
+from gradcheck_cli.report import console
+from gradcheck_cli.report import tables as report
 from gradcheck_cli.suite import Outcome, SuiteResult
 
 
@@ -49,7 +49,7 @@ def _outcome_view(o: Outcome, replay: str | None, opts: OutputOptions) -> Render
 def _exports(view: RenderableType, opts: OutputOptions, suite: SuiteResult) -> dict[Path, str]:
     files: dict[Path, str] = {}
     if opts.junit_xml:
-        from gradcheck_cli.formats import junit
+        from gradcheck_cli.report import junit
 
         files[opts.junit_xml] = junit.to_junit(suite)
     if opts.export_html:
@@ -61,7 +61,7 @@ def _exports(view: RenderableType, opts: OutputOptions, suite: SuiteResult) -> d
 
 def _appends(opts: OutputOptions, suite: SuiteResult) -> dict[Path, str]:
     if opts.fmt == "github" and opts.step_summary is not None:
-        from gradcheck_cli.formats import github
+        from gradcheck_cli.report import github
 
         return {opts.step_summary: github.step_summary(suite)}
     return {}
@@ -78,7 +78,7 @@ def single(
     view = _outcome_view(outcome, replay, opts)
     stdout: RenderableType | str | None
     if opts.fmt == "github":
-        from gradcheck_cli.formats import github
+        from gradcheck_cli.report import github
     if outcome.result is None:
         stdout = None
         if opts.fmt == "github":
@@ -86,7 +86,7 @@ def single(
                 "error", str(outcome.error), file=file, title="gradcheck: error"
             )
     elif opts.fmt == "json":
-        from gradcheck_cli.formats import jsondoc
+        from gradcheck_cli.report import jsondoc
 
         stdout = jsondoc.to_json(outcome.result)
     elif opts.fmt == "github":
@@ -98,7 +98,7 @@ def single(
 
 def suite(suite: SuiteResult, replays: Mapping[str, str], opts: OutputOptions) -> Rendered:
     """Several configs: each report, then one summary table (or one JSON/annotation stream)."""
-    from gradcheck_cli.formats import github, json_suite
+    from gradcheck_cli.report import github, json_suite
 
     view = console.render_suite(
         suite,

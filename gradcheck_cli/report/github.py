@@ -6,7 +6,7 @@ are percent-encoded; in property values also ``:`` and ``,``.
 
 from __future__ import annotations
 
-from gradcheck_cli.formats.text import (
+from gradcheck_cli.report.text import (
     attribution,
     describe,
     every,

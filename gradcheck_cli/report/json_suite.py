@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gradcheck_cli.formats.jsondoc import SCHEMA_VERSION, to_json_dict
+from gradcheck_cli.report.jsondoc import SCHEMA_VERSION, to_json_dict
 from gradcheck_cli.suite import SuiteResult
 
 

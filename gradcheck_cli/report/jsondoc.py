@@ -7,13 +7,15 @@ import json
 import math
 from dataclasses import fields, is_dataclass
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from gradcheck_cli.results import CheckResult, Entry, ParamResult
+if TYPE_CHECKING:
+    from gradcheck_cli.results import CheckResult, Entry, ParamResult
 
-#: Version of the JSON report layout (gradcheck_cli/data/report.schema.json). Bumped only when a
+
+#: Version of the JSON report layout (gradcheck_cli/spec/data/report.schema.json). Bumped only when a
 #: key is removed or changes meaning; new keys may appear at any time (consumers ignore unknown keys).
 SCHEMA_VERSION = 1
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from gradcheck_cli.formats.text import attribution, describe, num, problems, worst_entries
+from gradcheck_cli.report.text import attribution, describe, num, problems, worst_entries
 from gradcheck_cli.results import CheckResult, ParamResult
 from gradcheck_cli.suite import Outcome, SuiteResult
 

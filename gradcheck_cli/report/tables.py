@@ -10,8 +10,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from gradcheck_cli.catalog import Info
-from gradcheck_cli.formats.text import every, listing, method_words, unverified
+from gradcheck_cli.layers.catalog import Info
+from gradcheck_cli.report.text import every, listing, method_words, unverified
 from gradcheck_cli.results import CheckResult, ParamResult
 
 
@@ -218,7 +218,7 @@ def replay_line(replay: str) -> Text:
 def entry_maps(result: CheckResult) -> list[RenderableType]:
     """`--show-entries`: |a − n| / tolerance per entry for every tensor (tensors of more than two
     dimensions are shown as (first axis) × (the rest))."""
-    from gradcheck_cli.plot import heatmap
+    from gradcheck_cli.sweep.plot import heatmap
 
     maps: list[RenderableType] = []
     for p in result.params:

@@ -18,10 +18,10 @@ from pydantic import (
 
 from gradcheck_cli.errors import ConfigError
 from gradcheck_cli.options import CheckSpec
-from gradcheck_cli.outputs import note_input
-from gradcheck_cli.reading import load_yaml_text as load_yaml_text  # re-exported
-from gradcheck_cli.reading import read_data as read_data  # re-exported
-from gradcheck_cli.trust import code_refs, refuse_code, refuse_context_args
+from gradcheck_cli.safety.outputs import note_input
+from gradcheck_cli.spec.reading import load_yaml_text as load_yaml_text  # re-exported
+from gradcheck_cli.spec.reading import read_data as read_data  # re-exported
+from gradcheck_cli.spec.trust import code_refs, refuse_code, refuse_context_args
 
 #: Most axes an input may have (NumPy allows 64; gradcheck stacks copies on one more axis, and
 #: no layer needs more than a handful).
@@ -83,7 +83,7 @@ class LayerSpec(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True, strict=True)
     type: str = Field(min_length=1)
-    #: Code: a function pair / loss function "file.py:NAME" (gradcheck_cli/function_check.py);
+    #: Code: a function pair / loss function "file.py:NAME" (gradcheck_cli/functions/check.py);
     #: ``type`` then holds the same reference, so whatever refuses plugin types refuses it too.
     fn: str | None = Field(default=None, min_length=1)
 

@@ -1,6 +1,6 @@
 """The two JSON Schemas gradcheck publishes (draft 2020-12): its JSON report and its config format.
 
-The report schema is a file shipped in the package (gradcheck_cli/data/report.schema.json); the
+The report schema is a file shipped in the package (gradcheck_cli/spec/data/report.schema.json); the
 config schema is generated from the pydantic models, so it cannot drift from what `run` accepts.
 """
 
@@ -10,9 +10,9 @@ import json
 from importlib import resources
 from typing import Any
 
-from gradcheck_cli.catalog import catalog, spec_schema
-from gradcheck_cli.config import Config, LayerSpec, LossSpec
-from gradcheck_cli.registry import LAYERS, LOSSES
+from gradcheck_cli.layers.catalog import catalog, spec_schema
+from gradcheck_cli.layers.registry import LAYERS, LOSSES
+from gradcheck_cli.spec.config import Config, LayerSpec, LossSpec
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 #: A plugin reference names a file or module and a class: ``file.py:Class``, ``pkg.mod:Class``.

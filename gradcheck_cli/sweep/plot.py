@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gradcheck_cli.layers.base import Array
-from gradcheck_cli.sweep import SweepResult
+from gradcheck_cli.sweep.vcurve import SweepResult
 
 # -- log-log plot ---------------------------------------------------------------------------------
 

@@ -9,9 +9,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gradcheck_cli.engine.contracts import scalar
+from gradcheck_cli.engine.network import Network, ParamRef, rng_for
+from gradcheck_cli.engine.numeric import UNIT_ROUNDOFF
 from gradcheck_cli.layers.base import Array
-from gradcheck_cli.network import Network, ParamRef, rng_for
-from gradcheck_cli.numeric import UNIT_ROUNDOFF, scalar
 
 #: h = 10^-1 … 10^-6, four points per decade.
 H_GRID: tuple[float, ...] = tuple(10.0 ** (-k / 4) for k in range(4, 25))

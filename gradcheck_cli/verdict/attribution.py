@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 
+from gradcheck_cli.engine.network import Network
 from gradcheck_cli.layers.losses import WeightedSum
-from gradcheck_cli.network import Network
 from gradcheck_cli.results import CheckResult
 
 

@@ -17,76 +17,28 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from gradcheck_cli.layers.base import Array
+from gradcheck_cli.verdict.evidence import (
+    EXPLAINED,
+    Context,
+    Data,
+    Diagnosis,
+    idx,
+    in_words,
+    slice_words,
+    slices,
+)
 
-#: Fraction of the squared disagreement a fingerprint must explain.
-EXPLAINED = 0.99
+__all__ = ["Context", "Diagnosis", "diagnose"]
+
 #: Layout permutations are tried up to this many axes (4 → 2·23 permutations + 15 flips).
 MAX_LAYOUT_NDIM = 4
 #: "A few entries": at most this many (and at most a third of the tensor).
 FEW = 4
-
-
-@dataclass(frozen=True)
-class Diagnosis:
-    """The fingerprint that explains a failing tensor: ``kind`` (missing, spurious, mask, sign,
-    scale, transpose, layout, param_term, axis, few_entries), its fitted ``params`` (e.g.
-    ``factor``, ``lambda``, ``axis``), the fraction of Σ(a − n)² it explains, and a sentence."""
-
-    kind: str
-    params: dict[str, Any]
-    explained: float
-    sentence: str
-
-
-@dataclass(frozen=True)
-class Context:
-    """What the fingerprints may use besides a and n."""
-
-    name: str  # report name, e.g. "0.linear.W" or "input"
-    theta: Array | None = None  # the tensor's values (the parameter, or the input x)
-    batch: int | None = None  # N, the batch size
-    outputs: int | None = None  # elements of the network output (what the loss reduces over)
-
-
-@dataclass
-class _Data:
-    a: Array  # analytic, float64, tensor-shaped
-    n: Array  # numeric, NaN where not checked
-    tol: Array  # tolerance, NaN where not checked, inf at kinks
-    known: Array  # n checked (bool)
-    use: Array  # n checked and a reference (not a kink)
-    d: Array  # a − n, 0 where not known
-    total: float  # Σ d² over ``use``
-    fail: Array  # |a − n| > tol
-    ctx: Context
-
-    @property
-    def full(self) -> bool:
-        return bool(self.known.all())
-
-    def explained(self, residual: Array) -> float:
-        return 1.0 - float(np.sum(np.where(self.use, residual, 0.0) ** 2)) / self.total
-
-    def fits(self, residual: Array, tol: Array | None = None, fitted: int = 0) -> float | None:
-        """The explained fraction when ``residual`` = a − model (tensor-shaped, compared where
-        ``use``) is within the tolerance everywhere and explains enough, and the model is
-        confirmed: it departs from n by more than the tolerance on at least ``fitted`` + 2
-        entries (a model with as many numbers as entries it explains is no evidence)."""
-        t = self.tol if tol is None else tol
-        inside = ~self.use | (np.abs(residual) <= t)
-        if not inside.all():
-            return None
-        departs = self.use & (np.abs(self.d - residual) > np.where(self.use, self.tol, np.inf))
-        if int(departs.sum()) < fitted + 2:
-            return None
-        share = self.explained(residual)
-        return share if share >= EXPLAINED else None
 
 
 def diagnose(analytic: Array, numeric: Array, tolerance: Array, ctx: Context) -> Diagnosis | None:
@@ -101,7 +53,7 @@ def diagnose(analytic: Array, numeric: Array, tolerance: Array, ctx: Context) ->
     fail = use & (np.abs(d) > np.where(use, tol, np.inf))
     if not fail.any() or not np.isfinite(a).all():
         return None
-    data = _Data(a, n, tol, known, use, d, float(np.sum(d[use] ** 2)), fail, ctx)
+    data = Data(a, n, tol, known, use, d, float(np.sum(d[use] ** 2)), fail, ctx)
     for fingerprint in (_zeros, _scale, _layout, _param_term, _axis, _few_entries):
         found = fingerprint(data)
         if found is not None:
@@ -109,54 +61,7 @@ def diagnose(analytic: Array, numeric: Array, tolerance: Array, ctx: Context) ->
     return None
 
 
-# -- helpers ------------------------------------------------------------------------------------
-
-
-def _idx(flat: int, shape: tuple[int, ...]) -> list[int]:
-    return [int(i) for i in np.unravel_index(flat, shape)] if shape else []
-
-
-def _where(mask: Array, limit: int = 5) -> str:
-    """The entries of ``mask`` in words: 'entry [0, 2]', or '7 entries: [0, 1], [2, 3], …'."""
-    flat = np.flatnonzero(mask)
-    shown = ", ".join(str(_idx(int(j), mask.shape)) for j in flat[:limit])
-    more = ", …" if len(flat) > limit else ""
-    return f"entry {shown}" if len(flat) == 1 else f"{len(flat)} entries: {shown}{more}"
-
-
-def _slices(mask: Array, cover: Array) -> tuple[int, list[int]] | None:
-    """The fewest whole slices along one axis (``cover`` true on all of each) that contain every
-    entry of ``mask``: (axis, slice indices), or None when no axis does it with fewer slices than
-    the axis has."""
-    best: tuple[int, list[int]] | None = None
-    for k in range(mask.ndim):
-        if mask.shape[k] < 2 or mask.ndim < 2:
-            continue
-        others = tuple(i for i in range(mask.ndim) if i != k)
-        hit = np.flatnonzero(mask.any(axis=others))
-        whole = np.asarray(cover.all(axis=others))
-        if len(hit) == mask.shape[k] or not whole[hit].all():
-            continue
-        if best is None or len(hit) < len(best[1]):
-            best = (k, [int(i) for i in hit])
-    return best
-
-
-def _slice_words(axis: int, hit: list[int], ndim: int) -> str:
-    """'row 2 (axis 0)', 'columns 1, 3 (axis 1)', 'channel 0', 'index 2 of axis 3'."""
-    which = ", ".join(map(str, hit))
-    if ndim == 2:
-        word = "row" if axis == 0 else "column"
-        return f"{word}{'s' if len(hit) > 1 else ''} {which} (axis {axis})"
-    if axis == 1:
-        return f"channel{'s' if len(hit) > 1 else ''} {which}"
-    return f"index {which} of axis {axis}"
-
-
-# -- fingerprints -------------------------------------------------------------------------------
-
-
-def _zeros(x: _Data) -> Diagnosis | None:
+def _zeros(x: Data) -> Diagnosis | None:
     """missing (a = 0 where L changes), spurious (a ≠ 0 where L is flat), or both (mask)."""
     missing = x.fail & (x.a == 0.0)
     flat = x.fail & (np.abs(np.where(x.use, x.n, 0.0)) <= np.where(x.use, x.tol, 0.0))
@@ -170,7 +75,7 @@ def _zeros(x: _Data) -> Diagnosis | None:
         return Diagnosis(
             "mask", {"missing": int(missing.sum()), "spurious": int(flat.sum())}, share,
             f"{name} agrees with the numeric gradient except where one of them is 0: 0 at "
-            f"{_where(missing, 3)} where L changes, nonzero at {_where(flat, 3)} where L is flat "
+            f"{in_words(missing, 3)} where L changes, nonzero at {in_words(flat, 3)} where L is flat "
             "— a mask or index taken from the wrong tensor or condition (e.g. x > 0 of the wrong "
             "input, argmin for argmax)?",
         )  # fmt: skip
@@ -181,8 +86,8 @@ def _zeros(x: _Data) -> Diagnosis | None:
                 f"{name} is 0 everywhere while the numeric gradient is not: the backward never "
                 "writes this gradient (or overwrites it with zeros)?",
             )  # fmt: skip
-        sl = _slices(missing, x.a == 0.0)
-        where = _slice_words(*sl, x.a.ndim) if sl else _where(missing)
+        sl = slices(missing, x.a == 0.0)
+        where = slice_words(*sl, x.a.ndim) if sl else in_words(missing)
         params: dict[str, Any] = {"entries": int(missing.sum())}
         if sl:
             params |= {"axis": sl[0], "slices": sl[1]}
@@ -193,7 +98,7 @@ def _zeros(x: _Data) -> Diagnosis | None:
         )  # fmt: skip
     return Diagnosis(
         "spurious", {"entries": int(flat.sum())}, share,
-        f"{name} is nonzero at {_where(flat)} where L does not change (numeric ≈ 0): a gradient "
+        f"{name} is nonzero at {in_words(flat)} where L does not change (numeric ≈ 0): a gradient "
         "where there should be none — a missing mask (x > 0, dropout, the max of a pool)?",
     )  # fmt: skip
 
@@ -224,7 +129,7 @@ def _constants(ctx: Context) -> list[tuple[float, str, str]]:
     return out
 
 
-def _scale(x: _Data) -> Diagnosis | None:
+def _scale(x: Data) -> Diagnosis | None:
     """a = c·n for one constant c: a named one (−1, 2, ½, N, 1/N, …) or any other."""
     n0 = np.where(x.use, x.n, 0.0)
     if np.count_nonzero(x.use & (np.abs(n0) > np.where(x.use, x.tol, 0.0))) < 2:
@@ -255,12 +160,12 @@ def _scale(x: _Data) -> Diagnosis | None:
     )  # fmt: skip
 
 
-def _least_squares_factor(x: _Data) -> float:
+def _least_squares_factor(x: Data) -> float:
     nn = float(np.sum(x.n[x.use] ** 2))
     return float(np.sum(x.a[x.use] * x.n[x.use])) / nn if nn else 1.0
 
 
-def _one_scale(x: _Data) -> bool:
+def _one_scale(x: Data) -> bool:
     """a = c·n for one c within tolerance, even where too few entries confirm it: then the
     disagreement of a few entries is as well explained by a scale, and neither is reported."""
     c = _least_squares_factor(x)
@@ -297,7 +202,7 @@ def _index_maps(shape: tuple[int, ...]) -> Iterator[tuple[Array, str, str]]:
         yield p, "transpose" if square and "transpose(1, 0)" in expr else "layout", expr
 
 
-def _layout(x: _Data) -> Diagnosis | None:
+def _layout(x: Data) -> Diagnosis | None:
     """a = n in another layout: transposed, axes permuted (NCHW↔NHWC), a reshape in the wrong
     order, or flipped (convolution vs cross-correlation). Needs every entry checked."""
     shape = x.a.shape
@@ -329,7 +234,7 @@ def _layout(x: _Data) -> Diagnosis | None:
     return None
 
 
-def _param_term(x: _Data) -> Diagnosis | None:
+def _param_term(x: Data) -> Diagnosis | None:
     """a − n = λ·θ (an L2 / weight-decay term) or λ·sign(θ) (an L1 term) the loss does not have."""
     if x.ctx.theta is None or np.shape(x.ctx.theta) != x.a.shape:
         return None
@@ -356,7 +261,7 @@ def _param_term(x: _Data) -> Diagnosis | None:
     return None
 
 
-def _axis(x: _Data) -> Diagnosis | None:
+def _axis(x: Data) -> Diagnosis | None:
     """a − n does not vary along one axis: a term broadcast over, or reduced along, the wrong
     axis (e.g. a mean over the batch left out). Needs every entry checked."""
     if not x.full:
@@ -384,7 +289,7 @@ def _axis(x: _Data) -> Diagnosis | None:
     return None
 
 
-def _few_entries(x: _Data) -> Diagnosis | None:
+def _few_entries(x: Data) -> Diagnosis | None:
     """The disagreement sits in one or a few entries, or in one or two whole slices (a sample, a
     row of W): an indexing bug, or a condition wrong only there. Needs every entry checked."""
     if not x.full or x.a.size < 3:
@@ -396,18 +301,18 @@ def _few_entries(x: _Data) -> Diagnosis | None:
         "every other entry agrees: an indexing bug (off by one, a wrong index, an id overwritten "
         "instead of accumulated), or a branch or condition that is wrong only there?"
     )
-    sl = _slices(x.fail, x.fail)  # whole slices, every entry of them wrong
+    sl = slices(x.fail, x.fail)  # whole slices, every entry of them wrong
     if sl is None or len(sl[1]) > min(2, x.a.shape[sl[0]] // 3):
         sl = None
     count = int(x.fail.sum())
     if sl is None and count <= min(FEW, max(1, x.a.size // 3)):
         return Diagnosis(
-            "few_entries", {"entries": [_idx(int(j), x.a.shape) for j in np.flatnonzero(x.fail)]},
-            share, f"the error of {x.ctx.name} is confined to {_where(x.fail)}; {hint}",
+            "few_entries", {"entries": [idx(int(j), x.a.shape) for j in np.flatnonzero(x.fail)]},
+            share, f"the error of {x.ctx.name} is confined to {in_words(x.fail)}; {hint}",
         )  # fmt: skip
     if sl is None:
         return None
     return Diagnosis(
         "few_entries", {"axis": sl[0], "slices": sl[1]}, share,
-        f"the error of {x.ctx.name} is confined to {_slice_words(*sl, x.a.ndim)}; {hint}",
+        f"the error of {x.ctx.name} is confined to {slice_words(*sl, x.a.ndim)}; {hint}",
     )  # fmt: skip

@@ -30,15 +30,21 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck_cli.engine.methods import STENCILS, complex_blind_layer, estimate
+from gradcheck_cli.engine.network import Network, ParamRef
+from gradcheck_cli.engine.numeric import UNIT_ROUNDOFF, Perturber
 from gradcheck_cli.errors import PluginError
-from gradcheck_cli.kinks import second_look
 from gradcheck_cli.layers.base import Array
-from gradcheck_cli.methods import STENCILS, complex_blind_layer, estimate
-from gradcheck_cli.network import Network, ParamRef
-from gradcheck_cli.numeric import UNIT_ROUNDOFF, Perturber
 from gradcheck_cli.options import CheckOptions
 from gradcheck_cli.results import Entry, ParamResult
-from gradcheck_cli.steps import LEVELS, NOISE_FACTOR, NoiseLevel, measure_noise, rounding_floor
+from gradcheck_cli.verdict.kinks import second_look
+from gradcheck_cli.verdict.steps import (
+    LEVELS,
+    NOISE_FACTOR,
+    NoiseLevel,
+    measure_noise,
+    rounding_floor,
+)
 
 #: Safety factor on the Richardson truncation estimate |D(ε) − D(2ε)|/3 of a directional probe.
 TRUNC_FACTOR = 10.0

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from gradcheck_cli.engine.network import ParamRef
+from gradcheck_cli.engine.numeric import UNIT_ROUNDOFF
 from gradcheck_cli.layers.base import Array
-from gradcheck_cli.network import ParamRef
-from gradcheck_cli.numeric import UNIT_ROUNDOFF
-from gradcheck_cli.steps import best, kink_at, ladder, wide, wide_evaluations
+from gradcheck_cli.verdict.steps import best, kink_at, ladder, wide, wide_evaluations
 
 if TYPE_CHECKING:
-    from gradcheck_cli.judge import Judge
+    from gradcheck_cli.verdict.judge import Judge
 
 
 @dataclass(frozen=True)

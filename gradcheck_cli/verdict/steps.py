@@ -24,10 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gradcheck_cli import modes
+from gradcheck_cli.engine.draws import directions
+from gradcheck_cli.engine.network import ParamRef
+from gradcheck_cli.engine.numeric import Perturber
 from gradcheck_cli.layers.base import Array
-from gradcheck_cli.network import ParamRef
-from gradcheck_cli.numeric import Perturber
 
 #: Safety factor on the noise term ε_f/h of a central difference.
 NOISE_FACTOR = 10.0
@@ -95,7 +95,7 @@ def measure_noise(pert: Perturber, ref: ParamRef, h0: float, u: float, seed: int
     shrinking. At most six tables (36 evaluations); nothing confirmed → the rounding floor."""
     floor = rounding_floor(pert, u)
     shape = pert.array(ref).shape
-    v = modes.directions(shape, 1, seed, f"{ref.name}#noise")[0]
+    v = directions(shape, 1, seed, f"{ref.name}#noise")[0]
     f0 = float(np.real(pert.f0))
     ks = np.array([-3.0, -2.0, -1.0, 1.0, 2.0, 3.0])
     h, previous, used = h0, 0.0, 0
