@@ -149,7 +149,7 @@ def test_same_seed_same_json(bad: Path, invalid: Path, seed: str) -> None:
 def test_schema_command_prints_the_shipped_report_schema() -> None:
     r = gc("schema", "report")
     assert r.exit_code == 0
-    shipped = Path(__file__).parents[1] / "gradcheck_cli" / "data" / "report.schema.json"
+    shipped = Path(__file__).parents[1] / "gradcheck_cli" / "spec" / "data" / "report.schema.json"
     assert json.loads(r.stdout) == json.loads(shipped.read_text())
 
 
