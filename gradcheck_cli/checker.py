@@ -1,16 +1,16 @@
-"""check_network / check_layer: the phases of one check, in order.
+"""check_network / check_layer: the phases of one check, in order (docs/architecture.md).
 
 1. options (``options.py``), the input (integer ids or not) and the network's dtype
-2. the unperturbed pass: loss, determinism, backward, structural checks (``structure.py``)
-3. what to check: tensors selected, mode, budget and plan (``plan.py``)
-4. the numerical reference (float64 for a float32 network: ``precision.py``) and the engine
-   (``numeric.py``)
-5. judge each tensor: entries (``judge.py``: steps from ``steps.py``, second look in
-   ``kinks.py``), probes (``directional.py``) and, after a failed probe, a bounded search for
-   the entries behind it (``localise.py``)
-6. for each failing tensor, the bug fingerprint that explains it (``diagnosis.py``)
-7. on failure, attribution to a layer (``attribution.py``)
-Results: ``results.py``.
+2. the unperturbed pass: loss, determinism, backward, structural checks (``engine/structure.py``)
+3. what to check: tensors selected, mode, budget and plan (``plan/``: selection, modes, plan)
+4. the numerical reference (float64 for a float32 network: ``engine/precision.py``) and the
+   engine (``engine/numeric.py``)
+5. judge each tensor: entries (``verdict/judge.py``: steps from ``verdict/steps.py``, second look
+   in ``verdict/kinks.py``), probes (``plan/directional.py``) and, after a failed probe, a bounded
+   search for the entries behind it (``plan/localise.py``)
+6. for each failing tensor, the bug fingerprint that explains it (``verdict/diagnosis.py``)
+7. on failure, attribution to a layer (``verdict/attribution.py``)
+Results: ``results.py``; what people and machines read of them: ``report/``.
 """
 
 from __future__ import annotations
