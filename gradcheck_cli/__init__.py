@@ -66,13 +66,16 @@ def make_layer(
     name: str,
     input_shape: tuple[int, ...],
     rng: np.random.Generator | None = None,
+    /,
     *,
     dtype: str = "float64",
     base_dir: str | Path = ".",
     **kwargs: Any,
 ) -> Any:
     """Build a layer by registry name or plugin reference ("file.py:Class") for per-sample
-    ``input_shape`` (batch axis excluded); ``kwargs`` are the layer's own arguments."""
+    ``input_shape`` (batch axis excluded); ``kwargs`` are the layer's own arguments, whatever
+    their names (``name``, ``rng``… are positional-only here, so ``name="sigmoid"`` reaches the
+    layer)."""
     from gradcheck_cli.engine.network import rng_for
     from gradcheck_cli.layers.registry import check_layer_contract, instantiate, resolve
 

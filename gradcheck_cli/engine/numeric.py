@@ -397,4 +397,3 @@ class Perturber:
             finally:
                 arr[...] = saved
         return out
-

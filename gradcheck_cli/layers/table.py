@@ -11,6 +11,7 @@ T = TypeVar("T")
 LAYERS: dict[str, type] = {}
 LOSSES: dict[str, type] = {}
 
+
 def register_layer(name: str) -> Callable[[type[T]], type[T]]:
     """Class decorator: make a layer available under ``name`` in configs and the CLI."""
 

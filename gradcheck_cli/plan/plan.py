@@ -117,5 +117,3 @@ def make_plan(
     if progress is not None:
         progress(0, plan.planned)
     return plan
-
-

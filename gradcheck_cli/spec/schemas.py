@@ -17,11 +17,15 @@ from gradcheck_cli.spec.config import Config, LayerSpec, LossSpec
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 #: A plugin reference names a file or module and a class: ``file.py:Class``, ``pkg.mod:Class``.
 PLUGIN_PATTERN = "^[^:]+:[A-Za-z_][A-Za-z0-9_]*$"
+#: A function reference may be an attribute path: ``file.py:obj.method``, ``pkg.mod:Class.fn``.
+FUNCTION_PATTERN = "^[^:]+:[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*$"
 
 
 def report_schema() -> dict[str, Any]:
     """The schema of `--format json` (a report, or a suite of several)."""
-    text = resources.files("gradcheck_cli").joinpath("spec/data/report.schema.json").read_text("utf-8")
+    text = (
+        resources.files("gradcheck_cli").joinpath("spec/data/report.schema.json").read_text("utf-8")
+    )
     schema: dict[str, Any] = json.loads(text)
     return schema
 
@@ -53,7 +57,7 @@ def config_schema() -> dict[str, Any]:
                 },
                 {  # functions: {fn: "file.py:NAME", params: ..., args: ...}
                     "type": "object",
-                    "properties": {"fn": {"type": "string", "pattern": PLUGIN_PATTERN}},
+                    "properties": {"fn": {"type": "string", "pattern": FUNCTION_PATTERN}},
                     "required": ["fn"],
                 },
             ],
