@@ -95,9 +95,7 @@ def check_network(
         plan = make_plan(judge, refs, resolved, progress)
         judge.grow = plan.grow  # second looks (noise tables, step ladders) add evaluations
         if plan.mode == "directional" and resolved.method != "central":
-            notes.append(
-                f"directional probes use central differences along v, not {resolved.method}"
-            )
+            notes.append(f"directional probes use central differences along v, not {resolved.method}")
         results: list[ParamResult] = []
         interrupted = False
         try:
@@ -115,12 +113,7 @@ def check_network(
     )  # fmt: skip
     if opts.attribute and not result.passed and not interrupted and len(network.layers) > 1:
         # Each layer on its own: its dx is always checked; selection names the network's tensors.
-        update: dict[str, Any] = {
-            "attribute": False,
-            "inputs": True,
-            "include": None,
-            "exclude": None,
-        }
+        update: dict[str, Any] = {"attribute": False, "inputs": True, "include": None, "exclude": None}
         if plan.deadline is not None:  # the layers share what is left of the budget
             left = max(plan.deadline - time.perf_counter(), 1e-3)
             update["budget"] = left / len(network.layers)
@@ -246,9 +239,7 @@ def _result(
         update={
             "mode": mode,
             "samples": plan.samples if plan is not None and mode == "sample" else None,
-            "probes": plan.probes
-            if plan is not None and mode in ("directional", "sample")
-            else None,
+            "probes": plan.probes if plan is not None and mode in ("directional", "sample") else None,
         }
     )
     return CheckResult(
@@ -347,3 +338,4 @@ def check_layer(
     net.loss, net.loss_label = WeightedSum(np.asarray(dout)), "Σ out⊙g"
     opts = CheckOptions.build(options, seed=seed, **given)
     return check_network(net, options=opts, progress=progress)
+

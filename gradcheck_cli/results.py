@@ -118,6 +118,7 @@ class CheckResult:
         return to_json_dict(self)
 
 
+
 def structural_failure(name: str, shape: tuple[int, ...], reason: str) -> ParamResult:
     return ParamResult(
         name, shape, False, float("nan"), float("nan"), 0, 0, (), reason, verdict="fail"
@@ -161,6 +162,8 @@ def _analytic_problem(ref: ParamRef, a: Any, arr: Array) -> str | None:
     return None
 
 
+
+
 def spurious_grads(network: Network, grads: list[Any]) -> list[ParamResult]:
     """A grads key with no params key is a gradient for nothing: the layer contract (same keys)
     is broken and its params/grads naming cannot be trusted, so it fails like a missing key."""
@@ -179,3 +182,4 @@ def spurious_grads(network: Network, grads: list[Any]) -> list[ParamResult]:
                 )
             )
     return out
+

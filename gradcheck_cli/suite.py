@@ -77,9 +77,7 @@ class SuiteResult:
     @property
     def interrupted(self) -> bool:
         """Ctrl-C stopped a check: its partial result is the last outcome, the rest did not run."""
-        return self.stopped or any(
-            o.result is not None and o.result.interrupted for o in self.outcomes
-        )
+        return self.stopped or any(o.result is not None and o.result.interrupted for o in self.outcomes)
 
     @property
     def exit_code(self) -> int:
@@ -120,9 +118,7 @@ def expand(args: Sequence[str | Path]) -> list[Path | Outcome]:
             files = sorted(
                 p
                 for p in path.iterdir()
-                if p.suffix.lower() in CONFIG_SUFFIXES
-                and p.is_file()
-                and not p.name.startswith(".")
+                if p.suffix.lower() in CONFIG_SUFFIXES and p.is_file() and not p.name.startswith(".")
             )
             if not files:
                 found.append(

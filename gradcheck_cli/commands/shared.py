@@ -134,9 +134,7 @@ def check_flags(command: Callable[..., None]) -> Callable[..., None]:
         for p in inspect.signature(command, eval_str=True).parameters.values()
         if p.name != "shared"
     ]
-    cut = next(
-        (i for i, p in enumerate(own) if p.name in ("no_plugins", "force", "debug")), len(own)
-    )
+    cut = next((i for i, p in enumerate(own) if p.name in ("no_plugins", "force", "debug")), len(own))
     kw = inspect.Parameter.KEYWORD_ONLY  # Typer passes every value by name
     params = [p.replace(kind=kw) for p in (*own[:cut], *_SHARED, *own[cut:])]
 

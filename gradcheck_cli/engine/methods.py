@@ -35,7 +35,6 @@ STENCILS = {
     "five-point": Stencil((2.0, 1.0, -1.0, -2.0), (-1 / 12, 8 / 12, -8 / 12, 1 / 12), 4),
 }
 
-
 @dataclass(frozen=True)
 class Estimate:
     """Numerical derivative of L w.r.t. each checked entry, with its round-off error bound."""

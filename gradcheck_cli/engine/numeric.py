@@ -397,3 +397,4 @@ class Perturber:
             finally:
                 arr[...] = saved
         return out
+

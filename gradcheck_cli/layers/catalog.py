@@ -58,9 +58,7 @@ def describe(name: str, cls: type, kind: str) -> Info:
     args = tuple(
         Arg(
             p.name,
-            p.annotation
-            if isinstance(p.annotation, str)
-            else getattr(p.annotation, "__name__", ""),
+            p.annotation if isinstance(p.annotation, str) else getattr(p.annotation, "__name__", ""),
             p.default is p.empty,
             None if p.default is p.empty else p.default,
         )

@@ -11,7 +11,6 @@ T = TypeVar("T")
 LAYERS: dict[str, type] = {}
 LOSSES: dict[str, type] = {}
 
-
 def register_layer(name: str) -> Callable[[type[T]], type[T]]:
     """Class decorator: make a layer available under ``name`` in configs and the CLI."""
 

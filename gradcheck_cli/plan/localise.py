@@ -51,9 +51,7 @@ def sampled(
     if not probe.passed:
         return localise(judge, ref, shape, analytic, scale, plan, probe, known=idx)
     res = judge(ref, shape, analytic, idx, scale)
-    return replace(
-        res, mode="sample+probes" if res.reason is None else "sample", probes=probe.checked
-    )
+    return replace(res, mode="sample+probes" if res.reason is None else "sample", probes=probe.checked)
 
 
 def localise(

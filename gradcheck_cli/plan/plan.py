@@ -117,3 +117,5 @@ def make_plan(
     if progress is not None:
         progress(0, plan.planned)
     return plan
+
+

@@ -88,9 +88,7 @@ def suite_line(suite: SuiteResult) -> Text:
                 "--strict fails them)",
                 style="bold yellow",
             )
-        return Text(
-            f"✓ {every(n, 'the config passes', 'all {n} configs pass')}", style="bold green"
-        )
+        return Text(f"✓ {every(n, 'the config passes', 'all {n} configs pass')}", style="bold green")
     text = Text(f"✗ {n - counts['pass']} of {n} configs do not pass", style="bold red")
     text.append(f" ({counts['fail']} failed, {counts['error']} invalid)", style="red")
     return text

@@ -201,11 +201,7 @@ def _explain(err: ValidationError, file: str) -> ConfigError:
                 hint = f"did you mean '{loc[-1]}' where it says '{close[0]}'?"
     elif first["type"] == "literal_error":
         msg = f"{msg}, got {first['input']!r}"
-    elif (
-        first["type"] != "value_error"
-        and "input" in first
-        and not isinstance(first["input"], (dict, list))
-    ):
+    elif first["type"] != "value_error" and "input" in first and not isinstance(first["input"], (dict, list)):
         msg = f"{msg} (got {first['input']!r})"
     msg = re.sub(r" or instance of \w+", " (a mapping)", msg)
     more = len(err.errors()) - 1

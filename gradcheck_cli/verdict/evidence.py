@@ -13,8 +13,6 @@ from gradcheck_cli.layers.base import Array
 
 #: Fraction of the squared disagreement a fingerprint must explain.
 EXPLAINED = 0.99
-
-
 @dataclass(frozen=True)
 class Diagnosis:
     """The fingerprint that explains a failing tensor: ``kind`` (missing, spurious, mask, sign,
