@@ -23,9 +23,7 @@ FUNCTION_PATTERN = "^[^:]+:[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*$"
 
 def report_schema() -> dict[str, Any]:
     """The schema of `--format json` (a report, or a suite of several)."""
-    text = (
-        resources.files("gradcheck_cli").joinpath("spec/data/report.schema.json").read_text("utf-8")
-    )
+    text = resources.files("gradcheck_cli").joinpath("spec/data/report.schema.json").read_text("utf-8")
     schema: dict[str, Any] = json.loads(text)
     return schema
 
