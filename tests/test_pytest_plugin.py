@@ -237,7 +237,7 @@ def test_assert_gradients_on_networks_configs_and_options(write) -> None:
 
 NET = """
 input: {shape: [4, 3]}
-layers: [{type: "../mylayers.py:%s", out: 2}]
+layers: [{type: "../../mylayers.py:%s", out: 2}]
 """
 
 PATHS = """
@@ -278,7 +278,7 @@ def _path_project(pytester: pytest.Pytester, cls: str, cfg: str) -> pytest.RunRe
     pytester.makepyfile(mylayers=LAYERS)
     tests = pytester.mkdir("tests")
     (tests / "cfg").mkdir()
-    (tests / "cfg" / "net.yaml").write_text(NET.replace("../mylayers.py", "../../mylayers.py") % cls)
+    (tests / "cfg" / "net.yaml").write_text(NET % cls)
     (tests / "test_paths.py").write_text(PATHS % {"cls": cls, "cfg": cfg})
     return pytester.runpytest("-p", "no:cacheprovider", "-rf", "tests")
 
