@@ -8,8 +8,6 @@ X and y are data (never differentiated), read from ridge.npz; only w is checked:
 (`scipy.optimize.minimize(loss, w0, args=(X, y), jac=grad)` calls them the same way.)
 """
 
-import numpy as np
-
 ALPHA = 0.1
 
 
