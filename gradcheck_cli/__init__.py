@@ -64,9 +64,9 @@ def __dir__() -> list[str]:
 
 def make_layer(
     name: str,
+    /,
     input_shape: tuple[int, ...],
     rng: np.random.Generator | None = None,
-    /,
     *,
     dtype: str = "float64",
     base_dir: str | Path = ".",
@@ -74,8 +74,8 @@ def make_layer(
 ) -> Any:
     """Build a layer by registry name or plugin reference ("file.py:Class") for per-sample
     ``input_shape`` (batch axis excluded); ``kwargs`` are the layer's own arguments, whatever
-    their names (``name``, ``rng``… are positional-only here, so ``name="sigmoid"`` reaches the
-    layer)."""
+    their names: ``name`` is positional-only here, so ``name="sigmoid"`` reaches the layer (the
+    other parameters are the values gradcheck sets, which no layer argument may set)."""
     from gradcheck_cli.engine.network import rng_for
     from gradcheck_cli.layers.registry import check_layer_contract, instantiate, resolve
 

@@ -149,6 +149,33 @@ def test_any_constructor_argument_name_works_in_arg(tmp_path: Path) -> None:
     assert layer.name == "tanh"
 
 
+ECHO = """
+class Echo:
+    def __init__(self, **kw):
+        self.params, self.grads, self.kw = {}, {}, kw
+        self.k = 2.0 if kw == {"name": "a", "shape": 1, "seed": 2, "label": 3, "kwargs": 4} else 3.0
+
+    def forward(self, x):
+        return 2.0 * x
+
+    def backward(self, dout):
+        return self.k * dout  # right only when every argument arrived as given
+"""
+
+
+def test_constructor_arguments_named_like_the_tools_own_parameters(tmp_path: Path) -> None:
+    (tmp_path / "echo.py").write_text(ECHO)
+    ref = f"{tmp_path}/echo.py:Echo"
+    given = {"name": "a", "shape": 1, "seed": 2, "label": 3, "kwargs": 4}
+    assert make_layer(ref, (3,), None, **given).kw == given
+    args = [w for k, v in given.items() for w in ("--arg", f"{k}={json.dumps(v)}")]
+    assert gc("layer", ref, "--shape", "2x3", *args, "-q").exit_code == 0
+    r = gc("layer", ref, "--shape", "2x3", *args[:-2], "-q")  # twin: one argument fewer
+    assert r.exit_code == 1, r.output
+    r = gc("layer", ref, "--shape", "2x3", "--arg", "rng=1")  # what gradcheck sets is refused
+    assert r.exit_code == 2 and "'rng' is set by gradcheck" in r.text, r.output
+
+
 # -- --data and data: -----------------------------------------------------------------------------
 
 RIDGE_BUGS = """
@@ -249,6 +276,25 @@ def test_data_counts_in_the_memory_estimate_before_it_is_read(tmp_path: Path) ->
     assert r.exit_code == 2 and "refused before allocating" in r.text and "data X" in r.text
     r = gc(*args, *RIDGE[2:], "-q")  # twin: the real data fits
     assert r.exit_code == 0, r.output
+
+
+def test_config_data_counts_in_the_memory_estimate(write: Any, tmp_path: Path) -> None:
+    cfg = """
+input: {shape: [5, 6]}
+layers:
+  - {fn: "%s:masked_affine", params: {w: [6, 3], b: [3]}, data: {mask: %s}}
+"""
+    np.save(tmp_path / "mask.npy", np.ones(6))  # twin: a mask that fits passes
+    r = gc("run", str(write("c.yaml", cfg % (FUNCS / "layers.py", "mask.npy"))), "-q")
+    assert r.exit_code == 0, r.output
+    big = tmp_path / "big.npy"
+    with open(big, "wb") as f:
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": "<f8", "fortran_order": False, "shape": (100_000, 100_000)}
+        )
+    r = gc("run", str(write("d.yaml", cfg % (FUNCS / "layers.py", "big.npy"))))
+    assert r.exit_code == 2 and "refused before allocating" in r.text, r.output
+    assert "layers[0]" in r.text
 
 
 def test_a_data_file_is_an_input_no_output_may_replace(tmp_path: Path) -> None:
@@ -359,6 +405,11 @@ def test_static_methods_and_pairs_on_a_class(pkg: Path) -> None:
     r = gc("fn", "mypkg.models:Ops.affine", *shapes, "-q")  # Ops.affine_forward/_backward
     assert r.exit_code == 0, r.output
     r = gc("fn", "models.py:Ops.affine", *shapes, "-q")  # the twin: db averaged
+    assert r.exit_code == 1, r.output
+    fwd = "models.py:Ops.affine_forward"  # --backward by attribute path, here or elsewhere
+    r = gc("fn", fwd, "--backward", "mypkg.models:Ops.affine_backward", *shapes, "-q")
+    assert r.exit_code == 0, r.output
+    r = gc("fn", fwd, "--backward", "Ops.affine_backward", *shapes, "-q")  # models.py's: db bug
     assert r.exit_code == 1, r.output
     r = gc("fn", "mypkg.models:Ops.rosen", "--grad", "Ops.rosen", "--shape", "x=4")
     assert r.exit_code == 2, r.output  # rosen is no gradient of itself: a contract error
