@@ -593,3 +593,12 @@ loss: {fn: "fns.py:weighted_mse", data: {weights: cw.npy}}
     assert r.exit_code == 1, r.output
     r = gc("run", str(write("c3.yaml", cfg.replace("weights: cw", "wts: cw"))))
     assert r.exit_code == 2 and "has no argument 'wts'" in r.text, r.output
+
+
+def test_a_missing_file_names_the_resolved_path_and_the_folder(tmp_path: Path) -> None:
+    r = gc("fn", f"{tmp_path}/nope.py:f", "--shape", "x=3")
+    assert r.exit_code == 2 and f"no file {tmp_path}/nope.py" in r.text, r.output
+    assert "config file" not in r.text  # not the config hint: this is the command line
+    (tmp_path / "yes.py").write_text("def f(x):\n    return float((x**2).sum())\n")
+    r = gc("fn", f"{tmp_path}/yes.py:f", "--grad", f"{tmp_path}/nope.py:g", "--shape", "x=3")
+    assert r.exit_code == 2 and f"no file {tmp_path}/nope.py" in r.text, r.output

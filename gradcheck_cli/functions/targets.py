@@ -120,6 +120,13 @@ def load(ref: str, base_dir: Path) -> tuple[Space, str]:
             f"'{ref}' must look like 'file.py:NAME', 'pkg.module:NAME' or an attribute path "
             "'file.py:obj.method'"
         )
+    if module_ref.endswith(".py") or "/" in module_ref or "\\" in module_ref:
+        file = (base_dir / module_ref).resolve()
+        if not file.is_file():
+            raise PluginError(
+                f"no file {file}",
+                hint=f"'{module_ref}' is read relative to {base_dir.resolve()}",
+            )
     module = _load_module(module_ref, base_dir)
     label = module_ref if module_ref.endswith(".py") else f"module {module_ref}"
     return walk(module, label, path)
