@@ -229,7 +229,8 @@ def layer_factory(ref: str, base_dir: Path, field: str) -> Callable[..., Any]:
         free = [p.name for p in parameters(found.forward) if p.name not in taken]
         if not free:
             raise ConfigError(
-                f"{found.label}: every argument is in params or args; one must be the layer input",
+                f"{found.label}: every argument is in params, data, args or args_from; one must "
+                "be the layer input",
                 field=field,
             )
         arrays = {
@@ -276,14 +277,18 @@ def _mappings(field: str, **given: Any) -> None:
 
 
 def _extra(ref: Any, base_dir: Path, rng: np.random.Generator | None, field: str) -> dict[str, Any]:
-    """What ``args_from:`` builds (its ``seed`` drawn from the entry's own random stream)."""
+    """What ``args_from:`` builds; its ``seed`` comes from a jump of the entry's random stream,
+    so the entry's parameters are drawn as they would be without it."""
     if ref is None:
         return {}
     if not isinstance(ref, str) or ":" not in ref:
         raise ConfigError(
             f"args_from must look like 'file.py:NAME', got {ref!r}", field=f"{field}.args_from"
         )
-    seed = int(rng.integers(2**31)) if rng is not None else 0
+    seed = 0
+    if rng is not None:
+        jumped = getattr(rng.bit_generator, "jumped", None)
+        seed = int(np.random.Generator(jumped()).integers(2**31)) if jumped else 0
     return extra_args(ref, base_dir, seed, f"{field}.args_from")
 
 
@@ -314,6 +319,14 @@ def loss_factory(ref: str, base_dir: Path, field: str) -> Callable[..., Any]:
                     field=f"{field}.{key}",
                     hint=f"its arguments: {', '.join(p.name for p in order)}",
                 )
+        twice = sorted(
+            set(extra) & set(args or {}) | set(data or {}) & (set(extra) | set(args or {}))
+        )
+        if twice:
+            raise ConfigError(
+                f"'{twice[0]}' is given twice (in more than one of args, data, args_from)",
+                field=field,
+            )
         argv = Arguments(
             found.label,
             order,
