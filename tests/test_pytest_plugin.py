@@ -305,3 +305,44 @@ def test_a_missing_file_is_one_line_naming_the_resolved_path(pytester: pytest.Py
     errors = [ln for ln in out.splitlines() if "no such file" in ln]
     assert len([ln for ln in errors if wanted in ln]) >= 3, out
     assert "gradcheck_cli/" not in out and "Traceback" not in out  # no internal traceback
+
+
+def test_function_targets_and_data_files_resolve_from_the_test_file(
+    pytester: pytest.Pytester,
+) -> None:
+    funcs = CONFIGS / "functions"
+    pytester.makepyfile(ridge=(funcs / "ridge.py").read_text())
+    (pytester.path / "ridge.npz").write_bytes((funcs / "ridge.npz").read_bytes())
+    pytester.makepyfile(
+        bugs="def grad(w, X, y):\n    return X.T @ (X @ w - y) / len(y) + 0.1 * 1.00001 * w\n"
+    )
+    tests = pytester.mkdir("tests")
+    (tests / "test_fn.py").write_text(
+        """
+import pytest
+from gradcheck_cli.testing import assert_gradients
+
+DATA = {"X": "../ridge.npz:X", "y": "../ridge.npz:y"}
+
+
+@pytest.mark.gradcheck(fn="../ridge.py:loss", grad="grad", shapes={"w": (5,)}, data=DATA)
+def test_marker():
+    pass
+
+
+def test_fixture(gradcheck):
+    gradcheck("../ridge.py:loss", grad="grad", shapes={"w": (5,)}, data=DATA)
+
+
+def test_assert_bug():
+    with pytest.raises(AssertionError, match="w"):
+        assert_gradients("../ridge.py:loss", grad="../bugs.py:grad", shapes={"w": (5,)}, data=DATA)
+
+
+def test_missing_data():
+    assert_gradients("../ridge.py:loss", grad="grad", shapes={"w": (5,)}, data={"X": "../no.npz:X"})
+"""
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "tests")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines([f"*no such file: {pytester.path / 'no.npz'}*"])
