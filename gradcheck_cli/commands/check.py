@@ -330,7 +330,9 @@ def fn(
     ] = None,
     backward: Annotated[
         str | None,
-        typer.Option("--backward", metavar="NAME", help="The backward's name (default: found)."),
+        typer.Option(
+            "--backward", metavar="[FILE.py:]NAME", help="The backward's name (default: found)."
+        ),
     ] = None,
     grad: Annotated[
         str | None,
