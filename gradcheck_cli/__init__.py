@@ -64,6 +64,7 @@ def __dir__() -> list[str]:
 
 def make_layer(
     name: str,
+    /,
     input_shape: tuple[int, ...],
     rng: np.random.Generator | None = None,
     *,
@@ -72,7 +73,9 @@ def make_layer(
     **kwargs: Any,
 ) -> Any:
     """Build a layer by registry name or plugin reference ("file.py:Class") for per-sample
-    ``input_shape`` (batch axis excluded); ``kwargs`` are the layer's own arguments."""
+    ``input_shape`` (batch axis excluded); ``kwargs`` are the layer's own arguments, whatever
+    their names: ``name`` is positional-only here, so ``name="sigmoid"`` reaches the layer (the
+    other parameters are the values gradcheck sets, which no layer argument may set)."""
     from gradcheck_cli.engine.network import rng_for
     from gradcheck_cli.layers.registry import check_layer_contract, instantiate, resolve
 

@@ -11,7 +11,12 @@
 
 Functions: ``@pytest.mark.gradcheck(fn=affine_forward, backward=affine_backward,
 shapes={"x": (4, 5), "w": (5, 3), "b": (3,)})``, ``fn=softmax_loss, integers={"y": 10}`` or
-``fn="layers.py:affine"`` (relative to the test file); ``args`` are then the function's arguments.
+``fn="layers.py:affine"``; ``args`` are then the function's arguments, ``data`` its fixed data,
+``args_from`` a function building more of them.
+
+Paths: the fixture, the marker and ``assert_gradients`` resolve relative paths (config files,
+``"file.py:Class"``, ``"file.py:NAME"``, data files) the same way: relative to the test file's
+folder. A missing file is one line naming the path it resolved to.
 
 Marker keywords: ``layer`` (a class, registry name, "file.py:Class" relative to the test file, a
 factory or an instance), ``shape`` (the input, batch first), ``args`` (the layer's arguments),
@@ -29,7 +34,7 @@ import pytest
 
 MARKER = "gradcheck"
 #: Keywords that describe a function to check (see gradcheck_cli/functions/check.py).
-FUNCTION_KEYS = ("fn", "backward", "grad", "shapes", "integers", "values")
+FUNCTION_KEYS = ("fn", "backward", "grad", "shapes", "integers", "values", "data", "args_from")
 BUILD_KEYS = ("layer", "shape", "args", "x", "dtype", *FUNCTION_KEYS)
 
 
@@ -72,10 +77,11 @@ def gradcheck(request: pytest.FixtureRequest) -> Callable[..., Any]:
     from gradcheck_cli.testing import assert_gradients
 
     defaults = _check_options(marker_kwargs(request.node))
+    folder = request.node.path.parent  # relative paths: from the test file, as for the marker
 
     def check(target: Any, x: Any = None, **options: Any) -> Any:
         __tracebackhide__ = True
-        return assert_gradients(target, x, **(defaults | options))
+        return assert_gradients(target, x, **({"base_dir": folder} | defaults | options))
 
     return check
 
@@ -106,11 +112,19 @@ def _run_marker_check(item: pytest.Item, kwargs: dict[str, Any]) -> None:
 
 
 def _marker_check(item: pytest.Item, kwargs: dict[str, Any]) -> None:
-    from gradcheck_cli.testing import assert_gradients, build_layer, is_config_path, random_input
+    from gradcheck_cli.testing import (
+        assert_gradients,
+        build_layer,
+        is_config_path,
+        random_input,
+        resolve_paths,
+    )
 
     options = _check_options(kwargs)
-    if is_config_path(kwargs["layer"]):  # the same rule as the fixture: a config file
-        assert_gradients(item.path.parent / kwargs["layer"], **options)
+    folder = item.path.parent
+    target = resolve_paths(kwargs["layer"], {}, folder)  # missing files: one line
+    if is_config_path(target):  # the same rule as the fixture: a config file
+        assert_gradients(target, base_dir=folder, **options)
         return
     x: Any = kwargs.get("x")
     shape: Any = kwargs.get("shape")
@@ -128,7 +142,7 @@ def _marker_check(item: pytest.Item, kwargs: dict[str, Any]) -> None:
     )
     if x is None:
         x = random_input(full_shape, seed or 0, kwargs.get("dtype", "float64"))
-    assert_gradients(layer, x, seed=seed, **options)
+    assert_gradients(layer, x, seed=seed, base_dir=folder, **options)
 
 
 @pytest.hookimpl(wrapper=True)

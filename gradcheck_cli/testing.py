@@ -16,10 +16,16 @@ is a plain-text table of the tensors that disagree and their worst entries (what
 
 The pytest plugin (gradcheck_cli/pytest_plugin.py) wraps this as the ``gradcheck`` fixture and the
 ``@pytest.mark.gradcheck`` marker.
+
+Relative paths (config files, ``"file.py:Class"``, ``"file.py:NAME"``, ``backward=``, ``grad=``,
+``args_from=``, ``data=`` files) are relative to the folder of the file that calls
+``assert_gradients``/``check`` (the test file), as for the fixture and the marker; ``base_dir=``
+changes it. A missing file is one line naming the path it resolved to.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +34,7 @@ import numpy as np
 
 from gradcheck_cli.checker import check_layer, check_network
 from gradcheck_cli.engine.network import Network, rng_for
+from gradcheck_cli.errors import ConfigError
 from gradcheck_cli.layers.registry import check_layer_contract, instantiate, resolve
 from gradcheck_cli.report.text import failure_report
 from gradcheck_cli.results import CheckResult
@@ -86,7 +93,7 @@ def is_config_path(target: Any) -> bool:
 
 
 #: Keywords that make ``check`` take its target as a function (gradcheck_cli/functions/check.py).
-FUNCTION_KEYS = frozenset({"backward", "grad", "shapes", "integers", "values"})
+FUNCTION_KEYS = frozenset({"backward", "grad", "shapes", "integers", "values", "data", "args_from"})
 
 
 def _check_function(target: Any, *, seed: int | None, **options: Any) -> CheckResult:
@@ -97,6 +104,53 @@ def _check_function(target: Any, *, seed: int | None, **options: Any) -> CheckRe
     return check_function(forward, backward, seed=0 if seed is None else seed, **options)
 
 
+def caller_dir(depth: int = 1) -> Path:
+    """The folder of the file ``depth`` frames above the caller (the test file), else the
+    working directory (an interactive session)."""
+    frame = sys._getframe(depth + 1)
+    file = frame.f_globals.get("__file__")
+    return Path(file).resolve().parent if file else Path.cwd()
+
+
+def _file_part(ref: str) -> str | None:
+    """The file a reference names: ``"dir/f.py:NAME"`` → ``"dir/f.py"``; ``"pkg.mod:NAME"``,
+    ``"relu"`` → None."""
+    module, sep, _ = ref.rpartition(":")
+    if sep and (module.endswith(".py") or "/" in module or "\\" in module):
+        return module
+    return None
+
+
+def _must_exist(path: Path) -> None:
+    __tracebackhide__ = True
+    if not path.is_file():
+        raise ConfigError(
+            f"no such file: {path.resolve()} (relative paths are relative to the test file's "
+            "folder; base_dir= changes it)"
+        )
+
+
+def resolve_paths(target: Any, options: dict[str, Any], base_dir: Path) -> Any:
+    """``target`` with a relative config path made absolute against ``base_dir``; every file a
+    target or option names is checked to exist (one-line error naming the resolved path)."""
+    __tracebackhide__ = True
+    if is_config_path(target):
+        path = Path(target)
+        target = path if path.is_absolute() else base_dir / path
+        _must_exist(target)
+        return target
+    refs = [target] + [options.get(k) for k in ("backward", "grad", "args_from")]
+    for ref in refs:
+        part = _file_part(ref) if isinstance(ref, str) else None
+        if part is not None:
+            _must_exist(base_dir / part)
+    for value in (options.get("data") or {}).values():
+        if isinstance(value, (str, Path)):
+            head, sep, _ = str(value).rpartition(":")
+            _must_exist(base_dir / (head if sep and head.endswith(".npz") else str(value)))
+    return target
+
+
 def check(
     target: Any,
     x: Any = None,
@@ -104,6 +158,7 @@ def check(
     shape: Sequence[int] | None = None,
     seed: int | None = None,
     args: Mapping[str, Any] | None = None,
+    base_dir: str | Path | None = None,
     **options: Any,
 ) -> CheckResult:
     """Check ``target`` (a layer, a layer class, a built-in name or plugin reference, a Network, a
@@ -115,18 +170,25 @@ def check(
     checker: eps, rtol, atol, inputs, include, exclude, …
 
     Functions: a pair ``(forward, backward)`` or a function with any of ``backward=``, ``grad=``,
-    ``shapes=``, ``integers=``, ``values=`` is checked by ``check_function`` (``args`` are then
-    the function's other arguments).
+    ``shapes=``, ``integers=``, ``values=``, ``data=``, ``args_from=`` is checked by
+    ``check_function`` (``args`` are then the function's other arguments).
+
+    Relative paths are relative to ``base_dir``, by default the folder of the calling file.
     """
+    __tracebackhide__ = True
+    base = Path(base_dir) if base_dir is not None else caller_dir()
+    target = resolve_paths(target, options, base)
     if isinstance(target, tuple) or FUNCTION_KEYS & set(options):
-        return _check_function(target, seed=seed, args=args, **options)
+        return _check_function(target, seed=seed, args=args, base_dir=base, **options)
     if is_config_path(target):
         return run_config(target, seed=seed, **options)
     if isinstance(target, str):  # a built-in layer name or a plugin "file.py:Class"
         if shape is None and x is None:
             raise TypeError(f"checking the layer {target!r} needs shape=(batch, ...) or x")
         sample = shape if shape is not None else np.shape(x)
-        target = build_layer(target, tuple(sample)[1:], args=args, seed=0 if seed is None else seed)
+        target = build_layer(
+            target, tuple(sample)[1:], args=args, seed=0 if seed is None else seed, base_dir=base
+        )
         args = None
     if isinstance(target, Config):
         return check_config(target, seed=seed, **options)
@@ -156,12 +218,15 @@ def assert_gradients(
     shape: Sequence[int] | None = None,
     seed: int | None = None,
     args: Mapping[str, Any] | None = None,
+    base_dir: str | Path | None = None,
     **options: Any,
 ) -> CheckResult:
     """Like :func:`check`, but raise AssertionError (a table of the failing tensors and their
-    worst entries) unless every gradient agrees. Returns the result when they do."""
+    worst entries) unless every gradient agrees. Returns the result when they do. Relative paths
+    are relative to ``base_dir``, by default the folder of the calling (test) file."""
     __tracebackhide__ = True
-    result = check(target, x, shape=shape, seed=seed, args=args, **options)
+    base = Path(base_dir) if base_dir is not None else caller_dir()
+    result = check(target, x, shape=shape, seed=seed, args=args, base_dir=base, **options)
     if not result.passed:
         raise AssertionError(failure_report(result))
     return result

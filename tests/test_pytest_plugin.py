@@ -231,3 +231,118 @@ def test_assert_gradients_on_networks_configs_and_options(write) -> None:
         assert_gradients(relu_bug, shape=(6, 5), inputs=False)
     with pytest.raises(TypeError, match="pass x or shape"):
         assert_gradients(Linear((3,), np.random.default_rng(0), 2))
+
+
+# -- relative paths: one rule for the fixture, the marker and assert_gradients ------------------
+
+NET = """
+input: {shape: [4, 3]}
+layers: [{type: "../../mylayers.py:%s", out: 2}]
+"""
+
+PATHS = """
+import pytest
+from gradcheck_cli.testing import assert_gradients
+
+
+def test_fixture_config(gradcheck):
+    gradcheck("cfg/%(cfg)s.yaml")
+
+
+def test_fixture_plugin(gradcheck):
+    gradcheck("../mylayers.py:%(cls)s", shape=(4, 3), args={"out": 2})
+
+
+@pytest.mark.gradcheck(layer="cfg/%(cfg)s.yaml")
+def test_marker_config():
+    pass
+
+
+@pytest.mark.gradcheck(layer="../mylayers.py:%(cls)s", shape=(4, 3), args={"out": 2})
+def test_marker_plugin():
+    pass
+
+
+def test_assert_config():
+    assert_gradients("cfg/%(cfg)s.yaml")
+
+
+def test_assert_plugin():
+    assert_gradients("../mylayers.py:%(cls)s", shape=(4, 3), args={"out": 2})
+"""
+
+
+def _path_project(pytester: pytest.Pytester, cls: str, cfg: str) -> pytest.RunResult:
+    """Tests in tests/ next to tests/cfg/, the layer file one folder up; pytest runs from the
+    project root, so only "relative to the test file" finds them."""
+    pytester.makepyfile(mylayers=LAYERS)
+    tests = pytester.mkdir("tests")
+    (tests / "cfg").mkdir()
+    (tests / "cfg" / "net.yaml").write_text(NET % cls)
+    (tests / "test_paths.py").write_text(PATHS % {"cls": cls, "cfg": cfg})
+    return pytester.runpytest("-p", "no:cacheprovider", "-rf", "tests")
+
+
+def test_fixture_marker_and_assert_resolve_paths_from_the_test_file(
+    pytester: pytest.Pytester,
+) -> None:
+    _path_project(pytester, "Dense", "net").assert_outcomes(passed=6)
+
+
+def test_paths_from_the_test_file_check_the_named_code(pytester: pytest.Pytester) -> None:
+    """Wrong twin: the same paths naming the buggy layer fail all six (the files are found and
+    really checked, not skipped)."""
+    result = _path_project(pytester, "BuggyDense", "net")
+    result.assert_outcomes(failed=6)
+    assert result.stdout.str().count("0.BuggyDense.b") >= 6
+
+
+def test_a_missing_file_is_one_line_naming_the_resolved_path(pytester: pytest.Pytester) -> None:
+    result = _path_project(pytester, "Dense", "nope")
+    result.assert_outcomes(passed=3, failed=3)
+    out = result.stdout.str()
+    wanted = str(pytester.path / "tests" / "cfg" / "nope.yaml")
+    errors = [ln for ln in out.splitlines() if "no such file" in ln]
+    assert len([ln for ln in errors if wanted in ln]) >= 3, out
+    assert "gradcheck_cli/" not in out and "Traceback" not in out  # no internal traceback
+
+
+def test_function_targets_and_data_files_resolve_from_the_test_file(
+    pytester: pytest.Pytester,
+) -> None:
+    funcs = CONFIGS / "functions"
+    pytester.makepyfile(ridge=(funcs / "ridge.py").read_text())
+    (pytester.path / "ridge.npz").write_bytes((funcs / "ridge.npz").read_bytes())
+    pytester.makepyfile(
+        bugs="def grad(w, X, y):\n    return X.T @ (X @ w - y) / len(y) + 0.1 * 1.00001 * w\n"
+    )
+    tests = pytester.mkdir("tests")
+    (tests / "test_fn.py").write_text(
+        """
+import pytest
+from gradcheck_cli.testing import assert_gradients
+
+DATA = {"X": "../ridge.npz:X", "y": "../ridge.npz:y"}
+
+
+@pytest.mark.gradcheck(fn="../ridge.py:loss", grad="grad", shapes={"w": (5,)}, data=DATA)
+def test_marker():
+    pass
+
+
+def test_fixture(gradcheck):
+    gradcheck("../ridge.py:loss", grad="grad", shapes={"w": (5,)}, data=DATA)
+
+
+def test_assert_bug():
+    with pytest.raises(AssertionError, match="w"):
+        assert_gradients("../ridge.py:loss", grad="../bugs.py:grad", shapes={"w": (5,)}, data=DATA)
+
+
+def test_missing_data():
+    assert_gradients("../ridge.py:loss", grad="grad", shapes={"w": (5,)}, data={"X": "../no.npz:X"})
+"""
+    )
+    result = pytester.runpytest("-p", "no:cacheprovider", "tests")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines([f"*no such file: {pytester.path / 'no.npz'}*"])

@@ -142,3 +142,16 @@ def rosen_der(x):
     d[:-1] = -400.0 * x[:-1] * (x[1:] - x[:-1] ** 2) - 2 * (1 - x[:-1])
     d[1:] += 200.0 * (x[1:] - x[:-1] ** 2)
     return d
+
+
+def masked_affine_forward(x, w, b, mask):
+    """out = (x ⊙ mask) @ w + b, with a fixed 0/1 feature mask (data: never differentiated).
+    x: (N, D), w: (D, M), b: (M,), mask: (D,)."""
+    out = (x * mask) @ w + b
+    return out, (x, w, mask)
+
+
+def masked_affine_backward(dout, cache):
+    """-> dx, dw, db (mask is data: no gradient)."""
+    x, w, mask = cache
+    return (dout @ w.T) * mask, (x * mask).T @ dout, dout.sum(axis=0)

@@ -291,7 +291,8 @@ def fn(
         typer.Argument(
             metavar="FILE.py:NAME",
             help="A forward/backward pair (NAME_forward, NAME_backward), a loss returning "
-            "(loss, dx), or f with --grad.",
+            "(loss, dx), or f with --grad; also pkg.mod:NAME and attribute paths "
+            "(file.py:obj.method, pkg.mod:Class.staticmethod).",
         ),
     ],
     shape: Annotated[
@@ -306,13 +307,32 @@ def fn(
             "--integers", metavar="NAME=N", help="Integer ids in [0, N): y=10 (repeatable)."
         ),
     ] = None,
+    data: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--data",
+            metavar="NAME=FILE",
+            help="Fixed data, never differentiated: X=X.npy, y=d.npz:y or X=X.json (repeatable).",
+        ),
+    ] = None,
     arg: Annotated[
         list[str] | None,
         typer.Option("--arg", metavar="NAME=JSON", help="Other argument: name=JSON (repeatable)."),
     ] = None,
+    args_from: Annotated[
+        str | None,
+        typer.Option(
+            "--args-from",
+            metavar="FILE.py:NAME",
+            help="A function returning a dict of more arguments (objects, datasets), called once "
+            "(with seed= if it takes one); deep-copied for every call.",
+        ),
+    ] = None,
     backward: Annotated[
         str | None,
-        typer.Option("--backward", metavar="NAME", help="The backward's name (default: found)."),
+        typer.Option(
+            "--backward", metavar="[FILE.py:]NAME", help="The backward's name (default: found)."
+        ),
     ] = None,
     grad: Annotated[
         str | None,
@@ -334,9 +354,10 @@ def fn(
         lists = (shape or [], integers or [], arg or [])
         net = fc.prepare(
             function, backward=backward, grad=grad, shape=lists[0], integers=lists[1],
-            arg=lists[2], seed=s, force=force, how=preflight_plan(options),
+            arg=lists[2], seed=s, force=force, how=preflight_plan(options), data=data or [],
+            args_from=args_from,
         )  # fmt: skip
-        words = fc.replay_words(function, backward, grad, *lists)
+        words = fc.replay_words(function, backward, grad, *lists, data or [], args_from)
         return shared.deliver(
             function, words, lambda bar: run_check(net, seed=s, options=options, progress=bar)
         )

@@ -169,6 +169,9 @@ def build_network(cfg: Config, *, limits: Limits | None = None) -> Network:
                 plan.add(
                     f"layer {i} output", array_bytes((out.shape[0], *out_shape), cfg.dtype), field
                 )
+            data_bytes = getattr(cls, "data_bytes", None)  # an fn: entry's data files
+            if callable(data_bytes):
+                plan.add(f"layer {i} ({spec.type}) data", data_bytes(spec.args), field)
             work = estimate_workspace(cls, in_shape, spec.args)
             if work:
                 plan.peak(
@@ -220,7 +223,7 @@ def build_network(cfg: Config, *, limits: Limits | None = None) -> Network:
                 hint = hint.replace("give the input a", "change the layers before it to output a")
                 err.hint = f"{prev} outputs per-sample shape {tuple(out.shape[1:])}; {hint}"
             raise _context(err, cfg, field) from err.__cause__
-    net.loss, net.loss_label, net.target = _build_loss(cfg, out)
+    net.loss, net.loss_label, net.target = _build_loss(cfg, out, plan)
     net.x = x
     if cfg.loss is not None:
         try:
@@ -257,7 +260,9 @@ def _integer_ids(x: Array, cfg: Config) -> Array:
     return x.astype(np.int64)
 
 
-def _build_loss(cfg: Config, out: Array) -> tuple[Any, str, Array | None]:
+def _build_loss(
+    cfg: Config, out: Array, plan: MemoryPlan | None = None
+) -> tuple[Any, str, Array | None]:
     tgt = cfg.target
     if cfg.loss is None:
         if tgt.kind != "none":
@@ -275,6 +280,8 @@ def _build_loss(cfg: Config, out: Array) -> tuple[Any, str, Array | None]:
             from gradcheck_cli.functions.check import loss_factory
 
             cls: Any = loss_factory(cfg.loss.fn, cfg.base_dir, "loss")
+            if plan is not None:  # its data files, before they are read
+                plan.add("loss data", cls.data_bytes(cfg.loss.args), "loss.data")
         else:
             cls = resolve(label, "loss", cfg.base_dir)
         loss = instantiate(cls, f"loss ({label})", cfg.loss.args)

@@ -21,7 +21,8 @@ import numpy as np
 
 from gradcheck_cli.engine.network import Network, ParamRef
 from gradcheck_cli.errors import PluginError
-from gradcheck_cli.functions.pairs import Arguments, Found, _name
+from gradcheck_cli.functions.pairs import Arguments, Found
+from gradcheck_cli.functions.targets import _name
 from gradcheck_cli.layers.base import Array
 
 
@@ -55,6 +56,19 @@ def _order(got: list[tuple[int, ...]], want: list[tuple[int, ...]], names: list[
     return out
 
 
+def _data_hint(names: list[str], items: list[Any]) -> str | None:
+    """When fewer gradients came back than float arrays went in, the others may be fixed data."""
+    if not 0 < len(items) < len(names):
+        return None
+    rest = names[len(items) :]
+    flags = " ".join(f"--data {n}=FILE.npy" for n in rest)
+    return (
+        f"if {', '.join(rest)} {'is' if len(rest) == 1 else 'are'} fixed data, not a variable, "
+        f"give {'it' if len(rest) == 1 else 'them'} with {flags} (API: data=; configs: data:): "
+        "data is never differentiated"
+    )
+
+
 def grads_from(
     result: Any, names: list[str], shapes: list[tuple[int, ...]], who: str, fname: str
 ) -> list[Array]:
@@ -70,9 +84,14 @@ def grads_from(
     elif isinstance(result, (tuple, list)):
         items = list(result)
     else:
-        raise PluginError(f"{who} returned {describe(result)}, expected {expect}")
+        raise PluginError(
+            f"{who} returned {describe(result)}, expected {expect}",
+            hint=_data_hint(names, [result]) if isinstance(result, np.ndarray) else None,
+        )
     if len(items) != len(names):
-        raise PluginError(f"{who} returned {len(items)} values, expected {expect}")
+        raise PluginError(
+            f"{who} returned {len(items)} values, expected {expect}", hint=_data_hint(names, items)
+        )
     for n, it in zip(names, items, strict=True):
         if not isinstance(it, np.ndarray):
             raise PluginError(f"{who} returned {describe(it)} as d{n}, not a NumPy array")
@@ -273,7 +292,9 @@ class FunctionLoss:
         self.found = found
         self.argv = argv
         self.fname = _name(found.forward)
-        names = [p.name for p in argv.order if p.name not in argv.values]
+        names = [
+            p.name for p in argv.order if p.name not in argv.values and p.name not in argv.data
+        ]
         self.pred_name = names[0]
         self.target_name = names[1] if len(names) > 1 else None
         self._dx: Any = None

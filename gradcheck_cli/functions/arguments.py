@@ -1,5 +1,6 @@
-"""The body of ``gradcheck fn FILE.py:NAME``: parse ``--shape x=4x3``, ``--integers y=10`` and
-``--arg conv_param=JSON``, build the function's network and preflight it; cli.py renders."""
+"""The body of ``gradcheck fn FILE.py:NAME``: parse ``--shape x=4x3``, ``--integers y=10``,
+``--data X=X.npy``, ``--arg conv_param=JSON`` and ``--args-from file.py:NAME``, build the
+function's network and preflight it; cli.py renders."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ import yaml
 from gradcheck_cli.errors import ConfigError
 from gradcheck_cli.functions.adapters import FunctionNetwork
 from gradcheck_cli.functions.check import function_network
+from gradcheck_cli.functions.data import entries_bytes, load_entries
 from gradcheck_cli.functions.pairs import arguments, find
+from gradcheck_cli.functions.targets import extra_args
 from gradcheck_cli.plan.limits import Limits, MemoryPlan, array_bytes, preflight
 from gradcheck_cli.spec.config import load_yaml_text
 
@@ -70,6 +73,15 @@ def parse_args(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def parse_data(items: list[str]) -> dict[str, str]:
+    """``["X=X.npy", "y=d.npz:y"]`` → ``{"X": "X.npy", "y": "d.npz:y"}`` (read by functions/data)."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, value = _split(item, "--data", "NAME=FILE (X=X.npy, y=data.npz:y or X=X.json)")
+        out[key] = value
+    return out
+
+
 def prepare(
     ref: str,
     *,
@@ -81,6 +93,8 @@ def prepare(
     seed: int,
     force: bool,
     how: dict[str, Any],
+    data: list[str] | None = None,
+    args_from: str | None = None,
 ) -> FunctionNetwork:
     """Find the function(s), draw the arrays, and refuse a check that is too big (``how``: the
     ``preflight`` plan of the check's method and mode, from ``suite.preflight_plan``)."""
@@ -90,12 +104,19 @@ def prepare(
             field="FUNCTION",
         )
     shapes, ids, values = parse_shapes(shape), parse_integers(integers), parse_args(arg)
+    files = parse_data(data or [])
     limits = Limits.off() if force else Limits()
     plan = MemoryPlan(limits)
     for name, dims in shapes.items():
         plan.add(name, array_bytes(dims, "float64"), f"--shape {name}")
+    for where, nbytes in entries_bytes(files, Path("."), "--data"):  # before reading any
+        plan.add(where.replace("--data ", "data "), nbytes, where)
     found = find(ref, backward=backward, grad=grad, base_dir=Path("."))
-    argv = arguments(found.forward, shapes=shapes, integers=ids, args=values, seed=seed)
+    extra = extra_args(args_from, Path("."), seed, "--args-from") if args_from else None
+    argv = arguments(
+        found.forward, shapes=shapes, integers=ids, args=values, seed=seed,
+        data=load_entries(files, Path("."), "--data"), extra=extra,
+    )  # fmt: skip
     net = function_network(found, argv, seed)
     preflight(net, inputs=True, **how, limits=limits)
     return net
@@ -108,11 +129,15 @@ def replay_words(
     shape: list[str],
     integers: list[str],
     arg: list[str],
+    data: list[str] | None = None,
+    args_from: str | None = None,
 ) -> list[str]:
     """The command words that rebuild the same check (cli.py adds seed, method, ε, mode)."""
     words = ["fn", ref]
     words += ["--backward", backward] if backward else []
     words += ["--grad", grad] if grad else []
-    for option, items in (("--shape", shape), ("--integers", integers), ("--arg", arg)):
+    lists = (("--shape", shape), ("--integers", integers), ("--data", data or []), ("--arg", arg))
+    for option, items in lists:
         words += [w for item in items for w in (option, item)]
+    words += ["--args-from", args_from] if args_from else []
     return words

@@ -19,7 +19,17 @@ from gradcheck_cli.functions.adapters import (
     FunctionNetwork,
     ScalarFunctionLayer,
 )
-from gradcheck_cli.functions.pairs import Arguments, Found, arguments, find, parameters
+from gradcheck_cli.functions.data import entries_bytes, load_entries
+from gradcheck_cli.functions.pairs import (
+    API_FIELDS,
+    Arguments,
+    Fields,
+    Found,
+    arguments,
+    find,
+    parameters,
+)
+from gradcheck_cli.functions.targets import extra_args
 from gradcheck_cli.layers.losses import WeightedSum
 
 if TYPE_CHECKING:  # the package exports it, wherever the checker keeps it
@@ -117,6 +127,8 @@ def check_function(
     args: Mapping[str, Any] | None = None,
     integers: Mapping[str, int] | None = None,
     values: Mapping[str, Any] | None = None,
+    data: Mapping[str, Any] | None = None,
+    args_from: Fn | None = None,
     grad: Fn | None = None,
     seed: int = 0,
     base_dir: str | Path = ".",
@@ -127,7 +139,10 @@ def check_function(
     ``forward``/``backward``/``grad`` are callables or ``"file.py:NAME"`` (``"layers.py:affine"``
     finds ``affine_forward``/``affine_backward``). ``shapes`` gives each float array argument's
     shape (drawn from ``seed``), ``values`` gives arrays as they are, ``integers`` makes an argument
-    integer ids in [0, n), ``args`` are the other arguments (deep-copied for every call). The first
+    integer ids in [0, n), ``data`` gives fixed data, never differentiated (arrays, or files
+    ``"X.npy"``, ``"d.npz:X"``, ``"X.json"`` relative to ``base_dir``), ``args`` are the other
+    arguments (deep-copied for every call), and ``args_from`` a function (or ``"file.py:NAME"``)
+    returning a dict of more of them, called once (with ``seed=`` if it takes one). The first
     array argument is the input; report names are the argument names. ``options`` go to the checker
     (eps, rtol, atol, method, mode, include, exclude, …).
 
@@ -135,15 +150,18 @@ def check_function(
         check_function(softmax_loss, shapes={"x": (5, 10)}, integers={"y": 10})
         check_function(f, grad=df, shapes={"x": (10,)})
     """
-    found = find(forward, backward=backward, grad=grad, base_dir=Path(base_dir))
+    base = Path(base_dir)
+    found = find(forward, backward=backward, grad=grad, base_dir=base)
     argv = arguments(
         found.forward,
         shapes=shapes,
         integers=integers,
         values=values,
         args=args,
+        data=load_entries(dict(data or {}), base, "data"),
+        extra=extra_args(args_from, base, seed, "args_from") if args_from is not None else None,
         seed=seed,
-        fields=("shapes", "integers", "args", "values"),
+        fields=API_FIELDS,
     )
     return run_check(function_network(found, argv, seed), seed=seed, **options)
 
@@ -193,6 +211,8 @@ def layer_factory(ref: str, base_dir: Path, field: str) -> Callable[..., Any]:
         dtype: str = "float64",
         params: dict[str, Any] | None = None,
         args: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
+        args_from: str | None = None,
         backward: str | None = None,
     ) -> FunctionLayer:
         found = find(ref, backward=backward, base_dir=base_dir)
@@ -202,20 +222,15 @@ def layer_factory(ref: str, base_dir: Path, field: str) -> Callable[..., Any]:
                 "NAME_backward, or backward: NAME)",
                 field=f"{field}.fn",
             )
-        for key, given in (("params", params), ("args", args)):
-            if given is not None and not isinstance(given, dict):
-                raise ConfigError(
-                    f"must be a mapping, got {type(given).__name__}", field=f"{field}.{key}"
-                )
-        fields = (f"{field}.params", f"{field}.integers", f"{field}.args", f"{field}.params")
-        free = [
-            p.name
-            for p in parameters(found.forward)
-            if p.name not in (params or {}) and p.name not in (args or {})
-        ]
+        _mappings(field, params=params, args=args, data=data)
+        fields = _fields(field)
+        extra = _extra(args_from, base_dir, rng, field)
+        taken = {**(params or {}), **(args or {}), **(data or {}), **extra}
+        free = [p.name for p in parameters(found.forward) if p.name not in taken]
         if not free:
             raise ConfigError(
-                f"{found.label}: every argument is in params or args; one must be the layer input",
+                f"{found.label}: every argument is in params, data, args or args_from; one must "
+                "be the layer input",
                 field=field,
             )
         arrays = {
@@ -226,37 +241,99 @@ def layer_factory(ref: str, base_dir: Path, field: str) -> Callable[..., Any]:
             found.forward,
             values=arrays,
             args=args,
+            data=load_entries(dict(data or {}), base_dir, f"{field}.data"),
+            extra=extra,
             fields=fields,
             shapes={free[0]: (1, *input_shape)},
         )
         argv.arrays.pop(free[0])
         return FunctionLayer(found, argv, free[0])
 
+    build.data_bytes = lambda args: _data_bytes(args, base_dir, field)  # type: ignore[attr-defined]
     return build
+
+
+def _data_bytes(args: dict[str, Any], base_dir: Path, field: str) -> float:
+    """Bytes of an entry's ``data:`` (from the files' headers), for the memory estimate before
+    anything is read."""
+    data = args.get("data")
+    if not isinstance(data, dict):
+        return 0.0
+    return sum(b for _, b in entries_bytes(data, base_dir, f"{field}.data"))
+
+
+def _fields(field: str) -> Fields:
+    return Fields(
+        *(f"{field}.{k}" for k in ("params", "integers", "args", "params", "data", "args_from"))
+    )
+
+
+def _mappings(field: str, **given: Any) -> None:
+    for key, value in given.items():
+        if value is not None and not isinstance(value, dict):
+            raise ConfigError(
+                f"must be a mapping, got {type(value).__name__}", field=f"{field}.{key}"
+            )
+
+
+def _extra(ref: Any, base_dir: Path, rng: np.random.Generator | None, field: str) -> dict[str, Any]:
+    """What ``args_from:`` builds; its ``seed`` comes from a jump of the entry's random stream,
+    so the entry's parameters are drawn as they would be without it."""
+    if ref is None:
+        return {}
+    if not isinstance(ref, str) or ":" not in ref:
+        raise ConfigError(
+            f"args_from must look like 'file.py:NAME', got {ref!r}", field=f"{field}.args_from"
+        )
+    seed = 0
+    if rng is not None:
+        jumped = getattr(rng.bit_generator, "jumped", None)
+        seed = int(np.random.Generator(jumped()).integers(2**31)) if jumped else 0
+    return extra_args(ref, base_dir, seed, f"{field}.args_from")
 
 
 def loss_factory(ref: str, base_dir: Path, field: str) -> Callable[..., Any]:
     """What ``build.build_network`` instantiates for ``loss: {fn: "file.py:NAME", args: …}``:
     ``NAME(pred, target, **args) -> (loss, dpred)``."""
 
-    def build(*, args: dict[str, Any] | None = None) -> FunctionLoss:
+    def build(
+        *,
+        args: dict[str, Any] | None = None,
+        data: dict[str, Any] | None = None,
+        args_from: str | None = None,
+    ) -> FunctionLoss:
         found = find(ref, base_dir=base_dir)
         if found.kind != "loss":
             raise ConfigError(
                 f"'{ref}' is a forward/backward pair, not a loss function", field=f"{field}.fn"
             )
-        if args is not None and not isinstance(args, dict):
-            raise ConfigError(
-                f"must be a mapping, got {type(args).__name__}", field=f"{field}.args"
-            )
+        _mappings(field, args=args, data=data)
         order = parameters(found.forward)
-        unknown = [k for k in args or {} if k not in [p.name for p in order]]
-        if unknown:
+        extra = _extra(args_from, base_dir, None, field)
+        given = [("args", args or {}), ("data", data or {}), ("args_from", extra)]
+        for key, names in given:
+            unknown = [k for k in names if k not in [p.name for p in order]]
+            if unknown:
+                raise ConfigError(
+                    f"{found.label} has no argument '{unknown[0]}'",
+                    field=f"{field}.{key}",
+                    hint=f"its arguments: {', '.join(p.name for p in order)}",
+                )
+        twice = sorted(
+            set(extra) & set(args or {}) | set(data or {}) & (set(extra) | set(args or {}))
+        )
+        if twice:
             raise ConfigError(
-                f"{found.label} has no argument '{unknown[0]}'",
-                field=f"{field}.args",
-                hint=f"its arguments: {', '.join(p.name for p in order)}",
+                f"'{twice[0]}' is given twice (in more than one of args, data, args_from)",
+                field=field,
             )
-        return FunctionLoss(found, Arguments(found.label, order, values=dict(args or {})))
+        argv = Arguments(
+            found.label,
+            order,
+            values={**extra, **(args or {})},
+            data=load_entries(dict(data or {}), base_dir, f"{field}.data"),
+        )
+        return FunctionLoss(found, argv)
 
+    build.data_bytes = lambda args: _data_bytes(args, base_dir, field)  # type: ignore[attr-defined]
     return build

@@ -17,6 +17,8 @@ from gradcheck_cli.spec.config import Config, LayerSpec, LossSpec
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 #: A plugin reference names a file or module and a class: ``file.py:Class``, ``pkg.mod:Class``.
 PLUGIN_PATTERN = "^[^:]+:[A-Za-z_][A-Za-z0-9_]*$"
+#: A function reference may be an attribute path: ``file.py:obj.method``, ``pkg.mod:Class.fn``.
+FUNCTION_PATTERN = "^[^:]+:[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)*$"
 
 
 def report_schema() -> dict[str, Any]:
@@ -53,7 +55,7 @@ def config_schema() -> dict[str, Any]:
                 },
                 {  # functions: {fn: "file.py:NAME", params: ..., args: ...}
                     "type": "object",
-                    "properties": {"fn": {"type": "string", "pattern": PLUGIN_PATTERN}},
+                    "properties": {"fn": {"type": "string", "pattern": FUNCTION_PATTERN}},
                     "required": ["fn"],
                 },
             ],
