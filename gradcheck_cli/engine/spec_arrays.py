@@ -57,7 +57,7 @@ def footprint(cfg: Config, plan: MemoryPlan, *, probes: int = 0, inputs: bool = 
     limit), allocating nothing; then refuse ``probes`` directional probes of the largest tensor
     whose size the spec fixes (the input when ``inputs``, ``fn:`` parameters) as the check would
     (``limits.refuse_probes``). Layers are resolved as the build resolves them (a plugin is
-    imported here first); a layer that cannot be resolved ends the count: the build names it."""
+    imported here, once); one that cannot be is the error the build would give, by field."""
     shape = input_shape(cfg)
     if shape is None:
         return
@@ -92,8 +92,10 @@ def _layers(
             continue  # nothing more to size until the build runs the layers
         try:
             cls = resolve(spec.type, "layer", cfg.base_dir)
-        except GradcheckError:
-            return  # the build raises it, naming the field
+        except GradcheckError as err:  # as the build reports it (a failed import is not retried)
+            err.file = err.file or cfg.source
+            err.field = err.field or field
+            raise
         est = estimate_layer(cls, per, spec.args)
         if est is None:
             per = None
