@@ -366,6 +366,18 @@ def test_big_configs_are_refused_from_the_spec_without_allocating(
     assert isinstance(found, LimitError), found
 
 
+def test_fn_params_are_refused_when_no_probes_are_drawn(tmp_path: Path) -> None:
+    """--mode full draws no probes: the parameters (1.6 GB) and the copy the function's arguments
+    take of them (1.6 GB more while both live) are over the limit from the spec alone. Wrong twin:
+    counting the parameters once let the build allocate 3.1 GB (MemoryError under 2 GB)."""
+    (tmp_path / "layers.py").write_text(AFFINE)
+    cfg = tmp_path / "big.yaml"
+    cfg.write_text("input: {shape: [2, 3]}\n" + BIG["fn params"])
+    peak, err = _peak_while(lambda: run_config(cfg, mode="full"))
+    assert isinstance(err, LimitError) and "parameter copies" in str(err), err
+    assert peak < 20 * 2**20
+
+
 @pytest.mark.parametrize("case", list(BIG))
 def test_validate_and_run_refuse_with_the_same_words(tmp_path: Path, case: str) -> None:
     (tmp_path / "layers.py").write_text(AFFINE)

@@ -79,13 +79,17 @@ def _layers(
         if spec.fn is not None:
             from gradcheck_cli.functions.adapters import param_shapes
 
-            for name, dims in param_shapes(spec.args.get("params"), Path(cfg.base_dir)):
+            shapes = param_shapes(spec.args.get("params"), Path(cfg.base_dir))
+            for name, dims in shapes:
                 plan.add(f"layer {i} ({spec.type}) {name}", array_bytes(dims, cfg.dtype),
                          f"{field}.params.{name}")  # fmt: skip
                 sizes.append((f"{i}.{spec.type.rpartition(':')[2]}.{name}", math.prod(dims)))
                 if cfg.dtype != "float64":  # drawn in float64, then cast
                     plan.peak(f"layer {i} {name} draw (float64)", array_bytes(dims, "float64"),
                               f"{field}.params.{name}")  # fmt: skip
+            # functions/pairs.arguments copies them while the drawn (or read) ones are held
+            copies = sum(array_bytes(dims, cfg.dtype) for _, dims in shapes)
+            plan.peak(f"layer {i} ({spec.type}) parameter copies", copies, f"{field}.params")
             per = None  # what a function outputs is known once it has run
             continue
         if per is None:
