@@ -178,8 +178,8 @@ def check_config(
         cfg = cfg.model_copy(update={"seed": seed})
     opts = CheckOptions.build(cfg.check, flags=flags, seed=cfg.seed, **given)
     limits = Limits.off() if force else Limits()
-    net = build_network(cfg, limits=limits)
     how = preflight_plan(opts)
+    net = build_network(cfg, limits=limits, probes=how.get("probes", 0), inputs=opts.inputs)
     preflight(net, inputs=opts.inputs, **how, limits=limits, source=cfg.source)
     return check_network(net, options=opts, progress=progress)
 
@@ -345,15 +345,20 @@ class Validation:
 
 def validate(args: Sequence[str | Path], *, no_plugins: bool = False) -> list[Validation]:
     """Parse each config and build its network (imports plugins, one forward pass to fit the
-    shapes, memory limits) without checking any gradient. ``no_plugins``: refuse user code."""
+    shapes, memory limits) without checking any gradient, then refuse what ``run`` would refuse
+    before its check (``preflight`` with the config's options: probes, nothing to check, ε), all
+    but the time estimate. ``no_plugins``: refuse user code."""
     found: list[Validation] = []
     for item in expand(args):
         if isinstance(item, Outcome):
             found.append(Validation(item.config, error=item.error))
             continue
-        try:
+        try:  # what `run` refuses before checking, with the same numbers (not the timing)
             cfg = load_config(item, no_plugins=no_plugins)
-            net = build_network(cfg)
+            opts = CheckOptions.build(cfg.check, seed=cfg.seed)
+            how = {**preflight_plan(opts), "timed": False}
+            net = build_network(cfg, probes=how.get("probes", 0), inputs=opts.inputs)
+            preflight(net, inputs=opts.inputs, **how, limits=Limits(), source=cfg.source)
         except GradcheckError as exc:
             found.append(Validation(str(item), error=exc))
             continue

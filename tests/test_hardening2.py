@@ -119,7 +119,9 @@ def test_code_refs_finds_every_reference() -> None:
             "relu",
             "a.py:A",
             {"type": "residual", "layers": ["b.mod:B", {"type": "residual", "layers": ["c.py:C"]}]},
-            {"type": "linear", "out": 3, "note": "ratio 1:2"},  # not code: spaces, digits
+            # Any ':' names code, as the loader reads it (issue 24): free text with one is refused
+            # under --no-plugins too, rather than trusting a pattern narrower than the loader.
+            {"type": "linear", "out": 3, "note": "ratio 1:2", "plain": "no colon"},
             {"fn": "d.py:f"},
             {"type": "future_block", "blocks": [{"inner": "e.py:E"}]},  # a built-in to come
         ],
@@ -129,6 +131,7 @@ def test_code_refs_finds_every_reference() -> None:
         ("layers[1]", "a.py:A"),
         ("layers[2].layers[0]", "b.mod:B"),
         ("layers[2].layers[1].layers[0]", "c.py:C"),
+        ("layers[3].note", "ratio 1:2"),
         ("layers[4].fn", "d.py:f"),
         ("layers[5].blocks[0].inner", "e.py:E"),
         ("loss.type", "f.py:Loss"),

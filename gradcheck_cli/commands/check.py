@@ -38,6 +38,7 @@ from gradcheck_cli.commands.flags import (
     Top,
 )
 from gradcheck_cli.commands.shared import Shared, check_flags, enums
+from gradcheck_cli.spec.trust import refusing
 
 
 def run(
@@ -281,7 +282,7 @@ def layer(
             lambda bar: check_layer(lay, x, seed=s, label=name, options=options, progress=bar),
         )
 
-    d.guarded(debug, job)
+    d.guarded(debug, refusing(no_plugins, job))
 
 
 @check_flags

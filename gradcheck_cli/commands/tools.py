@@ -65,7 +65,7 @@ def validate(
 ) -> None:
     """Check configs without running them: schema, layer names, plugins, shapes.
 
-    Builds each network (imports plugins, one forward pass) but checks no gradient. Exit 2 if any config is invalid.
+    Builds each network (imports plugins, one forward pass) but checks no gradient; refuses what run would refuse before checking (memory, probes, ε), with the same words, all but the time estimate. Exit 2 if any config is invalid.
     """
 
     def job() -> int:

@@ -1,4 +1,5 @@
-"""L at perturbed copies: a config built into a network (build), the network itself (network),
+"""L at perturbed copies: a config built into a network (build; every array the spec describes is
+counted first, and the given ones loaded, in spec_arrays), the network itself (network),
 finite differences in batches (numeric, chunks, lowrank, precision), stencils (methods), and what a
 layer must honour before the engine relies on it (probes, structure, contracts).
 

@@ -4,13 +4,13 @@ error names the config file and the field."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from gradcheck_cli.engine.contracts import check_loss_behaviour, check_output_dtype
 from gradcheck_cli.engine.network import Network, first_nonfinite, rng_for
+from gradcheck_cli.engine.spec_arrays import footprint, input_shape, load_array
 from gradcheck_cli.errors import (
     ConfigError,
     GradcheckError,
@@ -35,45 +35,8 @@ from gradcheck_cli.plan.limits import (
     estimate_layer,
     estimate_workspace,
 )
-from gradcheck_cli.safety.outputs import note_input
-from gradcheck_cli.spec.config import Config, DataSpec, TargetSpec
-
-
-def _load_array(spec: DataSpec | TargetSpec, cfg: Config, field: str) -> Array | None:
-    if spec.values is not None:
-        try:
-            return np.array(spec.values, dtype=float)
-        except OverflowError:
-            raise ConfigError(
-                "values must be numbers a float64 can hold (|v| < 1.8e308); an integer this "
-                "large is not",
-                file=cfg.source,
-                field=f"{field}.values",
-            ) from None
-        except (ValueError, TypeError):
-            raise ConfigError(
-                "values must be a rectangular list of numbers",
-                file=cfg.source,
-                field=f"{field}.values",
-            ) from None
-    if spec.file is not None:
-        path = Path(cfg.base_dir) / spec.file
-        note_input(path)
-        if path.exists() and not path.is_file():  # a directory, pipe or device: never open it
-            raise ConfigError(
-                f"{path} is not a regular file", file=cfg.source, field=f"{field}.file"
-            )
-        try:
-            return np.asarray(np.load(path, allow_pickle=False), dtype=float)
-        except FileNotFoundError:
-            raise ConfigError(
-                f"file not found: {path}", file=cfg.source, field=f"{field}.file"
-            ) from None
-        except Exception as exc:
-            raise ConfigError(
-                f"cannot read {path} as a .npy array: {exc}", file=cfg.source, field=f"{field}.file"
-            ) from None
-    return None
+from gradcheck_cli.spec.config import Config, TargetSpec
+from gradcheck_cli.spec.trust import refusing_code
 
 
 def _context(err: GradcheckError, cfg: Config, field: str) -> GradcheckError:
@@ -84,41 +47,29 @@ def _context(err: GradcheckError, cfg: Config, field: str) -> GradcheckError:
     return err
 
 
-def _npy_shape(path: Path) -> tuple[int, ...] | None:
-    """The shape in a .npy header, read without loading the data (None if unreadable)."""
-    if not path.is_file():
-        return None
-    try:
-        with path.open("rb") as fh:
-            major, _ = np.lib.format.read_magic(fh)
-            read = np.lib.format.read_array_header_1_0 if major == 1 else None
-            read = read or np.lib.format.read_array_header_2_0
-            shape, _, _ = read(fh)
-        return tuple(int(d) for d in shape)
-    except Exception:
-        return None
-
-
-def _input_shape(cfg: Config) -> tuple[int, ...] | None:
-    spec = cfg.input
-    if spec.shape is not None:
-        return tuple(spec.shape)
-    if spec.file is not None:
-        return _npy_shape(Path(cfg.base_dir) / spec.file)
-    return None
-
-
-def build_network(cfg: Config, *, limits: Limits | None = None) -> Network:
+def build_network(
+    cfg: Config, *, limits: Limits | None = None, probes: int = 0, inputs: bool | None = None
+) -> Network:
     """Build the layers in order, each sized by the output of the one before (run on the input).
 
-    Memory is budgeted as it goes (``limits``, default ``Limits()``): an input, a layer or a
-    stack of layer outputs over the limit is refused before it is allocated (``LimitError``).
-    A NaN/Inf input or layer output at this unperturbed point is a ``NumericError``."""
-    plan = MemoryPlan(limits or Limits(), cfg.source)
-    shape = _input_shape(cfg)
+    Memory is counted from the spec first (``spec_arrays.footprint``: every array the config
+    describes, before any is drawn), then budgeted again as the build goes (``limits``, default
+    ``Limits()``), measuring what only building can tell (a plugin without an estimate): over
+    the limit is a ``LimitError`` before the allocation. A NaN/Inf input or layer output at this
+    unperturbed point is a ``NumericError``. ``probes``: directional probes the check will draw
+    (of the input when ``inputs``, default the config's ``check.inputs``), refused from the spec
+    too. A config loaded with ``no_plugins`` imports nothing (``refusing_code``)."""
+    with refusing_code(cfg.no_plugins):
+        checked = cfg.check.inputs if inputs is None else inputs
+        footprint(cfg, MemoryPlan(limits or Limits(), cfg.source), probes=probes, inputs=checked)
+        return _build(cfg, MemoryPlan(limits or Limits(), cfg.source))
+
+
+def _build(cfg: Config, plan: MemoryPlan) -> Network:
+    shape = input_shape(cfg)
     if shape is not None:
         plan.add("input", array_bytes(shape, cfg.dtype), "input")
-    x = _load_array(cfg.input, cfg, "input")
+    x = load_array(cfg.input, cfg, "input")
     if x is None:
         assert cfg.input.shape is not None
         rng = rng_for(cfg.seed, "input")
@@ -143,7 +94,7 @@ def build_network(cfg: Config, *, limits: Limits | None = None) -> Network:
     bad = first_nonfinite(x)
     if bad:
         raise ConfigError(f"the input is not finite: {bad}", file=cfg.source, field="input")
-    x = x.astype(cfg.dtype) if cfg.input.integers is None else _integer_ids(x, cfg)
+    x = x.astype(cfg.dtype, copy=False) if cfg.input.integers is None else _integer_ids(x, cfg)
     layers: list[Any] = []
     labels: list[str] = []
     trusted: list[bool] = []
@@ -301,7 +252,7 @@ def _build_loss(
 def _build_target(cfg: Config, tgt: TargetSpec, out: Array, loss: Any = None) -> Array | None:
     if tgt.kind == "none":
         return None
-    given = _load_array(tgt, cfg, "target")
+    given = load_array(tgt, cfg, "target")
     if tgt.kind == "classes" and getattr(loss, "per_position_targets", False):
         return _position_labels(cfg, tgt, out, given, getattr(loss, "ignore_index", None))
     if tgt.kind == "classes":

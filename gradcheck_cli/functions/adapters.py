@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,7 @@ from gradcheck_cli.errors import PluginError
 from gradcheck_cli.functions.pairs import Arguments, Found
 from gradcheck_cli.functions.targets import _name
 from gradcheck_cli.layers.base import Array
+from gradcheck_cli.safety.inputs import npy_header
 
 
 def describe(v: Any) -> str:
@@ -338,3 +340,29 @@ class FunctionNetwork(Network):
 
     def describe(self, i: int) -> str:
         return self.labels[i]
+
+
+def param_shapes(params: Any, base_dir: Path) -> list[tuple[str, tuple[int, ...]]]:
+    """(name, shape) of each parameter an ``fn:`` layer's ``params`` describes, from the spec
+    alone — ``[48, 10]``, ``{shape}``, ``{values}``, ``{file}`` (its .npy header) — so the memory
+    estimate counts them before any is drawn or read. Entries it cannot size are left out:
+    building the layer says what is wrong with them."""
+    out: list[tuple[str, tuple[int, ...]]] = []
+    if not isinstance(params, dict):
+        return out
+    for name, value in params.items():
+        spec = {"shape": value} if isinstance(value, list) else value
+        shape: Any = None
+        if isinstance(spec, dict) and isinstance(spec.get("shape"), list):
+            shape = spec["shape"]
+        elif isinstance(spec, dict) and isinstance(spec.get("file"), str):
+            header = npy_header(base_dir / spec["file"])
+            shape = header[0] if header else None
+        elif isinstance(spec, dict) and "values" in spec:
+            try:
+                shape = np.shape(spec["values"])
+            except (ValueError, TypeError):
+                shape = None
+        if shape is not None and all(type(d) is int and d >= 0 for d in shape):
+            out.append((str(name), tuple(shape)))
+    return out

@@ -31,6 +31,7 @@ from gradcheck_cli.functions.pairs import (
 )
 from gradcheck_cli.functions.targets import extra_args
 from gradcheck_cli.layers.losses import WeightedSum
+from gradcheck_cli.safety.inputs import read_array
 
 if TYPE_CHECKING:  # the package exports it, wherever the checker keeps it
     from gradcheck_cli import CheckResult
@@ -191,11 +192,13 @@ def _param_array(
         scale = spec.get("scale", 1.0)
         if type(scale) not in (int, float) or not np.isfinite(scale):
             raise ConfigError(f"scale must be a number, got {scale!r}", field=f"{field}.scale")
-        return (scale * rng.standard_normal(tuple(shape))).astype(dtype)
+        drawn = rng.standard_normal(tuple(shape))
+        drawn *= scale  # in place: one array, as the memory estimate counts (engine/spec_arrays)
+        return drawn.astype(dtype, copy=False)
     try:
         if "values" in spec:
             return np.array(spec["values"], dtype=dtype)
-        return np.load(base_dir / str(spec["file"]), allow_pickle=False).astype(dtype)
+        return read_array(base_dir / str(spec["file"])).astype(dtype)  # an input of the run
     except (OSError, ValueError, TypeError) as exc:
         raise ConfigError(f"cannot read this parameter: {exc}", field=field) from None
 

@@ -26,6 +26,7 @@ import numpy as np
 from gradcheck_cli.errors import ConfigError, PluginError
 from gradcheck_cli.functions.targets import Space, _name, load, space_of
 from gradcheck_cli.layers.base import Array
+from gradcheck_cli.spec.trust import names_code
 
 #: Words that mark a forward function and, swapped, its backward: conv_forward_naive ↔ conv_backward_naive.
 PAIR_WORDS = (("forward", "backward"), ("fwd", "bwd"))
@@ -117,7 +118,7 @@ def find(
     def other(r: str | Callable[..., Any]) -> Callable[..., Any]:
         if callable(r):
             return r
-        if ":" in r:
+        if names_code(r):  # the loader's one rule (spec/trust.py)
             more, n = load(r, base_dir)
             return more.pick(n)
         if space is None:

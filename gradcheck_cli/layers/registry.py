@@ -26,15 +26,16 @@ from gradcheck_cli.errors import (
 from gradcheck_cli.layers.table import LAYERS as LAYERS
 from gradcheck_cli.layers.table import LOSSES as LOSSES
 from gradcheck_cli.layers.table import registered_name as registered_name
+from gradcheck_cli.safety.inputs import note_input
 from gradcheck_cli.safety.isolation import user_code
-from gradcheck_cli.safety.outputs import note_input
-from gradcheck_cli.spec.trust import CONTEXT_NAMES
+from gradcheck_cli.spec.trust import CONTEXT_NAMES, check_import, names_code
 
 _modules: dict[str, ModuleType] = {}
 
 
 def is_plugin(type_name: str) -> bool:
-    return ":" in type_name
+    """A plugin reference: ``names_code``, the rule ``--no-plugins`` refuses by (spec/trust.py)."""
+    return names_code(type_name)
 
 
 def _miss(kind: str, name: str, table: dict[str, type]) -> ConfigError:
@@ -114,6 +115,7 @@ def _own_imports(folder: Path) -> Iterator[None]:
 
 
 def _load_module(ref: str, base_dir: Path) -> ModuleType:
+    check_import(ref)  # --no-plugins: nothing is imported, whatever walk missed it
     is_file = ref.endswith(".py") or "/" in ref or "\\" in ref
     path = (base_dir / ref).resolve() if is_file else None
     key = str(path) if path else f"{base_dir.resolve()}::{ref}"

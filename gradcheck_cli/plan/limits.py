@@ -1,8 +1,9 @@
 """Refuse a check that would need unreasonable memory or time — before allocating anything.
 
-Memory is estimated from the spec while the network is built (input, then each layer's parameters
-and output, from ``Layer.estimate`` where a layer offers one, else measured right after the layer
-is constructed). Time is measured once the network exists, before the check: the engine is timed on a few real
+Memory is estimated from the spec before anything is drawn (engine/spec_arrays.py ``footprint``:
+input, target, each layer's parameters, output and temporaries from ``Layer.estimate`` where a
+layer offers one, the parameters of ``fn:`` layers, the directional probes), then again while the
+network is built (measured right after a layer without an estimate is constructed). Time is measured once the network exists, before the check: the engine is timed on a few real
 perturbed copies of each tensor (``modes.time_engine``: its short-cuts included) and the time per
 entry is multiplied by the entries the check will evaluate. Both limits are generous for a gradient check (which needs a few samples
 and small layers to find a wrong backward) and can be lifted with ``--force``.
@@ -286,7 +287,15 @@ def check_probe_memory(
         )
         for ref in net.parameters(include_input=inputs)
     ]
-    if not sizes:
+    refuse_probes(sizes, probes=probes, limits=limits, source=source)
+
+
+def refuse_probes(
+    sizes: list[tuple[str, int]], *, probes: int, limits: Limits, source: str | None = None
+) -> None:
+    """``check_probe_memory`` on (tensor name, entries) pairs: from a built network, or from the
+    spec before anything is drawn (engine/spec_arrays.py) — one rule, one message."""
+    if not sizes or not probes:
         return
     name, size = max(sizes, key=lambda s: s[1])
     need = float(PROBE_ARRAYS * 8 * probes * size)

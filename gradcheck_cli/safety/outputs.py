@@ -1,37 +1,27 @@
 """Files a run writes (JUnit, HTML, SVG, and any later output): never an input of the run, written
 atomically, parent folders created.
 
-The inputs of a run — config files, plugin files (and the sibling modules they import), ``file:``
-arrays — are noted as they are read (``note_input``); ``write_outputs`` refuses any output path
-that is one of them (same resolved path, or the same file through another link) before writing
-anything, then writes each file to a temporary sibling and renames it into place, so a reader
-never sees half a report and an interrupted write leaves the old file intact.
+The inputs of a run — config files, plugin files (and the sibling modules they import), data
+files of any kind — are recorded where they are read (safety/inputs.py: its readers register every
+file they open); ``write_outputs`` refuses any output path that is one of them (same resolved
+path, or the same file through another link) before writing anything, then writes each file to a
+temporary sibling and renames it into place, so a reader never sees half a report and an
+interrupted write leaves the old file intact. A new file gets the mode any tool's output gets
+(0666 less the umask: 0644 under umask 022); a file replaced keeps its own mode.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 from gradcheck_cli.errors import GradcheckError
-
-_inputs: set[Path] = set()
-
-
-def note_input(path: str | Path | None) -> None:
-    """Record a file this run reads (a config, plugin or data file)."""
-    if path is None:
-        return
-    with contextlib.suppress(OSError, RuntimeError, ValueError):
-        _inputs.add(Path(path).resolve())
-
-
-def inputs() -> frozenset[Path]:
-    return frozenset(_inputs)
+from gradcheck_cli.safety.inputs import inputs as inputs
+from gradcheck_cli.safety.inputs import note_input as note_input  # the name loaders used first
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -44,7 +34,7 @@ def _same_file(a: Path, b: Path) -> bool:
 def refuse_inputs(paths: list[Path], option: str = "output") -> None:
     """Raise when any of ``paths`` is an input of this run."""
     for path in paths:
-        for source in _inputs:
+        for source in sorted(inputs()):
             if _same_file(path, source):
                 raise GradcheckError(
                     f"the {option} file would overwrite {source}, an input of this run "
@@ -54,9 +44,24 @@ def refuse_inputs(paths: list[Path], option: str = "output") -> None:
                 )
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it: put it straight back
+    os.umask(mask)
+    return mask
+
+
+def _mode_for(path: Path) -> int:
+    """The permission bits ``path`` gets: its own when it exists, else 0666 less the umask (the
+    temporary file ``mkstemp`` makes is 0600 whatever the umask)."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder and a rename;
-    create missing parent folders."""
+    create missing parent folders. The file gets ``_mode_for(path)``."""
     try:
         if path.is_dir():
             raise GradcheckError("is a directory; give a file path", file=path)
@@ -65,6 +70,7 @@ def write_atomic(path: Path, text: str) -> None:
         try:
             with os.fdopen(fd, "w", encoding="utf-8", errors="backslashreplace") as fh:
                 fh.write(text)
+            os.chmod(tmp, _mode_for(path))
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -18,10 +18,9 @@ from pydantic import (
 
 from gradcheck_cli.errors import ConfigError
 from gradcheck_cli.options import CheckSpec
-from gradcheck_cli.safety.outputs import note_input
 from gradcheck_cli.spec.reading import load_yaml_text as load_yaml_text  # re-exported
 from gradcheck_cli.spec.reading import read_data as read_data  # re-exported
-from gradcheck_cli.spec.trust import code_refs, refuse_code, refuse_context_args
+from gradcheck_cli.spec.trust import code_refs, names_code, refuse_code, refuse_context_args
 
 #: Most axes an input may have (NumPy allows 64; gradcheck stacks copies on one more axis, and
 #: no layer needs more than a handful).
@@ -100,7 +99,7 @@ class LayerSpec(BaseModel):
     def _fn(self) -> LayerSpec:
         if self.fn is not None and self.type != self.fn:
             raise ValueError("give type (a layer class) or fn (functions), not both")
-        if self.fn is not None and ":" not in self.fn:
+        if self.fn is not None and not names_code(self.fn):
             raise ValueError(f"fn must look like 'file.py:NAME', got {self.fn!r}")
         return self
 
@@ -128,6 +127,8 @@ class Config(_Strict):
     base_dir: Path = Field(default=Path("."), exclude=True)
     #: The file this came from, for messages.
     source: str | None = Field(default=None, exclude=True)
+    #: Loaded with ``no_plugins``: building it imports nothing (spec/trust.py ``refusing_code``).
+    no_plugins: bool = Field(default=False, exclude=True)
 
     @field_validator("name")
     @classmethod
@@ -232,7 +233,7 @@ def parse_config(data: Any, *, source: str = "<config>", base_dir: Path = Path("
         cfg = Config.model_validate(data)
     except ValidationError as err:
         raise _explain(err, source) from None
-    return cfg.model_copy(update={"base_dir": base_dir, "source": source})
+    return cfg.model_copy(update={"base_dir": base_dir, "source": source, "no_plugins": False})
 
 
 def load_config(path: str | Path, *, no_plugins: bool = False) -> Config:
@@ -240,11 +241,11 @@ def load_config(path: str | Path, *, no_plugins: bool = False) -> Config:
     ``no_plugins``: refuse a config that names code anywhere in its layers or loss — walked on
     the raw data, before validation (and so before anything could be imported)."""
     p = Path(path)
-    note_input(p)
-    data = read_data(p)
+    data = read_data(p)  # registers p as an input of the run (safety/inputs.py)
     if no_plugins and isinstance(data, dict):
         refuse_code(code_refs({k: data[k] for k in ("layers", "loss") if k in data}), str(p))
-    return parse_config(data, source=str(p), base_dir=p.parent)
+    cfg = parse_config(data, source=str(p), base_dir=p.parent)
+    return cfg.model_copy(update={"no_plugins": True}) if no_plugins else cfg
 
 
 def default_config_path() -> Path:

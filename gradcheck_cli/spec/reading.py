@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from gradcheck_cli.errors import ConfigError
+from gradcheck_cli.safety.inputs import read_bytes
 
 #: Config files larger than this are refused before reading: a hand-written spec is a few KB;
 #: inline ``values`` beyond this belong in a ``.npy`` file (``file:``).
@@ -146,8 +147,7 @@ def _read_text(path: Path) -> str:
                 hint="keep big arrays out of the config: save them with numpy.save and "
                 "point to them with 'file: x.npy'",
             )
-        with path.open("rb") as fh:
-            raw = fh.read(MAX_CONFIG_BYTES + 1)
+        raw = read_bytes(path, MAX_CONFIG_BYTES)  # registers the config as an input
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror or exc}", file=path) from None
     if len(raw) > MAX_CONFIG_BYTES:  # grew while we looked
