@@ -84,6 +84,13 @@ def unverified(result: CheckResult) -> list[ParamResult]:
     return [p for p in result.params if p.passed and p.verdict == "inconclusive"]
 
 
+def diagnosis(p: ParamResult) -> str | None:
+    """The diagnosis line of a failing tensor (the fingerprint that explains it), None when none
+    does: the same words in the assertion message, GitHub annotations, JUnit and the step summary."""
+    d = p.diagnosis
+    return None if d is None else f"diagnosis ({d.kind}): {d.sentence}"
+
+
 def attribution(result: CheckResult) -> list[str]:
     """When the check failed: the layers that fail when checked on their own."""
     return [f"→ {line}" for line in result.attribution]
@@ -118,8 +125,9 @@ def failure_report(result: CheckResult) -> str:
         if p.reason:
             lines.append(f"  {p.name}: {p.reason}")
         else:
-            if p.diagnosis is not None:
-                lines.append(f"  diagnosis ({p.diagnosis.kind}): {p.diagnosis.sentence}")
+            said = diagnosis(p)
+            if said is not None:
+                lines.append(f"  {said}")
             lines.append(f"  {p.name}: worst entries")
             lines.append(worst_entries(p))
     return "\n".join(lines)

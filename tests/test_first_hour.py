@@ -1,0 +1,77 @@
+"""What a newcomer meets in the first hour (issue 27): the diagnosis in every CI format, the
+notebook display of results, piped output that fits, the progress display, the smaller wordings."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from gradcheck_cli.cli import app
+
+from .test_reports import BAD_NET, parse_annotations
+
+runner = CliRunner()
+#: The diagnosis of BAD_NET's bias averaged over the batch of 5 (tests/buggy_layers.py).
+SCALE = "≈ 0.2 × numeric = 1/N (N = 5, the batch size)"
+
+
+@pytest.fixture(autouse=True)
+def _not_in_github_actions(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GITHUB_STEP_SUMMARY", raising=False)
+
+
+@pytest.fixture
+def bad(write) -> Path:
+    return write("bad.yaml", BAD_NET)
+
+
+def gc(*args: object, env: dict[str, str] | None = None):
+    return runner.invoke(app, [str(a) for a in args], env={"COLUMNS": "200", **(env or {})})
+
+
+# -- the diagnosis travels ----------------------------------------------------------------------
+
+
+def test_the_diagnosis_reaches_github_annotations_and_the_step_summary(
+    tmp_path: Path, bad: Path
+) -> None:
+    summary = tmp_path / "summary.md"
+    r = gc("run", bad, "--format", "github", env={"GITHUB_STEP_SUMMARY": str(summary)})
+    assert r.exit_code == 1
+    (error,) = [a for a in parse_annotations(r.stdout) if a[0] == "error"]
+    lines = error[2].splitlines()
+    assert lines[0].startswith("0.LinearBiasMean.b: 6 of 6 entries disagree")
+    assert lines[1].startswith("diagnosis (scale): 0.LinearBiasMean.b " + SCALE)
+    text = summary.read_text(encoding="utf-8")
+    assert f"diagnosis (scale): 0.LinearBiasMean.b {SCALE}" in text
+    assert text.index("diagnosis (scale)") < text.index("<details>")  # shown, not folded away
+
+
+def test_the_diagnosis_reaches_the_junit_failure_message(tmp_path: Path, bad: Path) -> None:
+    xml = tmp_path / "g.xml"
+    assert gc("run", bad, "--junit-xml", xml).exit_code == 1
+    (failure,) = ET.parse(xml).getroot().iter("failure")
+    assert SCALE in failure.get("message", "")
+    assert failure.get("message", "").startswith("6 of 6 entries disagree")
+    assert (failure.text or "").startswith("diagnosis (scale): 0.LinearBiasMean.b " + SCALE)
+
+
+def test_no_diagnosis_no_line(tmp_path: Path, write) -> None:
+    """A tensor no fingerprint explains (a structural failure) carries no diagnosis line."""
+    net = write("missing.yaml", BAD_NET.replace("LinearBiasMean", "LinearMissingGrad"))
+    xml = tmp_path / "g.xml"
+    r = gc("run", net, "--format", "github", "--junit-xml", xml)
+    assert r.exit_code == 1 and "diagnosis (" not in r.stdout
+    assert "diagnosis (" not in xml.read_text(encoding="utf-8")
+
+
+def test_the_diagnosis_is_in_the_assertion_message() -> None:
+    from gradcheck_cli.testing import assert_gradients
+    from tests.buggy_layers import LinearBiasMean
+
+    with pytest.raises(AssertionError) as info:
+        assert_gradients(LinearBiasMean, shape=(5, 4), args={"out": 3})
+    assert f"diagnosis (scale): 0.LinearBiasMean.b {SCALE}" in str(info.value)
