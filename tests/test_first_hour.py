@@ -75,3 +75,38 @@ def test_the_diagnosis_is_in_the_assertion_message() -> None:
     with pytest.raises(AssertionError) as info:
         assert_gradients(LinearBiasMean, shape=(5, 4), args={"out": 3})
     assert f"diagnosis (scale): 0.LinearBiasMean.b {SCALE}" in str(info.value)
+
+
+# -- notebooks ----------------------------------------------------------------------------------
+
+
+def test_a_result_displays_as_the_report_table_in_a_notebook() -> None:
+    """What Jupyter calls for a cell's value: HTML holding the table, the verdicts, the
+    diagnosis and the summary (no Jupyter needed to call it)."""
+    from gradcheck_cli.testing import check
+    from tests.buggy_layers import LinearBiasMean
+
+    result = check(LinearBiasMean, shape=(5, 4), args={"out": 3})
+    page = result._repr_html_()
+    assert page.startswith("<pre") and "<html" not in page  # a fragment for the cell
+    text = _plain(page)
+    for needle in ("parameter", "rel err", "verdict", "0.LinearBiasMean.W", "pass", "FAIL",
+                   f"0.LinearBiasMean.b {SCALE}", "1 of 3 gradients disagree"):  # fmt: skip
+        assert needle in text, needle
+    assert "color: #" in page  # coloured: the verdicts keep their styles
+
+
+def test_a_suite_displays_each_report_and_the_summary(bad: Path) -> None:
+    from gradcheck_cli.suite import run_suite
+
+    suite = run_suite([bad, Path(__file__).parents[1] / "configs" / "seed_mlp.yaml"])
+    text = _plain(suite._repr_html_())
+    assert "summary" in text and "seed-mlp" in text and "0.LinearBiasMean.b" in text
+    assert "1 of 2 configs do not pass" in text
+
+
+def _plain(page: str) -> str:
+    import html
+    import re
+
+    return html.unescape(re.sub(r"<[^>]+>", "", page))

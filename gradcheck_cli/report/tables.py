@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from gradcheck_cli.layers.catalog import Info
 from gradcheck_cli.report.text import every, listing, method_words, unverified
-from gradcheck_cli.results import CheckResult, ParamResult
+
+if TYPE_CHECKING:  # types only: results render lazily through here (CheckResult._repr_html_)
+    from gradcheck_cli.layers.catalog import Info
+    from gradcheck_cli.results import CheckResult, ParamResult
 
 
 def _num(v: float) -> str:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from gradcheck_cli.results import CheckResult, ParamResult
+if TYPE_CHECKING:  # types only: results render lazily through here (CheckResult._repr_html_)
+    from gradcheck_cli.results import CheckResult, ParamResult
 
 
 def every(n: int, one: str, many: str) -> str:
