@@ -110,3 +110,66 @@ def _plain(page: str) -> str:
     import re
 
     return html.unescape(re.sub(r"<[^>]+>", "", page))
+
+
+# -- piped output -------------------------------------------------------------------------------
+
+ROUGH = '''
+import numpy as np
+
+
+class Rough:
+    """y = 2x + 1e-6·sin(1e13·x): nothing resolves its gradient (inconclusive, test_resolution)."""
+
+    row_independent = True
+
+    def __init__(self):
+        self.params, self.grads = {}, {}
+
+    def forward(self, x):
+        return 2.0 * x + 1e-6 * np.sin(1e13 * x)
+
+    def backward(self, dout):
+        return 2.0 * dout
+'''
+
+
+def piped(*args: object):
+    """A command as in a pipe: not a terminal, no COLUMNS."""
+    from typer.testing import CliRunner
+
+    return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": None})
+
+
+def widest(text: str) -> int:
+    from rich.cells import cell_len
+
+    return max(cell_len(line.rstrip()) for line in text.splitlines())
+
+
+def test_piped_list_fits_160_columns() -> None:
+    r = piped("list")
+    assert r.exit_code == 0 and widest(r.stdout) <= 160
+    assert "sequence_cross_entropy" in r.stdout  # names are never folded
+
+
+def test_a_piped_run_with_a_long_note_wraps_it_inside_its_column(write) -> None:
+    plugin = write("rough.py", ROUGH)
+    r = piped("layer", f"{plugin}:Rough", "--shape", "3x4")
+    assert r.exit_code == 0, r.output
+    assert "inconclusive (res 1e-04)" in r.stdout  # the verdict cell is whole
+    assert widest(r.stdout) <= 160
+
+
+def test_a_piped_replay_longer_than_160_columns_stays_on_one_line(tmp_path: Path) -> None:
+    from .test_reports import BUGGY
+
+    folder = tmp_path / ("a_long_project_folder_name_" * 6)
+    folder.mkdir()
+    plugin = folder / "buggy_layers.py"
+    plugin.write_text(BUGGY.read_text(encoding="utf-8"), encoding="utf-8")
+    r = piped("layer", f"{plugin}:LinearBiasMean", "--shape", "4x3", "--arg", "out=2")
+    assert r.exit_code == 1, r.output
+    (replay,) = [line for line in r.stdout.splitlines() if "replay:" in line]
+    assert len(replay) > 160 and replay.rstrip().endswith("--mode full")
+    assert widest("\n".join(ln for ln in r.stdout.splitlines() if "replay:" not in ln)) <= 160

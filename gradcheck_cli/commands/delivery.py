@@ -45,15 +45,20 @@ def report_console() -> Console:
     return Console(file=isolation.report_stream(), emoji=False)
 
 
+#: The widest a report gets off a terminal (a pipe, a CI log, a pre-commit hook) without COLUMNS.
+PIPED_WIDTH = 160
+
+
 def show(renderable: RenderableType) -> None:
     """Print a report on stdout. On a terminal, or with ``COLUMNS`` set, at that width; otherwise
-    (a pipe, a CI log, a pre-commit hook) as wide as the content, so no table cell wraps and no
-    line (the replay command) is split."""
+    (a pipe, a CI log, a pre-commit hook) as wide as the content up to ``PIPED_WIDTH``: narrow
+    tables keep every cell on one line, a long cell (a note, a formula) wraps inside its column.
+    The replay command is never split (tables.replay_line)."""
     from gradcheck_cli.report.console import content_width
 
     console = report_console()
     if not console.is_terminal and not os.environ.get("COLUMNS"):
-        console.width = max(content_width(renderable), 40)
+        console.width = min(max(content_width(renderable), 40), PIPED_WIDTH)
     console.print(renderable, crop=False)  # crop=False: the replay line is never cut
 
 

@@ -263,8 +263,10 @@ def catalogue(infos: list[Info]) -> Group:
     for kind in ("layer", "loss"):
         table = Table(title=f"{kind}es" if kind == "loss" else f"{kind}s", title_justify="left",
                       header_style="bold", show_lines=True)  # fmt: skip
-        for column in ("name", "arguments", "forward", "backward"):
-            table.add_column(column, style="bold" if column == "name" else None)
+        table.add_column("name", style="bold", no_wrap=True)
+        table.add_column("arguments", max_width=28)  # short: leave the width to the formulas
+        table.add_column("forward")
+        table.add_column("backward")
         for info in (i for i in infos if i.kind == kind):
             # Text(): formulas index with [n, c, …], which Rich would otherwise read as markup.
             args = ", ".join(a.text() for a in info.args) or "—"
