@@ -173,3 +173,58 @@ def test_a_piped_replay_longer_than_160_columns_stays_on_one_line(tmp_path: Path
     (replay,) = [line for line in r.stdout.splitlines() if "replay:" in line]
     assert len(replay) > 160 and replay.rstrip().endswith("--mode full")
     assert widest("\n".join(ln for ln in r.stdout.splitlines() if "replay:" not in ln)) <= 160
+
+
+# -- the progress display -----------------------------------------------------------------------
+
+
+class Staged:
+    """A progress callback that is also told the mode and the tensor (as the CLI's bar is)."""
+
+    def __init__(self) -> None:
+        self.stages: list[tuple[str, str]] = []
+
+    def __call__(self, done: int, planned: int) -> None:
+        pass
+
+    def stage(self, mode: str, tensor: str) -> None:
+        self.stages.append((mode, tensor))
+
+
+def test_progress_is_told_the_mode_and_each_tensor() -> None:
+    from gradcheck_cli import build_network, check_network, load_config
+
+    net = build_network(load_config(Path(__file__).parents[1] / "configs" / "seed_mlp.yaml"))
+    seen = Staged()
+    check_network(net, progress=seen)
+    assert seen.stages == [("full: every entry", name) for name in
+                           ("input", "0.linear.W", "0.linear.b", "2.linear.W", "2.linear.b")]  # fmt: skip
+    seen = Staged()
+    check_network(net, progress=seen, mode="sample", samples=3)
+    assert {m for m, _ in seen.stages} == {"sample: 3 entries + 2 probe(s) per tensor"}
+
+
+def test_auto_says_its_decision_as_the_check_starts() -> None:
+    from gradcheck_cli import build_network, check_network, load_config
+
+    net = build_network(load_config(Path(__file__).parents[1] / "configs" / "seed_mlp.yaml"))
+    seen = Staged()
+    result = check_network(net, progress=seen, mode="auto", budget=60)
+    mode, tensor = seen.stages[0]
+    assert mode.startswith(f"auto → {result.mode}") and "s of a 60 s budget" in mode
+    assert tensor == "input"
+
+
+def test_the_bar_shows_the_stage() -> None:
+    from gradcheck_cli.commands.delivery import Bar
+
+    bar = Bar(enabled=True)
+    bar.stage("full: every entry", "0.linear.W")
+    bar.start -= 10  # shown once a check has run for a second
+    try:
+        bar(3, 10)
+        assert bar.progress.tasks[0].description == "full: every entry · 0.linear.W"
+        bar.stage("full: every entry", "0.linear.b")
+        assert bar.progress.tasks[0].description == "full: every entry · 0.linear.b"
+    finally:
+        bar.close()

@@ -88,13 +88,21 @@ def default_config(quiet: bool = False) -> Path:
 
 class Bar:
     """Rich progress bar with ETA on stderr, shown once a check has run for about a second;
-    only when enabled (a terminal and the table format)."""
+    only when enabled (a terminal and the table format). It names the mode (auto's decision
+    included) and the tensor being checked."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self.start = time.monotonic()
         self.progress: Any = None
         self.task: Any = None
+        self.doing = "checking"
+
+    def stage(self, mode: str, tensor: str) -> None:
+        """Called by the check as each tensor starts (plan.Plan.next_tensor)."""
+        self.doing = f"{mode} · {tensor}" if tensor else mode
+        if self.progress is not None:
+            self.progress.update(self.task, description=self.doing)
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled:
@@ -111,7 +119,7 @@ class Bar:
             )
 
             self.progress = Progress(
-                TextColumn("checking"),
+                TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("evaluations"),
@@ -120,7 +128,7 @@ class Bar:
                 transient=True,
             )
             self.progress.start()
-            self.task = self.progress.add_task("check", total=total)
+            self.task = self.progress.add_task(self.doing, total=total)
         self.progress.update(self.task, completed=done, total=total)
 
     def close(self) -> None:
