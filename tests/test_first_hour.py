@@ -228,3 +228,57 @@ def test_the_bar_shows_the_stage() -> None:
         assert bar.progress.tasks[0].description == "full: every entry · 0.linear.b"
     finally:
         bar.close()
+
+
+# -- smaller wordings ---------------------------------------------------------------------------
+
+
+def test_minus_zero_prints_as_zero() -> None:
+    from gradcheck_cli.report.text import value
+
+    assert value(-0.0, ".5g") == "0" and value(0.0, ".9g") == "0"
+    assert value(-1e-300, ".5g") == "-1e-300"  # a real negative keeps its sign
+    from rich.console import Console
+
+    from gradcheck_cli.report.tables import result_table, worst_table
+    from gradcheck_cli.report.text import failure_report
+    from gradcheck_cli.results import CheckResult, Entry, ParamResult
+
+    e = Entry((0,), -0.0, 0.3, 0.3, 1e-9, status="fail", label="missing")
+    p = ParamResult("b", (3,), False, 1.0, 0.3, 3, 1, (e,), verdict="fail")
+    r = CheckResult("net", 0, "central", 1e-5, 1e-7, 0.0, "float64", 1.0, (p,))
+    out = Console(width=200, record=True, file=__import__("io").StringIO())
+    out.print(result_table(r), worst_table(p))
+    for text in (out.export_text(), failure_report(r)):
+        assert "-0 " not in text and " 0 " in text, text
+
+
+def test_a_plain_function_is_named_as_itself_when_it_raises(write) -> None:
+    fns = write("fns.py", (
+        "def affine_forward(x, w, b):\n    raise ValueError('boom')\n\n\n"
+        "def affine_backward(dout, cache):\n    return dout, dout, dout\n"
+    ))  # fmt: skip
+    r = gc("fn", f"{fns}:affine", "--shape", "x=4x3", "--shape", "w=3x2", "--shape", "b=2")
+    assert r.exit_code == 2
+    assert "affine_forward raised ValueError: boom" in r.output
+    assert "affine_forward.forward" not in r.output
+
+
+def test_labels_given_as_floats_get_an_integers_hint() -> None:
+    fns = Path(__file__).parents[1] / "configs" / "functions" / "layers.py"
+    r = gc("fn", f"{fns}:softmax_loss", "--shape", "x=5x10", "--shape", "y=5")
+    assert r.exit_code == 2 and "softmax_loss raised IndexError" in r.output
+    assert "hint: y is drawn as floats" in r.output and "--integers y=N" in r.output
+    assert gc("fn", f"{fns}:softmax_loss", "--shape", "x=5x10", "--integers", "y=10").exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("where", "given", "meant"),
+    [("target: {kind: class, classes: 3}", "class", "classes"),
+     ("check: {method: centrl}", "centrl", "central")],
+)  # fmt: skip
+def test_a_misspelt_choice_gets_a_did_you_mean(write, where: str, given: str, meant: str) -> None:
+    cfg = write("c.yaml", f"input: {{shape: [4, 3]}}\n{where}\nlayers: [{{type: linear, out: 3}}]\n")
+    r = gc("validate", cfg)
+    assert r.exit_code == 2 and f"got '{given}'" in r.output
+    assert f"did you mean '{meant}'?" in r.output

@@ -16,6 +16,7 @@ from gradcheck_cli.report.text import (
     num,
     problems,
     unverified,
+    value,
 )
 from gradcheck_cli.results import CheckResult, ParamResult
 from gradcheck_cli.suite import SuiteResult
@@ -50,7 +51,8 @@ def _entries(p: ParamResult) -> str:
     for e in p.worst:
         if e.status == "fail":
             text += (
-                f"\n{index(e.index)}: analytic {e.analytic:.9g}, numeric {e.numeric:.9g}, "
+                f"\n{index(e.index)}: analytic {value(e.analytic, '.9g')}, "
+                f"numeric {value(e.numeric, '.9g')}, "
                 f"|a−n| {e.abs_error:.2e} > tolerance {e.tol:.2e}"
             )
     return text if p.reason is None else ""

@@ -31,6 +31,12 @@ def num(v: float, spec: str = ".2e") -> str:
     return "—" if math.isnan(v) else format(v, spec)
 
 
+def value(v: float, spec: str) -> str:
+    """A gradient value as shown: -0.0 (e.g. -1 × a gradient that is exactly 0) prints as 0, not
+    "-0", which reads as a sign bug."""
+    return format(v + 0.0, spec)  # -0.0 + 0.0 == +0.0
+
+
 def index(ix: tuple[int, ...]) -> str:
     return "[" + ", ".join(map(str, ix)) + "]"
 
@@ -65,8 +71,8 @@ def worst_entries(p: ParamResult, indent: str = "    ") -> str:
     rows = [
         [
             index(e.index),
-            f"{e.analytic:.9g}",
-            f"{e.numeric:.9g}",
+            value(e.analytic, ".9g"),
+            value(e.numeric, ".9g"),
             num(e.abs_error),
             num(e.tol),
             e.label or e.status,
