@@ -278,7 +278,9 @@ def test_labels_given_as_floats_get_an_integers_hint() -> None:
      ("check: {method: centrl}", "centrl", "central")],
 )  # fmt: skip
 def test_a_misspelt_choice_gets_a_did_you_mean(write, where: str, given: str, meant: str) -> None:
-    cfg = write("c.yaml", f"input: {{shape: [4, 3]}}\n{where}\nlayers: [{{type: linear, out: 3}}]\n")
+    cfg = write(
+        "c.yaml", f"input: {{shape: [4, 3]}}\n{where}\nlayers: [{{type: linear, out: 3}}]\n"
+    )
     r = gc("validate", cfg)
     assert r.exit_code == 2 and f"got '{given}'" in r.output
     assert f"did you mean '{meant}'?" in r.output
