@@ -46,7 +46,10 @@ def _headline(p: ParamResult) -> str:
 
 
 def _entries(p: ParamResult) -> str:
-    """The failing worst entries, one a line (empty when the tensor failed as a whole)."""
+    """The failing worst entries, each on a line of its own after a newline (empty when the
+    tensor failed as a whole)."""
+    if p.reason:
+        return ""
     text = ""
     for e in p.worst:
         if e.status == "fail":
@@ -55,7 +58,7 @@ def _entries(p: ParamResult) -> str:
                 f"numeric {value(e.numeric, '.9g')}, "
                 f"|a−n| {e.abs_error:.2e} > tolerance {e.tol:.2e}"
             )
-    return text if p.reason is None else ""
+    return text
 
 
 def _problem(p: ParamResult) -> str:
