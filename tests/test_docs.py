@@ -235,3 +235,11 @@ def test_the_readme_config_and_pre_commit_snippets_are_valid(project: Path) -> N
     assert re.fullmatch(r"[0-9a-f]{40}", str(repo["rev"]))  # a full commit SHA: there are no tags
     known = {h["id"] for h in yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text())}
     assert {h["id"] for h in repo["hooks"]} <= known
+
+
+@pytest.mark.parametrize("path", regenerate.FILES, ids=lambda p: p.name)
+def test_every_python_block_is_python(path: Path) -> None:
+    """Python blocks at least parse (the README's are run: tests/test_tooling.py)."""
+    for lang, body in FENCE.findall(path.read_text(encoding="utf-8")):
+        if lang == "python":
+            compile(body, f"{path.name}:python", "exec")
