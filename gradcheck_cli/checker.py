@@ -135,6 +135,9 @@ class _LayerChecks:
     def __call__(self, one: Network) -> CheckResult:
         if self.progress is None:
             return check_network(one, options=self.opts)
+        stage = getattr(self.progress, "stage", None)
+        if stage is not None:
+            stage("attribution: each layer on its own", one.name)
         report, last = self.progress, [0]
 
         def sub(done: int, planned: int) -> None:
@@ -266,7 +269,7 @@ def _judge_all(
     (their dtype is what the gradients must match)."""
     scales = base.scales
     for ref in refs:
-        plan.next_tensor()
+        plan.next_tensor(ref.name)
         arr = base.originals[ref.name]
         shape = tuple(arr.shape)
         analytic, why = analytic_gradient(ref, base.dx, base.grads, arr)

@@ -117,6 +117,11 @@ class CheckResult:
 
         return to_json_dict(self)
 
+    def _repr_html_(self) -> str:
+        """A notebook shows the report table (the terminal report, coloured), not the repr."""
+        from gradcheck_cli.report.notebook import result_html
+
+        return result_html(self)
 
 
 def structural_failure(name: str, shape: tuple[int, ...], reason: str) -> ParamResult:

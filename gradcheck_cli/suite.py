@@ -88,6 +88,12 @@ class SuiteResult:
             return EXIT_USAGE
         return EXIT_FAIL if "fail" in statuses else EXIT_PASS
 
+    def _repr_html_(self) -> str:
+        """A notebook shows each config's report and the summary table, as the terminal does."""
+        from gradcheck_cli.report.notebook import suite_html
+
+        return suite_html(self)
+
 
 def is_pattern(arg: str | Path) -> bool:
     return bool(_GLOB_CHARS & set(str(arg))) and not Path(arg).exists()

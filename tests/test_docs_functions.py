@@ -53,8 +53,10 @@ def doc_commands(text: str) -> list[tuple[str, int, str | None]]:
 def readme_commands(text: str) -> list[str]:
     """The concrete `gradcheck fn …` commands in README.md (inline code, wrapped over lines, and
     output markers); templates with FILE.py / NAME placeholders are not commands."""
+    blocks = re.findall(r"```(?:bash|sh)\n(.*?)```", text, flags=re.S)
+    found = [ln.strip() for b in blocks for ln in b.splitlines() if ln.startswith("gradcheck fn ")]
     flat = " ".join(text.split())
-    found = re.findall(r"`(gradcheck fn [^`]+)`", flat)
+    found += re.findall(r"`(gradcheck fn [^`]+)`", flat)
     found += re.findall(r"<!-- output: (gradcheck fn .+?) -->", flat)
     return sorted({c for c in found if "FILE.py" not in c and "…" not in c})
 

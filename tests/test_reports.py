@@ -308,8 +308,9 @@ def test_junit_one_testcase_per_parameter(tmp_path: Path, bad: Path, invalid: Pa
     assert "6 of 6 entries disagree" in (failure.get("message") or "")
     assert "worst entries of 0.LinearBiasMean.b" in failure.text
     lines = failure.text.strip().splitlines()
-    assert len(lines) == 2 + 5 + 1  # title, header, 5 worst entries, the layer to blame
-    assert all(ln.endswith("fail") for ln in lines[2:7])
+    # the diagnosis, title, header, 5 worst entries, the layer to blame
+    assert len(lines) == 1 + 2 + 5 + 1 and lines[0].startswith("diagnosis (scale)")
+    assert all(ln.endswith("fail") for ln in lines[3:8])
     assert lines[-1].startswith("→ layer 0") and "fails on its own" in lines[-1]
     props = {p.get("name"): p.get("value") for p in buggy.iter("property")}
     assert props["seed"] == "0" and props["method"] == "central" and props["config"] == str(bad)

@@ -1,29 +1,10 @@
 """The README's pytest example: a dense layer whose db is the mean over the batch instead of the
-sum, caught by the gradcheck marker (`python -m pytest docs/examples/test_buggy_dense.py`)."""
+sum (buggy_dense.py), caught by the gradcheck marker
+(`python -m pytest docs/examples/test_buggy_dense.py`)."""
 
-import numpy as np
 import pytest
 
 
-class BuggyDense:
-    """y = x·W + b, x: (N, n), W: (n, m); bug: db = mean over the batch (should be the sum)."""
-
-    row_independent = True
-
-    def __init__(self, input_shape, rng, out):
-        n = input_shape[0]
-        self.params = {"W": rng.standard_normal((n, out)) / np.sqrt(n), "b": np.zeros(out)}
-        self.grads = {}
-
-    def forward(self, x):
-        self.x = x
-        return x @ self.params["W"] + self.params["b"]
-
-    def backward(self, dout):
-        self.grads = {"W": self.x.T @ dout, "b": dout.mean(axis=0)}  # bug: mean, not sum
-        return dout @ self.params["W"].T
-
-
-@pytest.mark.gradcheck(layer=BuggyDense, shape=(5, 4), args={"out": 3})
+@pytest.mark.gradcheck(layer="buggy_dense.py:BuggyDense", shape=(5, 4), args={"out": 3})
 def test_buggy_dense():
     pass

@@ -45,15 +45,20 @@ def report_console() -> Console:
     return Console(file=isolation.report_stream(), emoji=False)
 
 
+#: The widest a report gets off a terminal (a pipe, a CI log, a pre-commit hook) without COLUMNS.
+PIPED_WIDTH = 160
+
+
 def show(renderable: RenderableType) -> None:
     """Print a report on stdout. On a terminal, or with ``COLUMNS`` set, at that width; otherwise
-    (a pipe, a CI log, a pre-commit hook) as wide as the content, so no table cell wraps and no
-    line (the replay command) is split."""
+    (a pipe, a CI log, a pre-commit hook) as wide as the content up to ``PIPED_WIDTH``: narrow
+    tables keep every cell on one line, a long cell (a note, a formula) wraps inside its column.
+    The replay command is never split (tables.replay_line)."""
     from gradcheck_cli.report.console import content_width
 
     console = report_console()
     if not console.is_terminal and not os.environ.get("COLUMNS"):
-        console.width = max(content_width(renderable), 40)
+        console.width = min(max(content_width(renderable), 40), PIPED_WIDTH)
     console.print(renderable, crop=False)  # crop=False: the replay line is never cut
 
 
@@ -83,13 +88,21 @@ def default_config(quiet: bool = False) -> Path:
 
 class Bar:
     """Rich progress bar with ETA on stderr, shown once a check has run for about a second;
-    only when enabled (a terminal and the table format)."""
+    only when enabled (a terminal and the table format). It names the mode (auto's decision
+    included) and the tensor being checked."""
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
         self.start = time.monotonic()
         self.progress: Any = None
         self.task: Any = None
+        self.doing = "checking"
+
+    def stage(self, mode: str, tensor: str) -> None:
+        """Called by the check as each tensor starts (plan.Plan.next_tensor)."""
+        self.doing = f"{mode} · {tensor}" if tensor else mode
+        if self.progress is not None:
+            self.progress.update(self.task, description=self.doing)
 
     def __call__(self, done: int, total: int) -> None:
         if not self.enabled:
@@ -106,7 +119,7 @@ class Bar:
             )
 
             self.progress = Progress(
-                TextColumn("checking"),
+                TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("evaluations"),
@@ -115,7 +128,7 @@ class Bar:
                 transient=True,
             )
             self.progress.start()
-            self.task = self.progress.add_task("check", total=total)
+            self.task = self.progress.add_task(self.doing, total=total)
         self.progress.update(self.task, completed=done, total=total)
 
     def close(self) -> None:

@@ -31,7 +31,7 @@ def check_output_dtype(net: Any, i: int, x: Array, out: Array) -> None:
         return
     if out.dtype.itemsize < x.dtype.itemsize and out.dtype.itemsize < 4:
         raise PluginError(
-            f"{net.describe(i)}.forward downcasts its {x.dtype} input to {out.dtype}: a "
+            f"{net.call(i, 'forward')} downcasts its {x.dtype} input to {out.dtype}: a "
             f"{out.dtype} output resolves steps of {float(np.finfo(out.dtype).eps):.0e} only, "
             "so finite differences cannot be measured through it",
             hint=f"return {x.dtype} (e.g. out.astype(x.dtype)); gradcheck checks float32 and "

@@ -151,6 +151,11 @@ class Network:
     def describe(self, i: int) -> str:
         return f"layer {i} ({self.labels[i]})"
 
+    def call(self, i: int, method: str) -> str:
+        """What a message names for layer ``i``'s ``forward`` or ``backward`` (what raised, what
+        returned a wrong shape): ``layer 0 (linear).forward``."""
+        return f"{self.describe(i)}.{method}"
+
     def parameters(self, include_input: bool = True) -> list[ParamRef]:
         refs = [ParamRef("input", 0, None)] if include_input else []
         for i, layer in enumerate(self.layers):
@@ -186,7 +191,7 @@ class Network:
         (``params['W'] = params['W'].astype(...)``): the breach is recorded in ``findings``."""
         layer = self.layers[i]
         if self.trusted[i] and self._watched:  # a built-in layer: no prints, no plugin to watch
-            self.fp.where = where = f"{self.describe(i)}.forward"
+            self.fp.where = where = self.call(i, "forward")
             try:
                 out: Array = layer.forward(x)
             except _PASS_THROUGH:
@@ -195,13 +200,13 @@ class Network:
                 raise user_code_error(exc, where) from exc
             return out
         held = None if self.trusted[i] else self._held(i)
-        with self.stage(f"{self.describe(i)}.forward"):  # FP events, prints, errors
+        with self.stage(self.call(i, "forward")):  # FP events, prints, errors
             out = layer.forward(x)
         if held is not None:
             self._put_back(i, held)
         if not isinstance(out, np.ndarray):
             raise PluginError(
-                f"{self.describe(i)}.forward returned {type(out).__name__}, not a NumPy array"
+                f"{self.call(i, 'forward')} returned {type(out).__name__}, not a NumPy array"
             )
         return out if self.trusted[i] else np.array(out, order="C", copy=True)
 
@@ -249,7 +254,7 @@ class Network:
             now[k] = entries[k]
         if moved:
             self.findings[
-                f"{self.describe(i)}.forward replaces params['{moved[0]}'] with a new array "
+                f"{self.call(i, 'forward')} replaces params['{moved[0]}'] with a new array "
                 "instead of reading it (e.g. params['W'] = params['W'].astype(...)); gradcheck put "
                 "the original back after every call, so the perturbed values were the ones used. "
                 "Convert parameters once in __init__ and update them in place"
@@ -300,13 +305,13 @@ class Network:
                 continue
             layer = self.layers[i]
             self.douts[i] = dout
-            with self.stage(f"{self.describe(i)}.backward"):
+            with self.stage(self.call(i, "backward")):
                 dx = layer.backward(dout.copy())
             if not isinstance(dx, np.ndarray):
                 # Not a gradient of the wrong size but no gradient at all (often a missing
                 # `return dx`): the layer breaks the contract, so exit 2 rather than a verdict.
                 raise PluginError(
-                    f"{self.describe(i)}.backward returned {type(dx).__name__}, not a NumPy array",
+                    f"{self.call(i, 'backward')} returned {type(dx).__name__}, not a NumPy array",
                     hint="backward(dout) must return dx, an array of the layer input's shape",
                 )
             if not isinstance(layer.grads, dict):
@@ -321,11 +326,11 @@ class Network:
                 bad = [f"grads['{k}']" for k, v in copied.items() if first_nonfinite(v)]
                 bad += ["dx"] if first_nonfinite(dx) else []
                 if bad:
-                    self.backward_nonfinite = f"{self.describe(i)}.backward ({', '.join(bad)})"
+                    self.backward_nonfinite = f"{self.call(i, 'backward')} ({', '.join(bad)})"
             expected = self.inputs[i].shape
             if dx.shape != expected:
                 broken = (
-                    f"{self.describe(i)}.backward returned dx of shape {dx.shape}, "
+                    f"{self.call(i, 'backward')} returned dx of shape {dx.shape}, "
                     f"expected the input's shape {expected}"
                 )
                 # Layers below never receive an upstream gradient: an empty dout says so

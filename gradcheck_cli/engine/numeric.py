@@ -278,7 +278,7 @@ class Perturber:
         assert key is not None
         layer = self.net.layers[i]
         x, out = self.layer_inputs[i], self.outputs[i]
-        self.net.fp.where = f"{self.net.describe(i)}.forward"
+        self.net.fp.where = self.net.call(i, "forward")
         if declares(layer, "perturbed_columns") and x.ndim == 2 and out.ndim == 2:
             cols, values = layer.perturbed_columns(key, x, out, idx, delta)
             return Cols(out, cols, values)
@@ -300,7 +300,7 @@ class Perturber:
     def _propagate(self, i: int, state: _State) -> _State:
         """Layer ``i`` applied to every copy in ``state``."""
         layer = self.net.layers[i]
-        self.net.fp.where = f"{self.net.describe(i)}.forward"  # for its short-cuts too
+        self.net.fp.where = self.net.call(i, "forward")  # for its short-cuts too
         x_base, out_base = self.layer_inputs[i], self.outputs[i]
         if isinstance(state, Rank1) and rows_to_loss(self, i):
             through = rank1_through(self, i, state)  # changed rows only, if few change
@@ -343,7 +343,7 @@ class Perturber:
         shapes = {o.shape for o in outs}
         if len(shapes) > 1:
             raise PluginError(
-                f"{self.net.describe(i)}.forward returned outputs of different shapes "
+                f"{self.net.call(i, 'forward')} returned outputs of different shapes "
                 f"{sorted(shapes)} for inputs of the same shape"
             )
         return np.stack(outs)

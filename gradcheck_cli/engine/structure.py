@@ -33,7 +33,7 @@ def nondeterminism(first: complex, second: complex) -> str | None:
 
 def mutations(net: Network) -> list[str]:
     return [
-        f"{net.describe(i)}.forward modifies its input x in place; in a real network that corrupts "
+        f"{net.call(i, 'forward')} modifies its input x in place; in a real network that corrupts "
         "the previous layer's cached output (gradcheck passed it a copy)"
         for i in sorted(net.mutated)
     ]
@@ -70,7 +70,7 @@ def backward_consistency(net: Network, grads: list[dict[str, Array] | str], dx: 
         # (visible in float32), which is not a lack of linearity.
         twice = dout.copy()
         twice *= 2
-        with net.stage(f"{net.describe(i)}.backward (called again)"):
+        with net.stage(f"{net.call(i, 'backward')} (called again)"):
             layer.backward(dout.copy())
             g2 = {k: np.array(v, copy=True) for k, v in layer.grads.items()}
             dx3 = np.asarray(layer.backward(twice))

@@ -341,6 +341,14 @@ class FunctionNetwork(Network):
     def describe(self, i: int) -> str:
         return self.labels[i]
 
+    def call(self, i: int, method: str) -> str:
+        """The user's own function, by its name: ``affine_forward`` / ``affine_backward`` (a loss
+        function ``(loss, dx)`` is both), never ``affine_forward.forward``."""
+        found = self.layers[i].found
+        if method == "backward" and found.backward is not None:
+            return _name(found.backward)
+        return _name(found.forward)
+
 
 def param_shapes(params: Any, base_dir: Path) -> list[tuple[str, tuple[int, ...]]]:
     """(name, shape) of each parameter an ``fn:`` layer's ``params`` describes, from the spec

@@ -12,7 +12,7 @@ import numpy as np
 
 from gradcheck_cli.checker import check_network
 from gradcheck_cli.engine.network import rng_for
-from gradcheck_cli.errors import ConfigError
+from gradcheck_cli.errors import ConfigError, PluginError
 from gradcheck_cli.functions.adapters import (
     FunctionLayer,
     FunctionLoss,
@@ -52,13 +52,33 @@ def function_network(found: Found, argv: Arguments, seed: int = 0) -> FunctionNe
     #: Integer ids as the input are data: not differentiated (read by the checker).
     layer.takes_ids = bool(np.issubdtype(x.dtype, np.integer))
     net = FunctionNetwork(layer, None, input_name, labels=[label], x=x, name=label)
-    out = net.forward(np.array(x, copy=True))
+    try:
+        out = net.forward(np.array(x, copy=True))
+    except PluginError as exc:
+        exc.hint = exc.hint or _ids_hint(exc, argv)
+        raise
     if found.kind == "pair":
         g = rng_for(seed, "upstream").standard_normal(out.shape).astype(out.dtype)
         net.loss, net.loss_label = WeightedSum(g), "Σ out⊙g"
     else:
         net.loss, net.loss_label = WeightedSum(np.ones(1)), label
     return net
+
+
+def _ids_hint(exc: PluginError, argv: Arguments) -> str | None:
+    """When a function indexed with a float array (labels drawn by ``--shape``): say how to give
+    integer ids instead."""
+    cause = exc.__cause__
+    if not (isinstance(cause, (IndexError, TypeError)) and "integer" in str(cause)):
+        return None
+    floats = argv.float_names[1:] or argv.float_names  # the input is rarely the labels
+    if not floats:
+        return None
+    name = floats[-1]
+    return (
+        f"{name} is drawn as floats; labels and indices are integer ids: give them with "
+        f"--integers {name}=N (ids in [0, N); API: integers={{'{name}': N}}) instead of --shape"
+    )
 
 
 def run_check(net: FunctionNetwork, *, seed: int, **options: Any) -> CheckResult:

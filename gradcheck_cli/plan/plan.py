@@ -61,10 +61,27 @@ class Plan:
         if self.started > 1 and self.deadline is not None and time.perf_counter() > self.deadline:
             raise BudgetReached
 
-    def next_tensor(self) -> None:
-        """A tensor is about to be judged (the budget is checked first)."""
+    def next_tensor(self, name: str = "") -> None:
+        """A tensor is about to be judged (the budget is checked first). A progress callback with
+        a ``stage(mode, tensor)`` method (the CLI's bar) is told the mode and the tensor."""
         self.started += 1
         self.check_deadline()
+        stage = getattr(self.progress, "stage", None)
+        if stage is not None:
+            stage(self.label(), name)
+
+    def label(self) -> str:
+        """The mode in a few words, with auto's decision: "auto → sample: 16 entries + 2 probes
+        per tensor (est. 12.3 s of a 60 s budget)"."""
+        what = {
+            "full": "full: every entry",
+            "sample": f"sample: {self.samples} entries + {self.probes} probe(s) per tensor",
+            "directional": f"directional: {self.probes} probe(s) per tensor",
+        }.get(self.mode, self.mode)
+        est = self.estimate
+        if est is None:
+            return what
+        return f"auto → {what} (est. {est.seconds(self.mode):.3g} s of a {est.budget_s:g} s budget)"
 
     def budget_note(self, finished: list[str], refs: list[str]) -> str:
         """What a check stopped by its budget did and did not check."""

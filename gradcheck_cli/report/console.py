@@ -7,7 +7,7 @@ import math
 import shlex
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -17,8 +17,10 @@ from rich.table import Table
 from rich.text import Text
 
 from gradcheck_cli.report.text import every, listing, num, problems, unverified
-from gradcheck_cli.results import CheckResult
-from gradcheck_cli.suite import Outcome, SuiteResult, Validation
+
+if TYPE_CHECKING:  # types only: suites render lazily through here (SuiteResult._repr_html_)
+    from gradcheck_cli.results import CheckResult
+    from gradcheck_cli.suite import Outcome, SuiteResult, Validation
 
 VERDICT_STYLE = {
     "pass": ("pass", "green"),

@@ -9,12 +9,14 @@ from __future__ import annotations
 from gradcheck_cli.report.text import (
     attribution,
     describe,
+    diagnosis,
     every,
     index,
     listing,
     num,
     problems,
     unverified,
+    value,
 )
 from gradcheck_cli.results import CheckResult, ParamResult
 from gradcheck_cli.suite import SuiteResult
@@ -33,20 +35,36 @@ def command(kind: str, message: str, **props: str | None) -> str:
     return f"::{kind}{' ' + given if given else ''}::{escape_data(message)}"
 
 
-def _problem(p: ParamResult) -> str:
+def _headline(p: ParamResult) -> str:
+    """What is wrong with a failing tensor, in one line."""
     if p.reason:
         return f"{p.name}: {p.reason}"
-    text = (
+    return (
         f"{p.name}: {p.failed} of {p.checked} entries disagree (rel err {num(p.rel_error)}, "
         f"max|a−n| {num(p.max_abs_error)})"
     )
+
+
+def _entries(p: ParamResult) -> str:
+    """The failing worst entries, each on a line of its own after a newline (empty when the
+    tensor failed as a whole)."""
+    if p.reason:
+        return ""
+    text = ""
     for e in p.worst:
         if e.status == "fail":
             text += (
-                f"\n{index(e.index)}: analytic {e.analytic:.9g}, numeric {e.numeric:.9g}, "
+                f"\n{index(e.index)}: analytic {value(e.analytic, '.9g')}, "
+                f"numeric {value(e.numeric, '.9g')}, "
                 f"|a−n| {e.abs_error:.2e} > tolerance {e.tol:.2e}"
             )
     return text
+
+
+def _problem(p: ParamResult) -> str:
+    """An annotation's message: the headline, the diagnosis when there is one, the entries."""
+    said = diagnosis(p)
+    return _headline(p) + (f"\n{said}" if said else "") + _entries(p)
 
 
 def summary_line(result: CheckResult) -> str:
@@ -125,10 +143,11 @@ def step_summary(suite: SuiteResult) -> str:
         lines.append(f"| `{_md(o.config)}` | {agree} | {icon[o.status]} | {failing} |")
     for o in suite.outcomes:
         for p in o.result.failures if o.result else ():
-            lines += [
-                "",
-                f"<details><summary>{_md(o.config)}: {_md(_problem(p).splitlines()[0])}</summary>",
-                "",
-            ]
-            lines += ["```", *_problem(p).splitlines()[1:], "```", "</details>"]
+            said = diagnosis(p)
+            lines += ["", f"**{_md(o.config)}**: {_md(_headline(p))}"]
+            lines += ["", _md(said)] if said else []
+            entries = _entries(p).splitlines()[1:]
+            if entries:
+                lines += ["", "<details><summary>worst entries</summary>", "", "```"]
+                lines += [*entries, "```", "</details>"]
     return "\n".join(lines) + "\n"

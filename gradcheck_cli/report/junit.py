@@ -10,7 +10,14 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from gradcheck_cli.report.text import attribution, describe, num, problems, worst_entries
+from gradcheck_cli.report.text import (
+    attribution,
+    describe,
+    diagnosis,
+    num,
+    problems,
+    worst_entries,
+)
 from gradcheck_cli.results import CheckResult, ParamResult
 from gradcheck_cli.suite import Outcome, SuiteResult
 
@@ -29,20 +36,25 @@ def _xml_safe(text: str) -> str:
 
 
 def _failure_text(p: ParamResult, blame: list[str]) -> str:
+    said = diagnosis(p)
     text = (
         p.reason + "\n"
         if p.reason
-        else f"worst entries of {p.name}:\n{worst_entries(p, indent='')}\n"
+        else (f"{said}\n" if said else "")
+        + f"worst entries of {p.name}:\n{worst_entries(p, indent='')}\n"
     )
     return text + "".join(f"{line}\n" for line in blame)
 
 
 def _message(p: ParamResult) -> str:
+    """The one line a CI test view shows: what disagrees and, when one explains it, the
+    diagnosis (what to fix, without rerunning locally)."""
     if p.reason:
         return p.reason
+    said = diagnosis(p)
     return (
         f"{p.failed} of {p.checked} entries disagree: rel err {num(p.rel_error)}, "
-        f"max|a−n| {num(p.max_abs_error)}"
+        f"max|a−n| {num(p.max_abs_error)}" + (f"; {said}" if said else "")
     )
 
 

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from rich import box
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from gradcheck_cli.layers.catalog import Info
-from gradcheck_cli.report.text import every, listing, method_words, unverified
-from gradcheck_cli.results import CheckResult, ParamResult
+from gradcheck_cli.report.text import every, listing, method_words, unverified, value
+
+if TYPE_CHECKING:  # types only: results render lazily through here (CheckResult._repr_html_)
+    from gradcheck_cli.layers.catalog import Info
+    from gradcheck_cli.results import CheckResult, ParamResult
 
 
 def _num(v: float) -> str:
@@ -116,7 +119,9 @@ def result_table(result: CheckResult, *, only_failures: bool = False) -> Table:
             worst = Text(p.note, style="yellow")
         elif p.worst:
             w = p.worst[0]
-            worst = Text(f"{_fmt_index(w.index)} {w.analytic:.5g} / {w.numeric:.5g}")
+            worst = Text(
+                f"{_fmt_index(w.index)} {value(w.analytic, '.5g')} / {value(w.numeric, '.5g')}"
+            )
         else:
             worst = Text("—")
         table.add_row(
@@ -155,8 +160,8 @@ def worst_table(p: ParamResult) -> Table:
         ratio = e.abs_error / e.tol if e.tol > 0 else (math.inf if e.abs_error > 0 else 0.0)
         table.add_row(
             _fmt_index(e.index),
-            f"{e.analytic:.8g}",
-            f"{e.numeric:.8g}",
+            value(e.analytic, ".8g"),
+            value(e.numeric, ".8g"),
             Text(f"{e.abs_error:.2e}", style=style),
             f"{e.tol:.2e}",
             Text(f"{ratio:.3g}", style=style),
@@ -260,8 +265,10 @@ def catalogue(infos: list[Info]) -> Group:
     for kind in ("layer", "loss"):
         table = Table(title=f"{kind}es" if kind == "loss" else f"{kind}s", title_justify="left",
                       header_style="bold", show_lines=True)  # fmt: skip
-        for column in ("name", "arguments", "forward", "backward"):
-            table.add_column(column, style="bold" if column == "name" else None)
+        table.add_column("name", style="bold", no_wrap=True)
+        table.add_column("arguments", max_width=44)  # leave the width to the formulas
+        table.add_column("forward")
+        table.add_column("backward")
         for info in (i for i in infos if i.kind == kind):
             # Text(): formulas index with [n, c, …], which Rich would otherwise read as markup.
             args = ", ".join(a.text() for a in info.args) or "—"

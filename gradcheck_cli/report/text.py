@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from gradcheck_cli.results import CheckResult, ParamResult
+if TYPE_CHECKING:  # types only: results render lazily through here (CheckResult._repr_html_)
+    from gradcheck_cli.results import CheckResult, ParamResult
 
 
 def every(n: int, one: str, many: str) -> str:
@@ -27,6 +29,12 @@ def method_words(method: str) -> str:
 
 def num(v: float, spec: str = ".2e") -> str:
     return "—" if math.isnan(v) else format(v, spec)
+
+
+def value(v: float, spec: str) -> str:
+    """A gradient value as shown: -0.0 (e.g. -1 × a gradient that is exactly 0) prints as 0, not
+    "-0", which reads as a sign bug."""
+    return format(v + 0.0, spec)  # -0.0 + 0.0 == +0.0
 
 
 def index(ix: tuple[int, ...]) -> str:
@@ -63,8 +71,8 @@ def worst_entries(p: ParamResult, indent: str = "    ") -> str:
     rows = [
         [
             index(e.index),
-            f"{e.analytic:.9g}",
-            f"{e.numeric:.9g}",
+            value(e.analytic, ".9g"),
+            value(e.numeric, ".9g"),
             num(e.abs_error),
             num(e.tol),
             e.label or e.status,
@@ -82,6 +90,13 @@ def problems(result: CheckResult) -> list[str]:
 def unverified(result: CheckResult) -> list[ParamResult]:
     """Tensors that did not fail but are not verified either (inconclusive: not resolved)."""
     return [p for p in result.params if p.passed and p.verdict == "inconclusive"]
+
+
+def diagnosis(p: ParamResult) -> str | None:
+    """The diagnosis line of a failing tensor (the fingerprint that explains it), None when none
+    does: the same words in the assertion message, GitHub annotations, JUnit and the step summary."""
+    d = p.diagnosis
+    return None if d is None else f"diagnosis ({d.kind}): {d.sentence}"
 
 
 def attribution(result: CheckResult) -> list[str]:
@@ -118,8 +133,9 @@ def failure_report(result: CheckResult) -> str:
         if p.reason:
             lines.append(f"  {p.name}: {p.reason}")
         else:
-            if p.diagnosis is not None:
-                lines.append(f"  diagnosis ({p.diagnosis.kind}): {p.diagnosis.sentence}")
+            said = diagnosis(p)
+            if said is not None:
+                lines.append(f"  {said}")
             lines.append(f"  {p.name}: worst entries")
             lines.append(worst_entries(p))
     return "\n".join(lines)

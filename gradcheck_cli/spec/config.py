@@ -202,6 +202,9 @@ def _explain(err: ValidationError, file: str) -> ConfigError:
                 hint = f"did you mean '{loc[-1]}' where it says '{close[0]}'?"
     elif first["type"] == "literal_error":
         msg = f"{msg}, got {first['input']!r}"
+        allowed = re.findall(r"'([^']*)'", str(first.get("ctx", {}).get("expected", "")))
+        close = difflib.get_close_matches(str(first["input"]), allowed, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else None
     elif first["type"] != "value_error" and "input" in first and not isinstance(first["input"], (dict, list)):
         msg = f"{msg} (got {first['input']!r})"
     msg = re.sub(r" or instance of \w+", " (a mapping)", msg)

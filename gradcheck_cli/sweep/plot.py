@@ -7,6 +7,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rich import box
@@ -15,7 +16,9 @@ from rich.table import Table
 from rich.text import Text
 
 from gradcheck_cli.layers.base import Array
-from gradcheck_cli.sweep.vcurve import SweepResult
+
+if TYPE_CHECKING:  # types only: the heatmap is drawn for check reports too (report/tables.py)
+    from gradcheck_cli.sweep.vcurve import SweepResult
 
 # -- log-log plot ---------------------------------------------------------------------------------
 
