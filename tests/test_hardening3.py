@@ -504,3 +504,37 @@ def test_cli_reports_are_0644_under_umask_022(tmp_path: Path, umask) -> None:
     assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in out.iterdir()} == {
         n: "0o644" for n in ("j.xml", "r.html", "r.svg")
     }
+
+
+def test_an_output_through_a_link_replaces_the_target_and_keeps_the_link(tmp_path: Path) -> None:
+    from gradcheck_cli.safety.outputs import write_atomic
+
+    real = tmp_path / "reports" / "junit.xml"
+    real.parent.mkdir()
+    real.write_text("old")
+    link = tmp_path / "latest.xml"
+    link.symlink_to(real)
+    write_atomic(link, "<testsuites/>")
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    assert real.read_text() == "<testsuites/>"
+
+
+def test_an_output_that_is_a_pipe_is_written_in_place_not_renamed_over(tmp_path: Path) -> None:
+    """--junit-xml /dev/stdout (a link to a pipe or terminal): the rename of an atomic write would
+    replace the device node itself (as root, /dev/stdout became a regular file)."""
+    import os
+    import threading
+
+    from gradcheck_cli.safety.outputs import write_atomic
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    link = tmp_path / "stdout"
+    link.symlink_to(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    reader.start()
+    write_atomic(link, "<testsuites/>")
+    reader.join(timeout=10)
+    assert got == ["<testsuites/>"]
+    assert link.is_symlink() and stat.S_ISFIFO(fifo.stat().st_mode)

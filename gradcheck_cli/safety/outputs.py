@@ -61,10 +61,18 @@ def _mode_for(path: Path) -> int:
 
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder and a rename;
-    create missing parent folders. The file gets ``_mode_for(path)``."""
+    create missing parent folders. The file gets ``_mode_for(path)``. A symbolic link is followed
+    (its target is replaced, the link stays), and a path that is not a regular file — a device or
+    pipe such as /dev/stdout — is written in place: a rename would replace the device itself."""
     try:
         if path.is_dir():
             raise GradcheckError("is a directory; give a file path", file=path)
+        if path.is_symlink():
+            path = path.resolve()
+        if path.exists() and not path.is_file():
+            with path.open("w", encoding="utf-8", errors="backslashreplace") as fh:
+                fh.write(text)
+            return
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         try:
