@@ -217,6 +217,19 @@ def changed_rows(copies: Rank1) -> RowSet | None:
     return RowSet(copies.base, c, ci, ni, values)
 
 
+def changed_deltas(copies: Rank1) -> tuple[Array, Array, Array] | None:
+    """The changed rows of :func:`changed_rows` (same rule) as (copy, row, u[copy, row]·w[copy]):
+    the change itself, for a layer that maps a change of its input (``forward_shift``); base
+    row + change is each row of :meth:`Rank1.dense`, bit for bit."""
+    u, w = copies.u, copies.w
+    c, n = u.shape
+    nonzero = u != 0
+    if nonzero.sum() > ROWS_FRACTION * c * n or not np.all(np.isfinite(w)):
+        return None
+    ci, ni = np.nonzero(nonzero)
+    return ci, ni, u[ci, ni][:, None] * w[ci]
+
+
 # -- changed rows through the engine's layers (pert: a numeric.Perturber) ------------------------
 def rows_to_loss(pert: Any, i: int) -> bool:
     """Layers i… are all stackable and the loss sums per-row terms (``row_terms``)."""
@@ -241,8 +254,35 @@ def run_rows(pert: Any, i: int, state: RowSet) -> Array:
 def rank1_through(pert: Any, i: int, state: Rank1) -> RowSet | None:
     """Layer ``i`` (stackable, as every layer after it: :func:`rows_to_loss`) applied to the
     rank-1 form ``state`` (its input) as changed rows only, or None when most rows change
-    (the engine goes dense)."""
+    (the engine goes dense). A layer that maps a change of its input (``forward_shift``:
+    tanh by this CPU's cheapest exact form, kernels.py) gets the change itself."""
+    layer, out_base = pert.net.layers[i], pert.outputs[i]
+    if declares(layer, "forward_shift") and out_base.shape == state.base.shape:
+        found = changed_deltas(state)
+        if found is None:
+            return None
+        ci, ni, d = found
+        near = layer.forward_shift(state.base, out_base, d, ni)
+        return RowSet(out_base, len(state.u), ci, ni, near)
     rows = changed_rows(state)
     if rows is None:
         return None
     return RowSet(pert.outputs[i], rows.n_copies, rows.copy, rows.rows, run_rows(pert, i, rows))
+
+
+def shift_dense(pert: Any, i: int, state: Any) -> Array | None:
+    """Layer ``i`` on dense copies (a :class:`Rank1`, or an array of copies of its input) from
+    the change itself, when it maps one (``forward_shift``/``forward_near``: tanh by this CPU's
+    cheapest exact form, kernels.py); None when it does not or the form does not apply."""
+    layer, x_base, out_base = pert.net.layers[i], pert.layer_inputs[i], pert.outputs[i]
+    if not declares(layer, "forward_shift") or out_base.shape != x_base.shape:
+        return None
+    if isinstance(state, Rank1):  # base + u⊗w: the change u⊗w is at hand
+        shifted: Array = layer.forward_shift(
+            state.base, out_base, state.u[:, :, None] * state.w[:, None, :]
+        )
+        return shifted
+    if isinstance(state, np.ndarray) and state.shape[1:] == x_base.shape:
+        near: Array | None = layer.forward_near(x_base, out_base, state)
+        return near
+    return None

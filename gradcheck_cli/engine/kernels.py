@@ -1,0 +1,192 @@
+"""Per-CPU choice of how the engine evaluates a transcendental on perturbed copies.
+
+A perturbed copy's input to an elementwise function differs from the base input by a tiny
+``d`` (|d| < :data:`DELTA_LIMIT`), and the base output is cached. Then tanh(x + d) can be had
+either from ``np.tanh`` directly or by the addition theorem from the cached tanh x, using only
+multiplications, additions and one division. Which is cheaper depends on the CPU's vector
+units: with AVX-512 NumPy's ``np.tanh`` (SVML) costs about 1 ns an element, with AVX2 about
+6–14 ns, while a multiplication costs ~0.3–0.7 ns on both. So every kernel here has candidate
+forms that are equal to the plain formula to round-off; the first time one is needed, each
+candidate is timed on a small sample (~1–2 ms in all) and the fastest is kept for the process
+(:func:`choice`). Tests force each candidate (:func:`forced`) and compare it to the plain
+formula; timings never decide a test (the clock is injectable).
+
+Pure NumPy; nothing of layers, tolerances or verdicts.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import numpy as np
+
+from gradcheck_cli.layers.base import Array
+
+#: Largest |d| a series form is given: tanh d = d − d³/3 + 2d⁵/15 − 17d⁷/315 + …, and the
+#: first dropped term is below 17/315·1e-21 ≈ 5e-23 relative to d: exact to round-off.
+DELTA_LIMIT = 1e-3
+#: Below it the series' d⁵ term is dropped: 2d⁴/15 < 1.4e-17 relative, under half an ulp.
+SHORT_LIMIT = 1e-4
+#: Environment override, e.g. ``GRADCHECK_KERNELS="tanh_shift=direct"`` (benchmarks, debugging).
+ENV = "GRADCHECK_KERNELS"
+#: Entries of the sample each candidate is timed on, and timed runs per candidate (the
+#: fastest run counts: the others were disturbed by something else on the machine).
+SAMPLE = 8192
+RUNS = 5
+#: A series form must be at least this much faster than the direct one to be chosen (the
+#: direct form is the plain formula: it wins ties).
+MARGIN = 0.9
+
+
+def tanh_direct(x: Array | None, t: Array, d: Array) -> Array:
+    """tanh(x + d) by ``np.tanh`` (``t`` unused)."""
+    assert x is not None
+    out: Array = np.tanh(x + d)
+    return out
+
+
+def tanh_addition(x: Array | None, t: Array, d: Array) -> Array:
+    """tanh(x + d) from t = tanh(x) by the addition theorem, for |d| < :data:`DELTA_LIMIT`
+    (the caller's promise): tanh(x + d) = (t + tanh d) / (1 + t·tanh d), with
+    tanh d = d·(1 − d²·(1/3 − 2d²/15)), or d·(1 − d²/3) when every |d| < :data:`SHORT_LIMIT`.
+    Multiplications, additions and one division only."""
+    if small(d, SHORT_LIMIT):  # tanh d = d·(1 − d²/3): two passes fewer
+        td = d * d
+        td *= -1 / 3
+    else:
+        d2 = d * d
+        td = d2 * (-2 / 15)  # in place from here: tanh d = d·(1 − d²·(1/3 − 2d²/15))
+        td += 1 / 3
+        td *= d2
+        np.negative(td, out=td)
+    td += 1
+    td *= d
+    near: Array = t + td
+    td *= t
+    td += 1
+    near /= td
+    return near
+
+
+#: Kernel name → candidate name → function. The first candidate is the plain form.
+Kernel = Callable[[Array | None, Array, Array], Array]
+CANDIDATES: dict[str, dict[str, Kernel]] = {
+    "tanh_shift": {"direct": tanh_direct, "addition": tanh_addition},
+}
+
+_chosen: dict[str, str] = {}
+_forced: dict[str, str] = {}
+#: Per kernel: the measured seconds per element of each candidate (for benchmarks' reports).
+measured: dict[str, dict[str, float]] = {}
+
+
+def _sample(n: int = SAMPLE) -> tuple[Array, Array, Array]:
+    rng = np.random.default_rng(0)
+    x = 2 * rng.standard_normal(n)
+    return x, np.tanh(x), 1e-5 * rng.standard_normal(n)
+
+
+def measure(
+    name: str, clock: Callable[[], float] = time.perf_counter, runs: int = RUNS
+) -> dict[str, float]:
+    """Seconds per element of each candidate of kernel ``name`` (the fastest of ``runs``
+    interleaved runs on a :data:`SAMPLE`-entry sample)."""
+    x, t, d = _sample()
+    best = dict.fromkeys(CANDIDATES[name], float("inf"))
+    for _ in range(runs):
+        for cand, fn in CANDIDATES[name].items():
+            start = clock()
+            fn(x, t, d)
+            best[cand] = min(best[cand], (clock() - start) / len(x))
+    return best
+
+
+def pick(times: dict[str, float]) -> str:
+    """The fastest candidate, the plain (first) one unless another beats it by :data:`MARGIN`."""
+    plain = next(iter(times))
+    fastest = min(times, key=lambda c: times[c])
+    return fastest if times[fastest] < MARGIN * times[plain] else plain
+
+
+def _from_env(name: str) -> str | None:
+    for item in os.environ.get(ENV, "").split(","):
+        key, _, value = item.partition("=")
+        if key.strip() == name and value.strip() in CANDIDATES[name]:
+            return value.strip()
+    return None
+
+
+def choice(name: str) -> str:
+    """The candidate used for kernel ``name`` in this process: forced (tests, ``$GRADCHECK_KERNELS``)
+    or measured once on first use (:func:`measure`, :func:`pick`)."""
+    forced = _forced.get(name)
+    if forced is not None:
+        return forced
+    chosen = _chosen.get(name)
+    if chosen is None:
+        chosen = _from_env(name)
+        if chosen is None:
+            measured[name] = measure(name)
+            chosen = pick(measured[name])
+        _chosen[name] = chosen
+    return chosen
+
+
+def chosen() -> dict[str, str]:
+    """Every kernel's choice (measuring those not yet chosen): for benchmark reports."""
+    return {name: choice(name) for name in CANDIDATES}
+
+
+@contextmanager
+def forced(name: str, candidate: str) -> Iterator[None]:
+    """Use ``candidate`` for kernel ``name`` inside the block (tests)."""
+    if candidate not in CANDIDATES[name]:
+        raise ValueError(f"unknown candidate {candidate!r} for kernel {name!r}")
+    was = _forced.get(name)
+    _forced[name] = candidate
+    try:
+        yield
+    finally:
+        if was is None:
+            del _forced[name]
+        else:
+            _forced[name] = was
+
+
+def small(d: Array, limit: float = DELTA_LIMIT) -> bool:
+    """Every |d| < ``limit`` (NaN is not small)."""
+    return d.size == 0 or bool(d.max() < limit and d.min() > -limit)
+
+
+def _series(x: Array | None, t: Array, d: Array) -> Array | None:
+    """tanh(x + d) by this CPU's chosen candidate when it is not the plain one and applies
+    (real float64, every |d| < :data:`DELTA_LIMIT`); None otherwise. Series candidates are
+    given x only when it is at hand (they use t and d)."""
+    if not (d.dtype == np.float64 and t.dtype == np.float64):
+        return None
+    name = choice("tanh_shift")
+    if name == "direct" or not small(d):
+        return None
+    return CANDIDATES["tanh_shift"][name](x, t, d)
+
+
+def tanh_shift(x: Array, t: Array, d: Array, rows: Array | None = None) -> Array:
+    """tanh(x + d), t = tanh(x), by this CPU's cheapest exact form (real float64 only for the
+    series; anything else, or some |d| ≥ :data:`DELTA_LIMIT`, goes to ``np.tanh``). With
+    ``rows``: of x[rows] and t[rows] (taken only as the chosen form needs them)."""
+    out = _series(x if rows is None else None, t if rows is None else t[rows], d)
+    return tanh_direct(x if rows is None else x[rows], t, d) if out is None else out
+
+
+def tanh_near(x: Array, t: Array, x_new: Array) -> Array | None:
+    """tanh(x_new) for copies x_new near x (t = tanh(x)) by the addition theorem with
+    d = x_new − x, when this CPU's choice is a series and every |d| is small; else None (the
+    caller then evaluates tanh(x_new) itself, which costs no subtraction)."""
+    if not (x_new.dtype == np.float64 and t.dtype == np.float64):
+        return None
+    if choice("tanh_shift") == "direct":
+        return None
+    return _series(x, t, x_new - x)
