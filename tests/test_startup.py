@@ -66,6 +66,22 @@ def test_version_and_help_import_nothing_heavy(args: list[str], allowed: tuple[s
     assert not heavy, f"`gradcheck {' '.join(args)}` imports {heavy}"
 
 
+def test_version_is_answered_before_typer_and_rich() -> None:
+    """`gradcheck --version` (the whole command line) costs a bare Python plus cli.py: no Typer,
+    no Rich; with another argument it goes through the Typer app (the negative twin)."""
+    modules = imported_by("--version")
+    assert "gradcheck_cli.cli" in modules
+    loaded = sorted(m for m in modules if m.split(".")[0] in ("typer", "rich", "click"))
+    assert not loaded, f"`gradcheck --version` imports {loaded}"
+    assert "typer" in imported_by("--version", "--help")
+    proc = subprocess.run(
+        [sys.executable, "-m", "gradcheck_cli", "--version"], capture_output=True, text=True
+    )
+    from gradcheck_cli import __version__
+
+    assert (proc.returncode, proc.stdout) == (0, f"gradcheck {__version__}\n")
+
+
 def test_a_check_imports_the_core_it_needs() -> None:
     """The negative twin: the measurement does see heavy imports when a command uses them."""
     modules = imported_by("run", "-q")
