@@ -217,10 +217,18 @@ def changed_rows(copies: Rank1) -> RowSet | None:
     return RowSet(copies.base, c, ci, ni, values)
 
 
+def bound(copies: Rank1) -> float:
+    """max|u|·max|w| ≥ every |u[c, n]·w[c, k]| (rounding is monotonic); NaN if either holds one."""
+    u, w = copies.u, copies.w
+    if u.size == 0 or w.size == 0:
+        return 0.0
+    return float(np.abs(u).max() * np.abs(w).max())
+
+
 def changed_deltas(copies: Rank1) -> tuple[Array, Array, Array] | None:
     """The changed rows of :func:`changed_rows` (same rule) as (copy, row, u[copy, row]·w[copy]):
     the change itself, for a layer that maps a change of its input (``forward_shift``); base
-    row + change is each row of :meth:`Rank1.dense`, bit for bit."""
+    row + change is each row of :meth:`Rank1.dense`, bit for bit. Its bound: :func:`bound`."""
     u, w = copies.u, copies.w
     c, n = u.shape
     nonzero = u != 0
@@ -262,7 +270,7 @@ def rank1_through(pert: Any, i: int, state: Rank1) -> RowSet | None:
         if found is None:
             return None
         ci, ni, d = found
-        near = layer.forward_shift(state.base, out_base, d, ni)
+        near = layer.forward_shift(state.base, out_base, d, ni, bound(state))
         return RowSet(out_base, len(state.u), ci, ni, near)
     rows = changed_rows(state)
     if rows is None:
@@ -278,9 +286,8 @@ def shift_dense(pert: Any, i: int, state: Any) -> Array | None:
     if not declares(layer, "forward_shift") or out_base.shape != x_base.shape:
         return None
     if isinstance(state, Rank1):  # base + u⊗w: the change u⊗w is at hand
-        shifted: Array = layer.forward_shift(
-            state.base, out_base, state.u[:, :, None] * state.w[:, None, :]
-        )
+        d = state.u[:, :, None] * state.w[:, None, :]
+        shifted: Array = layer.forward_shift(state.base, out_base, d, None, bound(state))
         return shifted
     if isinstance(state, np.ndarray) and state.shape[1:] == x_base.shape:
         near: Array | None = layer.forward_near(x_base, out_base, state)

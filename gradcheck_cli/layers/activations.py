@@ -90,11 +90,13 @@ class Tanh(Layer):
         return dout * (1 - self.out**2)
 
     @staticmethod
-    def forward_shift(x: Array, out: Array, d: Array, rows: Array | None = None) -> Array:
+    def forward_shift(
+        x: Array, out: Array, d: Array, rows: Array | None = None, bound: float | None = None
+    ) -> Array:
         """tanh(x + d) from the cached out = tanh(x), for the engine's perturbed copies (d is
-        the change itself; with ``rows``, of x[rows]): this CPU's cheapest exact form
-        (gradcheck_cli/engine/kernels.py)."""
-        return kernels.tanh_shift(x, out, d, rows)
+        the change itself, |d| ≤ bound when given; with ``rows``, of x[rows]): this CPU's
+        cheapest exact form (gradcheck_cli/engine/kernels.py)."""
+        return kernels.tanh_shift(x, out, d, rows, bound)
 
     @staticmethod
     def forward_near(x: Array, out: Array, x_new: Array) -> Array | None:
