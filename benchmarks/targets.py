@@ -150,7 +150,7 @@ def main() -> None:
         write_between_markers(args.markdown, text, f"bench_targets:{cls}", "bench_targets")
     if args.readme:
         short = text.replace(f"### Targets, {cls} path", f"**{cls} path** (issue 26's targets):")
-        write_between_markers(args.readme, short, f"bench_readme:{cls}", "bench_readme")
+        write_between_markers(args.readme, short, f"bench_readme_targets:{cls}", "bench_readme")
 
 
 if __name__ == "__main__":

@@ -208,3 +208,19 @@ def test_the_environment_and_forcing_override_the_measurement(
     assert kernels.choice("tanh_shift") == "addition"
     with pytest.raises(ValueError, match="unknown candidate"), kernels.forced("tanh_shift", "x"):
         pass
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_rank1_bound_covers_every_change(seed: int) -> None:
+    """The bound the engine hands the series (max|u|·max|w|) is ≥ every |u[c, n]·w[c, k]| as
+    computed, and NaN when a factor holds a NaN (the series is then not used)."""
+    from gradcheck_cli.engine.lowrank import Rank1, bound
+
+    rng = np.random.default_rng(seed)
+    u = rng.standard_normal((5, 7)) * 10.0 ** rng.integers(-12, 2, (5, 7))
+    w = rng.standard_normal((5, 3)) * 10.0 ** rng.integers(-12, 2, (5, 3))
+    u[rng.random(u.shape) < 0.3] = 0.0
+    copies = Rank1(np.zeros((7, 3)), u, w)
+    assert bound(copies) >= np.abs(u[:, :, None] * w[:, None, :]).max()
+    u[0, 0] = np.nan
+    assert not bound(copies) < kernels.DELTA_LIMIT
