@@ -224,3 +224,98 @@ def test_rank1_bound_covers_every_change(seed: int) -> None:
     assert bound(copies) >= np.abs(u[:, :, None] * w[:, None, :]).max()
     u[0, 0] = np.nan
     assert not bound(copies) < kernels.DELTA_LIMIT
+
+
+# -- exp of perturbed copies (the rank-1 softmax cross-entropy) ---------------------------------
+EXP = list(kernels.CANDIDATES["exp_shift"])
+
+
+def exp_sign_slip(x: Array | None, t: Array, d: Array, bound: float) -> Array:
+    """e^d's series with a sign slip in the second-order term: 1 + d − d²/2."""
+    out: Array = t * (1 + d * (1 - d / 2))
+    return out
+
+
+def exp_first_order(x: Array | None, t: Array, d: Array, bound: float) -> Array:
+    """e^d ≈ 1 + d: wrong beyond |d| ~ 1e-8."""
+    out: Array = t * (1 + d)
+    return out
+
+
+def exp_error(fn: kernels.Kernel, seed: int) -> float:
+    """Largest relative error of fn against exp(x + d) in extended precision, in units of
+    (|x| + 4)·2⁻⁵³: np.exp(x + d) itself is off by up to |x|·2⁻⁵³ (x + d is rounded first), a
+    few units more for the candidates' own arithmetic. x in [-40, 0], steps up to 1e-3."""
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-40, 0, 4000)
+    x[:3] = [0.0, -1e-300, -700.0]
+    worst = 0.0
+    for scale in (1e-12, 1e-8, 1e-6, 1e-5, 9e-5, 2e-4, 9e-4):
+        d = scale * rng.uniform(-1, 1, x.shape)
+        want = np.exp(x.astype(np.longdouble) + d.astype(np.longdouble))
+        got = fn(x, np.exp(x), d, kernels.bound_of(d))
+        units = np.abs(got - want) / want / ((np.abs(x) + 4) * 2.0**-53)
+        worst = max(worst, float(units.max()))
+    return worst
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("name", EXP)
+def test_each_exp_candidate_is_exp_to_round_off(name: str, seed: int) -> None:
+    assert exp_error(kernels.CANDIDATES["exp_shift"][name], seed) <= 1
+
+
+@pytest.mark.parametrize("wrong", [exp_sign_slip, exp_first_order])
+def test_a_wrong_exp_twin_is_caught(wrong: kernels.Kernel) -> None:
+    assert exp_error(wrong, 0) > 100
+
+
+def ce_net(rng: np.random.Generator, labels: bool) -> tuple[Network, Array]:
+    """Linear → ReLU → Linear → softmax CE: the last layer's copies reach the loss as a rank-1
+    form (lowrank.softmax_ce_rank1, the exp kernel)."""
+    x = rng.standard_normal((6, 5))
+    layers = [
+        make_layer("linear", (5,), rng, out=8),
+        make_layer("relu", (8,)),
+        make_layer("linear", (8,), rng, out=4),
+    ]
+    target = rng.integers(0, 4, 6) if labels else SoftmaxCrossEntropy.random_target(rng, (6, 4))
+    return Network(layers, SoftmaxCrossEntropy(), x=x, target=target), x
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("name", EXP)
+def test_engine_with_each_exp_candidate_equals_the_plain_loop(name: str, seed: int) -> None:
+    for labels in (True, False):
+        net, x = ce_net(np.random.default_rng(seed), labels)
+        slow = Perturber(net, x, batched=False)
+        with kernels.forced("exp_shift", name):
+            fast = Perturber(net, x, chunk_bytes=4000)
+            for ref in net.parameters():
+                idx = np.arange(fast.array(ref).size)
+                for eps in (1e-6, 1e-5, 1e-2):
+                    fb, _ = fast.losses(ref, idx, np.array([eps, -eps]))
+                    fl, _ = slow.losses(ref, idx, np.array([eps, -eps]))
+                    np.testing.assert_allclose(fb, fl, rtol=0, atol=2e-15 * max(1.0, abs(slow.f0)))
+
+
+@pytest.mark.parametrize("wrong", [exp_sign_slip, exp_first_order])
+def test_engine_catches_a_wrong_exp_twin(wrong: kernels.Kernel) -> None:
+    table = kernels.CANDIDATES["exp_shift"]
+    was = table["series"]
+    table["series"] = wrong
+    try:
+        with kernels.forced("exp_shift", "series"):
+            for labels in (True, False):
+                net, x = ce_net(np.random.default_rng(0), labels)
+                slow, fast = Perturber(net, x, batched=False), Perturber(net, x, chunk_bytes=4000)
+                worst = 0.0
+                for ref in net.parameters():
+                    idx = np.arange(fast.array(ref).size)
+                    for eps in (1e-5, 1e-3):
+                        fb, _ = fast.losses(ref, idx, np.array([eps, -eps]))
+                        fl, _ = slow.losses(ref, idx, np.array([eps, -eps]))
+                        worst = max(worst, float(np.abs(fb - fl).max()))
+                assert worst > 1e-13, labels
+    finally:
+        table["series"] = was

@@ -72,12 +72,46 @@ def tanh_addition(x: Array | None, t: Array, d: Array, bound: float) -> Array:
     return near
 
 
+def exp_direct(x: Array | None, t: Array, d: Array, bound: float) -> Array:
+    """exp(x + d) by ``np.exp`` (``t`` and ``bound`` unused), in place of the sum."""
+    assert x is not None
+    out: Array = x + d
+    np.exp(out, out=out)
+    return out
+
+
+def exp_series(x: Array | None, t: Array, d: Array, bound: float) -> Array:
+    """exp(x + d) from t = exp(x) as t·e^d, e^d by its series, for every |d| ≤ ``bound`` <
+    :data:`DELTA_LIMIT`: 1 + d + d²/2 + d³/6 (+ d⁴/24 + d⁵/120 unless ``bound`` <
+    :data:`SHORT_LIMIT`); the first dropped term is below 5e-18 relative. No rounding of x + d
+    at all (np.exp(x + d) has it: the series is the more exact of the two)."""
+    if bound < SHORT_LIMIT:
+        p = d * (1 / 6)
+        p += 1 / 2
+    else:
+        p = d * (1 / 120)
+        p += 1 / 24
+        p *= d
+        p += 1 / 6
+        p *= d
+        p += 1 / 2
+    p *= d
+    p += 1
+    p *= d
+    p += 1
+    p *= t
+    return p
+
+
 #: Kernel name → candidate name → function. The first candidate is the plain form.
 #: A candidate: (x or None, t = tanh x, d, a bound on |d|) → tanh(x + d).
 Kernel = Callable[[Array | None, Array, Array, float], Array]
 CANDIDATES: dict[str, dict[str, Kernel]] = {
     "tanh_shift": {"direct": tanh_direct, "addition": tanh_addition},
+    "exp_shift": {"direct": exp_direct, "series": exp_series},
 }
+#: Each kernel's function of x (what t is).
+FUNCTIONS = {"tanh_shift": np.tanh, "exp_shift": np.exp}
 
 _chosen: dict[str, str] = {}
 _forced: dict[str, str] = {}
@@ -85,10 +119,10 @@ _forced: dict[str, str] = {}
 measured: dict[str, dict[str, float]] = {}
 
 
-def _sample(n: int = SAMPLE) -> tuple[Array, Array, Array]:
+def _sample(name: str, n: int = SAMPLE) -> tuple[Array, Array, Array]:
     rng = np.random.default_rng(0)
     x = 2 * rng.standard_normal(n)
-    return x, np.tanh(x), 1e-6 * rng.uniform(-1, 1, n)
+    return x, FUNCTIONS[name](x), 1e-6 * rng.uniform(-1, 1, n)
 
 
 def measure(
@@ -96,7 +130,7 @@ def measure(
 ) -> dict[str, float]:
     """Seconds per element of each candidate of kernel ``name`` (the fastest of ``runs``
     interleaved runs on a :data:`SAMPLE`-entry sample)."""
-    x, t, d = _sample()
+    x, t, d = _sample(name)
     best = dict.fromkeys(CANDIDATES[name], float("inf"))
     for _ in range(runs):
         for cand, fn in CANDIDATES[name].items():
@@ -200,3 +234,12 @@ def tanh_near(x: Array, t: Array, x_new: Array) -> Array | None:
     if choice("tanh_shift") == "direct":
         return None
     return _series(x, t, x_new - x, None)
+
+
+def exp_shift(x: Array, d: Array, bound: float) -> Array:
+    """exp(x + d) (x broadcast against d), |d| ≤ ``bound``: by this CPU's cheapest exact form
+    (real float64 and ``bound`` < :data:`DELTA_LIMIT` for the series; else ``np.exp``)."""
+    name = choice("exp_shift")
+    if name != "direct" and x.dtype == d.dtype == np.float64 and bound < DELTA_LIMIT:
+        return CANDIDATES["exp_shift"][name](None, np.exp(x), d, bound)
+    return exp_direct(x, x, d, 0.0)

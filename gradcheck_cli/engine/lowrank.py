@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck_cli.engine import kernels
 from gradcheck_cli.errors import PluginError
 from gradcheck_cli.layers.base import Array
 
@@ -127,8 +128,9 @@ def softmax_ce_rank1(copies: Rank1, target: Array) -> Array:
     if not bound <= SHIFT_SLACK:  # also NaN
         return softmax_ce_class_major(copies.by_class(), base_y + u * w_y, target)
     m = base.real.max(axis=1)  # (N,) the base rows' maxima
-    t = Rank1(base - m[:, None], u, w).by_class()
-    np.exp(t, out=t)
+    # exp of (base − m) + u·w, class-major (K, C, N), as Rank1.by_class lays it out: by this
+    # CPU's cheapest exact form (kernels.py; e^(u·w) by its series from exp(base − m) on AVX2)
+    t = kernels.exp_shift((base - m[:, None]).T[:, None, :], w.T[:, :, None] * u[None], bound)
     log_sum = np.log(t.sum(axis=0))  # (C, N)
     if target.ndim == 1:
         losses: Array = (log_sum - ((base_y - m) + u * w_y)).sum(axis=1) / n
