@@ -29,7 +29,6 @@ _n = sys.argv[sys.argv.index("--threads") + 1] if "--threads" in sys.argv else "
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, _n)
 
-import platform  # noqa: E402
 import statistics  # noqa: E402
 import time  # noqa: E402
 import tracemalloc  # noqa: E402
@@ -38,6 +37,7 @@ from dataclasses import dataclass, field  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
+from machine import cpu_class, describe  # noqa: E402
 
 from gradcheck_cli import make_layer  # noqa: E402
 from gradcheck_cli.checker import check_network  # noqa: E402
@@ -375,14 +375,12 @@ def markdown(
             f"| {p:,} | {fmt_time(full, False)} | {full / p * 1e6:.1f} µs | "
             f"{fmt_time(direc, False)} | 8 |"
         )
-    env = (
-        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}, NumPy {np.__version__}"
-        + (f", torch {torch.__version__}" if torch is not None else ", torch not installed")
-        + f", BLAS threads {os.environ.get('OPENBLAS_NUM_THREADS')}"
-        + f", chunk budget {CHUNK_BYTES // 2**20} MB"
+    env = describe(torch) + (
+        f"; BLAS threads {os.environ.get('OPENBLAS_NUM_THREADS')}"
+        f", chunk budget {CHUNK_BYTES // 2**20} MB"
     )
-    return "\n".join(lines) + f"\n\nMachine: {env}. Medians of {args.repeats} runs.\n"
+    title = f"### {cpu_class()} path\n\n"
+    return title + "\n".join(lines) + f"\n\nMachine: {env}. Medians of {args.repeats} runs.\n"
 
 
 def main() -> None:
@@ -402,10 +400,13 @@ def main() -> None:
     scale = [] if args.no_scaling else scaling(args.repeats)
     text = markdown(rows, scale, args)
     print(text)
+    # one table per CPU class measured (AVX-512, AVX2, …), each between its own markers
+    cls = cpu_class()
     if args.markdown:
-        write_between_markers(args.markdown, text, "bench_engine")
+        write_between_markers(args.markdown, text, f"bench_engine:{cls}", inside="bench_engine")
     if args.readme:
-        write_between_markers(args.readme, readme_table(rows), "bench_readme")
+        short = f"{cls} path ({describe(torch)}):\n\n" + readme_table(rows)
+        write_between_markers(args.readme, short, f"bench_readme:{cls}", inside="bench_readme")
 
 
 def readme_table(rows: list[Row]) -> str:
@@ -436,16 +437,21 @@ def readme_table(rows: list[Row]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_between_markers(path: str, text: str, name: str) -> None:
+def write_between_markers(path: str, text: str, name: str, inside: str | None = None) -> None:
     """Replace what stands between ``<!-- name:begin -->`` and ``<!-- name:end -->`` in ``path``
-    (the markers are added at the end when missing)."""
+    (the markers are added when missing: just before ``<!-- inside:end -->`` when that stands
+    in the file, else at the end)."""
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     try:
         with open(path, encoding="utf-8") as fh:
             doc = fh.read()
     except FileNotFoundError:
         doc = f"# Benchmarks\n\n{begin}\n{end}\n"
-    if begin not in doc:
+    outer_end = f"<!-- {inside}:end -->"
+    if begin not in doc and inside is not None and outer_end in doc:
+        head, tail = doc.split(outer_end, 1)
+        doc = f"{head}{begin}\n{end}\n{outer_end}{tail}"
+    elif begin not in doc:
         doc += f"\n{begin}\n{end}\n"
     before, rest = doc.split(begin, 1)
     after = rest.split(end, 1)[1]

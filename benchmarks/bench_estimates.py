@@ -154,6 +154,9 @@ def main() -> None:
     ap.add_argument("--readme", help="write the one-line summary to this file (between markers)")
     args = ap.parse_args()
     cases = Path(args.cases) if args.cases and Path(args.cases).is_dir() else None
+    from machine import describe
+
+    print(describe(), file=sys.stderr)
     acc = accuracy(cases)
     text = markdown(acc, budgets(cases), startup())
     print(text)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -234,6 +235,10 @@ def main_with(seeds: int) -> int:
         for k, v in loss_diffs(s).items():
             worst[k] = max(worst.get(k, 0.0), v)
     rows.append(("sequence_cross_entropy", worst))
+    sys.path.insert(0, str(Path(__file__).parent))
+    from machine import describe
+
+    print(describe(torch))
     print(f"torch {torch.__version__}, float64, {seeds} seeds: max |gradcheck − torch|")
     for label, worst in rows:
         top = max(worst.values())

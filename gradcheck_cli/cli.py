@@ -1,62 +1,39 @@
-"""The `gradcheck` command: the Typer app, `--version`, and `main` (the console script).
+"""The `gradcheck` command: :func:`main` (the console script) and the Typer ``app``.
 
-Each command lives in gradcheck_cli/commands/ (parse → call the core → render → exit code) and is
-registered here. Nothing heavy is imported at start-up: `gradcheck --version` and `--help` load
-no NumPy, pydantic or checker (tests/test_startup.py).
+`gradcheck --version` is answered here before Typer, Rich or anything else is imported (its
+start-up is a bare Python's plus this module); every other command goes to the Typer app in
+gradcheck_cli/commands/app.py, loaded on first use (``app`` here is that app).
 """
 
 from __future__ import annotations
 
+import gc
 import sys
-from typing import Annotated
-
-import typer
+from typing import TYPE_CHECKING, Any
 
 from gradcheck_cli import __version__
-from gradcheck_cli.commands import check, sweep, tools
-from gradcheck_cli.commands.flags import Command, Group
-from gradcheck_cli.safety import isolation
 
-app = typer.Typer(
-    help="Check NumPy backward passes against numerical gradients, per parameter.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    cls=Group,
-)
-app.command(cls=Command)(check.run)
-app.command(cls=Command)(check.layer)
-app.command("fn", cls=Command)(check.fn)
-app.command(cls=Command)(sweep.sweep)
-app.command("list", cls=Command)(tools.list_)
-app.command(cls=Command)(tools.validate)
-app.command(cls=Command)(tools.init)
-app.command(cls=Command)(tools.schema)
+if TYPE_CHECKING:
+    from gradcheck_cli.commands.app import app as app
 
 
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"gradcheck {__version__}", file=isolation.report_stream())
-        raise typer.Exit()
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        from gradcheck_cli.commands.app import app
 
-
-@app.callback()
-def _root(
-    version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
-    ] = False,
-) -> None:
-    """gradcheck: analytic vs numerical gradients for NumPy layers."""
+        return app
+    raise AttributeError(f"module 'gradcheck_cli.cli' has no attribute {name!r}")
 
 
 def main() -> None:
-    # No global np.seterr: the core records floating-point events where they happen (network.py)
-    # and reports them; anything else NumPy warns about is shown as one line by the commands.
-    def command() -> int:
-        isolation.claim_stdout()
-        try:
-            app(prog_name="gradcheck")
-        except SystemExit as exc:
-            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        return 0
+    if sys.argv[1:] == ["--version"]:  # the whole command line: no Typer needed to answer it
+        sys.stdout.write(f"gradcheck {__version__}\n")
+        sys.stdout.flush()
+        sys.exit(0)
+    # No garbage collection during start-up: a command's imports create some 10⁵ long-lived
+    # objects and the collections over them cost ~100 ms; each command turns it back on (and
+    # freezes what was imported) once its imports are done (commands/delivery.py: loaded).
+    gc.disable()
+    from gradcheck_cli.commands.app import run
 
-    sys.exit(isolation.supervise(command))
+    sys.exit(run())

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -64,6 +65,22 @@ def test_version_and_help_import_nothing_heavy(args: list[str], allowed: tuple[s
         and m.split(".")[0] not in allowed
     )
     assert not heavy, f"`gradcheck {' '.join(args)}` imports {heavy}"
+
+
+def test_version_is_answered_before_typer_and_rich() -> None:
+    """`gradcheck --version` (the whole command line) costs a bare Python plus cli.py: no Typer,
+    no Rich; with another argument it goes through the Typer app (the negative twin)."""
+    modules = imported_by("--version")
+    assert "gradcheck_cli.cli" in modules
+    loaded = sorted(m for m in modules if m.split(".")[0] in ("typer", "rich", "click"))
+    assert not loaded, f"`gradcheck --version` imports {loaded}"
+    assert "typer" in imported_by("--version", "--help")
+    proc = subprocess.run(
+        [sys.executable, "-m", "gradcheck_cli", "--version"], capture_output=True, text=True
+    )
+    from gradcheck_cli import __version__
+
+    assert (proc.returncode, proc.stdout) == (0, f"gradcheck {__version__}\n")
 
 
 def test_a_check_imports_the_core_it_needs() -> None:
@@ -156,3 +173,38 @@ def test_help_and_version_go_to_stdout(args: list[str]) -> None:
     )
     assert proc.returncode == 0 and proc.stderr.strip() == "", proc.stderr  # click echoes one newline there
     assert "Usage" in proc.stdout or proc.stdout.startswith("gradcheck ")
+
+
+def test_user_code_runs_with_the_garbage_collector_on(tmp_path: Path) -> None:
+    """Start-up runs without garbage collection (cli.main); a command turns it back on once its
+    imports are done, before any user code runs (commands/delivery.py: loaded). A user layer
+    records gc.isenabled() in every forward; with `run` and `layer`, all must be True."""
+    (tmp_path / "probe.py").write_text(
+        "import gc, sys\n"
+        "import numpy as np\n\n\n"
+        "class Probe:\n"
+        "    def __init__(self, input_shape, rng):\n"
+        "        self.params = {'a': np.ones(input_shape)}\n"
+        "        self.grads = {'a': np.zeros(input_shape)}\n\n"
+        "    def forward(self, x):\n"
+        "        sys.stderr.write(f'gc-enabled={gc.isenabled()}\\n')\n"
+        "        self.x = x\n"
+        "        return x * self.params['a']\n\n"
+        "    def backward(self, dout):\n"
+        "        self.grads['a'] = (dout * self.x).sum(axis=0)\n"
+        "        return dout * self.params['a']\n"
+    )
+    (tmp_path / "gradcheck.yaml").write_text(
+        "name: gc-probe\nseed: 0\ninput: {shape: [3, 2]}\n"
+        "target: {kind: classes, classes: 2}\n"
+        'layers:\n  - {type: "probe.py:Probe"}\n'
+        "loss: {type: softmax_cross_entropy}\n"
+    )
+    for args in (["run", "-q"], ["layer", "probe.py:Probe", "--shape", "3x2", "-q"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "gradcheck_cli", *args],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        seen = re.findall(r"gc-enabled=(\w+)", proc.stderr)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert seen and set(seen) == {"True"}, (args, proc.stderr[-500:])

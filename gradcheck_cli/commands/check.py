@@ -88,6 +88,8 @@ def run(
         from gradcheck_cli.report import emit
         from gradcheck_cli.suite import Outcome
 
+        d.loaded()
+
         flags: dict[str, Any] = dict(
             eps=eps, rtol=rtol, atol=atol, include=include, exclude=exclude,
             inputs=False if no_inputs else None, strict=True if strict else None, top=top,
@@ -236,6 +238,7 @@ def layer(
         from gradcheck_cli.spec.trust import code_refs, refuse_code, refuse_context_args
         from gradcheck_cli.suite import preflight_plan
 
+        d.loaded()
         options = shared.options()
         if no_plugins and is_plugin(name):
             raise ConfigError(
@@ -351,6 +354,7 @@ def fn(
         from gradcheck_cli.functions.check import run_check
         from gradcheck_cli.suite import preflight_plan
 
+        d.loaded()
         s, options = shared.seed0, shared.options()
         lists = (shape or [], integers or [], arg or [])
         net = fc.prepare(

@@ -55,6 +55,7 @@ def sweep(
         from gradcheck_cli.sweep import plot
         from gradcheck_cli.sweep.vcurve import EPS_GRID, H_GRID, MAX_ENTRIES, sweep_network
 
+        d.loaded()
         cfg = load_config(config or d.default_config(quiet), no_plugins=no_plugins)
         if seed is not None:
             cfg = cfg.model_copy(update={"seed": seed})

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck_cli.engine import kernels
 from gradcheck_cli.errors import PluginError
 from gradcheck_cli.layers.base import Array
 
@@ -127,8 +128,9 @@ def softmax_ce_rank1(copies: Rank1, target: Array) -> Array:
     if not bound <= SHIFT_SLACK:  # also NaN
         return softmax_ce_class_major(copies.by_class(), base_y + u * w_y, target)
     m = base.real.max(axis=1)  # (N,) the base rows' maxima
-    t = Rank1(base - m[:, None], u, w).by_class()
-    np.exp(t, out=t)
+    # exp of (base − m) + u·w, class-major (K, C, N), as Rank1.by_class lays it out: by this
+    # CPU's cheapest exact form (kernels.py; e^(u·w) by its series from exp(base − m) on AVX2)
+    t = kernels.exp_shift((base - m[:, None]).T[:, None, :], w.T[:, :, None] * u[None], bound)
     log_sum = np.log(t.sum(axis=0))  # (C, N)
     if target.ndim == 1:
         losses: Array = (log_sum - ((base_y - m) + u * w_y)).sum(axis=1) / n
@@ -217,6 +219,27 @@ def changed_rows(copies: Rank1) -> RowSet | None:
     return RowSet(copies.base, c, ci, ni, values)
 
 
+def bound(copies: Rank1) -> float:
+    """max|u|·max|w| ≥ every |u[c, n]·w[c, k]| (rounding is monotonic); NaN if either holds one."""
+    u, w = copies.u, copies.w
+    if u.size == 0 or w.size == 0:
+        return 0.0
+    return float(np.abs(u).max() * np.abs(w).max())
+
+
+def changed_deltas(copies: Rank1) -> tuple[Array, Array, Array] | None:
+    """The changed rows of :func:`changed_rows` (same rule) as (copy, row, u[copy, row]·w[copy]):
+    the change itself, for a layer that maps a change of its input (``forward_shift``); base
+    row + change is each row of :meth:`Rank1.dense`, bit for bit. Its bound: :func:`bound`."""
+    u, w = copies.u, copies.w
+    c, n = u.shape
+    nonzero = u != 0
+    if nonzero.sum() > ROWS_FRACTION * c * n or not np.all(np.isfinite(w)):
+        return None
+    ci, ni = np.nonzero(nonzero)
+    return ci, ni, u[ci, ni][:, None] * w[ci]
+
+
 # -- changed rows through the engine's layers (pert: a numeric.Perturber) ------------------------
 def rows_to_loss(pert: Any, i: int) -> bool:
     """Layers i… are all stackable and the loss sums per-row terms (``row_terms``)."""
@@ -241,8 +264,34 @@ def run_rows(pert: Any, i: int, state: RowSet) -> Array:
 def rank1_through(pert: Any, i: int, state: Rank1) -> RowSet | None:
     """Layer ``i`` (stackable, as every layer after it: :func:`rows_to_loss`) applied to the
     rank-1 form ``state`` (its input) as changed rows only, or None when most rows change
-    (the engine goes dense)."""
+    (the engine goes dense). A layer that maps a change of its input (``forward_shift``:
+    tanh by this CPU's cheapest exact form, kernels.py) gets the change itself."""
+    layer, out_base = pert.net.layers[i], pert.outputs[i]
+    if declares(layer, "forward_shift") and out_base.shape == state.base.shape:
+        found = changed_deltas(state)
+        if found is None:
+            return None
+        ci, ni, d = found
+        near = layer.forward_shift(state.base, out_base, d, ni, bound(state))
+        return RowSet(out_base, len(state.u), ci, ni, near)
     rows = changed_rows(state)
     if rows is None:
         return None
     return RowSet(pert.outputs[i], rows.n_copies, rows.copy, rows.rows, run_rows(pert, i, rows))
+
+
+def shift_dense(pert: Any, i: int, state: Any) -> Array | None:
+    """Layer ``i`` on dense copies (a :class:`Rank1`, or an array of copies of its input) from
+    the change itself, when it maps one (``forward_shift``/``forward_near``: tanh by this CPU's
+    cheapest exact form, kernels.py); None when it does not or the form does not apply."""
+    layer, x_base, out_base = pert.net.layers[i], pert.layer_inputs[i], pert.outputs[i]
+    if not declares(layer, "forward_shift") or out_base.shape != x_base.shape:
+        return None
+    if isinstance(state, Rank1):  # base + u⊗w: the change u⊗w is at hand
+        d = state.u[:, :, None] * state.w[:, None, :]
+        shifted: Array = layer.forward_shift(state.base, out_base, d, None, bound(state))
+        return shifted
+    if isinstance(state, np.ndarray) and state.shape[1:] == x_base.shape:
+        near: Array | None = layer.forward_near(x_base, out_base, state)
+        return near
+    return None

@@ -15,19 +15,19 @@ The engine behind it:
   losses that know their per-row terms (``forward_rows``) finish it from the unperturbed rows.
 - *Column deltas*: built-in layers whose forward is known exactly short-cut their own
   perturbations (a changed column of a linear layer's output, a changed column through an
-  activation, rank-1 updates after the next linear layer): gradcheck_cli/engine/lowrank.py.
-  Subclasses that override ``forward`` never inherit these short-cuts (``lowrank.declares``);
-  user layers always run their own forward.
+  activation, rank-1 updates after the next linear layer, tanh of a copy from its change by
+  this CPU's cheapest exact form: kernels.py): gradcheck_cli/engine/lowrank.py. Subclasses
+  overriding ``forward`` lose these (``lowrank.declares``); user layers run their own forward.
 - *Chunks*: copies are processed in chunks sized so that the stacked arrays stay within
   ``chunk_bytes`` (default :data:`CHUNK_BYTES`), each chunk under one floating-point watch
   (``Network.watching``) and each tensor under one re-binding watch (``Network.focused``).
 
 The caller's arrays are never modified: parameters are either not touched at all (short-cuts,
-stacked copies) or set and restored bit-exactly around a single forward call (and put back if a
+stacked copies) or set and restored bit-exactly around one forward call (and put back if a
 forward re-binds them: ``Network.run_layer``). The engine works on its own C-ordered copies of
-the input and of every cached layer output, and copies what user layers return, so a Fortran or
-transposed input, a reused output buffer or a view of a parameter cannot lose a perturbation
-(pure NumPy; nothing of tolerances or verdicts).
+the input and every cached layer output, and copies what user layers return, so a Fortran or
+transposed input, a reused buffer or a view of a parameter cannot lose a perturbation (pure
+NumPy; nothing of tolerances or verdicts).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck_cli.engine import chunks
+from gradcheck_cli.engine import chunks, kernels
 from gradcheck_cli.engine.contracts import row_independent, scalar
 from gradcheck_cli.engine.lowrank import (
     Cols,
@@ -49,6 +49,7 @@ from gradcheck_cli.engine.lowrank import (
     rank1_through,
     rows_to_loss,
     run_rows,
+    shift_dense,
 )
 from gradcheck_cli.engine.network import Network, ParamRef
 from gradcheck_cli.engine.probes import distinct_rows, rows_mismatch
@@ -77,11 +78,9 @@ class Perturber:
         progress: ProgressFn | None = None,
     ) -> None:
         self.net = network
-        self.x = x
-        self.chunk_bytes = chunk_bytes
-        self.batched = batched
-        self.progress = progress
+        self.chunk_bytes, self.batched, self.progress = chunk_bytes, batched, progress
         chunks.settle_heap()
+        kernels.chosen()  # this CPU's kernels, measured once per process before anything is timed
         self._base_terms: Array | None = None  # the loss's per-row terms of the base output
         self._x_complex: Array | None = None  # the input while a complex copy stands in for it
         #: Per layer: may it be fed stacked copies (declared row independent, and verified).
@@ -169,13 +168,10 @@ class Perturber:
         when ``offsets`` is 2-D: a step per entry), for every j and k.
 
         Returns (losses, steps), both (len(indices), len(offsets)); ``steps`` are the offsets as
-        actually represented in the array's dtype ((θ + o) − θ), which the stencils divide by.
-        This is the engine every numerical method is built on.
-
-        Complex ``offsets`` (complex step) are evaluated on complex copies: the column/stacked
-        paths promote dtypes on their own; a layer run once per copy gets a complex copy of the
-        perturbed parameter in its ``params`` dict for that one call (the real array is put back
-        afterwards). Losses and steps are then complex.
+        represented in the array's dtype ((θ + o) − θ), which the stencils divide by. Complex
+        ``offsets`` (complex step) are evaluated on complex copies: the column/stacked paths
+        promote dtypes on their own; a layer run once per copy gets a complex copy of the
+        perturbed parameter in its ``params`` for that one call. Losses and steps are complex.
         """
         arr = self.array(ref)
         indices = np.asarray(indices, dtype=np.intp).reshape(-1)
@@ -327,6 +323,8 @@ class Perturber:
             if declares(layer, "elementwise") and out_base.shape == x_base.shape:
                 values = self.layer_forward(i, state.values)
                 return Cols(out_base, state.cols, values)
+        if (shifted := shift_dense(self, i, state)) is not None:
+            return shifted  # tanh from the change itself (kernels.py)
         copies = state if isinstance(state, np.ndarray) else state.dense()
         c, n = copies.shape[0], copies.shape[1]
         if self.stackable(i):

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from gradcheck_cli.engine import kernels
 from gradcheck_cli.errors import ConfigError
 from gradcheck_cli.layers.base import Array, Layer, real_number
 from gradcheck_cli.layers.table import register_layer
@@ -87,6 +88,21 @@ class Tanh(Layer):
 
     def backward(self, dout: Array) -> Array:
         return dout * (1 - self.out**2)
+
+    @staticmethod
+    def forward_shift(
+        x: Array, out: Array, d: Array, rows: Array | None = None, bound: float | None = None
+    ) -> Array:
+        """tanh(x + d) from the cached out = tanh(x), for the engine's perturbed copies (d is
+        the change itself, |d| ≤ bound when given; with ``rows``, of x[rows]): this CPU's
+        cheapest exact form (gradcheck_cli/engine/kernels.py)."""
+        return kernels.tanh_shift(x, out, d, rows, bound)
+
+    @staticmethod
+    def forward_near(x: Array, out: Array, x_new: Array) -> Array | None:
+        """tanh(x_new) for copies x_new near x, when a form cheaper than ``np.tanh`` applies
+        on this CPU (kernels.py); None otherwise (the engine then calls forward)."""
+        return kernels.tanh_near(x, out, x_new)
 
 
 @register_layer("softmax")
