@@ -31,12 +31,13 @@ from typing import Any
 import numpy as np
 
 from gradcheck_cli.engine.methods import STENCILS, complex_blind_layer, estimate
-from gradcheck_cli.engine.network import Network, ParamRef
+from gradcheck_cli.engine.network import ParamRef
 from gradcheck_cli.engine.numeric import UNIT_ROUNDOFF, Perturber
 from gradcheck_cli.errors import PluginError
 from gradcheck_cli.layers.base import Array
 from gradcheck_cli.options import CheckOptions
 from gradcheck_cli.results import Entry, ParamResult
+from gradcheck_cli.verdict.floors import jitter_gradients, twin_gradients
 from gradcheck_cli.verdict.kinks import second_look
 from gradcheck_cli.verdict.steps import (
     LEVELS,
@@ -84,7 +85,7 @@ class Judge:
         self.grow: Callable[[int], None] | None = None
         #: The same backward run on the float64 reference (float32 networks): the difference is
         #: the measured rounding of the float32 forward + backward, not a guess from magnitudes.
-        self._twin = _twin_gradients(pert.net) if numeric_dtype != dtype else None
+        self._twin = twin_gradients(pert.net) if numeric_dtype != dtype else None
         #: Otherwise: the analytic gradient's own rounding, measured by moving the input at the
         #: round-off level (cancellation in forward caches and backward, e.g. batchnorm's).
         #: (computed on first use, inside the check: it runs the forward three more times)
@@ -127,7 +128,7 @@ class Judge:
             )
         if not self._jitter_done:
             self._jitter_done = True
-            self._jitter = _jitter_gradients(self.pert.net, self.pert.x, self.dtype)
+            self._jitter = jitter_gradients(self.pert.net, self.pert.x, self.dtype)
         jit = self._twin_of(ref, self._jitter, idx)
         if jit is not None:
             # a jump far above any rounding is a discontinuity crossed (a max-pool tie, ReLU
@@ -318,73 +319,3 @@ class Judge:
             tolerance=tolerance.reshape(shape),
             resolution=resolution,
         )
-
-
-def _twin_gradients(net: Network) -> tuple[Any, list[Any]] | None:
-    """(dx, grads) of the backward run once more on the float64 reference that the engine has
-    just evaluated (its caches are float64); None when that is not possible."""
-    saved = (net.douts, net.backward_nonfinite)
-    try:
-        with np.errstate(all="ignore"):
-            return net.backward()
-    except Exception:  # the twin is optional: without it the analytic floor stays a bound
-        return None
-    finally:
-        net.douts, net.backward_nonfinite = saved
-
-
-def _jitter_gradients(net: Network, x: Array, dtype: str) -> tuple[Any, list[Any]] | None:
-    """How much the analytic gradients move when the input is moved at the round-off level,
-    x·(1 + 4u·ξ), ξ = ±1 (max over two draws), as (dx, grads): the rounding of the forward
-    caches and the backward at this point, measured (e.g. Σ x̂ ≠ 0 exactly in a batchnorm of
-    near-constant inputs, which makes a bias before it look non-zero). None for integer input."""
-    if not np.issubdtype(np.asarray(x).dtype, np.floating):
-        return None
-    saved = (net.douts, net.backward_nonfinite)
-    u = UNIT_ROUNDOFF[dtype]
-    runs = []
-    try:  # a plugin error here is a plugin error like any other (exit 2)
-        with np.errstate(all="ignore"):
-            for k in range(3):
-                if k:
-                    rng = np.random.default_rng(k)
-                    sign = np.where(rng.random(x.shape) < 0.5, -1.0, 1.0)
-                    xj = (x * (1 + 4 * u * sign)).astype(x.dtype)
-                else:
-                    xj = x
-                net.loss_value(xj)
-                runs.append(net.backward())
-    finally:
-        net.douts, net.backward_nonfinite = saved
-    net.loss_value(x)  # leave the caches at θ
-
-    def diff(a: Any, b: Any, c: Any) -> Any:
-        arrays = [
-            v for v in (a, b, c) if isinstance(v, np.ndarray) and np.issubdtype(v.dtype, np.number)
-        ]
-        if len(arrays) < 3 or len({v.shape for v in arrays}) > 1:
-            return None
-        a, b, c = (np.asarray(v, dtype=np.float64) for v in arrays)
-        return np.maximum(np.abs(b - a), np.abs(c - a))
-
-    (dx0, g0), (dx1, g1), (dx2, g2) = runs
-    grads = [
-        {k: diff(v, b.get(k), c.get(k)) for k, v in a.items()}
-        if isinstance(a, dict) and isinstance(b, dict) and isinstance(c, dict)
-        else None
-        for a, b, c in zip(g0, g1, g2, strict=True)
-    ]
-    return diff(dx0, dx1, dx2), grads
-
-
-def backward_scales(network: Network) -> list[float]:
-    """Per layer ℓ: the size of the numbers its gradients were computed from,
-    max_{m ≥ ℓ} max|dout_m| · max(1, max|input_ℓ|). Round-off in a backward is relative to these,
-    not to the (possibly tiny, after cancellation) gradient itself: 1 − y² of a saturated tanh is
-    exact to u absolutely, not relatively."""
-    mags = [float(np.max(np.abs(d), initial=0.0)) for d in network.douts]
-    upstream: list[float] = list(np.maximum.accumulate(mags[::-1])[::-1]) if mags else []
-    return [
-        float(up) * max(1.0, float(np.max(np.abs(inp), initial=0.0)))
-        for up, inp in zip(upstream, network.inputs, strict=False)
-    ]
