@@ -12,6 +12,7 @@ import numpy as np
 from gradcheck_cli.engine.network import Network
 from gradcheck_cli.engine.numeric import UNIT_ROUNDOFF
 from gradcheck_cli.layers.base import Array
+from gradcheck_cli.results import ParamResult, structural_failure
 
 
 def twin_gradients(net: Network) -> tuple[Any, list[Any]] | None:
@@ -100,3 +101,36 @@ def tensor_scale(network: Network, ref: Any, scales: list[float]) -> float:
         if isinstance(v, np.ndarray) and np.issubdtype(v.dtype, np.number)
     ]
     return upstream * max([1.0, *params])
+
+
+def not_read(pert: Any, ref: Any, shape: tuple[int, ...]) -> ParamResult | None:
+    """A contract failure (a ParamResult) when the layer's output is exactly unchanged by every
+    change of its ``params[key]`` — each entry at the first step (the caller saw numeric = 0
+    everywhere with a nonzero analytic gradient), and the whole array replaced by 2θ+1, −θ−1
+    and 0 — else None. The commonest class-layer mistake: the forward reads ``self.W`` while
+    ``params['W']`` is a copy, so perturbing params['W'] changes nothing. (The layer's own
+    output, not L: a ReLU behind it that is dead everywhere makes L flat, not the layer.)"""
+    if ref.key is None:
+        return None
+    params = pert.net.layers[ref.layer].params
+    theta = params[ref.key]
+    if not isinstance(theta, np.ndarray) or not np.issubdtype(theta.dtype, np.floating):
+        return None
+    x = pert.layer_inputs[ref.layer]
+    before = np.array(pert.layer_forward(ref.layer, x), copy=True)
+    try:
+        with np.errstate(all="ignore"):
+            for other in (2 * theta + 1, -theta - 1, np.zeros_like(theta)):
+                params[ref.key] = other.astype(theta.dtype)
+                if not np.array_equal(before, pert.layer_forward(ref.layer, x), equal_nan=True):
+                    return None
+    finally:
+        params[ref.key] = theta
+    key = ref.key
+    reason = (
+        f"changing params['{key}'] does not change the layer's output at all (every entry, and "
+        f"the whole array replaced by 2θ+1, −θ−1 and 0), while grads['{key}'] is not 0: the "
+        f"forward does not read params['{key}'] — it keeps its own reference or a copy (e.g. it "
+        f"uses self.{key} while params holds {key}.copy()); read self.params['{key}'] in forward"
+    )
+    return structural_failure(ref.name, shape, reason, kind="not_read")

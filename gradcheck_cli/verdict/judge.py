@@ -25,7 +25,7 @@ each analytic value between the one-sided slopes; fails only with --strict); **p
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -33,11 +33,12 @@ import numpy as np
 from gradcheck_cli.engine.methods import STENCILS, complex_blind_layer, estimate
 from gradcheck_cli.engine.network import ParamRef
 from gradcheck_cli.engine.numeric import UNIT_ROUNDOFF, Perturber
+from gradcheck_cli.engine.precision import input_quantum
 from gradcheck_cli.errors import PluginError
 from gradcheck_cli.layers.base import Array
 from gradcheck_cli.options import CheckOptions
 from gradcheck_cli.results import Entry, ParamResult
-from gradcheck_cli.verdict.floors import jitter_gradients, twin_gradients
+from gradcheck_cli.verdict.floors import jitter_gradients, not_read, twin_gradients
 from gradcheck_cli.verdict.kinks import second_look
 from gradcheck_cli.verdict.steps import (
     LEVELS,
@@ -81,6 +82,7 @@ class Judge:
         self.numeric_dtype = numeric_dtype
         self.seed = 0 if opts.seed is None else opts.seed
         self._noise: dict[str, NoiseLevel] = {}
+        self._quanta: dict[str, str | None] = {}
         #: Called with the number of evaluations added beyond the plan (the progress total).
         self.grow: Callable[[int], None] | None = None
         #: The same backward run on the float64 reference (float32 networks): the difference is
@@ -91,6 +93,21 @@ class Judge:
         #: (computed on first use, inside the check: it runs the forward three more times)
         self._jitter: Any = None
         self._jitter_done = self._twin is not None
+
+    def quantum(self, ref: ParamRef) -> str | None:
+        """The precision the computation rounds ``ref`` to inside (a function that casts its
+        float64 input to float32), measured once per tensor (``precision.input_quantum``)."""
+        if ref.name not in self._quanta:
+            self._quanta[ref.name] = None
+            theta = self.pert.array(ref)
+            if self.method != "complex" and theta.dtype == np.float64:
+                if self.grow is not None:
+                    self.grow(4)
+                self._quanta[ref.name] = input_quantum(
+                    lambda v: float(np.real(self.pert.along(ref, v - theta, np.ones(1))[0])),
+                    theta, float(np.real(self.pert.f0)), self.seed,
+                )  # fmt: skip
+        return self._quanta[ref.name]
 
     def noise(self, ref: ParamRef) -> NoiseLevel:
         """ε_f of the loss near θ along ``ref`` (measured once per tensor)."""
@@ -159,6 +176,10 @@ class Judge:
             eps_f = rounding_floor(self.pert, UNIT_ROUNDOFF[self.numeric_dtype])
             gain = float(np.sum(np.abs(STENCILS[self.method].weights)))
             error = NOISE_FACTOR * np.maximum(est.roundoff, eps_f * gain / self.eps)
+        if not n.any() and a.any() and np.all(np.isfinite(n)):
+            unread = not_read(self.pert, ref, shape)
+            if unread is not None:
+                return unread
         need, ok = self._needs(a, n, error, floor)
         if len(need) and self.method != "complex":
             eps_f = max(eps_f, self.noise(ref).level)
@@ -195,9 +216,15 @@ class Judge:
                 labels[j] = "missing (analytic is 0)"
             elif abs(n[j]) <= error[j]:
                 labels[j] = "spurious (L is flat here)"
-        return self._result(
+        res = self._result(
             ref.name, shape, idx, a, n, tol, error, status, labels, len(need), step, floor
         )
+        low = self._quanta.get(ref.name)
+        if low is not None:  # what the steps were taken as, said next to the verdict
+            said = (f"the computation rounds {ref.name} to {low} inside: the steps are taken as "
+                    f"realised in {low}, and its {low} rounding limits the resolution")  # fmt: skip
+            res = replace(res, note=f"{res.note}; {said}" if res.note else said)
+        return res
 
     def _needs(self, a: Array, n: Array, error: Array, floor: Array) -> tuple[Array, Array]:
         """Entries needing a second look (disagree, not finite, or not resolved to the promise)
@@ -275,9 +302,12 @@ class Judge:
             note = f"zero: analytic and numeric both vanish at this resolution (|a|, |n| ≤ {worst_e:.2g})"
         elif resolution > self.tol.resolution:
             verdict = "inconclusive"
+            edge = np.array([str(lb).startswith("L not finite") for lb in labels]) & lost
             why = (
-                f"{int(lost.sum())} entr{'y' if lost.sum() == 1 else 'ies'}: L is not finite at "
-                "any step tried (outside the domain)"
+                f"{int(lost.sum())} entr{'y' if lost.sum() == 1 else 'ies'}: "
+                + ("L is not finite at any step tried (outside the domain)" if edge.any() else
+                   "no step tried shows evidence of resolution (successive estimates that "
+                   "agree within their error bound)")
                 if lost.any()
                 else f"resolved to {resolution:.1g} of max|g| (a pass needs "
                 f"{self.tol.resolution:.0e}): the estimate's error ~{worst_e:.2g} is too large "

@@ -20,13 +20,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from gradcheck_cli.engine.draws import directions
 from gradcheck_cli.engine.network import ParamRef
 from gradcheck_cli.engine.numeric import Perturber
+from gradcheck_cli.engine.precision import realised
 from gradcheck_cli.layers.base import Array
 
 #: Safety factor on the noise term ε_f/h of a central difference.
@@ -38,6 +39,15 @@ TOP, RATIO, LEVELS = 0.1, 4.0, 15
 #: A smooth one-sided gap shrinks by RATIO per level; a kink's stays. Above this ratio (per
 #: level, finest resolvable levels) the gap "does not shrink".
 KINK_SHRINK = 0.5
+#: L "clearly changes" at a step when |L₊ − L₋| is above this × u·|L| (``Ladder.seen``).
+SEEN = 1e3
+#: Resolution evidence: the finer neighbour agrees at least this much better than the coarser.
+CONVERGE = 0.5
+#: A measured noise level is contradicted where neighbouring estimates agree this much better.
+CONTRADICT = 1e-3
+#: The ladder extended below its last level (entries not resolved to the promise): levels per
+#: round, and at most this many extra levels.
+EXTEND_BY, EXTEND_MAX = 5, 25
 
 
 @dataclass(frozen=True)
@@ -132,6 +142,22 @@ class Ladder:
     hm: Array  # θ − (θ − h)
     f0: float
     valid: Array  # both sides finite and the step not rounded away
+    #: L changed at the step (θ + h or θ − h): a step L does not see at all (below the
+    #: resolution of the computation, e.g. inside one float32 cell of a value rounded inside)
+    #: carries no information, unless L does not change at any step (``seen``)
+    moved: Array | None = None
+
+    def seen(self, u: float) -> Ladder:
+        """The ladder with the steps L did not see at all made unusable, for the entries where
+        L clearly changes at some step (|L₊ − L₋| above 1e3·u·|L|); an L that changes by its
+        rounding only is flat at every step, and its unchanged steps are kept."""
+        if self.moved is None:
+            return self
+        with np.errstate(invalid="ignore"):
+            change = np.where(self.valid, np.abs(self.fp - self.fm), 0.0)
+            size = np.where(self.valid, np.maximum(np.abs(self.fp), np.abs(self.fm)), 0.0)
+        clear = (change > SEEN * u * size).any(axis=1, keepdims=True)
+        return replace(self, valid=self.valid & (self.moved | ~clear))
 
     @property
     def central(self) -> Array:
@@ -143,15 +169,25 @@ class Ladder:
             return (self.fp - self.f0) / self.hp, (self.f0 - self.fm) / self.hm
 
 
-def ladder(pert: Perturber, ref: ParamRef, idx: Array) -> Ladder:
-    """Central differences of entries ``idx`` (flat) at every ladder step, scaled per entry."""
+def ladder(
+    pert: Perturber,
+    ref: ParamRef,
+    idx: Array,
+    first: int = 0,
+    count: int = LEVELS,
+    quantum: str | None = None,
+) -> Ladder:
+    """Central differences of entries ``idx`` (flat) at ladder levels first … first+count−1
+    (step s·TOP·RATIO^(−k)), scaled per entry, finest first. ``quantum``: the precision the
+    function rounds this tensor to inside (``precision.input_quantum``): the steps are then the
+    ones realised after that rounding (a step inside one cell is not taken: invalid)."""
     theta = np.real(np.asarray(pert.array(ref)).reshape(-1)[idx]).astype(np.float64)
     mag = np.maximum(1.0, np.abs(theta))
     scale = RATIO ** np.round(np.log(mag) / np.log(RATIO))
-    base = TOP * RATIO ** -np.arange(LEVELS)[::-1].astype(np.float64)  # finest first
+    base = TOP * RATIO ** -np.arange(first, first + count)[::-1].astype(np.float64)  # finest first
     n = len(idx)
-    h = np.empty((n, LEVELS))
-    fp, fm, hp, hm = (np.full((n, LEVELS), np.nan) for _ in range(4))
+    h = np.empty((n, count))
+    fp, fm, hp, hm = (np.full((n, count), np.nan) for _ in range(4))
     for s in np.unique(scale):
         rows = np.flatnonzero(scale == s)
         steps = s * base
@@ -161,9 +197,27 @@ def ladder(pert: Perturber, ref: ParamRef, idx: Array) -> Ladder:
         f, taken = np.real(f), np.real(taken)
         h[rows] = steps
         fp[rows], fm[rows] = f[:, 0::2], f[:, 1::2]
-        hp[rows], hm[rows] = taken[:, 0::2], -taken[:, 1::2]
-    valid = np.isfinite(fp) & np.isfinite(fm) & (hp > 0.5 * h) & (hm > 0.5 * h)
-    return Ladder(h, fp, fm, hp, hm, float(np.real(pert.f0)), valid)
+        if quantum is None:
+            hp[rows], hm[rows] = taken[:, 0::2], -taken[:, 1::2]
+        else:
+            hp[rows], hm[rows] = realised(theta[rows], np.broadcast_to(steps, (len(rows), count)), quantum)
+    f0 = float(np.real(pert.f0))
+    with np.errstate(invalid="ignore"):
+        valid = np.isfinite(fp) & np.isfinite(fm) & (hp > 0.5 * h) & (hm > 0.5 * h)
+    return Ladder(h, fp, fm, hp, hm, f0, valid, (fp != f0) | (fm != f0))
+
+
+def join(fine: Ladder, coarse: Ladder) -> Ladder:
+    """One ladder of both (the finer levels first)."""
+
+    def cat(a: Array, b: Array) -> Array:
+        return np.concatenate([a, b], axis=1)
+
+    return Ladder(
+        cat(fine.h, coarse.h), cat(fine.fp, coarse.fp), cat(fine.fm, coarse.fm),
+        cat(fine.hp, coarse.hp), cat(fine.hm, coarse.hm), coarse.f0, cat(fine.valid, coarse.valid),
+        None if fine.moved is None or coarse.moved is None else cat(fine.moved, coarse.moved),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -176,18 +230,25 @@ class Choice:
     level: Array  # index into the ladder (−1: none)
 
 
-def error_bounds(lad: Ladder, noise: float, u: float) -> Array:
+def _rounding(lad: Ladder, u: float) -> Array:
+    """u·max(|L₊|, |L₋|) per entry and level: the rounding of the loss values themselves."""
+    return u * np.maximum(np.abs(lad.fp), np.abs(lad.fm))
+
+
+def error_bounds(lad: Ladder, noise: Array | float, u: float) -> Array:
     """E(h) per entry and level: k·max(ε_f, u·|L±|)/h + k_T·T(h), T(h) from the neighbouring
     steps (Richardson: D(h) − D(h/4) ≈ (15/16)·c·h² for central differences); inf where the
-    level or both its neighbours are unusable."""
+    level or both its neighbours are unusable. ``noise``: ε_f, one for all or one per entry."""
     d = lad.central
     hh = (lad.hp + lad.hm) / 2
-    eps_f = np.maximum(noise, u * np.maximum(np.abs(lad.fp), np.abs(lad.fm)))
+    eps = np.asarray(noise, dtype=np.float64)
+    eps_f = np.maximum(eps[:, None] if eps.ndim else eps, _rounding(lad, u))
     with np.errstate(divide="ignore", invalid="ignore"):
         rnd = NOISE_FACTOR * eps_f / hh
     trunc = np.full(d.shape, -np.inf)
     ok = lad.valid
-    finer = np.abs(d[:, 1:] - d[:, :-1])  # level k vs k−1 (finer)
+    with np.errstate(invalid="ignore"):
+        finer = np.abs(d[:, 1:] - d[:, :-1])  # level k vs k−1 (finer)
     both = ok[:, 1:] & ok[:, :-1]
     trunc[:, 1:] = np.where(both, np.maximum(trunc[:, 1:], finer), trunc[:, 1:])
     coarser = finer / RATIO**2  # level k vs k+1 (coarser), scaled to level k's h²
@@ -197,9 +258,67 @@ def error_bounds(lad: Ladder, noise: float, u: float) -> Array:
     return np.where(ok, err, np.inf)
 
 
-def best(lad: Ladder, noise: float, u: float) -> Choice:
-    """The step with the smallest error bound, per entry."""
+def evidence(lad: Ladder, noise: Array, trusted: Array, u: float) -> Array:
+    """Per entry and level: does the ladder show that the estimate there is resolved? Both
+    neighbours usable, and the finer neighbour agrees better than the coarser one (at least
+    ``CONVERGE`` × closer: truncation shrinking as h², where a smooth L gives 1/16), or within
+    the rounding of the loss values, or within the measured ``noise`` where it is ``trusted``
+    (per entry: not contradicted by the ladder, ``verified_noise``). Steps that all lie past the
+    curvature scale (a steep gate seen from afar: D(h) ≈ c/h, each finer estimate ~4× the last)
+    show none of these."""
+    d = lad.central
+    ok = lad.valid
+    out = np.zeros(d.shape, dtype=bool)
+    if d.shape[1] < 3:
+        return out
+    with np.errstate(invalid="ignore"):
+        fine = np.abs(d[:, 1:-1] - d[:, :-2])  # level k vs k−1 (finer)
+        coarse = np.abs(d[:, 1:-1] - d[:, 2:])  # level k vs k+1 (coarser)
+    rnd = _rounding(lad, u)
+    rnd = np.where(trusted[:, None], np.maximum(noise[:, None], rnd), rnd)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        floor = NOISE_FACTOR * (rnd[:, 1:-1] / lad.h[:, 1:-1] + rnd[:, :-2] / lad.h[:, :-2])
+        agree = (fine <= CONVERGE * coarse) | (fine <= floor)
+    out[:, 1:-1] = ok[:, 1:-1] & ok[:, :-2] & ok[:, 2:] & agree
+    return out
+
+
+def verified_noise(lad: Ladder, noise: float, u: float) -> tuple[Array, Array]:
+    """(ε_f, trusted) per entry: the measured ``noise`` unless this entry's ladder contradicts
+    it. Noise of size ε_f makes neighbouring estimates differ by ~ε_f·(1/h + 1/h'); where three
+    neighbouring pairs in a row agree ``CONTRADICT`` × better than that, the table the noise
+    was measured on saw something else (a function steeper than its steps, e.g. tanh(1e8·x),
+    looks like noise from afar): then ε_f is the least that such runs show (each run's largest
+    |ΔD|/(1/h + 1/h'): an upper bound, it includes truncation), never below the loss values'
+    rounding, and the measured level is not trusted."""
+    d = lad.central
+    n = d.shape[0]
+    out = np.full(n, float(noise))
+    trusted = np.ones(n, dtype=bool)
+    if d.shape[1] < 4 or noise <= 0:
+        return out, trusted
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv = 1 / lad.h[:, :-1] + 1 / lad.h[:, 1:]
+        shown = np.abs(d[:, :-1] - d[:, 1:]) / inv  # noise each pair is consistent with
+    pair_ok = lad.valid[:, :-1] & lad.valid[:, 1:] & np.isfinite(shown)
+    low = pair_ok & (shown <= CONTRADICT * noise)
+    floor = _rounding(lad, u).max(axis=1, initial=0.0, where=lad.valid)
+    run = low[:, :-2] & low[:, 1:-1] & low[:, 2:]
+    with np.errstate(invalid="ignore"):
+        level = np.maximum(np.maximum(shown[:, :-2], shown[:, 1:-1]), shown[:, 2:])
+    for r in np.flatnonzero(run.any(axis=1)):
+        least = float(np.min(level[r][run[r]]))
+        out[r] = max(min(float(noise), least), float(floor[r]))
+        trusted[r] = False
+    return out, trusted
+
+
+def best(lad: Ladder, noise: Array | float, u: float, resolved: Array | None = None) -> Choice:
+    """The step with the smallest error bound, per entry, among the levels with ``resolved``
+    evidence (all usable levels when None)."""
     err = error_bounds(lad, noise, u)
+    if resolved is not None:
+        err = np.where(resolved, err, np.inf)
     k = np.argmin(err, axis=1)
     rows = np.arange(len(k))
     e = err[rows, k]
@@ -215,92 +334,24 @@ def best(lad: Ladder, noise: float, u: float) -> Choice:
 def kink_at(lad: Ladder, row: int, noise: float) -> tuple[float, float, float] | None:
     """(lo, hi, err): the one-sided slopes at the finest resolvable step and their error bound
     when entry ``row`` sits on a kink, else None. Evidence: over the three finest consecutive
-    steps whose one-sided gap is above noise, the gap does not shrink (ratio ≥ KINK_SHRINK per
-    step where a smooth L gives 1/RATIO). err = k·2·ε_f/h plus how much each slope moved to the
-    next step (its truncation)."""
+    steps whose one-sided gap is above noise, the gap neither shrinks (ratio ≥ KINK_SHRINK per
+    step where a smooth L gives 1/RATIO) nor grows (≤ 1/KINK_SHRINK: a gap that grows as 1/h is
+    a function steeper than the steps, not a kink). err = k·2·ε_f/h plus how much each slope
+    moved to the next step (its truncation)."""
     dp, dm = lad.one_sided()
-    gap = np.abs(dp[row] - dm[row])
+    with np.errstate(invalid="ignore"):
+        gap = np.abs(dp[row] - dm[row])
     with np.errstate(divide="ignore", invalid="ignore"):
         resolvable = lad.valid[row] & (gap > NOISE_FACTOR * 2 * noise / lad.h[row])
-    for k in range(LEVELS - 2):
+    for k in range(gap.shape[0] - 2):
         if resolvable[k]:
             if not (resolvable[k + 1] and resolvable[k + 2]):
                 return None
             r1, r2 = gap[k] / gap[k + 1], gap[k + 1] / gap[k + 2]
-            if r1 < KINK_SHRINK or r2 < KINK_SHRINK:
+            if min(r1, r2) < KINK_SHRINK or max(r1, r2) > 1 / KINK_SHRINK:
                 return None
             moved = max(abs(dp[row, k] - dp[row, k + 1]), abs(dm[row, k] - dm[row, k + 1]))
             err = NOISE_FACTOR * 2 * noise / lad.h[row, k] + TRUNC_FACTOR * moved
             lo, hi = sorted((float(dp[row, k]), float(dm[row, k])))
             return lo, hi, float(err)
     return None
-
-
-#: Wide stencil for entries the ladder cannot resolve (round-off at small h, truncation at large
-#: h: a smooth but strongly curved L, e.g. a saturated tanh behind inputs of size 100): the
-#: 8th-order central difference Σ_k w_k·(L(θ + k·h) − L(θ − k·h))/h, k = 1…4, at steps
-#: h_j = s·WIDE_TOP·2^(−j), j = 0 … WIDE_LEVELS−1 (s as in the ladder). Its truncation is
-#: O(h⁸), so it reaches the same truncation at a step ~10× larger than a central difference,
-#: where round-off is ~10× smaller.
-WIDE_WEIGHTS = np.array([4 / 5, -1 / 5, 4 / 105, -1 / 280])
-WIDE_TOP, WIDE_LEVELS = 1.0 / 8, 10
-
-
-def wide(pert: Perturber, ref: ParamRef, idx: Array, noise: float, u: float) -> Choice:
-    """Per entry, the wide-stencil step with the smallest error bound
-    E(h) = k·ε_f·Σ|w|/h + k_T·T(h) + the steps' own rounding, T(h) the Richardson estimate
-    from the neighbouring steps (S(h) − S(h/2) ≈ (255/256)·c·h⁸): the same kind of bound as the
-    ladder's, from loss values only (never from the analytic value)."""
-    theta = np.real(np.asarray(pert.array(ref)).reshape(-1)[idx]).astype(np.float64)
-    mag = np.maximum(1.0, np.abs(theta))
-    scale = RATIO ** np.round(np.log(mag) / np.log(RATIO))
-    hs = WIDE_TOP * 2.0 ** -np.arange(WIDE_LEVELS)  # coarsest first
-    ks = np.arange(1, len(WIDE_WEIGHTS) + 1, dtype=np.float64)
-    mult = np.unique(np.outer(hs, ks))  # k·h_j, shared between levels (2·h_{j+1} = h_j)
-    where = np.searchsorted(mult, np.outer(hs, ks))  # (levels, k) → column of mult
-    n = len(idx)
-    fp, fm, tp, tm = (np.full((n, len(mult)), np.nan) for _ in range(4))
-    for s in np.unique(scale):
-        rows = np.flatnonzero(scale == s)
-        offsets = np.ravel(np.column_stack([s * mult, -s * mult]))
-        with np.errstate(all="ignore"):
-            f, taken = pert.losses(ref, np.asarray(idx)[rows], offsets)
-        f, taken = np.real(f).astype(np.float64), np.real(taken).astype(np.float64)
-        fp[rows], fm[rows] = f[:, 0::2], f[:, 1::2]
-        tp[rows], tm[rows] = taken[:, 0::2] / s, -taken[:, 1::2] / s  # in units of s
-    h = scale[:, None] * hs[None, :]  # (entries, levels)
-    diff = fp[:, where] - fm[:, where]  # (entries, levels, k)
-    with np.errstate(all="ignore"):
-        est = np.einsum("nlk,k->nl", diff, WIDE_WEIGHTS) / h
-        # a step that is not exactly k·h moves the estimate by about |est|·|taken − k·h|/(k·h)
-        nominal = np.outer(hs, ks)[None]
-        skew = np.maximum(np.abs(tp[:, where] - nominal), np.abs(tm[:, where] - nominal)) / nominal
-        eps_f = np.maximum(noise, u * np.maximum(np.abs(fp), np.abs(fm)).max(axis=1))
-        rnd = NOISE_FACTOR * (
-            eps_f[:, None] * 2 * np.sum(np.abs(WIDE_WEIGHTS)) / h + np.abs(est) * skew.max(axis=2)
-        )
-        valid = np.isfinite(diff).all(axis=2) & np.isfinite(est) & (skew.max(axis=2) < 0.5)
-        trunc = np.full(est.shape, -np.inf)
-        step = np.abs(est[:, :-1] - est[:, 1:])  # level j vs j+1 (finer)
-        both = valid[:, :-1] & valid[:, 1:]
-        trunc[:, :-1] = np.where(both, np.maximum(trunc[:, :-1], step), trunc[:, :-1])
-        coarser = step / 2.0**8  # level j+1 vs j (coarser), scaled to level j+1's h⁸
-        trunc[:, 1:] = np.where(both, np.maximum(trunc[:, 1:], coarser), trunc[:, 1:])
-        trunc = np.where(np.isfinite(trunc), trunc, np.inf)
-        err = np.where(valid, rnd + TRUNC_FACTOR * trunc, np.inf)
-    k = np.argmin(err, axis=1)
-    rows = np.arange(n)
-    e = err[rows, k]
-    found = np.isfinite(e)
-    return Choice(
-        step=np.where(found, h[rows, k], np.nan),
-        numeric=np.where(found, est[rows, k], np.nan),
-        error=e,
-        level=np.where(found, k, -1),
-    )
-
-
-def wide_evaluations(entries: int) -> int:
-    """Loss evaluations :func:`wide` takes for ``entries`` entries."""
-    hs = WIDE_TOP * 2.0 ** -np.arange(WIDE_LEVELS)
-    return 2 * entries * len(np.unique(np.outer(hs, np.arange(1, len(WIDE_WEIGHTS) + 1))))
