@@ -45,6 +45,7 @@ from gradcheck_cli.results import (
 )
 from gradcheck_cli.verdict.attribution import with_attribution
 from gradcheck_cli.verdict.diagnosis import Context, diagnose
+from gradcheck_cli.verdict.evidence import problem_sizes
 from gradcheck_cli.verdict.floors import backward_scales, tensor_scale
 from gradcheck_cli.verdict.judge import Judge
 
@@ -300,6 +301,9 @@ def _diagnosed(network: Network, base: _Base, results: list[ParamResult]) -> lis
     x = base.originals.get("input")
     batch = int(x.shape[0]) if x is not None and x.ndim else None
     outputs = int(network.douts[-1].size) if network.douts else None
+    x_in = np.asarray(base.pert.x)
+    batch = batch if batch is not None else (int(x_in.shape[0]) if x_in.ndim else None)
+    sizes = problem_sizes(x_in.shape, tuple(np.shape(base.pert.outputs[-1])))
     out = []
     for res in results:
         ref = refs.get(res.name)
@@ -308,7 +312,7 @@ def _diagnosed(network: Network, base: _Base, results: list[ParamResult]) -> lis
             continue
         theta = base.originals[res.name]
         analytic, why = analytic_gradient(ref, base.dx, base.grads, theta)
-        ctx = Context(res.name, theta, batch, outputs)
+        ctx = Context(res.name, theta, batch, outputs, sizes)
         found = None if why else diagnose(analytic, res.numeric, res.tolerance, ctx)
         out.append(replace(res, diagnosis=found))
     return out

@@ -29,6 +29,7 @@ from gradcheck_cli.verdict.steps import (
     join,
     kink_at,
     ladder,
+    unreached,
     verified_noise,
 )
 from gradcheck_cli.verdict.wide import wide, wide_evaluations
@@ -113,7 +114,8 @@ def extend(
     need: Array,
     quantum: str | None,
 ) -> tuple[Ladder, Array, Array]:
-    """The ladder with finer levels for the entries not resolved to ``need``, EXTEND_BY levels
+    """The ladder with finer levels for the entries not resolved to ``need`` or whose finest
+    steps still lie past the function's curvature scale (``steps.unreached``), EXTEND_BY levels
     at a time, until each is resolved or the rounding of the loss stops it (k·u·|L|/h above
     every estimate the entry's ladder has shown: no finer step can resolve anything), at most
     EXTEND_MAX levels. Returns the ladder and the noise per entry with whether the measured level
@@ -124,7 +126,7 @@ def extend(
     done = 0
     while done < EXTEND_MAX:
         choice = best(lad, eps, u, evidence(lad, eps, trusted, u))
-        open_ = ~(choice.error <= need) & (need > 0)
+        open_ = (~(choice.error <= need) & (need > 0)) | unreached(lad)
         with np.errstate(divide="ignore", invalid="ignore"):
             rnd = u * np.nanmax(np.where(lad.valid, np.maximum(np.abs(lad.fp), np.abs(lad.fm)), 0), axis=1)
             biggest = np.nanmax(np.where(lad.valid, np.abs(lad.central), 0), axis=1)

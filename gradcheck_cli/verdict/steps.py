@@ -41,6 +41,9 @@ TOP, RATIO, LEVELS = 0.1, 4.0, 15
 KINK_SHRINK = 0.5
 #: L "clearly changes" at a step when |L₊ − L₋| is above this × u·|L| (``Ladder.seen``).
 SEEN = 1e3
+#: A noise level is accepted when it holds over this many tables (h, h/16, h/256); at most
+#: NOISE_TABLES tables per tensor.
+NOISE_HOLDS, NOISE_TABLES, NOISE_REACH = 3, 16, 1e10
 #: Resolution evidence: the finer neighbour agrees at least this much better than the coarser.
 CONVERGE = 0.5
 #: A measured noise level is contradicted where neighbouring estimates agree this much better.
@@ -100,33 +103,48 @@ def measure_noise(pert: Perturber, ref: ParamRef, h0: float, u: float, seed: int
     """ε_f near θ along one random unit direction of ``ref``.
 
     ECnoise on a table at h; a flat table (L did not change) moves h up × 100, a smooth one down
-    ÷ 100. Noise is independent of h while a kink or curvature crossed by the table is not, so a
-    level is accepted only when the table at h/16 confirms it (within 4×); otherwise h keeps
-    shrinking. At most six tables (36 evaluations); nothing confirmed → the rounding floor."""
+    ÷ 100. Noise is independent of h, while a kink, curvature or a steep bend crossed by the
+    table is not: a level is accepted only when it holds (within 4×) over NOISE_HOLDS tables at
+    h, h/16, h/256, … and down to steps of NOISE_REACH·u·max|θ| (or until the table turns flat:
+    L stopped changing). A level that changes,
+    or a table that turns smooth at a smaller step, was a feature of L seen from afar (a gate
+    tanh(1e10·x) looks like noise at h = 1e-6): the search goes on below it. At most
+    NOISE_TABLES tables; nothing confirmed → the rounding floor."""
     floor = rounding_floor(pert, u)
     shape = pert.array(ref).shape
     v = directions(shape, 1, seed, f"{ref.name}#noise")[0]
     f0 = float(np.real(pert.f0))
     ks = np.array([-3.0, -2.0, -1.0, 1.0, 2.0, 3.0])
-    h, previous, used = h0, 0.0, 0
-    for _ in range(6):
+    # the level must hold down to steps within NOISE_REACH·u of the tensor's size: a bend at
+    # a finer scale than that is one a ladder step can still resolve
+    size = float(np.max(np.abs(np.real(pert.array(ref))), initial=0.0))
+    reach = NOISE_REACH * u * (size if size > 0 else 1.0)
+    h, held, run, used = h0, 0, 0.0, 0
+    for _ in range(NOISE_TABLES):
         if not 1e-300 < h < 1:
             break
         f = np.real(pert.along(ref, v, ks * h))
         used += len(ks)
         table = np.insert(f, 3, f0)
         if not np.all(np.isfinite(table)):
-            h, previous = h / 100, 0.0
+            h, held, run = h / 100, 0, 0.0
             continue
         level, info = ecnoise(table)
         if info == 1:
-            if previous and previous / 4 <= level <= 4 * previous:
-                found = max(level, previous)
-                return NoiseLevel(max(found, floor), found, floor, used)
-            h, previous = h / 16, level
+            if held and run / 4 <= level <= 4 * run:
+                held, run = held + 1, max(run, level)
+                if held >= NOISE_HOLDS and h <= reach:
+                    return NoiseLevel(max(run, floor), run, floor, used)
+            else:  # a first level, or one that changed: not noise at the larger step
+                held, run = 1, level
+            h /= 16
             continue
-        if previous:  # a level that the next table does not confirm: not noise
-            break
+        if held:
+            if info == 2 and held >= 2:  # the level held down to where L stops changing
+                return NoiseLevel(max(run, floor), run, floor, used)
+            held, run = 0, 0.0  # smooth (or flat) below a level: that level was L's shape
+            h /= 16
+            continue
         h = h * 100 if info == 2 else h / 100
     return NoiseLevel(floor, 0.0, floor, used)
 
@@ -261,7 +279,8 @@ def error_bounds(lad: Ladder, noise: Array | float, u: float) -> Array:
 def evidence(lad: Ladder, noise: Array, trusted: Array, u: float) -> Array:
     """Per entry and level: does the ladder show that the estimate there is resolved? Both
     neighbours usable, and the finer neighbour agrees better than the coarser one (at least
-    ``CONVERGE`` × closer: truncation shrinking as h², where a smooth L gives 1/16), or within
+    ``CONVERGE`` × closer: truncation shrinking as h², where a smooth L gives 1/16) and so does
+    the next finer pair (or it agrees within the noise), or within
     the rounding of the loss values, or within the measured ``noise`` where it is ``trusted``
     (per entry: not contradicted by the ladder, ``verified_noise``). Steps that all lie past the
     curvature scale (a steep gate seen from afar: D(h) ≈ c/h, each finer estimate ~4× the last)
@@ -278,7 +297,14 @@ def evidence(lad: Ladder, noise: Array, trusted: Array, u: float) -> Array:
     rnd = np.where(trusted[:, None], np.maximum(noise[:, None], rnd), rnd)
     with np.errstate(divide="ignore", invalid="ignore"):
         floor = NOISE_FACTOR * (rnd[:, 1:-1] / lad.h[:, 1:-1] + rnd[:, :-2] / lad.h[:, :-2])
-        agree = (fine <= CONVERGE * coarse) | (fine <= floor)
+        within = fine <= floor
+        converging = fine <= CONVERGE * coarse
+        # and the convergence goes on one level finer (one shrinking difference can be a
+        # coincidence where D(h) turns, far from the asymptotic range), or noise takes over
+        on = np.ones_like(converging)
+        on[:, 1:] = converging[:, :-1] | within[:, :-1]
+        on[:, :1] = False
+        agree = (converging & on) | within
     out[:, 1:-1] = ok[:, 1:-1] & ok[:, :-2] & ok[:, 2:] & agree
     return out
 
@@ -311,6 +337,24 @@ def verified_noise(lad: Ladder, noise: float, u: float) -> tuple[Array, Array]:
         out[r] = max(min(float(noise), least), float(floor[r]))
         trusted[r] = False
     return out, trusted
+
+
+def unreached(lad: Ladder) -> Array:
+    """Per entry: the finest usable steps still lie past the function's curvature scale — over
+    the three finest usable levels in a row each estimate is ≥ 2× the next coarser one (same
+    sign), the D(h) ≈ c/h of a step function seen from afar (4×; more near the bend): a smooth
+    L converges there (≈ 1×), and noise scatters."""
+    d = lad.central
+    out = np.zeros(d.shape[0], dtype=bool)
+    if d.shape[1] < 3:
+        return out
+    three = lad.valid[:, :-2] & lad.valid[:, 1:-1] & lad.valid[:, 2:]
+    for r in np.flatnonzero(three.any(axis=1)):
+        f = int(np.argmax(three[r]))  # the finest run of three usable levels
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r1, r2 = d[r, f] / d[r, f + 1], d[r, f + 1] / d[r, f + 2]
+        out[r] = bool(r1 >= 2 and r2 >= 2)
+    return out
 
 
 def best(lad: Ladder, noise: Array | float, u: float, resolved: Array | None = None) -> Choice:
