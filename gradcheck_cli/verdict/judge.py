@@ -110,11 +110,14 @@ class Judge:
         return self._quanta[ref.name]
 
     def noise(self, ref: ParamRef) -> NoiseLevel:
-        """ε_f of the loss near θ along ``ref`` (measured once per tensor)."""
+        """ε_f of the loss near θ along ``ref`` (measured once per tensor). A computation that
+        rounds ``ref`` to a lower precision inside (``quantum``) works in that precision: its
+        rounding floor is that precision's."""
         if ref.name not in self._noise:
+            low = self.quantum(ref) if self.method != "complex" else None
             if self.grow is not None:
                 self.grow(6)  # at least one table (more are counted as they run)
-            u = UNIT_ROUNDOFF[self.numeric_dtype]
+            u = UNIT_ROUNDOFF[low or self.numeric_dtype]
             h0 = min(self.eps, 1e-3) / 10 if self.method != "complex" else 1e-6
             self._noise[ref.name] = measure_noise(self.pert, ref, h0, u, self.seed)
             if self.grow is not None:
