@@ -122,7 +122,8 @@ def extend(
     is trusted there (``steps.verified_noise``)."""
     u = UNIT_ROUNDOFF[judge.numeric_dtype]
     lad = lad.seen(u)
-    eps, trusted = verified_noise(lad, noise, u)
+    floor = judge.noise(ref).floor  # measured already (a second look follows the noise)
+    eps, trusted = verified_noise(lad, noise, u, floor)
     done = 0
     while done < EXTEND_MAX:
         choice = best(lad, eps, u, evidence(lad, eps, trusted, u))
@@ -153,5 +154,5 @@ def extend(
             arr[rows] = src
         lad = join(fine, lad).seen(u)
         done += EXTEND_BY
-        eps, trusted = verified_noise(lad, noise, u)
+        eps, trusted = verified_noise(lad, noise, u, floor)
     return lad, eps, trusted

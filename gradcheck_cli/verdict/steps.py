@@ -309,14 +309,15 @@ def evidence(lad: Ladder, noise: Array, trusted: Array, u: float) -> Array:
     return out
 
 
-def verified_noise(lad: Ladder, noise: float, u: float) -> tuple[Array, Array]:
+def verified_noise(lad: Ladder, noise: float, u: float, floor: float = 0.0) -> tuple[Array, Array]:
     """(ε_f, trusted) per entry: the measured ``noise`` unless this entry's ladder contradicts
     it. Noise of size ε_f makes neighbouring estimates differ by ~ε_f·(1/h + 1/h'); where three
     neighbouring pairs in a row agree ``CONTRADICT`` × better than that, the table the noise
     was measured on saw something else (a function steeper than its steps, e.g. tanh(1e8·x),
     looks like noise from afar): then ε_f is the least that such runs show (each run's largest
     |ΔD|/(1/h + 1/h'): an upper bound, it includes truncation), never below the loss values'
-    rounding, and the measured level is not trusted."""
+    rounding nor ``floor`` (the rounding floor of the computation, ``NoiseLevel.floor``), and
+    the measured level is not trusted."""
     d = lad.central
     n = d.shape[0]
     out = np.full(n, float(noise))
@@ -328,7 +329,7 @@ def verified_noise(lad: Ladder, noise: float, u: float) -> tuple[Array, Array]:
         shown = np.abs(d[:, :-1] - d[:, 1:]) / inv  # noise each pair is consistent with
     pair_ok = lad.valid[:, :-1] & lad.valid[:, 1:] & np.isfinite(shown)
     low = pair_ok & (shown <= CONTRADICT * noise)
-    floor = _rounding(lad, u).max(axis=1, initial=0.0, where=lad.valid)
+    floor = np.maximum(_rounding(lad, u).max(axis=1, initial=0.0, where=lad.valid), floor)
     run = low[:, :-2] & low[:, 1:-1] & low[:, 2:]
     with np.errstate(invalid="ignore"):
         level = np.maximum(np.maximum(shown[:, :-2], shown[:, 1:-1]), shown[:, 2:])
