@@ -73,6 +73,10 @@ def _reads(network: Network, i: int, key: str, before: Array) -> bool:
         params[key] = theta
 
 
+#: "L reads the tensor": moving every entry by 1e-3 relative changes L by more than this ×
+#: its float64 rounding (a tensor L depends on only through rounding, e.g. a bias before a
+#: batch norm, is not read in this sense).
+READS = 1e3
 #: Precisions a function may round a float64 tensor to inside (coarsest first).
 QUANTA = ("float16", "float32")
 
@@ -95,7 +99,8 @@ def input_quantum(loss_at: Any, theta: Array, f0: float, seed: int = 0) -> str |
     """The precision a function rounds this float64 tensor to before using it (``QUANTA``), or
     None. ``loss_at(values)`` is L with the tensor replaced by ``values``. Evidence: L is exactly
     unchanged when every entry moves within its cell of that precision (a float64 function would
-    change), and changes when the entries move by more than a cell (it does read the tensor)."""
+    change), and changes well above rounding when the entries move by more than a cell (it does
+    read the tensor: ``READS``)."""
     theta = np.asarray(theta)
     if theta.dtype != np.float64 or not theta.size or not np.all(np.isfinite(theta)):
         return None
@@ -110,6 +115,6 @@ def input_quantum(loss_at: Any, theta: Array, f0: float, seed: int = 0) -> str |
             inside = base.astype(np.float64) + 0.3 * np.spacing(np.abs(base)).astype(np.float64) * sign
         if np.array_equal(inside, theta) or not np.array_equal(inside.astype(q), base):
             continue
-        if loss_at(inside) == f0 and loss_at(coarse) != f0:
+        if loss_at(inside) == f0 and abs(loss_at(coarse) - f0) > READS * abs(f0) * 2.0**-53:
             return name
     return None
