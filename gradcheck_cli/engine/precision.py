@@ -99,8 +99,9 @@ def input_quantum(loss_at: Any, theta: Array, f0: float, seed: int = 0) -> str |
     """The precision a function rounds this float64 tensor to before using it (``QUANTA``), or
     None. ``loss_at(values)`` is L with the tensor replaced by ``values``. Evidence: L is exactly
     unchanged when every entry moves within its cell of that precision (a float64 function would
-    change), and changes well above rounding when the entries move by more than a cell (it does
-    read the tensor: ``READS``)."""
+    change), changes well above rounding when the entries move by 1e-3 (it does read the tensor:
+    ``READS``), and changes when they move just across into the neighbouring cell (the steps
+    that vanish are that precision's cells, not steps swallowed by a large intermediate)."""
     theta = np.asarray(theta)
     if theta.dtype != np.float64 or not theta.size or not np.all(np.isfinite(theta)):
         return None
@@ -112,9 +113,15 @@ def input_quantum(loss_at: Any, theta: Array, f0: float, seed: int = 0) -> str |
             base = theta.astype(q)
             if not np.all(np.isfinite(base)):
                 continue
-            inside = base.astype(np.float64) + 0.3 * np.spacing(np.abs(base)).astype(np.float64) * sign
+            cell = np.spacing(np.abs(base)).astype(np.float64) * sign
+            inside = base.astype(np.float64) + 0.3 * cell
+            across = base.astype(np.float64) + 0.75 * cell  # rounds to the neighbouring value
         if np.array_equal(inside, theta) or not np.array_equal(inside.astype(q), base):
             continue
-        if loss_at(inside) == f0 and abs(loss_at(coarse) - f0) > READS * abs(f0) * 2.0**-53:
+        if np.array_equal(across.astype(q), base):
+            continue
+        if loss_at(inside) != f0 or abs(loss_at(coarse) - f0) <= READS * abs(f0) * 2.0**-53:
+            continue
+        if loss_at(across) != f0:  # L changes exactly where that precision's values change
             return name
     return None

@@ -121,8 +121,7 @@ def extend(
     EXTEND_MAX levels. Returns the ladder and the noise per entry with whether the measured level
     is trusted there (``steps.verified_noise``)."""
     u = UNIT_ROUNDOFF[judge.numeric_dtype]
-    if quantum is not None:  # steps inside one cell of the rounded tensor are not taken
-        lad = lad.seen(u)
+    lad = lad.seen()  # steps L does not see at all (swallowed by rounding) are no estimate
     floor = judge.noise(ref).floor  # measured already (a second look follows the noise)
     eps, trusted = verified_noise(lad, noise, u, floor)
     done = 0
@@ -153,8 +152,7 @@ def extend(
             (part.h, part.fp, part.fm, part.hp, part.hm, part.valid, part.moved), strict=True,
         ):  # fmt: skip
             arr[rows] = src
-        lad = join(fine, lad)
-        lad = lad.seen(u) if quantum is not None else lad
+        lad = join(fine, lad).seen()
         done += EXTEND_BY
         eps, trusted = verified_noise(lad, noise, u, floor)
     return lad, eps, trusted

@@ -39,8 +39,8 @@ TOP, RATIO, LEVELS = 0.1, 4.0, 15
 #: A smooth one-sided gap shrinks by RATIO per level; a kink's stays. Above this ratio (per
 #: level, finest resolvable levels) the gap "does not shrink".
 KINK_SHRINK = 0.5
-#: L "clearly changes" at a step when |L₊ − L₋| is above this × u·|L| (``Ladder.seen``).
-SEEN = 1e3
+#: Two neighbouring estimates within this fraction of each other show a slope (``Ladder.seen``).
+SLOPE = 0.1
 #: A noise level is accepted when it holds over this many tables (h, h/16, h/256); at most
 #: NOISE_TABLES tables per tensor.
 NOISE_HOLDS, NOISE_TABLES, NOISE_REACH = 3, 16, 1e10
@@ -165,17 +165,21 @@ class Ladder:
     #: carries no information, unless L does not change at any step (``seen``)
     moved: Array | None = None
 
-    def seen(self, u: float) -> Ladder:
+    def seen(self) -> Ladder:
         """The ladder with the steps L did not see at all made unusable, for the entries where
-        L clearly changes at some step (|L₊ − L₋| above 1e3·u·|L|); an L that changes by its
-        rounding only is flat at every step, and its unchanged steps are kept."""
+        L shows a slope at other steps (two neighbouring steps where L changes give estimates
+        within 10 % of each other, not 0): a step swallowed by rounding inside (θ + h rounded to
+        float32, or added to an intermediate of 1e9) is not a flat L. An L that is flat at the
+        small steps and only jumps at large ones (a saturated gate: D(h) ≈ c/h there) keeps its
+        unchanged steps: it is flat."""
         if self.moved is None:
             return self
+        d = self.central
+        ok = self.valid & self.moved
         with np.errstate(invalid="ignore"):
-            change = np.where(self.valid, np.abs(self.fp - self.fm), 0.0)
-            size = np.where(self.valid, np.maximum(np.abs(self.fp), np.abs(self.fm)), 0.0)
-        clear = (change > SEEN * u * size).any(axis=1, keepdims=True)
-        return replace(self, valid=self.valid & (self.moved | ~clear))
+            near = np.abs(d[:, :-1] - d[:, 1:]) <= SLOPE * np.maximum(np.abs(d[:, :-1]), np.abs(d[:, 1:]))
+        slope = (ok[:, :-1] & ok[:, 1:] & near & (d[:, :-1] != 0)).any(axis=1, keepdims=True)
+        return replace(self, valid=self.valid & (self.moved | ~slope))
 
     @property
     def central(self) -> Array:
