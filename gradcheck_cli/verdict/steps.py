@@ -44,6 +44,8 @@ SLOPE = 0.1
 #: A noise level is accepted when it holds over this many tables (h, h/16, h/256); at most
 #: NOISE_TABLES tables per tensor.
 NOISE_HOLDS, NOISE_TABLES, NOISE_REACH = 3, 16, 1e10
+#: Tables spent looking for a level at all (a smooth L: none) before the rounding floor is used.
+NOISE_SEARCH = 6
 #: Resolution evidence: the finer neighbour agrees at least this much better than the coarser.
 CONVERGE = 0.5
 #: A measured noise level is contradicted where neighbouring estimates agree this much better.
@@ -109,7 +111,8 @@ def measure_noise(pert: Perturber, ref: ParamRef, h0: float, u: float, seed: int
     L stopped changing). A level that changes,
     or a table that turns smooth at a smaller step, was a feature of L seen from afar (a gate
     tanh(1e10·x) looks like noise at h = 1e-6): the search goes on below it. At most
-    NOISE_TABLES tables; nothing confirmed → the rounding floor."""
+    NOISE_TABLES tables, NOISE_SEARCH of them without a level to confirm; nothing confirmed →
+    the rounding floor."""
     floor = rounding_floor(pert, u)
     shape = pert.array(ref).shape
     v = directions(shape, 1, seed, f"{ref.name}#noise")[0]
@@ -119,10 +122,11 @@ def measure_noise(pert: Perturber, ref: ParamRef, h0: float, u: float, seed: int
     # a finer scale than that is one a ladder step can still resolve
     size = float(np.max(np.abs(np.real(pert.array(ref))), initial=0.0))
     reach = NOISE_REACH * u * (size if size > 0 else 1.0)
-    h, held, run, used = h0, 0, 0.0, 0
+    h, held, run, used, searched = h0, 0, 0.0, 0, 0
     for _ in range(NOISE_TABLES):
-        if not 1e-300 < h < 1:
+        if not 1e-300 < h < 1 or searched >= NOISE_SEARCH:
             break
+        searched += not held  # tables spent looking for a level (not confirming one)
         f = np.real(pert.along(ref, v, ks * h))
         used += len(ks)
         table = np.insert(f, 3, f0)
