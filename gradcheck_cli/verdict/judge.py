@@ -101,12 +101,14 @@ class Judge:
             self._quanta[ref.name] = None
             theta = self.pert.array(ref)
             if self.method != "complex" and theta.dtype == np.float64:
-                if self.grow is not None:
-                    self.grow(4)
+                def loss_at(v: Array) -> float:
+                    if self.grow is not None:
+                        self.grow(1)  # each probe is one loss evaluation, counted as it runs
+                    return float(np.real(self.pert.along(ref, v - theta, np.ones(1))[0]))
+
                 self._quanta[ref.name] = input_quantum(
-                    lambda v: float(np.real(self.pert.along(ref, v - theta, np.ones(1))[0])),
-                    theta, float(np.real(self.pert.f0)), self.seed,
-                )  # fmt: skip
+                    loss_at, theta, float(np.real(self.pert.f0)), self.seed
+                )
         return self._quanta[ref.name]
 
     def noise(self, ref: ParamRef) -> NoiseLevel:
