@@ -8,14 +8,16 @@ Conditions (each also as a float32 twin): fan-in 256 / 1024 / 4096; a 20-layer t
 input scales 1e-4 … 1e4; losses at 0 (perfect-fit MSE, confident softmax CE); near-constant
 inputs to batchnorm and layernorm; a bias before batchnorm (also with --strict); batch 1024;
 conv2d with 64 channels; a residual block; plugin copies of linear/tanh written differently
-(einsum, a different tanh formula). Bugs of relative size r (scale g·(1+r), one entry
+(einsum, a different tanh formula); a steep plugin gate tanh(k·x), k = 1e4 … 1e10, with
+pre-activations ~ 1/k; one raw input feature of 1e3 … 1e9 (its weights ~ 1/size). Bugs of
+relative size r (scale g·(1+r), one entry
 + r·‖g‖, dense r·‖g‖) in the first W, the last b and the first activation's dx.
 
 Detectability (independent of gradcheck's verdict): the correct network's analytic gradient g
 (built-in layers, themselves verified) against the best central difference over steps
 1e-1 … 1e-8 (float64 numerics; for a float32 network its float64 twin): a bug is *detectable*
-when, at the entry of some affected tensor where the bug is largest, some step resolves g to
-better than half the bug there. A correct run is a *false alarm* when it does not pass or any
+when, at the entry of some affected tensor where the bug is largest, some step (1e-1 … 1e-14)
+resolves g to better than half the bug there. A correct run is a *false alarm* when it does not pass or any
 tensor has a "fail" verdict; "inconclusive" runs are counted separately (never a pass).
 """
 
@@ -77,6 +79,25 @@ class ExpTanh:
         return dout * (1 - self.y * self.y)
 
 
+class SteepGate:
+    """A plugin smooth gate tanh(k·x) (a temperature 1/k, an unnormalised feature): it bends
+    on a scale of 1/k, whatever the size of x; backward from the output."""
+
+    row_independent = True
+
+    def __init__(self, k: float) -> None:
+        self.k = k
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.y = np.tanh(self.k * x)
+        return self.y
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return dout * self.k * (1 - self.y * self.y)
+
+
 @dataclass(frozen=True)
 class Cond:
     name: str
@@ -87,6 +108,8 @@ class Cond:
     near_const: bool = False  # x = 1 + 1e-2·noise
     strict: bool = False
     quick: bool = True
+    gate: float = 0.0  # steep gate k: x and the first bias scaled by 1/k (pre-activations ~ 1/k)
+    raw: float = 0.0  # one raw feature: input column 0 × raw, the first W's row 0 × 1/raw
 
 
 MLP = (("linear", {"out": 6}), ("tanh", {}), ("linear", {"out": 3}))
@@ -111,6 +134,9 @@ CONDITIONS = [
     Cond("residual block", (("linear", {"out": 6}), ("residual", {"layers": [{"type": "linear", "out": 6},
          "tanh"]}), ("linear", {"out": 2})), "mse"),
     Cond("plugin copies", (("einsum", {"out": 6}), ("exptanh", {}), ("einsum", {"out": 3})), "mse"),
+    *(Cond(f"steep gate k={k:g}", (("linear", {"out": 6}), ("steepgate", {"k": k}),
+           ("linear", {"out": 3})), "ce", gate=k, quick=k in (1e8, 1e10)) for k in (1e4, 1e6, 1e8, 1e10)),
+    *(Cond(f"raw feature {r:g}", MLP, "ce", raw=r, quick=r == 1e9) for r in (1e3, 1e6, 1e9)),
 ]  # fmt: skip
 
 
@@ -118,6 +144,10 @@ def build(cond: Cond, seed: int, dtype: str) -> Network:
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(cond.shape)
     x = 1.0 + 1e-2 * x if cond.near_const else cond.scale * x
+    if cond.gate:
+        x = x / cond.gate
+    if cond.raw:
+        x[:, 0] = cond.raw * (1.0 + 0.1 * x[:, 0])  # a raw column (a timestamp, a price)
     x = x.astype(dtype)
     layers, labels, shape, out = [], [], cond.shape[1:], x
     for t, kw in cond.layers:
@@ -125,8 +155,14 @@ def build(cond: Cond, seed: int, dtype: str) -> Network:
             layer: Any = EinsumLinear(shape[0], kw["out"], rng, dtype)
         elif t == "exptanh":
             layer = ExpTanh()
+        elif t == "steepgate":
+            layer = SteepGate(kw["k"])
         else:
             layer = make_layer(t, shape, rng, dtype=dtype, **kw)
+            if not layers and cond.gate and "b" in layer.params:
+                layer.params["b"] = (layer.params["b"] / cond.gate).astype(dtype)
+            if not layers and cond.raw and "W" in layer.params:
+                layer.params["W"][0] = (layer.params["W"][0] / cond.raw).astype(dtype)
         out = layer.forward(out)
         shape = out.shape[1:]
         layers.append(layer)
@@ -142,7 +178,7 @@ def build(cond: Cond, seed: int, dtype: str) -> Network:
         target = out.copy() if cond.loss == "fit" else rng.standard_normal(out.shape).astype(dtype)
     else:
         loss = WeightedSum(rng.standard_normal(out.shape).astype(dtype))
-    trusted = [t not in ("einsum", "exptanh") for t, _ in cond.layers]
+    trusted = [t not in ("einsum", "exptanh", "steepgate") for t, _ in cond.layers]
     return Network(layers, loss, labels=labels, x=x, target=target, trusted=trusted, name=cond.name)
 
 
@@ -178,7 +214,9 @@ def gradients(net: Network) -> dict[str, np.ndarray]:
     return out
 
 
-STEPS = 10.0 ** -np.arange(1, 9)
+#: The independent judge's steps (× max(1, |θ|)): down to 1e-14, so that a steep gate's
+#: bend (1/k down to 1e-10) is inside the range.
+STEPS = 10.0 ** -np.arange(1, 15)
 
 
 def detectable(cond: Cond, seed: int, good: dict[str, np.ndarray], bad: dict[str, np.ndarray]) -> bool:
@@ -221,24 +259,33 @@ def main() -> None:
     ap.add_argument("--sizes", default="1e-3,1e-4,1e-5,1e-6,1e-7")
     ap.add_argument("--modes", default="full")
     ap.add_argument("--dtypes", default="float64,float32")
+    ap.add_argument("--only", default="", help="conditions whose name contains one of these (a,b)")
     args = ap.parse_args()
     conds = [c for c in CONDITIONS if c.quick or not args.quick]
+    if args.only:
+        conds = [c for c in conds if any(w in c.name for w in args.only.split(","))]
     seeds = 1 if args.quick else args.seeds
     sizes = [1e-4, 1e-6] if args.quick else [float(s) for s in args.sizes.split(",")]
     modes = args.modes.split(",")
     t0 = time.perf_counter()
     correct: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])  # runs, false, inconcl., zero
     caught: dict[tuple[str, str, float], list[int]] = defaultdict(lambda: [0, 0, 0])
+    # per (dtype, condition): correct runs, false alarms, inconclusive, detectable bugs, caught
+    per: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
     for dtype in args.dtypes.split(","):
         for cond in conds:
             for seed in range(seeds):
                 net = build(cond, seed, dtype)
                 res = check_network(net, attribute=False, strict=cond.strict, mode="full")
                 c = correct[dtype]
+                pc = per[dtype, cond.name]
                 c[0] += 1
+                pc[0] += 1
                 verdicts = [p.verdict for p in res.params]
+                pc[2] += "inconclusive" in verdicts
                 if not res.passed or "fail" in verdicts:
                     c[1] += 1
+                    pc[1] += 1
                     bad = [(p.name, p.verdict, p.note) for p in res.params if p.verdict == "fail"]
                     print(f"FALSE ALARM {dtype} {cond.name} seed {seed}: {res.problems} {bad[:2]}")
                 c[2] += "inconclusive" in verdicts
@@ -263,6 +310,9 @@ def main() -> None:
                                 k = caught[dtype, mode, r]
                                 k[0] += 1
                                 k[1] += not out.passed
+                                if mode == modes[0]:
+                                    pc[3] += 1
+                                    pc[4] += not out.passed
                                 if out.passed and mode == "full":
                                     k[2] += 1
                                     print(
@@ -286,6 +336,10 @@ def main() -> None:
                 cells.append(f"{c}/{n}" if n else "—")
             print(f"| {dtype} | {mode} | " + " | ".join(cells) + " |")
     print("(caught / detectable bugs)")
+    print("\n| dtype | condition | correct runs | false alarms | inconclusive | bugs caught |")
+    print("|---|---|---:|---:|---:|---:|")
+    for (dtype, name), (n, f, i, d, k2) in per.items():
+        print(f"| {dtype} | {name} | {n} | {f} | {i} | {k2}/{d} |")
     print(f"time: {time.perf_counter() - t0:.0f} s")
 
 

@@ -45,7 +45,9 @@ from gradcheck_cli.results import (
 )
 from gradcheck_cli.verdict.attribution import with_attribution
 from gradcheck_cli.verdict.diagnosis import Context, diagnose
-from gradcheck_cli.verdict.judge import Judge, backward_scales
+from gradcheck_cli.verdict.evidence import problem_sizes
+from gradcheck_cli.verdict.floors import backward_scales, tensor_scale
+from gradcheck_cli.verdict.judge import Judge
 
 
 def check_network(
@@ -276,20 +278,21 @@ def _judge_all(
         if why and "NaN/Inf" in why and network.backward_nonfinite:
             why += f"; NaN/Inf first appear in {network.backward_nonfinite}"
         if why:
-            results.append(structural_failure(ref.name, shape, why))
+            results.append(structural_failure(ref.name, shape, why, analytic))
             continue
+        scale = tensor_scale(network, ref, scales)  # what this tensor's backward multiplies
         if plan.mode == "directional":
-            res = directional(judge, ref, shape, analytic, scales[ref.layer], plan)
+            res = directional(judge, ref, shape, analytic, scale, plan)
             if not res.passed:  # a bounded search for the entries (localise.py)
-                res = localise(judge, ref, shape, analytic, scales[ref.layer], plan, res)
+                res = localise(judge, ref, shape, analytic, scale, plan, res)
             results.append(res)
             continue
         if plan.mode == "sample":  # the sample plus probes over the whole tensor
             idx = sample_indices(arr.size, plan.samples, plan.seed, ref.name)
-            results.append(sampled(judge, ref, shape, analytic, scales[ref.layer], plan, idx))
+            results.append(sampled(judge, ref, shape, analytic, scale, plan, idx))
             continue
         idx = np.arange(arr.size)
-        res = judge(ref, shape, analytic, idx, scales[ref.layer])
+        res = judge(ref, shape, analytic, idx, scale)
         results.append(replace(res, mode=plan.mode))
     results += spurious_grads(network, base.grads)
 
@@ -301,6 +304,9 @@ def _diagnosed(network: Network, base: _Base, results: list[ParamResult]) -> lis
     x = base.originals.get("input")
     batch = int(x.shape[0]) if x is not None and x.ndim else None
     outputs = int(network.douts[-1].size) if network.douts else None
+    x_in = np.asarray(base.pert.x)
+    batch = batch if batch is not None else (int(x_in.shape[0]) if x_in.ndim else None)
+    sizes = problem_sizes(x_in.shape, tuple(np.shape(base.pert.outputs[-1])))
     out = []
     for res in results:
         ref = refs.get(res.name)
@@ -309,7 +315,7 @@ def _diagnosed(network: Network, base: _Base, results: list[ParamResult]) -> lis
             continue
         theta = base.originals[res.name]
         analytic, why = analytic_gradient(ref, base.dx, base.grads, theta)
-        ctx = Context(res.name, theta, batch, outputs)
+        ctx = Context(res.name, theta, batch, outputs, sizes)
         found = None if why else diagnose(analytic, res.numeric, res.tolerance, ctx)
         out.append(replace(res, diagnosis=found))
     return out

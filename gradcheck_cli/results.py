@@ -124,10 +124,35 @@ class CheckResult:
         return result_html(self)
 
 
-def structural_failure(name: str, shape: tuple[int, ...], reason: str) -> ParamResult:
+def structural_failure(
+    name: str, shape: tuple[int, ...], reason: str, analytic: Any = None, kind: str | None = None
+) -> ParamResult:
+    """A tensor that fails before any number is compared; its diagnosis kind (``missing``,
+    ``transpose``, ``layout``, ``shape``, ``dtype``, ``nonfinite``, ``not_read``…) is in the JSON
+    like any diagnosis (``kind`` given, or read from the ``analytic`` value)."""
+    kind = kind or structural_kind(analytic, shape)
+    found = None if kind is None else Diagnosis(kind, {"structural": True}, 1.0, reason)
     return ParamResult(
-        name, shape, False, float("nan"), float("nan"), 0, 0, (), reason, verdict="fail"
-    )
+        name, shape, False, float("nan"), float("nan"), 0, 0, (), reason, verdict="fail",
+        diagnosis=found,
+    )  # fmt: skip
+
+
+def structural_kind(a: Any, shape: tuple[int, ...]) -> str | None:
+    """What kind of structural failure an analytic value is: None (not set) → missing; the
+    reversed shape of a 2-D tensor → transpose; the same number of entries in another shape →
+    layout; another size → shape; NaN/Inf → nonfinite; a lower precision → dtype."""
+    if a is None:
+        return "missing"
+    if isinstance(a, np.ndarray) and np.issubdtype(a.dtype, np.number):
+        if a.shape != tuple(shape):
+            if len(shape) == 2 and a.shape == tuple(shape)[::-1]:
+                return "transpose"
+            return "layout" if a.size == int(np.prod(shape)) else "shape"
+        if not np.all(np.isfinite(a)):
+            return "nonfinite"
+        return "dtype"
+    return "type" if not isinstance(a, str) else None
 
 
 def analytic_gradient(
@@ -184,6 +209,7 @@ def spurious_grads(network: Network, grads: list[Any]) -> list[ParamResult]:
                     tuple(np.shape(g[key])),
                     f"grads['{key}'] has no matching params['{key}'] (params: "
                     f"{', '.join(params) or 'none'}): grads and params must have the same keys",
+                    kind="extra_key",
                 )
             )
     return out

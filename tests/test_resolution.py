@@ -185,8 +185,11 @@ def test_sqrt_near_the_domain_edge_takes_steps_inside_the_domain() -> None:
 
 
 class Rough:
-    """y = x·w + 1e-6·sin(1e13·x): the second term is noise at every step a difference can use
-    (its period is far below the finest step), so nothing resolves the gradient to 1e-6."""
+    """y = 2x + 1e-6·sin(1e17·x): the second term is noise at every step a difference can use
+    (its period, 6e-17, is below the spacing of float64 numbers near x ~ 1: no step, however
+    fine, sees it as a smooth function), so nothing resolves the gradient to 1e-6. (With a
+    period of 6e-13 the ladder, extended to steps ~1e-15, resolves the true derivative
+    2 + 1e7·cos(1e13·x) — and the backward 2·dout is then wrong.)"""
 
     row_independent = True
 
@@ -196,7 +199,7 @@ class Rough:
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self.x = x
-        return 2.0 * x + 1e-6 * np.sin(1e13 * x)
+        return 2.0 * x + 1e-6 * np.sin(1e17 * x)
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
         return 2.0 * dout

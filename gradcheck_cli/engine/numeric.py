@@ -57,7 +57,7 @@ from gradcheck_cli.errors import PluginError
 from gradcheck_cli.layers.base import Array
 from gradcheck_cli.options import CHUNK_BYTES
 
-UNIT_ROUNDOFF = {"float64": 2.0**-53, "float32": 2.0**-24}
+UNIT_ROUNDOFF = {"float64": 2.0**-53, "float32": 2.0**-24, "float16": 2.0**-11}
 #: Called with the number of loss evaluations just completed.
 ProgressFn = Callable[[int], None]
 

@@ -71,3 +71,57 @@ def _reads(network: Network, i: int, key: str, before: Array) -> bool:
         return False
     finally:
         params[key] = theta
+
+
+#: "L reads the tensor": moving every entry by 1e-3 relative changes L by more than this ×
+#: its float64 rounding (a tensor L depends on only through rounding, e.g. a bias before a
+#: batch norm, is not read in this sense).
+READS = 1e3
+#: Precisions a function may round a float64 tensor to inside (coarsest first).
+QUANTA = ("float16", "float32")
+
+
+def realised(theta: Array, offsets: Array, quantum: str | None) -> tuple[Array, Array]:
+    """The steps actually taken by moving ``theta`` (per row) by ``offsets`` (per row and
+    column) when the function reads the tensor rounded to ``quantum`` (None: as stored in
+    float64): (θ + o) rounded − θ rounded, and the same for −o."""
+    th = np.asarray(theta, dtype=np.float64)[:, None]
+    o = np.asarray(offsets, dtype=np.float64)
+    if quantum is None:
+        return (th + o) - th, th - (th - o)
+    q = np.dtype(quantum)
+    with np.errstate(over="ignore", invalid="ignore"):
+        base = th.astype(q).astype(np.float64)
+        return (th + o).astype(q).astype(np.float64) - base, base - (th - o).astype(q).astype(np.float64)
+
+
+def input_quantum(loss_at: Any, theta: Array, f0: float, seed: int = 0) -> str | None:
+    """The precision a function rounds this float64 tensor to before using it (``QUANTA``), or
+    None. ``loss_at(values)`` is L with the tensor replaced by ``values``. Evidence: L is exactly
+    unchanged when every entry moves within its cell of that precision (a float64 function would
+    change), changes well above rounding when the entries move by 1e-3 (it does read the tensor:
+    ``READS``), and changes when they move just across into the neighbouring cell (the steps
+    that vanish are that precision's cells, not steps swallowed by a large intermediate)."""
+    theta = np.asarray(theta)
+    if theta.dtype != np.float64 or not theta.size or not np.all(np.isfinite(theta)):
+        return None
+    sign = np.where(np.random.default_rng(seed).random(theta.shape) < 0.5, -1.0, 1.0)
+    coarse = theta + 1e-3 * np.maximum(np.abs(theta), 1.0) * sign
+    for name in QUANTA:
+        q = np.dtype(name)
+        with np.errstate(over="ignore", invalid="ignore"):
+            base = theta.astype(q)
+            if not np.all(np.isfinite(base)):
+                continue
+            cell = np.spacing(np.abs(base)).astype(np.float64) * sign
+            inside = base.astype(np.float64) + 0.3 * cell
+            across = base.astype(np.float64) + 0.75 * cell  # rounds to the neighbouring value
+        if np.array_equal(inside, theta) or not np.array_equal(inside.astype(q), base):
+            continue
+        if np.array_equal(across.astype(q), base):
+            continue
+        if loss_at(inside) != f0 or abs(loss_at(coarse) - f0) <= READS * abs(f0) * 2.0**-53:
+            continue
+        if loss_at(across) != f0:  # L changes exactly where that precision's values change
+            return name
+    return None

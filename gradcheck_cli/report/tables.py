@@ -249,7 +249,10 @@ def render(
         parts.append(est)
     if result.params and (result.failures or not only_failures):
         parts.append(result_table(result, only_failures=only_failures))
-    parts += [diagnosis_line(p) for p in result.failures if p.diagnosis is not None]
+    parts += [  # a structural failure's kind is its reason, already in the table
+        diagnosis_line(p) for p in result.failures
+        if p.diagnosis is not None and p.diagnosis.sentence != p.reason
+    ]
     if show_entries:
         parts += entry_maps(replace(result, params=result.failures) if only_failures else result)
     parts += [worst_table(p) for p in result.failures if p.worst]

@@ -104,12 +104,28 @@ def _zeros(x: Data) -> Diagnosis | None:
 
 
 def _constants(ctx: Context) -> list[tuple[float, str, str]]:
-    """Named factors c in a = c·n: (value, what it is, what it suggests)."""
-    out: list[tuple[float, str, str]] = [
+    """Named factors c in a = c·n: (value, what it is, what it suggests). A size of the problem
+    comes before a generic constant of the same value (2 outputs: the number of outputs, not
+    the 2 of d(r²)/dr); the batch size before the other sizes."""
+    out: list[tuple[float, str, str]] = []
+    for m, what in sorted(ctx.sizes, key=lambda s: s[0] == ctx.batch):
+        if m == ctx.batch:
+            continue  # named as the batch size below
+        also = " (or an extra factor 2, e.g. d(r²)/dr = 2r applied twice?)" if m == 2 else ""
+        out += [
+            (float(m), f" = {m}, {what}", f"a missing 1/{m}: a loss that averages over "
+             f"{what} too, whose backward only divides by the rest (or sums over it)?{also}"),
+            (1.0 / m, f" = 1/{m} (one over {what})", f"a mean over {what} where the loss "
+             "sums over it?"),
+        ]  # fmt: skip
+    generic = [
         (-1.0, "", ""),
         (2.0, "", "an extra factor 2 (e.g. d(r²)/dr = 2r applied twice)?"),
         (0.5, "", "a factor 2 missing (e.g. the 2 of d(r²)/dr = 2r)?"),
     ]
+    named = {v for v, _, _ in out}
+    batch = float(ctx.batch) if ctx.batch and ctx.batch > 2 else 0.0
+    out += [c for c in generic if c[0] not in named and c[0] != batch]
     if ctx.batch and ctx.batch > 2:
         n = ctx.batch
         out += [
@@ -118,7 +134,9 @@ def _constants(ctx: Context) -> list[tuple[float, str, str]]:
             (1.0 / n, f" = 1/N (N = {n}, the batch size)", "did you average over the batch where "
              "the loss sums?"),
         ]  # fmt: skip
-    if ctx.outputs and ctx.outputs > 2 and ctx.outputs != ctx.batch:
+    if ctx.outputs and ctx.outputs > 2 and ctx.outputs != ctx.batch and not any(
+        ctx.outputs == m for m, _ in ctx.sizes
+    ):
         m = ctx.outputs
         out += [
             (float(m), ", the number of output elements", "a missing 1/n of a loss that averages "

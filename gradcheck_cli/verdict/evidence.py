@@ -33,6 +33,26 @@ class Context:
     theta: Array | None = None  # the tensor's values (the parameter, or the input x)
     batch: int | None = None  # N, the batch size
     outputs: int | None = None  # elements of the network output (what the loss reduces over)
+    #: Other sizes of the problem a factor may equal, in the user's terms: (size, what it is),
+    #: e.g. (3, "the number of outputs per sample"), (12, "the sequence length T")
+    #: (``problem_sizes``).
+    sizes: tuple[tuple[int, str], ...] = ()
+
+
+def problem_sizes(x_shape: tuple[int, ...], out_shape: tuple[int, ...]) -> tuple[tuple[int, str], ...]:
+    """The sizes a constant factor in a gradient is most often equal to, named as a user knows
+    them: from the prediction the loss reduces over (the network's output; for a function that
+    returns the loss itself, its first array argument, e.g. CS231n's scores x of svm_loss):
+    (N, K) → the number of outputs (classes) per sample K; (N, T, D) → the sequence length T and
+    the features per step D. The batch size N and the number of elements are ``Context.batch``
+    and ``Context.outputs``."""
+    pred = out_shape if len(out_shape) >= 2 else x_shape
+    out: list[tuple[int, str]] = []
+    if len(pred) == 2:
+        out.append((int(pred[1]), "the number of outputs (classes) per sample"))
+    elif len(pred) == 3:
+        out += [(int(pred[1]), "the sequence length T"), (int(pred[2]), "the features per step")]
+    return tuple((v, w) for v, w in out if v >= 2)
 
 
 @dataclass

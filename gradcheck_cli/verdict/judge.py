@@ -25,18 +25,20 @@ each analytic value between the one-sided slopes; fails only with --strict); **p
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from gradcheck_cli.engine.methods import STENCILS, complex_blind_layer, estimate
-from gradcheck_cli.engine.network import Network, ParamRef
+from gradcheck_cli.engine.network import ParamRef
 from gradcheck_cli.engine.numeric import UNIT_ROUNDOFF, Perturber
+from gradcheck_cli.engine.precision import input_quantum
 from gradcheck_cli.errors import PluginError
 from gradcheck_cli.layers.base import Array
 from gradcheck_cli.options import CheckOptions
 from gradcheck_cli.results import Entry, ParamResult
+from gradcheck_cli.verdict.floors import jitter_gradients, not_read, twin_gradients
 from gradcheck_cli.verdict.kinks import second_look
 from gradcheck_cli.verdict.steps import (
     LEVELS,
@@ -80,23 +82,44 @@ class Judge:
         self.numeric_dtype = numeric_dtype
         self.seed = 0 if opts.seed is None else opts.seed
         self._noise: dict[str, NoiseLevel] = {}
+        self._quanta: dict[str, str | None] = {}
         #: Called with the number of evaluations added beyond the plan (the progress total).
         self.grow: Callable[[int], None] | None = None
         #: The same backward run on the float64 reference (float32 networks): the difference is
         #: the measured rounding of the float32 forward + backward, not a guess from magnitudes.
-        self._twin = _twin_gradients(pert.net) if numeric_dtype != dtype else None
+        self._twin = twin_gradients(pert.net) if numeric_dtype != dtype else None
         #: Otherwise: the analytic gradient's own rounding, measured by moving the input at the
         #: round-off level (cancellation in forward caches and backward, e.g. batchnorm's).
         #: (computed on first use, inside the check: it runs the forward three more times)
         self._jitter: Any = None
         self._jitter_done = self._twin is not None
 
+    def quantum(self, ref: ParamRef) -> str | None:
+        """The precision the computation rounds ``ref`` to inside (a function that casts its
+        float64 input to float32), measured once per tensor (``precision.input_quantum``)."""
+        if ref.name not in self._quanta:
+            self._quanta[ref.name] = None
+            theta = self.pert.array(ref)
+            if self.method != "complex" and theta.dtype == np.float64:
+                def loss_at(v: Array) -> float:
+                    if self.grow is not None:
+                        self.grow(1)  # each probe is one loss evaluation, counted as it runs
+                    return float(np.real(self.pert.along(ref, v - theta, np.ones(1))[0]))
+
+                self._quanta[ref.name] = input_quantum(
+                    loss_at, theta, float(np.real(self.pert.f0)), self.seed
+                )
+        return self._quanta[ref.name]
+
     def noise(self, ref: ParamRef) -> NoiseLevel:
-        """ε_f of the loss near θ along ``ref`` (measured once per tensor)."""
+        """ε_f of the loss near θ along ``ref`` (measured once per tensor). A computation that
+        rounds ``ref`` to a lower precision inside (``quantum``) works in that precision: its
+        rounding floor is that precision's."""
         if ref.name not in self._noise:
+            low = self.quantum(ref) if self.method != "complex" else None
             if self.grow is not None:
                 self.grow(6)  # at least one table (more are counted as they run)
-            u = UNIT_ROUNDOFF[self.numeric_dtype]
+            u = UNIT_ROUNDOFF[low or self.numeric_dtype]
             h0 = min(self.eps, 1e-3) / 10 if self.method != "complex" else 1e-6
             self._noise[ref.name] = measure_noise(self.pert, ref, h0, u, self.seed)
             if self.grow is not None:
@@ -127,7 +150,7 @@ class Judge:
             )
         if not self._jitter_done:
             self._jitter_done = True
-            self._jitter = _jitter_gradients(self.pert.net, self.pert.x, self.dtype)
+            self._jitter = jitter_gradients(self.pert.net, self.pert.x, self.dtype)
         jit = self._twin_of(ref, self._jitter, idx)
         if jit is not None:
             # a jump far above any rounding is a discontinuity crossed (a max-pool tie, ReLU
@@ -158,6 +181,10 @@ class Judge:
             eps_f = rounding_floor(self.pert, UNIT_ROUNDOFF[self.numeric_dtype])
             gain = float(np.sum(np.abs(STENCILS[self.method].weights)))
             error = NOISE_FACTOR * np.maximum(est.roundoff, eps_f * gain / self.eps)
+        if not n.any() and a.any() and np.all(np.isfinite(n)):
+            unread = not_read(self.pert, ref, shape)
+            if unread is not None:
+                return unread
         need, ok = self._needs(a, n, error, floor)
         if len(need) and self.method != "complex":
             eps_f = max(eps_f, self.noise(ref).level)
@@ -194,9 +221,15 @@ class Judge:
                 labels[j] = "missing (analytic is 0)"
             elif abs(n[j]) <= error[j]:
                 labels[j] = "spurious (L is flat here)"
-        return self._result(
+        res = self._result(
             ref.name, shape, idx, a, n, tol, error, status, labels, len(need), step, floor
         )
+        low = self._quanta.get(ref.name)
+        if low is not None:  # what the steps were taken as, said next to the verdict
+            said = (f"the computation rounds {ref.name} to {low} inside: the steps are taken as "
+                    f"realised in {low}, and its {low} rounding limits the resolution")  # fmt: skip
+            res = replace(res, note=f"{res.note}; {said}" if res.note else said)
+        return res
 
     def _needs(self, a: Array, n: Array, error: Array, floor: Array) -> tuple[Array, Array]:
         """Entries needing a second look (disagree, not finite, or not resolved to the promise)
@@ -274,9 +307,12 @@ class Judge:
             note = f"zero: analytic and numeric both vanish at this resolution (|a|, |n| ≤ {worst_e:.2g})"
         elif resolution > self.tol.resolution:
             verdict = "inconclusive"
+            edge = np.array([str(lb).startswith("L not finite") for lb in labels]) & lost
             why = (
-                f"{int(lost.sum())} entr{'y' if lost.sum() == 1 else 'ies'}: L is not finite at "
-                "any step tried (outside the domain)"
+                f"{int(lost.sum())} entr{'y' if lost.sum() == 1 else 'ies'}: "
+                + ("L is not finite at any step tried (outside the domain)" if edge.any() else
+                   "no step tried shows evidence of resolution (successive estimates that "
+                   "agree within their error bound)")
                 if lost.any()
                 else f"resolved to {resolution:.1g} of max|g| (a pass needs "
                 f"{self.tol.resolution:.0e}): the estimate's error ~{worst_e:.2g} is too large "
@@ -318,73 +354,3 @@ class Judge:
             tolerance=tolerance.reshape(shape),
             resolution=resolution,
         )
-
-
-def _twin_gradients(net: Network) -> tuple[Any, list[Any]] | None:
-    """(dx, grads) of the backward run once more on the float64 reference that the engine has
-    just evaluated (its caches are float64); None when that is not possible."""
-    saved = (net.douts, net.backward_nonfinite)
-    try:
-        with np.errstate(all="ignore"):
-            return net.backward()
-    except Exception:  # the twin is optional: without it the analytic floor stays a bound
-        return None
-    finally:
-        net.douts, net.backward_nonfinite = saved
-
-
-def _jitter_gradients(net: Network, x: Array, dtype: str) -> tuple[Any, list[Any]] | None:
-    """How much the analytic gradients move when the input is moved at the round-off level,
-    x·(1 + 4u·ξ), ξ = ±1 (max over two draws), as (dx, grads): the rounding of the forward
-    caches and the backward at this point, measured (e.g. Σ x̂ ≠ 0 exactly in a batchnorm of
-    near-constant inputs, which makes a bias before it look non-zero). None for integer input."""
-    if not np.issubdtype(np.asarray(x).dtype, np.floating):
-        return None
-    saved = (net.douts, net.backward_nonfinite)
-    u = UNIT_ROUNDOFF[dtype]
-    runs = []
-    try:  # a plugin error here is a plugin error like any other (exit 2)
-        with np.errstate(all="ignore"):
-            for k in range(3):
-                if k:
-                    rng = np.random.default_rng(k)
-                    sign = np.where(rng.random(x.shape) < 0.5, -1.0, 1.0)
-                    xj = (x * (1 + 4 * u * sign)).astype(x.dtype)
-                else:
-                    xj = x
-                net.loss_value(xj)
-                runs.append(net.backward())
-    finally:
-        net.douts, net.backward_nonfinite = saved
-    net.loss_value(x)  # leave the caches at θ
-
-    def diff(a: Any, b: Any, c: Any) -> Any:
-        arrays = [
-            v for v in (a, b, c) if isinstance(v, np.ndarray) and np.issubdtype(v.dtype, np.number)
-        ]
-        if len(arrays) < 3 or len({v.shape for v in arrays}) > 1:
-            return None
-        a, b, c = (np.asarray(v, dtype=np.float64) for v in arrays)
-        return np.maximum(np.abs(b - a), np.abs(c - a))
-
-    (dx0, g0), (dx1, g1), (dx2, g2) = runs
-    grads = [
-        {k: diff(v, b.get(k), c.get(k)) for k, v in a.items()}
-        if isinstance(a, dict) and isinstance(b, dict) and isinstance(c, dict)
-        else None
-        for a, b, c in zip(g0, g1, g2, strict=True)
-    ]
-    return diff(dx0, dx1, dx2), grads
-
-
-def backward_scales(network: Network) -> list[float]:
-    """Per layer ℓ: the size of the numbers its gradients were computed from,
-    max_{m ≥ ℓ} max|dout_m| · max(1, max|input_ℓ|). Round-off in a backward is relative to these,
-    not to the (possibly tiny, after cancellation) gradient itself: 1 − y² of a saturated tanh is
-    exact to u absolutely, not relatively."""
-    mags = [float(np.max(np.abs(d), initial=0.0)) for d in network.douts]
-    upstream: list[float] = list(np.maximum.accumulate(mags[::-1])[::-1]) if mags else []
-    return [
-        float(up) * max(1.0, float(np.max(np.abs(inp), initial=0.0)))
-        for up, inp in zip(upstream, network.inputs, strict=False)
-    ]

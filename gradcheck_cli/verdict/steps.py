@@ -1,6 +1,6 @@
 """Step choice and error estimates per tensor and entry: the error model, measured.
 
-- :func:`measure_noise`: the noise level ε_f of the *computed* loss near θ, once per tensor, by
+- :func:`measure_noise` (``noise.py``, re-exported here): the noise level ε_f of the *computed* loss near θ, once per tensor, by
   Moré & Wild's ECnoise (SIAM J. Sci. Comput. 33(3), 2011) on a table L(θ + k·h·v), k = −3…3,
   along one random unit direction v (six evaluations; the table is retried with h × 100 when L
   did not change and h / 100 when the table is still smooth). It is never taken below the
@@ -20,14 +20,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from gradcheck_cli.engine.draws import directions
 from gradcheck_cli.engine.network import ParamRef
 from gradcheck_cli.engine.numeric import Perturber
+from gradcheck_cli.engine.precision import realised
 from gradcheck_cli.layers.base import Array
+from gradcheck_cli.verdict.noise import NoiseLevel, ecnoise, measure_noise, rounding_floor
 
 #: Safety factor on the noise term ε_f/h of a central difference.
 NOISE_FACTOR = 10.0
@@ -38,87 +39,15 @@ TOP, RATIO, LEVELS = 0.1, 4.0, 15
 #: A smooth one-sided gap shrinks by RATIO per level; a kink's stays. Above this ratio (per
 #: level, finest resolvable levels) the gap "does not shrink".
 KINK_SHRINK = 0.5
-
-
-@dataclass(frozen=True)
-class NoiseLevel:
-    """ε_f of the computed loss near θ for one tensor."""
-
-    level: float  # what the verdict uses: max(measured, floor)
-    measured: float  # the ECnoise estimate (0 when none was detected)
-    floor: float  # the rounding floor of the computation
-    evaluations: int = 0  # loss evaluations the measurement took
-
-
-def ecnoise(fval: Array) -> tuple[float, int]:
-    """Moré & Wild's ECnoise on equally spaced values ``fval``: (noise level, info), info 1 =
-    noise detected, 2 = the table is flat (h too small), 3 = still smooth (h too large)."""
-    f = np.asarray(fval, dtype=np.float64).copy()
-    nf = len(f)
-    levels = np.zeros(nf - 1)
-    signs = np.zeros(nf - 1, dtype=bool)
-    gamma = 1.0
-    for j in range(1, nf):
-        f = np.diff(f)
-        if j == 1 and np.sum(f == 0) >= nf / 2:
-            return 0.0, 2
-        gamma *= 0.5 * j / (2 * j - 1)  # γ_j = (j!)² / (2j)!
-        levels[j - 1] = np.sqrt(gamma * np.mean(f**2))
-        signs[j - 1] = f.min() * f.max() < 0
-    for k in range(nf - 3):
-        lo, hi = levels[k : k + 3].min(), levels[k : k + 3].max()
-        if hi <= 4 * lo and signs[k]:
-            return float(levels[k]), 1
-    return 0.0, 3
-
-
-def rounding_floor(pert: Perturber, u: float) -> float:
-    """u·max(|L|, Σ|pred ⊙ ∂L/∂pred|, max|pred|): the rounding of the loss's own arithmetic,
-    which works on numbers the size of its inputs (logits, predictions, out ⊙ g terms)."""
-    pred = np.asarray(pert.outputs[-1])
-    terms = [abs(float(np.real(pert.f0)))]
-    if np.issubdtype(pred.dtype, np.number) and pred.size:
-        mag = np.abs(pred).astype(np.float64)
-        terms.append(float(mag.max()))
-        douts = pert.net.douts
-        if douts and np.shape(douts[-1]) == pred.shape:
-            terms.append(float(np.sum(mag * np.abs(np.asarray(douts[-1], dtype=np.float64)))))
-    return u * max(terms)
-
-
-def measure_noise(pert: Perturber, ref: ParamRef, h0: float, u: float, seed: int) -> NoiseLevel:
-    """ε_f near θ along one random unit direction of ``ref``.
-
-    ECnoise on a table at h; a flat table (L did not change) moves h up × 100, a smooth one down
-    ÷ 100. Noise is independent of h while a kink or curvature crossed by the table is not, so a
-    level is accepted only when the table at h/16 confirms it (within 4×); otherwise h keeps
-    shrinking. At most six tables (36 evaluations); nothing confirmed → the rounding floor."""
-    floor = rounding_floor(pert, u)
-    shape = pert.array(ref).shape
-    v = directions(shape, 1, seed, f"{ref.name}#noise")[0]
-    f0 = float(np.real(pert.f0))
-    ks = np.array([-3.0, -2.0, -1.0, 1.0, 2.0, 3.0])
-    h, previous, used = h0, 0.0, 0
-    for _ in range(6):
-        if not 1e-300 < h < 1:
-            break
-        f = np.real(pert.along(ref, v, ks * h))
-        used += len(ks)
-        table = np.insert(f, 3, f0)
-        if not np.all(np.isfinite(table)):
-            h, previous = h / 100, 0.0
-            continue
-        level, info = ecnoise(table)
-        if info == 1:
-            if previous and previous / 4 <= level <= 4 * previous:
-                found = max(level, previous)
-                return NoiseLevel(max(found, floor), found, floor, used)
-            h, previous = h / 16, level
-            continue
-        if previous:  # a level that the next table does not confirm: not noise
-            break
-        h = h * 100 if info == 2 else h / 100
-    return NoiseLevel(floor, 0.0, floor, used)
+#: Two neighbouring estimates within this fraction of each other show a slope (``Ladder.seen``).
+SLOPE = 0.1
+#: Resolution evidence: the finer neighbour agrees at least this much better than the coarser.
+CONVERGE = 0.5
+#: A measured noise level is contradicted where neighbouring estimates agree this much better.
+CONTRADICT = 1e-3
+#: The ladder extended below its last level (entries not resolved to the promise): levels per
+#: round, and at most this many extra levels.
+EXTEND_BY, EXTEND_MAX = 5, 25
 
 
 @dataclass(frozen=True)
@@ -132,6 +61,26 @@ class Ladder:
     hm: Array  # θ − (θ − h)
     f0: float
     valid: Array  # both sides finite and the step not rounded away
+    #: L changed at the step (θ + h or θ − h): a step L does not see at all (below the
+    #: resolution of the computation, e.g. inside one float32 cell of a value rounded inside)
+    #: carries no information, unless L does not change at any step (``seen``)
+    moved: Array | None = None
+
+    def seen(self) -> Ladder:
+        """The ladder with the steps L did not see at all made unusable, for the entries where
+        L shows a slope at other steps (two neighbouring steps where L changes give estimates
+        within 10 % of each other, not 0): a step swallowed by rounding inside (θ + h rounded to
+        float32, or added to an intermediate of 1e9) is not a flat L. An L that is flat at the
+        small steps and only jumps at large ones (a saturated gate: D(h) ≈ c/h there) keeps its
+        unchanged steps: it is flat."""
+        if self.moved is None:
+            return self
+        d = self.central
+        ok = self.valid & self.moved
+        with np.errstate(invalid="ignore"):
+            near = np.abs(d[:, :-1] - d[:, 1:]) <= SLOPE * np.maximum(np.abs(d[:, :-1]), np.abs(d[:, 1:]))
+        slope = (ok[:, :-1] & ok[:, 1:] & near & (d[:, :-1] != 0)).any(axis=1, keepdims=True)
+        return replace(self, valid=self.valid & (self.moved | ~slope))
 
     @property
     def central(self) -> Array:
@@ -143,15 +92,25 @@ class Ladder:
             return (self.fp - self.f0) / self.hp, (self.f0 - self.fm) / self.hm
 
 
-def ladder(pert: Perturber, ref: ParamRef, idx: Array) -> Ladder:
-    """Central differences of entries ``idx`` (flat) at every ladder step, scaled per entry."""
+def ladder(
+    pert: Perturber,
+    ref: ParamRef,
+    idx: Array,
+    first: int = 0,
+    count: int = LEVELS,
+    quantum: str | None = None,
+) -> Ladder:
+    """Central differences of entries ``idx`` (flat) at ladder levels first … first+count−1
+    (step s·TOP·RATIO^(−k)), scaled per entry, finest first. ``quantum``: the precision the
+    function rounds this tensor to inside (``precision.input_quantum``): the steps are then the
+    ones realised after that rounding (a step inside one cell is not taken: invalid)."""
     theta = np.real(np.asarray(pert.array(ref)).reshape(-1)[idx]).astype(np.float64)
     mag = np.maximum(1.0, np.abs(theta))
     scale = RATIO ** np.round(np.log(mag) / np.log(RATIO))
-    base = TOP * RATIO ** -np.arange(LEVELS)[::-1].astype(np.float64)  # finest first
+    base = TOP * RATIO ** -np.arange(first, first + count)[::-1].astype(np.float64)  # finest first
     n = len(idx)
-    h = np.empty((n, LEVELS))
-    fp, fm, hp, hm = (np.full((n, LEVELS), np.nan) for _ in range(4))
+    h = np.empty((n, count))
+    fp, fm, hp, hm = (np.full((n, count), np.nan) for _ in range(4))
     for s in np.unique(scale):
         rows = np.flatnonzero(scale == s)
         steps = s * base
@@ -161,9 +120,27 @@ def ladder(pert: Perturber, ref: ParamRef, idx: Array) -> Ladder:
         f, taken = np.real(f), np.real(taken)
         h[rows] = steps
         fp[rows], fm[rows] = f[:, 0::2], f[:, 1::2]
-        hp[rows], hm[rows] = taken[:, 0::2], -taken[:, 1::2]
-    valid = np.isfinite(fp) & np.isfinite(fm) & (hp > 0.5 * h) & (hm > 0.5 * h)
-    return Ladder(h, fp, fm, hp, hm, float(np.real(pert.f0)), valid)
+        if quantum is None:
+            hp[rows], hm[rows] = taken[:, 0::2], -taken[:, 1::2]
+        else:
+            hp[rows], hm[rows] = realised(theta[rows], np.broadcast_to(steps, (len(rows), count)), quantum)
+    f0 = float(np.real(pert.f0))
+    with np.errstate(invalid="ignore"):
+        valid = np.isfinite(fp) & np.isfinite(fm) & (hp > 0.5 * h) & (hm > 0.5 * h)
+    return Ladder(h, fp, fm, hp, hm, f0, valid, (fp != f0) | (fm != f0))
+
+
+def join(fine: Ladder, coarse: Ladder) -> Ladder:
+    """One ladder of both (the finer levels first)."""
+
+    def cat(a: Array, b: Array) -> Array:
+        return np.concatenate([a, b], axis=1)
+
+    return Ladder(
+        cat(fine.h, coarse.h), cat(fine.fp, coarse.fp), cat(fine.fm, coarse.fm),
+        cat(fine.hp, coarse.hp), cat(fine.hm, coarse.hm), coarse.f0, cat(fine.valid, coarse.valid),
+        None if fine.moved is None or coarse.moved is None else cat(fine.moved, coarse.moved),
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -176,18 +153,25 @@ class Choice:
     level: Array  # index into the ladder (−1: none)
 
 
-def error_bounds(lad: Ladder, noise: float, u: float) -> Array:
+def _rounding(lad: Ladder, u: float) -> Array:
+    """u·max(|L₊|, |L₋|) per entry and level: the rounding of the loss values themselves."""
+    return u * np.maximum(np.abs(lad.fp), np.abs(lad.fm))
+
+
+def error_bounds(lad: Ladder, noise: Array | float, u: float) -> Array:
     """E(h) per entry and level: k·max(ε_f, u·|L±|)/h + k_T·T(h), T(h) from the neighbouring
     steps (Richardson: D(h) − D(h/4) ≈ (15/16)·c·h² for central differences); inf where the
-    level or both its neighbours are unusable."""
+    level or both its neighbours are unusable. ``noise``: ε_f, one for all or one per entry."""
     d = lad.central
     hh = (lad.hp + lad.hm) / 2
-    eps_f = np.maximum(noise, u * np.maximum(np.abs(lad.fp), np.abs(lad.fm)))
+    eps = np.asarray(noise, dtype=np.float64)
+    eps_f = np.maximum(eps[:, None] if eps.ndim else eps, _rounding(lad, u))
     with np.errstate(divide="ignore", invalid="ignore"):
         rnd = NOISE_FACTOR * eps_f / hh
     trunc = np.full(d.shape, -np.inf)
     ok = lad.valid
-    finer = np.abs(d[:, 1:] - d[:, :-1])  # level k vs k−1 (finer)
+    with np.errstate(invalid="ignore"):
+        finer = np.abs(d[:, 1:] - d[:, :-1])  # level k vs k−1 (finer)
     both = ok[:, 1:] & ok[:, :-1]
     trunc[:, 1:] = np.where(both, np.maximum(trunc[:, 1:], finer), trunc[:, 1:])
     coarser = finer / RATIO**2  # level k vs k+1 (coarser), scaled to level k's h²
@@ -197,9 +181,94 @@ def error_bounds(lad: Ladder, noise: float, u: float) -> Array:
     return np.where(ok, err, np.inf)
 
 
-def best(lad: Ladder, noise: float, u: float) -> Choice:
-    """The step with the smallest error bound, per entry."""
+def evidence(lad: Ladder, noise: Array, trusted: Array, u: float) -> Array:
+    """Per entry and level: does the ladder show that the estimate there is resolved? Both
+    neighbours usable, and the finer neighbour agrees better than the coarser one (at least
+    ``CONVERGE`` × closer: truncation shrinking as h², where a smooth L gives 1/16) and so does
+    the next finer pair (or it agrees within the noise), or within
+    the rounding of the loss values, or within the measured ``noise`` where it is ``trusted``
+    (per entry: not contradicted by the ladder, ``verified_noise``). Steps that all lie past the
+    curvature scale (a steep gate seen from afar: D(h) ≈ c/h, each finer estimate ~4× the last)
+    show none of these."""
+    d = lad.central
+    ok = lad.valid
+    out = np.zeros(d.shape, dtype=bool)
+    if d.shape[1] < 3:
+        return out
+    with np.errstate(invalid="ignore"):
+        fine = np.abs(d[:, 1:-1] - d[:, :-2])  # level k vs k−1 (finer)
+        coarse = np.abs(d[:, 1:-1] - d[:, 2:])  # level k vs k+1 (coarser)
+    rnd = _rounding(lad, u)
+    rnd = np.where(trusted[:, None], np.maximum(noise[:, None], rnd), rnd)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        floor = NOISE_FACTOR * (rnd[:, 1:-1] / lad.h[:, 1:-1] + rnd[:, :-2] / lad.h[:, :-2])
+        within = fine <= floor
+        converging = fine <= CONVERGE * coarse
+        # and the convergence goes on one level finer (one shrinking difference can be a
+        # coincidence where D(h) turns, far from the asymptotic range), or noise takes over
+        on = np.ones_like(converging)
+        on[:, 1:] = converging[:, :-1] | within[:, :-1]
+        on[:, :1] = False
+        agree = (converging & on) | within
+    out[:, 1:-1] = ok[:, 1:-1] & ok[:, :-2] & ok[:, 2:] & agree
+    return out
+
+
+def verified_noise(lad: Ladder, noise: float, u: float, floor: float = 0.0) -> tuple[Array, Array]:
+    """(ε_f, trusted) per entry: the measured ``noise`` unless this entry's ladder contradicts
+    it. Noise of size ε_f makes neighbouring estimates differ by ~ε_f·(1/h + 1/h'); where three
+    neighbouring pairs in a row agree ``CONTRADICT`` × better than that, the table the noise
+    was measured on saw something else (a function steeper than its steps, e.g. tanh(1e8·x),
+    looks like noise from afar): then ε_f is the least that such runs show (each run's largest
+    |ΔD|/(1/h + 1/h'): an upper bound, it includes truncation), never below the loss values'
+    rounding nor ``floor`` (the rounding floor of the computation, ``NoiseLevel.floor``), and
+    the measured level is not trusted."""
+    d = lad.central
+    n = d.shape[0]
+    out = np.full(n, float(noise))
+    trusted = np.ones(n, dtype=bool)
+    if d.shape[1] < 4 or noise <= 0:
+        return out, trusted
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv = 1 / lad.h[:, :-1] + 1 / lad.h[:, 1:]
+        shown = np.abs(d[:, :-1] - d[:, 1:]) / inv  # noise each pair is consistent with
+    pair_ok = lad.valid[:, :-1] & lad.valid[:, 1:] & np.isfinite(shown)
+    low = pair_ok & (shown <= CONTRADICT * noise)
+    least_noise = np.maximum(_rounding(lad, u).max(axis=1, initial=0.0, where=lad.valid), floor)
+    run = low[:, :-2] & low[:, 1:-1] & low[:, 2:]
+    with np.errstate(invalid="ignore"):
+        level = np.maximum(np.maximum(shown[:, :-2], shown[:, 1:-1]), shown[:, 2:])
+    for r in np.flatnonzero(run.any(axis=1)):
+        least = float(np.min(level[r][run[r]]))
+        out[r] = max(min(float(noise), least), float(least_noise[r]))
+        trusted[r] = False
+    return out, trusted
+
+
+def unreached(lad: Ladder) -> Array:
+    """Per entry: the finest usable steps still lie past the function's curvature scale — over
+    the three finest usable levels in a row each estimate is ≥ 2× the next coarser one (same
+    sign), the D(h) ≈ c/h of a step function seen from afar (4×; more near the bend): a smooth
+    L converges there (≈ 1×), and noise scatters."""
+    d = lad.central
+    out = np.zeros(d.shape[0], dtype=bool)
+    if d.shape[1] < 3:
+        return out
+    three = lad.valid[:, :-2] & lad.valid[:, 1:-1] & lad.valid[:, 2:]
+    for r in np.flatnonzero(three.any(axis=1)):
+        f = int(np.argmax(three[r]))  # the finest run of three usable levels
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r1, r2 = d[r, f] / d[r, f + 1], d[r, f + 1] / d[r, f + 2]
+        out[r] = bool(r1 >= 2 and r2 >= 2)
+    return out
+
+
+def best(lad: Ladder, noise: Array | float, u: float, resolved: Array | None = None) -> Choice:
+    """The step with the smallest error bound, per entry, among the levels with ``resolved``
+    evidence (all usable levels when None)."""
     err = error_bounds(lad, noise, u)
+    if resolved is not None:
+        err = np.where(resolved, err, np.inf)
     k = np.argmin(err, axis=1)
     rows = np.arange(len(k))
     e = err[rows, k]
@@ -215,19 +284,21 @@ def best(lad: Ladder, noise: float, u: float) -> Choice:
 def kink_at(lad: Ladder, row: int, noise: float) -> tuple[float, float, float] | None:
     """(lo, hi, err): the one-sided slopes at the finest resolvable step and their error bound
     when entry ``row`` sits on a kink, else None. Evidence: over the three finest consecutive
-    steps whose one-sided gap is above noise, the gap does not shrink (ratio ≥ KINK_SHRINK per
-    step where a smooth L gives 1/RATIO). err = k·2·ε_f/h plus how much each slope moved to the
-    next step (its truncation)."""
+    steps whose one-sided gap is above noise, the gap neither shrinks (ratio ≥ KINK_SHRINK per
+    step where a smooth L gives 1/RATIO) nor grows (≤ 1/KINK_SHRINK: a gap that grows as 1/h is
+    a function steeper than the steps, not a kink). err = k·2·ε_f/h plus how much each slope
+    moved to the next step (its truncation)."""
     dp, dm = lad.one_sided()
-    gap = np.abs(dp[row] - dm[row])
+    with np.errstate(invalid="ignore"):
+        gap = np.abs(dp[row] - dm[row])
     with np.errstate(divide="ignore", invalid="ignore"):
         resolvable = lad.valid[row] & (gap > NOISE_FACTOR * 2 * noise / lad.h[row])
-    for k in range(LEVELS - 2):
+    for k in range(gap.shape[0] - 2):
         if resolvable[k]:
             if not (resolvable[k + 1] and resolvable[k + 2]):
                 return None
             r1, r2 = gap[k] / gap[k + 1], gap[k + 1] / gap[k + 2]
-            if r1 < KINK_SHRINK or r2 < KINK_SHRINK:
+            if min(r1, r2) < KINK_SHRINK or max(r1, r2) > 1 / KINK_SHRINK:
                 return None
             moved = max(abs(dp[row, k] - dp[row, k + 1]), abs(dm[row, k] - dm[row, k + 1]))
             err = NOISE_FACTOR * 2 * noise / lad.h[row, k] + TRUNC_FACTOR * moved
@@ -236,71 +307,19 @@ def kink_at(lad: Ladder, row: int, noise: float) -> tuple[float, float, float] |
     return None
 
 
-#: Wide stencil for entries the ladder cannot resolve (round-off at small h, truncation at large
-#: h: a smooth but strongly curved L, e.g. a saturated tanh behind inputs of size 100): the
-#: 8th-order central difference Σ_k w_k·(L(θ + k·h) − L(θ − k·h))/h, k = 1…4, at steps
-#: h_j = s·WIDE_TOP·2^(−j), j = 0 … WIDE_LEVELS−1 (s as in the ladder). Its truncation is
-#: O(h⁸), so it reaches the same truncation at a step ~10× larger than a central difference,
-#: where round-off is ~10× smaller.
-WIDE_WEIGHTS = np.array([4 / 5, -1 / 5, 4 / 105, -1 / 280])
-WIDE_TOP, WIDE_LEVELS = 1.0 / 8, 10
-
-
-def wide(pert: Perturber, ref: ParamRef, idx: Array, noise: float, u: float) -> Choice:
-    """Per entry, the wide-stencil step with the smallest error bound
-    E(h) = k·ε_f·Σ|w|/h + k_T·T(h) + the steps' own rounding, T(h) the Richardson estimate
-    from the neighbouring steps (S(h) − S(h/2) ≈ (255/256)·c·h⁸): the same kind of bound as the
-    ladder's, from loss values only (never from the analytic value)."""
-    theta = np.real(np.asarray(pert.array(ref)).reshape(-1)[idx]).astype(np.float64)
-    mag = np.maximum(1.0, np.abs(theta))
-    scale = RATIO ** np.round(np.log(mag) / np.log(RATIO))
-    hs = WIDE_TOP * 2.0 ** -np.arange(WIDE_LEVELS)  # coarsest first
-    ks = np.arange(1, len(WIDE_WEIGHTS) + 1, dtype=np.float64)
-    mult = np.unique(np.outer(hs, ks))  # k·h_j, shared between levels (2·h_{j+1} = h_j)
-    where = np.searchsorted(mult, np.outer(hs, ks))  # (levels, k) → column of mult
-    n = len(idx)
-    fp, fm, tp, tm = (np.full((n, len(mult)), np.nan) for _ in range(4))
-    for s in np.unique(scale):
-        rows = np.flatnonzero(scale == s)
-        offsets = np.ravel(np.column_stack([s * mult, -s * mult]))
-        with np.errstate(all="ignore"):
-            f, taken = pert.losses(ref, np.asarray(idx)[rows], offsets)
-        f, taken = np.real(f).astype(np.float64), np.real(taken).astype(np.float64)
-        fp[rows], fm[rows] = f[:, 0::2], f[:, 1::2]
-        tp[rows], tm[rows] = taken[:, 0::2] / s, -taken[:, 1::2] / s  # in units of s
-    h = scale[:, None] * hs[None, :]  # (entries, levels)
-    diff = fp[:, where] - fm[:, where]  # (entries, levels, k)
-    with np.errstate(all="ignore"):
-        est = np.einsum("nlk,k->nl", diff, WIDE_WEIGHTS) / h
-        # a step that is not exactly k·h moves the estimate by about |est|·|taken − k·h|/(k·h)
-        nominal = np.outer(hs, ks)[None]
-        skew = np.maximum(np.abs(tp[:, where] - nominal), np.abs(tm[:, where] - nominal)) / nominal
-        eps_f = np.maximum(noise, u * np.maximum(np.abs(fp), np.abs(fm)).max(axis=1))
-        rnd = NOISE_FACTOR * (
-            eps_f[:, None] * 2 * np.sum(np.abs(WIDE_WEIGHTS)) / h + np.abs(est) * skew.max(axis=2)
-        )
-        valid = np.isfinite(diff).all(axis=2) & np.isfinite(est) & (skew.max(axis=2) < 0.5)
-        trunc = np.full(est.shape, -np.inf)
-        step = np.abs(est[:, :-1] - est[:, 1:])  # level j vs j+1 (finer)
-        both = valid[:, :-1] & valid[:, 1:]
-        trunc[:, :-1] = np.where(both, np.maximum(trunc[:, :-1], step), trunc[:, :-1])
-        coarser = step / 2.0**8  # level j+1 vs j (coarser), scaled to level j+1's h⁸
-        trunc[:, 1:] = np.where(both, np.maximum(trunc[:, 1:], coarser), trunc[:, 1:])
-        trunc = np.where(np.isfinite(trunc), trunc, np.inf)
-        err = np.where(valid, rnd + TRUNC_FACTOR * trunc, np.inf)
-    k = np.argmin(err, axis=1)
-    rows = np.arange(n)
-    e = err[rows, k]
-    found = np.isfinite(e)
-    return Choice(
-        step=np.where(found, h[rows, k], np.nan),
-        numeric=np.where(found, est[rows, k], np.nan),
-        error=e,
-        level=np.where(found, k, -1),
-    )
-
-
-def wide_evaluations(entries: int) -> int:
-    """Loss evaluations :func:`wide` takes for ``entries`` entries."""
-    hs = WIDE_TOP * 2.0 ** -np.arange(WIDE_LEVELS)
-    return 2 * entries * len(np.unique(np.outer(hs, np.arange(1, len(WIDE_WEIGHTS) + 1))))
+__all__ = [
+    "Choice",
+    "Ladder",
+    "NoiseLevel",
+    "best",
+    "ecnoise",
+    "error_bounds",
+    "evidence",
+    "join",
+    "kink_at",
+    "ladder",
+    "measure_noise",
+    "rounding_floor",
+    "unreached",
+    "verified_noise",
+]  # fmt: skip
