@@ -68,6 +68,71 @@ class ParamResult:
     #: largest gradient entry (a bug larger than about rtol + resolution is seen); inf when some
     #: entry could not be estimated; NaN when not measured.
     resolution: float = float("nan")
+    #: Why this tensor's check fell short of its plan (the budget ran out after its cheap look,
+    #: before all its planned entries; or before any look), None when the plan was carried out.
+    #: A tensor cut short is not verified: never under a ✓, and --strict fails it.
+    cut: str | None = None
+
+    @property
+    def outcome(self) -> str:
+        """How the closing line counts this tensor (one of :data:`OUTCOMES`)."""
+        return outcome(self)
+
+    @property
+    def verified(self) -> bool:
+        """Shown right: it agrees, or its gradient is zero here with evidence."""
+        return self.outcome in VERIFIED
+
+
+#: Outcomes of one tensor, in the order the closing line counts them (like pytest's summary).
+OUTCOMES = (
+    "disagree",
+    "agree",
+    "zero here",
+    "at a kink",
+    "inconclusive",
+    "partly checked (budget)",
+    "not checked (budget)",
+)
+#: The outcomes that verify a tensor; every other one keeps a ✓ off the closing line.
+VERIFIED = ("agree", "zero here")
+#: Why each unverified outcome is not verified (the ⚠ line and JUnit's <skipped> say it).
+WHY_NOT = {
+    "at a kink": "entries sit at a kink: only a subgradient could be checked there",
+    "inconclusive": "the estimate did not resolve the gradient to the promised size",
+    "partly checked (budget)": "the budget ran out after its cheap look, before its planned entries",
+    "not checked (budget)": "the budget ran out before it was looked at",
+}
+
+
+def outcome(p: ParamResult) -> str:
+    """One tensor's outcome: a failure disagrees; a check cut short by the budget is partly
+    checked (or not checked at all); then the verdict (kink, inconclusive, zero, pass)."""
+    if p.verdict == "fail" or (not p.passed and p.verdict in ("pass", "zero") and p.cut is None):
+        return "disagree"
+    if p.verdict == "not checked":
+        return "not checked (budget)"
+    if p.verdict == "kink":
+        return "at a kink"
+    if p.verdict == "inconclusive":
+        return "inconclusive"
+    if p.cut is not None:
+        return "partly checked (budget)"
+    return "zero here" if p.verdict == "zero" else "agree"
+
+
+def count_outcomes(params: tuple[ParamResult, ...] | list[ParamResult]) -> dict[str, int]:
+    """Tensors per outcome, in :data:`OUTCOMES` order, outcomes that occur only."""
+    seen = [outcome(p) for p in params]
+    return {o: seen.count(o) for o in OUTCOMES if o in seen}
+
+
+def not_checked(name: str, shape: tuple[int, ...], why: str, *, strict: bool) -> ParamResult:
+    """A selected tensor the budget left without any look: not verified (fails under strict)."""
+    return ParamResult(
+        name, shape, not strict, float("nan"), float("nan"), 0, 0, verdict="not checked",
+        mode="none", cut=why,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -110,6 +175,17 @@ class CheckResult:
     @property
     def failures(self) -> tuple[ParamResult, ...]:
         return tuple(p for p in self.params if not p.passed)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Tensors per outcome (:data:`OUTCOMES` order): what the closing line counts."""
+        return count_outcomes(self.params)
+
+    @property
+    def verified(self) -> bool:
+        """Every selected tensor shown right (agrees, or zero with evidence), nothing failed,
+        not interrupted: the only result under a green ✓."""
+        return self.passed and all(p.verified for p in self.params)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON report's document (``gradcheck run --format json``) as a dict."""
