@@ -1,10 +1,11 @@
 """The two passes of a check over the selected tensors (plan.py says what each tensor's target is).
 
 1. **Cheap look** at every tensor, in order: its directional probes (two loss evaluations each,
-   whatever its size), or, for a tensor of at most ``TINY`` entries, all its entries. Then every
-   failed probe is localised (localise.py), in what is left of a budget.
+   whatever its size; at most one per entry). Then every failed probe is localised
+   (localise.py), in what is left of a budget.
 2. **Depth**: the target's entries, judged by the judge. Without a budget in one go per tensor;
-   with one, in rounds whose entries double, over all tensors still short of their target.
+   with one, in rounds whose entries double, over all tensors still short of their target, the
+   cheapest first (counted operations, modes.py).
 
 A budget that runs out ends the pass in progress: every tensor keeps its last completed look
 (``cut`` says what it missed), a tensor with none is "not checked". Nothing here reads a clock
@@ -21,9 +22,10 @@ import numpy as np
 
 from gradcheck_cli.engine.draws import sample_indices
 from gradcheck_cli.engine.network import ParamRef
+from gradcheck_cli.plan import modes
 from gradcheck_cli.plan.directional import directional
 from gradcheck_cli.plan.localise import localise
-from gradcheck_cli.plan.plan import FIRST_ROUND, TINY, BudgetReached, Plan, Target
+from gradcheck_cli.plan.plan import FIRST_ROUND, BudgetReached, Plan, Target
 from gradcheck_cli.results import ParamResult, not_checked, structural_failure
 from gradcheck_cli.verdict.judge import Judge
 
@@ -39,6 +41,7 @@ class _Tensor:
     analytic: Any
     scale: float
     target: Target
+    cost: float = 0.0  # counted operations of one loss evaluation that perturbs it
     result: ParamResult | None = None
     probe: ParamResult | None = None  # the passed cheap look (its probes count in the result)
     failed: ParamResult | None = None  # a failed probe, until localised
@@ -59,11 +62,12 @@ def judge_all(
     interrupted: the tensors with a completed look). Returns the names of tensors the budget cut
     short and of those it reached before any look (for the budget note)."""
     tensors: list[_Tensor] = []
-    for ref in refs:
+    costs = modes.evaluation_operations(judge.pert, refs)
+    for ref, cost in zip(refs, costs, strict=True):
         shape = shapes[ref.name]
         size = int(np.prod(shape, dtype=np.int64))
         analytic, why = gradient(ref)
-        t = _Tensor(ref, shape, size, analytic, scales[ref.layer], plan.target(size))
+        t = _Tensor(ref, shape, size, analytic, scales[ref.layer], plan.target(size), cost)
         if why:
             t.result, t.done = structural_failure(ref.name, shape, why), True
         tensors.append(t)
@@ -82,9 +86,8 @@ def judge_all(
 
 
 def _cheap_looks(judge: Judge, tensors: list[_Tensor], plan: Plan) -> None:
-    """Probes for every tensor whose target has them, all entries of a tiny one (with a budget;
-    without one a tiny tensor is judged in the depth pass like any other full target). The
-    budget waits until every tensor had its look."""
+    """Probes for every tensor whose target has them (without a budget a full target has none:
+    its entries see everything). The budget waits until every tensor had its look."""
     plan.covering = True
     try:
         for t in tensors:
@@ -97,10 +100,8 @@ def _cheap_look(judge: Judge, t: _Tensor, plan: Plan) -> None:
     if t.done:
         return
     if t.target.probes == 0:
-        if plan.deadline is not None and t.size <= TINY:
-            _judge_entries(judge, t, plan, t.target.entries)
         return
-    probe = directional(judge, t.ref, t.shape, t.analytic, t.scale, plan)
+    probe = directional(judge, t.ref, t.shape, t.analytic, t.scale, plan, t.target.probes)
     if not probe.passed:
         t.failed = probe
         return
@@ -130,12 +131,16 @@ def _localise_failed(judge: Judge, tensors: list[_Tensor], plan: Plan) -> None:
 
 
 def _depth(judge: Judge, tensors: list[_Tensor], plan: Plan) -> None:
-    """The targets' entries: one round without a budget; doubling rounds with one."""
-    n = FIRST_ROUND if plan.deadline is not None else max((t.target.entries for t in tensors), default=0)
+    """The targets' entries: one round without a budget; with one, doubling rounds, each the
+    cheapest tensors first (counted work of the round), so a budget finishes as many as it can."""
+    budget = plan.deadline is not None
+    n = FIRST_ROUND if budget else max((t.target.entries for t in tensors), default=0)
     while True:
         pending = [t for t in tensors if not t.done and t.failed is None]
         if not pending:
             return
+        if budget:
+            pending.sort(key=lambda t: t.cost * min(n, t.target.entries))
         for t in pending:
             _judge_entries(judge, t, plan, min(n, t.target.entries))
         n *= 2

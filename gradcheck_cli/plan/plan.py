@@ -4,9 +4,9 @@ Every tensor has a *target* (:class:`Target`): the entries its mode checks one b
 directional probes over the whole tensor. The target comes from counts only (modes.py), so the
 same config and seed check the same entries anywhere. The check runs in two passes (checker.py):
 
-1. a **cheap look** at every selected tensor: its probes (a tensor of at most :data:`TINY`
-   entries: those entries), a few loss evaluations per tensor, never cut by a budget (so a budget
-   ends within about itself plus this one round); a failed look is localised next (localise.py);
+1. a **cheap look** at every selected tensor: its probes (at most one per entry), a few loss
+   evaluations per tensor, never cut by a budget (so a budget ends within about itself plus this
+   one round); a failed look is localised next (localise.py);
 2. **depth**: the target's entries. Without a budget, each tensor's entries in one go. With a
    budget (``--budget``, the only place a clock decides anything), in rounds over all tensors
    whose entries double (:data:`FIRST_ROUND`, 2×, …, up to the target), so depth spreads evenly
@@ -29,8 +29,6 @@ from gradcheck_cli.verdict.judge import Judge
 
 #: Progress callback: (evaluations done, evaluations planned so far).
 Progress = Callable[[int, int], None]
-#: A tensor of at most this many entries gets all of them as its cheap look (as cheap as probes).
-TINY = 2 * DEFAULT_PROBES
 #: Entries per tensor in the first depth round under a budget (then 2×, 4×, … up to the target).
 FIRST_ROUND = 16
 
@@ -75,8 +73,11 @@ class Plan:
             return Target(0, self.probes)
         if self.mode == "sample" and size > self.samples:
             return Target(self.samples, self.probes)
-        # every entry; with a budget, probes first so the whole tensor is seen early
-        return Target(size, self.probes if self.deadline is not None and size > TINY else 0)
+        if self.mode == "sample" and self.deadline is not None:
+            return Target(size, min(self.probes, size))
+        # every entry; with a budget, probes first so the whole tensor is seen early (no more
+        # probes than entries: a one-entry tensor's look is one central difference)
+        return Target(size, min(self.probes, size) if self.deadline is not None else 0)
 
     def evaluations(self, size: int) -> int:
         t = self.target(size)
