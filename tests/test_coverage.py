@@ -224,6 +224,11 @@ def test_strict_fails_what_the_budget_left_unverified() -> None:
     cut = [p for p in result.params if p.cut]
     assert cut and all(not p.passed for p in cut)
     assert summary(result).plain.splitlines()[-1].startswith("✗")
+    assert "not shown right (--strict)" in summary(result).plain
+    # the API's failure message (assert_gradients, the pytest plugin) says the same
+    from gradcheck_cli.report.text import failure_report
+
+    assert failure_report(result).startswith(f"{len(cut)} of 7 tensors not shown right (--strict)")
 
 
 # -- attribution never replaces a verdict ------------------------------------------------------------

@@ -139,10 +139,15 @@ def failure_report(result: CheckResult) -> str:
     if result.passed:
         return ""
     bad = result.failures
-    lines = [
-        f"gradients disagree for {len(bad)} of {len(result.params)} tensors of "
-        f"'{result.name}' ({describe(result)})"
-    ]
+    wrong = sum(p.outcome == "disagree" for p in bad)
+    what = (
+        f"gradients disagree for {wrong} of {len(result.params)} tensors"
+        if wrong or not bad
+        else f"{len(bad)} of {len(result.params)} tensors not shown right (--strict)"
+    )
+    lines = [f"{what} of '{result.name}' ({describe(result)})"]
+    if bad and wrong and wrong < len(bad):
+        lines[0] += f"; {len(bad) - wrong} more not shown right (--strict)"
     lines += [f"  {line}" for line in problems(result) + attribution(result)]
     lines += [f"  note: {note}" for note in result.notes]
     if bad:
