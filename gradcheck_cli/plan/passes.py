@@ -102,7 +102,9 @@ def _cheap_look(judge: Judge, t: _Tensor, plan: Plan) -> None:
     if t.target.probes == 0:
         return
     probe = directional(judge, t.ref, t.shape, t.analytic, t.scale, plan, t.target.probes)
-    if not probe.passed:
+    # A failed probe is localised. Under a budget a probe that only did not resolve (strict
+    # fails "inconclusive") is a look like any other: the entries decide, if time allows.
+    if probe.verdict == "fail" or (not probe.passed and plan.deadline is None):
         t.failed = probe
         return
     t.probe, t.result = probe, probe
