@@ -115,7 +115,11 @@ def check_network(
         notes=tuple(notes + list(network.findings) + network.fp.notes()),
         interrupted=interrupted,
     )  # fmt: skip
-    if opts.attribute and not result.passed and not interrupted and len(network.layers) > 1:
+    wrong = result.problems or any(p.outcome == "disagree" for p in result.params)
+    if opts.attribute and wrong and not interrupted and len(network.layers) > 1:
+        if plan.expired():  # attribution is extra: it never stretches a budget that ran out
+            note = "not attributed to a layer: the budget ran out (a larger --budget attributes it)"
+            return replace(result, notes=(*result.notes, note))
         # Each layer on its own: its dx is always checked; selection names the network's tensors.
         update: dict[str, Any] = {"attribute": False, "inputs": True, "include": None, "exclude": None}
         if plan.deadline is not None:  # the layers share what is left of the budget

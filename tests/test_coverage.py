@@ -110,6 +110,15 @@ def test_a_bug_in_the_last_layer_of_a_slow_network_is_caught_within_its_budget(s
     assert clock.now <= 1.0 + 7 * 8 * 3 * 0.005 + 0.05
 
 
+def test_attribution_never_stretches_a_budget_that_ran_out() -> None:
+    clock = Clock()
+    net = slow_net(clock, cost=0.005, bug_last=1e-3)
+    result = check_network(net, budget=0.5, clock=clock)
+    assert [p.name for p in result.failures] == ["4.SlowLinear.W"] and not result.attribution
+    assert any(n.startswith("not attributed to a layer: the budget ran out") for n in result.notes)
+    assert clock.now <= 0.5 + 7 * 8 * 3 * 0.005 + 0.05
+
+
 def test_without_a_budget_the_plan_does_not_depend_on_the_clock() -> None:
     """The same config and seed check the same entries whatever the clock says (a busy machine
     is a slow clock): auto decides from counts."""
