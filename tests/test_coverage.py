@@ -110,6 +110,26 @@ def test_a_bug_in_the_last_layer_of_a_slow_network_is_caught_within_its_budget(s
     assert clock.now <= 1.0 + 7 * 8 * 3 * 0.005 + 0.05
 
 
+def test_a_chunk_of_copies_never_stretches_the_budget() -> None:
+    """Five slow layers, the last one wrong: localising it judges its entries with step ladders,
+    thousands of copies a chunk, each a forward call of the slow layer. Under a budget chunks
+    are capped from the tensor's own cheap look, so the budget is checked often enough."""
+    clock, cost = Clock(), 0.005
+    rng = np.random.default_rng(0)
+    layers: list[Any] = []
+    for i in range(5):
+        out = 3 if i == 4 else 20
+        layers.append(SlowLinear(rng, 30 if i == 0 else 20, out, clock, cost, bug=1e-3 * (i == 4)))
+        if i < 4:
+            layers.append(make_layer("tanh", (20,)))
+    x = rng.standard_normal((4, 30))
+    net = Network(layers, SoftmaxCrossEntropy(), x=x, target=rng.integers(0, 3, 4))
+    result = check_network(net, budget=3.0, clock=clock)
+    assert [p.name for p in result.failures] == ["8.SlowLinear.W"]
+    looks = 11 * 8 * 5 * cost  # the cheap looks: ≤ 8 evaluations per tensor, ≤ 5 slow layers
+    assert clock.now <= 3.0 + looks + 0.05 * 3.0 + 5 * cost, clock.now
+
+
 def test_attribution_never_stretches_a_budget_that_ran_out() -> None:
     clock = Clock()
     net = slow_net(clock, cost=0.005, bug_last=1e-3)

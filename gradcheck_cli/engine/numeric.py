@@ -81,6 +81,9 @@ class Perturber:
         self.chunk_bytes = chunk_bytes
         self.batched = batched
         self.progress = progress
+        #: At most this many copies per chunk of a tensor (by name): a budget keeps each chunk
+        #: short, so it is checked between chunks often enough (plan/passes.py sets it).
+        self.chunk_caps: dict[str, int] = {}
         chunks.settle_heap()
         self._base_terms: Array | None = None  # the loss's per-row terms of the base output
         self._x_complex: Array | None = None  # the input while a complex copy stands in for it
@@ -217,7 +220,7 @@ class Perturber:
 
     def chunk_size(self, ref: ParamRef) -> int:
         """Copies per chunk (see :func:`gradcheck_cli.engine.chunks.chunk_size`)."""
-        return chunks.chunk_size(self, ref)
+        return min(chunks.chunk_size(self, ref), self.chunk_caps.get(ref.name, 1 << 62))
 
     # -- the batched path -------------------------------------------------------------------------
     def _batch(self, ref: ParamRef, idx: Array, new: Array, delta: Array) -> Array:

@@ -29,6 +29,9 @@ from gradcheck_cli.plan.plan import FIRST_ROUND, BudgetReached, Plan, Target
 from gradcheck_cli.results import ParamResult, not_checked, structural_failure
 from gradcheck_cli.verdict.judge import Judge
 
+#: Under a budget, one engine chunk of a tensor may take about this share of the budget (timed
+#: from the tensor's own cheap look): the budget is checked between chunks.
+CHUNK_SHARE = 0.05
 #: (analytic gradient, why it cannot be compared or None) of a tensor.
 Gradient = Callable[[ParamRef], tuple[Any, str | None]]
 
@@ -91,7 +94,13 @@ def _cheap_looks(judge: Judge, tensors: list[_Tensor], plan: Plan) -> None:
     plan.covering = True
     try:
         for t in tensors:
+            began, done = plan.clock(), plan.done
             _cheap_look(judge, t, plan)
+            if plan.budget is not None and plan.done > done:  # keep later chunks short
+                each = (plan.clock() - began) / (plan.done - done)
+                if each > 0:
+                    cap = int(CHUNK_SHARE * plan.budget / each)
+                    judge.pert.chunk_caps[t.ref.name] = max(1, cap)
     finally:
         plan.covering = False
 
