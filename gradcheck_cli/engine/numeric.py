@@ -81,9 +81,7 @@ class Perturber:
         self.chunk_bytes = chunk_bytes
         self.batched = batched
         self.progress = progress
-        #: At most this many copies per chunk of a tensor (by name): a budget keeps each chunk
-        #: short, so it is checked between chunks often enough (plan/passes.py sets it).
-        self.chunk_caps: dict[str, int] = {}
+        self.chunk_caps: dict[str, int] = {}  # max copies per chunk by tensor (a budget's)
         chunks.settle_heap()
         self._base_terms: Array | None = None  # the loss's per-row terms of the base output
         self._x_complex: Array | None = None  # the input while a complex copy stands in for it
