@@ -78,10 +78,9 @@ class Perturber:
     ) -> None:
         self.net = network
         self.x = x
-        self.chunk_bytes = chunk_bytes
+        self.chunk_bytes, self.chunk_caps = chunk_bytes, dict[str, int]()  # caps: a budget's
         self.batched = batched
         self.progress = progress
-        self.chunk_caps: dict[str, int] = {}  # max copies per chunk by tensor (a budget's)
         chunks.settle_heap()
         self._base_terms: Array | None = None  # the loss's per-row terms of the base output
         self._x_complex: Array | None = None  # the input while a complex copy stands in for it
