@@ -16,6 +16,7 @@ Results: ``results.py``; what people and machines read of them: ``report/``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from typing import Any
@@ -24,24 +25,21 @@ import numpy as np
 
 from gradcheck_cli.engine import structure
 from gradcheck_cli.engine.contracts import scalar
-from gradcheck_cli.engine.draws import sample_indices
 from gradcheck_cli.engine.network import Network, ParamRef, rng_for
 from gradcheck_cli.engine.numeric import Perturber
 from gradcheck_cli.engine.precision import promoted
 from gradcheck_cli.layers.base import Array
 from gradcheck_cli.layers.losses import WeightedSum
 from gradcheck_cli.options import CheckOptions
-from gradcheck_cli.plan.directional import directional
 from gradcheck_cli.plan.limits import check_step
-from gradcheck_cli.plan.localise import localise, sampled
-from gradcheck_cli.plan.plan import BudgetReached, Plan, Progress, make_plan
+from gradcheck_cli.plan.passes import judge_all
+from gradcheck_cli.plan.plan import Plan, Progress, make_plan
 from gradcheck_cli.plan.selection import select
 from gradcheck_cli.results import (
     CheckResult,
     ParamResult,
     analytic_gradient,
     spurious_grads,
-    structural_failure,
 )
 from gradcheck_cli.verdict.attribution import with_attribution
 from gradcheck_cli.verdict.diagnosis import Context, diagnose
@@ -57,6 +55,7 @@ def check_network(
     *,
     options: CheckOptions | None = None,
     progress: Progress | None = None,
+    clock: Callable[[], float] | None = None,
     **given: Any,
 ) -> CheckResult:
     """Check every parameter (and the input, unless ``inputs=False``) of ``network``.
@@ -68,8 +67,11 @@ def check_network(
     ``x``/``target`` default to the ones the network was built with. Parameters are perturbed in
     place and restored exactly; the caller's ``x`` is never modified. ``progress(done, planned)``
     is called as loss evaluations complete. Ctrl-C during the check returns the tensors finished
-    so far with ``interrupted=True``.
+    so far with ``interrupted=True``. ``clock`` (default ``time.perf_counter``) measures a
+    ``budget``; nothing else reads it.
     """
+    clock = clock or time.perf_counter
+    started = clock()
     opts = options if options is not None and not given else CheckOptions.build(options, **given)
     if target is not None:
         network.target = target
@@ -94,7 +96,7 @@ def check_network(
                 pert = Perturber(network, x64, chunk_bytes=opts.chunk_bytes)
         resolved = opts.resolved(dtype, reference)
         judge = Judge(pert, resolved, dtype, reference)
-        plan = make_plan(judge, refs, resolved, progress)
+        plan = make_plan(judge, refs, resolved, progress, clock=clock, started=started)
         judge.grow = plan.grow  # second looks (noise tables, step ladders) add evaluations
         if plan.mode == "directional" and resolved.method != "central":
             notes.append(f"directional probes use central differences along v, not {resolved.method}")
@@ -104,8 +106,10 @@ def check_network(
             _judge_all(network, judge, base, refs, plan, results)
         except KeyboardInterrupt:
             interrupted = True
-        except BudgetReached:
-            notes.append(plan.budget_note([r.name for r in results], [r.name for r in refs]))
+        short = [p.name for p in results if p.cut is not None and p.verdict != "not checked"]
+        missed = [p.name for p in results if p.verdict == "not checked"]
+        if short or missed:
+            notes.append(plan.budget_note(short, missed))
     results = _diagnosed(network, base, results)
     result = _result(
         network, resolved, dtype, reference, problems=tuple(base.problems), loss=base.pert.f0,
@@ -113,15 +117,19 @@ def check_network(
         notes=tuple(notes + list(network.findings) + network.fp.notes()),
         interrupted=interrupted,
     )  # fmt: skip
-    if opts.attribute and not result.passed and not interrupted and len(network.layers) > 1:
+    wrong = result.problems or any(p.outcome == "disagree" for p in result.params)
+    if opts.attribute and wrong and not interrupted and len(network.layers) > 1:
+        if plan.expired():  # attribution is extra: it never stretches a budget that ran out
+            note = "not attributed to a layer: the budget ran out (a larger --budget attributes it)"
+            return replace(result, notes=(*result.notes, note))
         # Each layer on its own: its dx is always checked; selection names the network's tensors.
         update: dict[str, Any] = {"attribute": False, "inputs": True, "include": None, "exclude": None}
         if plan.deadline is not None:  # the layers share what is left of the budget
-            left = max(plan.deadline - time.perf_counter(), 1e-3)
+            left = max(plan.deadline - clock(), 1e-3)
             update["budget"] = left / len(network.layers)
         per_layer = opts.model_copy(update=update)
         layers = _LayerChecks(per_layer, plan, progress)
-        result = with_attribution(result, network, layers)
+        result = with_attribution(result, network, layers, discrete=discrete)
         layers.finish()
     return result
 
@@ -133,10 +141,11 @@ class _LayerChecks:
 
     def __init__(self, opts: CheckOptions, plan: Plan, progress: Progress | None) -> None:
         self.opts, self.progress, self.done = opts, progress, plan.done
+        self.clock = plan.clock
 
     def __call__(self, one: Network) -> CheckResult:
         if self.progress is None:
-            return check_network(one, options=self.opts)
+            return check_network(one, options=self.opts, clock=self.clock)
         stage = getattr(self.progress, "stage", None)
         if stage is not None:
             stage("attribution: each layer on its own", one.name)
@@ -146,7 +155,7 @@ class _LayerChecks:
             last[0] = done
             report(self.done + done, self.done + planned)
 
-        res = check_network(one, options=self.opts, progress=sub)
+        res = check_network(one, options=self.opts, progress=sub, clock=self.clock)
         self.done += last[0]
         return res
 
@@ -266,34 +275,21 @@ def _judge_all(
     plan: Plan,
     results: list[ParamResult],
 ) -> None:
-    """Judge every tensor of ``refs`` (appending to ``results``, so a Ctrl-C keeps what is done);
-    ``base.originals`` are the arrays as the network holds them outside any float64 reference
-    (their dtype is what the gradients must match)."""
-    scales = base.scales
-    for ref in refs:
-        plan.next_tensor(ref.name)
-        arr = base.originals[ref.name]
-        shape = tuple(arr.shape)
-        analytic, why = analytic_gradient(ref, base.dx, base.grads, arr)
+    """Judge every tensor of ``refs`` in the plan's two passes (passes.py), appending to
+    ``results`` (so a Ctrl-C keeps what is done); ``base.originals`` are the arrays as the
+    network holds them outside any float64 reference (their dtype is what the gradients must
+    match)."""
+
+    def gradient(ref: ParamRef) -> tuple[Any, str | None]:
+        analytic, why = analytic_gradient(ref, base.dx, base.grads, base.originals[ref.name])
         if why and "NaN/Inf" in why and network.backward_nonfinite:
             why += f"; NaN/Inf first appear in {network.backward_nonfinite}"
-        if why:
-            results.append(structural_failure(ref.name, shape, why, analytic))
-            continue
-        scale = tensor_scale(network, ref, scales)  # what this tensor's backward multiplies
-        if plan.mode == "directional":
-            res = directional(judge, ref, shape, analytic, scale, plan)
-            if not res.passed:  # a bounded search for the entries (localise.py)
-                res = localise(judge, ref, shape, analytic, scale, plan, res)
-            results.append(res)
-            continue
-        if plan.mode == "sample":  # the sample plus probes over the whole tensor
-            idx = sample_indices(arr.size, plan.samples, plan.seed, ref.name)
-            results.append(sampled(judge, ref, shape, analytic, scale, plan, idx))
-            continue
-        idx = np.arange(arr.size)
-        res = judge(ref, shape, analytic, idx, scale)
-        results.append(replace(res, mode=plan.mode))
+        return analytic, why
+
+    shapes = {ref.name: tuple(base.originals[ref.name].shape) for ref in refs}
+    # the size of what each tensor's backward multiplies (its analytic round-off floor)
+    scales = {ref.name: tensor_scale(network, ref, base.scales) for ref in refs}
+    judge_all(judge, refs, plan, shapes, gradient, scales, results)
     results += spurious_grads(network, base.grads)
 
 

@@ -63,8 +63,6 @@ DEFAULT_RTOL = {
 #: Entries per tensor in sample mode, probes per tensor in directional mode.
 DEFAULT_SAMPLES = 16
 DEFAULT_PROBES = 2
-#: Auto's budget when none is given (seconds).
-DEFAULT_BUDGET = 60.0
 #: How many of the worst entries a result keeps by default.
 KEEP_WORST = 5
 #: Memory the engine may use for perturbed copies at once.

@@ -13,6 +13,9 @@ from gradcheck_cli.engine.network import Network, ParamRef
 from gradcheck_cli.layers.base import Array
 from gradcheck_cli.plan import modes
 from gradcheck_cli.verdict.evidence import Diagnosis
+from gradcheck_cli.verdict.outcomes import OUTCOMES as OUTCOMES
+from gradcheck_cli.verdict.outcomes import VERIFIED, count_outcomes, outcome
+from gradcheck_cli.verdict.outcomes import WHY_NOT as WHY_NOT
 
 
 @dataclass(frozen=True)
@@ -68,6 +71,28 @@ class ParamResult:
     #: largest gradient entry (a bug larger than about rtol + resolution is seen); inf when some
     #: entry could not be estimated; NaN when not measured.
     resolution: float = float("nan")
+    #: Why this tensor's check fell short of its plan (the budget ran out after its cheap look,
+    #: before all its planned entries; or before any look), None when the plan was carried out.
+    #: A tensor cut short is not verified: never under a ✓, and --strict fails it.
+    cut: str | None = None
+
+    @property
+    def outcome(self) -> str:
+        """How the closing line counts this tensor (one of :data:`OUTCOMES`)."""
+        return outcome(self)
+
+    @property
+    def verified(self) -> bool:
+        """Shown right: it agrees, or its gradient is zero here with evidence."""
+        return self.outcome in VERIFIED
+
+
+def not_checked(name: str, shape: tuple[int, ...], why: str, *, strict: bool) -> ParamResult:
+    """A selected tensor the budget left without any look: not verified (fails under strict)."""
+    return ParamResult(
+        name, shape, not strict, float("nan"), float("nan"), 0, 0, verdict="not checked",
+        mode="none", cut=why,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -110,6 +135,17 @@ class CheckResult:
     @property
     def failures(self) -> tuple[ParamResult, ...]:
         return tuple(p for p in self.params if not p.passed)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Tensors per outcome (:data:`OUTCOMES` order): what the closing line counts."""
+        return count_outcomes(self.params)
+
+    @property
+    def verified(self) -> bool:
+        """Every selected tensor shown right (agrees, or zero with evidence), nothing failed,
+        not interrupted: the only result under a green ✓."""
+        return self.passed and all(p.verified for p in self.params)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON report's document (``gradcheck run --format json``) as a dict."""

@@ -41,6 +41,7 @@ from gradcheck_cli.plan.plan import Progress
 from gradcheck_cli.plan.selection import select
 from gradcheck_cli.results import CheckResult
 from gradcheck_cli.spec.config import Config, load_config
+from gradcheck_cli.verdict.outcomes import count_outcomes
 
 #: File suffixes taken from a directory.
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
@@ -73,6 +74,16 @@ class SuiteResult:
     @property
     def passed(self) -> bool:
         return all(o.status == "pass" for o in self.outcomes)
+
+    @property
+    def tensor_counts(self) -> dict[str, int]:
+        """Tensors per outcome over every config that ran (results.OUTCOMES order)."""
+        return count_outcomes([p for o in self.outcomes if o.result for p in o.result.params])
+
+    @property
+    def verified(self) -> bool:
+        """Every config passed with every selected tensor verified."""
+        return self.passed and all(o.result is not None and o.result.verified for o in self.outcomes)
 
     @property
     def interrupted(self) -> bool:
@@ -163,7 +174,7 @@ def preflight_plan(opts: CheckOptions) -> dict[str, Any]:
         plan["entries"] = lambda n: min(n, k)
     if mode in ("directional", "auto", None):  # auto may choose directional
         plan["probes"] = opts.probes or DEFAULT_PROBES
-    plan["timed"] = mode != "auto"
+    plan["timed"] = mode != "auto" and opts.budget is None  # both bound their own work
     plan["auto_above"] = modes.SMALL_CHECK if mode is None else None
     return plan
 

@@ -307,6 +307,7 @@ def replay(words: list[str], result: CheckResult) -> str:
     words += [w for p in o.get("include") or [] for w in ("--include", p)]
     words += [w for p in o.get("exclude") or [] for w in ("--exclude", p)]
     words += ["--mode", result.mode]
+    words += ["--budget", f"{o['budget']:g}"] if o.get("budget") else []
     if result.samples is not None:
         words += ["--samples", str(result.samples)]
     if result.probes is not None:

@@ -187,7 +187,7 @@ ModeOpt = Annotated[
         "--mode",
         help="full: every entry; sample: --samples entries and --probes random directions per "
         "tensor; directional: --probes random directions per tensor; auto: the most thorough "
-        "that fits --budget. "
+        "whose counted work fits a fixed limit (the same plan on any machine). "
         "Default: full for small checks, else auto.",
     ),
 ]
@@ -214,8 +214,9 @@ Budget = Annotated[
     typer.Option(
         "--budget",
         metavar="SECONDS",
-        help="Seconds the check may spend (> 0): auto picks the most thorough mode that fits, and "
-        "any mode stops there, saying what it did not check.",
+        help="Seconds the check may spend (> 0): every tensor gets a cheap look (random "
+        "directions) first, then entries in the time left; tensors it cut short are named and "
+        "not verified (--strict fails them).",
     ),
 ]
 Jobs = Annotated[

@@ -79,6 +79,7 @@ class Perturber:
     ) -> None:
         self.net = network
         self.chunk_bytes, self.batched, self.progress = chunk_bytes, batched, progress
+        self.chunk_caps: dict[str, int] = {}  # per tensor, a budget's cap on copies a chunk
         chunks.settle_heap()
         kernels.chosen()  # this CPU's kernels, measured once per process before anything is timed
         self._base_terms: Array | None = None  # the loss's per-row terms of the base output
@@ -213,7 +214,7 @@ class Perturber:
 
     def chunk_size(self, ref: ParamRef) -> int:
         """Copies per chunk (see :func:`gradcheck_cli.engine.chunks.chunk_size`)."""
-        return chunks.chunk_size(self, ref)
+        return min(chunks.chunk_size(self, ref), self.chunk_caps.get(ref.name, 1 << 62))
 
     # -- the batched path -------------------------------------------------------------------------
     def _batch(self, ref: ParamRef, idx: Array, new: Array, delta: Array) -> Array:

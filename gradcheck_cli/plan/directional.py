@@ -21,17 +21,20 @@ def directional(
     analytic: Array,
     scale: float,
     plan: Plan,
+    probes: int | None = None,
 ) -> ParamResult:
-    """Probe one tensor along ``plan.probes`` random directions (central differences)."""
+    """Probe one tensor along ``probes`` (default ``plan.probes``) random directions (central
+    differences)."""
     pert, eps = judge.pert, judge.eps
-    v = directions(shape, plan.probes, plan.seed, ref.name)
+    k_probes = plan.probes if probes is None else probes
+    v = directions(shape, k_probes, plan.seed, ref.name)
     steps = np.array([eps, -eps])
-    f = np.stack([pert.along(ref, v[k], steps) for k in range(plan.probes)])
+    f = np.stack([pert.along(ref, v[k], steps) for k in range(k_probes)])
     args = (ref.name, shape, analytic, pert.array(ref), v, eps, judge, scale)
     res = compare_directional(*args, f)
     if not res.passed:  # borderline or wrong: add ±2ε for the truncation estimate
-        plan.grow(2 * plan.probes)
-        f2 = np.stack([pert.along(ref, v[k], 2 * steps) for k in range(plan.probes)])
+        plan.grow(2 * k_probes)
+        f2 = np.stack([pert.along(ref, v[k], 2 * steps) for k in range(k_probes)])
         res = compare_directional(*args, np.concatenate([f, f2], axis=1))
     return res
 

@@ -176,7 +176,7 @@ def estimate_time(
     that failure."""
     from gradcheck_cli.engine.numeric import Perturber
     from gradcheck_cli.engine.precision import promoted
-    from gradcheck_cli.plan import modes
+    from gradcheck_cli.plan import timing as modes
 
     cost = count_entries(net, inputs=inputs, evals_per_entry=evals_per_entry, entries=entries)
     count = entries or (lambda n: n)

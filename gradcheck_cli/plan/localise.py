@@ -3,7 +3,7 @@
 A sample of K entries misses a single wrong entry of a large tensor with probability ≈ 1 − K/n;
 a directional probe sees every entry at once (∇L·v sums them all) for two loss evaluations. So
 sample mode also probes each tensor (:func:`sampled`), and a failed probe — in sample or in
-directional mode — is followed by :func:`localise`: bisection over blocks of entries. A block B
+directional mode — is followed by :func:`localise` (passes.py): bisection over blocks of entries. A block B
 is tested with the probe's direction restricted to B (v·1_B / ‖v·1_B‖, central differences,
 the same verdict as a probe); failing blocks are halved, passing ones dropped, until blocks are
 at most :data:`LEAF` entries, which are judged entry by entry. At most :data:`MAX_BLOCK_TESTS`
@@ -20,7 +20,7 @@ import numpy as np
 from gradcheck_cli.engine.draws import directions
 from gradcheck_cli.engine.network import ParamRef
 from gradcheck_cli.layers.base import Array
-from gradcheck_cli.plan.directional import compare_directional, directional
+from gradcheck_cli.plan.directional import compare_directional
 from gradcheck_cli.plan.plan import Plan
 from gradcheck_cli.results import ParamResult
 from gradcheck_cli.verdict.judge import Judge
@@ -31,27 +31,6 @@ LEAF = 64
 MAX_BLOCK_TESTS = 96
 #: Entries judged one by one at the end of a localisation, at most.
 MAX_LEAF_ENTRIES = 16 * LEAF
-
-
-def sampled(
-    judge: Judge,
-    ref: ParamRef,
-    shape: tuple[int, ...],
-    analytic: Array,
-    scale: float,
-    plan: Plan,
-    idx: Array,
-) -> ParamResult:
-    """Sample mode for one tensor: ``plan.probes`` directional probes over the whole tensor
-    first (two evaluations each: cheap, and they see every entry), then the sampled entries; a
-    failed probe is localised and the entries it singles out are judged with the sample."""
-    if idx.size >= int(np.prod(shape, dtype=np.int64)):  # every entry is checked anyway
-        return replace(judge(ref, shape, analytic, idx, scale), mode="sample")
-    probe = directional(judge, ref, shape, analytic, scale, plan)
-    if not probe.passed:
-        return localise(judge, ref, shape, analytic, scale, plan, probe, known=idx)
-    res = judge(ref, shape, analytic, idx, scale)
-    return replace(res, mode="sample+probes" if res.reason is None else "sample", probes=probe.checked)
 
 
 def localise(

@@ -1,275 +1,161 @@
-"""How much to check: every entry, a stratified sample, or random directions — and what each costs.
+"""How much to check: every entry, a stratified sample, or random directions — chosen from counts.
 
 - ``full``: every entry of every tensor.
 - ``sample``: K entries per tensor, one drawn uniformly from each of K equal strata of the flat
   index range (so rows/columns are spread out), from a generator keyed by the seed and the
-  tensor's name: the same seed checks the same entries.
+  tensor's name: the same seed checks the same entries; plus directional probes over the whole
+  tensor.
 - ``directional``: K random directions v per tensor, v = s ⊙ m / ‖s ⊙ m‖ with random signs s and
   magnitudes m ~ U(0.5, 1.5) (entries kept away from 0, so no entry can hide behind a tiny
   weight); cost independent of the tensor's size.
-- ``auto``: pilot-time the engine on each tensor, estimate every mode, pick the most thorough
-  one whose estimate fits what is left of the budget after the pilot (full, else sample with as
-  many entries per tensor as fit, else directional), never a less thorough mode that it
-  estimates to be slower. The run itself stops at the budget (``Plan.deadline``) and reports
-  what it checked: the estimate picks the mode, the deadline holds the time.
+- ``auto``: the most thorough mode whose *work* fits :data:`WORK`: full, else sample with as many
+  entries per tensor as fit (at least the default), else directional; never a less thorough mode
+  whose work is larger.
 
-Estimates are measured, not counted: :func:`time_engine` times the engine on a few real
-perturbed copies of each tensor (the short-cuts it takes for that tensor included) and
-extrapolates to the entries that will be checked. The same timing gives the "this check would
-take about …" refusal (limits.py).
+Work is counted, never timed: the operations of one loss evaluation from a tensor's layer on
+(:func:`operations`, from the arrays' sizes) times the evaluations a mode makes. So the same config
+and seed give the same plan, the same entries, on any machine under any load (timings only drive
+the ETA, the progress bar and an explicit ``--budget``: timing.py).
 
 Pure NumPy; no printing (the estimate travels in the result and the report shows it).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from gradcheck_cli.engine.draws import sample_indices
 from gradcheck_cli.engine.network import ParamRef
 from gradcheck_cli.engine.numeric import Perturber
-from gradcheck_cli.layers.base import Array
 
 MODES = ("full", "sample", "directional", "auto")
-#: With no mode given, checks of at most this many entries run ``full`` without a pilot;
-#: larger ones run ``auto`` with :data:`DEFAULT_BUDGET`.
+#: With no mode given, checks of at most this many entries run ``full`` without estimating;
+#: larger ones run ``auto``.
 SMALL_CHECK = 20_000
 #: Loss evaluations per directional probe: ±ε (±2ε are added only when the verdict needs the
 #: truncation estimate).
 PROBE_EVALS = 2
-#: Entries timed per tensor by the pilot (more when one engine chunk holds more: the pilot then
-#: times one full chunk, as the check will run them).
-PILOT_ENTRIES = 64
-#: At most this many entries per timed tensor.
-PILOT_MAX_ENTRIES = 1024
-#: Seconds the pilot may spend timing; tensors not timed by then are estimated at the highest
-#: per-entry cost measured so far (an over- rather than an under-estimate).
-PILOT_SECONDS = 1.0
-#: Promise (judge.Tolerance.resolution) the pilot assumes when not told: 10 × float64 central rtol.
-PILOT_RESOLUTION = 1e-6
-#: What a check spends besides the engine (the unperturbed pass, backward, structural checks,
-#: verdict bookkeeping), per tensor and per entry checked: measured over the example configs
-#: and the benchmark nets, 250-500 µs a tensor and ~0.3 µs an entry (it dominates checks of a
-#: few ms, where the engine alone was estimated up to 7× short).
-JUDGE_TENSOR_SECONDS = 3e-4
-JUDGE_ENTRY_SECONDS = 3e-7
+#: Operations counted for each layer call besides its arithmetic (Python and NumPy overhead of
+#: a call, of the order of 10 µs: many tiny layers are not free).
+CALL_OPERATIONS = 20_000
+#: Auto's work limit in operations: what a default check may do. Calibrated so that a check of
+#: this much dense work takes about a minute of one laptop core (benchmarks/bench_estimates.py
+#: measures operations per second); networks whose tensors the engine evaluates through
+#: low-rank short-cuts (linear layers) run faster than their count.
+WORK = 8.0e10
 
 
 @dataclass(frozen=True)
 class Estimate:
-    """Estimated seconds per mode (from a timed forward pass and a pilot of the engine)."""
+    """Auto's choice and the work (operations) each mode would do; counted, not timed."""
 
-    forward_s: float
-    full_s: float
-    sample_s: float
-    directional_s: float
+    full: float
+    sample: float
+    directional: float
     entries: int  # entries a full check evaluates
-    budget_s: float
+    limit: float  # the work auto may spend (:data:`WORK`)
     chosen: str
     samples: int
     probes: int
 
-    def seconds(self, mode: str) -> float:
-        return {"full": self.full_s, "sample": self.sample_s, "directional": self.directional_s}[
-            mode
-        ]
+    def work(self, mode: str) -> float:
+        return {"full": self.full, "sample": self.sample, "directional": self.directional}[mode]
 
 
-@dataclass(frozen=True)
-class Timing:
-    """What :func:`time_engine` measured, per tensor of the refs it was given."""
-
-    per_entry: tuple[float, ...]  # seconds per checked entry (both stencil points)
-    per_pass: tuple[float, ...]  # seconds of one loss evaluation from the tensor's layer on
-    timed: int  # tensors whose own group (layer, input or not, shape) was timed
-    seconds: float  # the pilot's own time
-    #: Per tensor, 0 unless its first estimates will not resolve the promise (judge: error +
-    #: floor > resolution·max|g|), so that every entry gets a second look: the seconds of one
-    #: entry's step ladder, and of the tensor's noise measurement (both timed on the real calls).
-    look_entry: tuple[float, ...]
-    look_fixed: tuple[float, ...]
-
-    def entry_costs(self, first: float = 1.0) -> list[float]:
-        """Seconds per checked entry of each tensor, second looks included; ``first`` scales
-        the first estimate's share (its evaluations per entry over the pilot's two)."""
-        return [
-            t * first + k + JUDGE_ENTRY_SECONDS
-            for t, k in zip(self.per_entry, self.look_entry, strict=True)
-        ]
-
-    def fixed(self) -> float:
-        """Seconds per check that do not grow with the entries checked: noise measurements and
-        each tensor's share of what is not the engine."""
-        return sum(self.look_fixed) + JUDGE_TENSOR_SECONDS * len(self.per_entry)
-
-    def total(self, counts: Sequence[int], first: float = 1.0) -> float:
-        costs = self.entry_costs(first)
-        return sum(t * n for t, n in zip(costs, counts, strict=True)) + self.fixed()
+def _feature(out_shape: tuple[int, ...], p_shape: tuple[int, ...]) -> int:
+    """The output axis a parameter maps onto (its length is one of the parameter's axes: the
+    ``out`` of a linear W, the channels of a conv kernel), preferring the last; 0 if none."""
+    for n in reversed(out_shape[1:] or out_shape):
+        if n in p_shape:
+            return int(n)
+    return 0
 
 
-_Group = tuple[int, bool, tuple[int, ...]]
+def layer_operations(x_size: int, out: np.ndarray, params: Sequence[np.ndarray]) -> float:
+    """Operations of one call of a layer, counted from sizes: its input and output, and per
+    parameter P the multiply-adds of a dense map, |out| · |P| / (the output axis P maps onto)
+    (exact for linear, conv, recurrent and attention weights; an embedding is over-counted)."""
+    ops = float(CALL_OPERATIONS + x_size + out.size)
+    for p in params:
+        feature = _feature(tuple(out.shape), tuple(p.shape))
+        ops += out.size * p.size / feature if feature else float(out.size + p.size)
+    return ops
 
 
-def time_engine(
-    pert: Perturber,
-    refs: Sequence[ParamRef],
+def operations(pert: Perturber) -> list[float]:
+    """Per layer i: operations of one loss evaluation from layer i on (layers i… and the loss),
+    counted from the unperturbed pass's arrays."""
+    net = pert.net
+    per_layer = [
+        layer_operations(
+            int(np.size(pert.layer_inputs[i])), np.asarray(pert.outputs[i]),
+            [np.asarray(a) for a in net.layers[i].params.values()],
+        )
+        for i in range(len(net.layers))
+    ]  # fmt: skip
+    loss = float(CALL_OPERATIONS + np.size(pert.outputs[-1])) if per_layer else 0.0
+    tails, total = [], loss
+    for ops in reversed(per_layer):
+        total += ops
+        tails.append(total)
+    return tails[::-1]
+
+
+def evaluation_operations(pert: Perturber, refs: Sequence[ParamRef]) -> list[float]:
+    """Operations of one loss evaluation that perturbs each of ``refs`` (from its layer on; the
+    input: the whole network)."""
+    tails = operations(pert)
+    return [tails[r.layer] if tails else 0.0 for r in refs]
+
+
+def choose(
+    sizes: Sequence[int],
+    ops: Sequence[float],
     *,
-    eps: float,
-    seed: int = 0,
-    cap: float = PILOT_SECONDS,
-    resolution: float | None = PILOT_RESOLUTION,
-) -> Timing:
-    """Time the engine on real perturbed copies: for each group of tensors that cost the same
-    (same layer, same shape), ``pert.losses`` on a chunk's worth of entries at ±``eps``, and one
-    loss evaluation from the layer. Tensors of groups not timed within ``cap`` seconds get the
-    highest per-entry cost measured. The pilot's central estimates also tell whether the
-    tensor's entries will need a second look (:func:`_unresolved`); if so, one entry's step
-    ladder and the tensor's noise measurement are timed too (they cost far more). With
-    ``resolution`` None nothing gets a second look (the complex step, directional probes)."""
-    offsets = np.array([eps, -eps])
-    started = time.perf_counter()
-    groups: dict[_Group, float] = {}
-    looks: dict[_Group, tuple[float, float]] = {}
-    passes: dict[int, float] = {}
-    per_entry: list[float | None] = []
-    per_pass: list[float] = []
-    keys = []
-    for ref in refs:
-        arr = pert.array(ref)
-        layer = ref.layer
-        if layer not in passes:
-            inp = pert.x if ref.key is None else pert.layer_inputs[layer]
-            t0 = time.perf_counter()
-            pert.net.loss_value(inp, layer)
-            passes[layer] = time.perf_counter() - t0
-        per_pass.append(passes[layer])
-        key = (layer, ref.key is None, tuple(arr.shape))
-        if key not in groups and (not groups or time.perf_counter() - started < cap):
-            per_chunk = max(1, pert.chunk_size(ref) // len(offsets))
-            m = min(arr.size, PILOT_MAX_ENTRIES, max(PILOT_ENTRIES, per_chunk))
-            pilot = sample_indices(arr.size, m, seed, f"pilot:{ref.name}")
-            if not groups:  # untimed once: the first chunk of a process pays its page faults
-                pert.losses(ref, pilot, offsets)
-            t0 = time.perf_counter()
-            losses, steps = pert.losses(ref, pilot, offsets)
-            groups[key] = (time.perf_counter() - t0) / len(pilot)
-            looks[key] = (0.0, 0.0)
-            if resolution is not None and _unresolved(pert, losses, steps, eps, resolution):
-                looks[key] = _time_second_look(pert, ref, pilot[:1], eps, seed)
-        per_entry.append(groups.get(key))
-        keys.append(key)
-    worst = max(groups.values(), default=0.0)
-    dearest = max(looks.values(), default=(0.0, 0.0))
-    return Timing(
-        tuple(worst if t is None else t for t in per_entry),
-        tuple(per_pass),
-        sum(t is not None for t in per_entry),
-        time.perf_counter() - started,
-        tuple(looks.get(key, dearest)[0] for key in keys),
-        tuple(looks.get(key, dearest)[1] for key in keys),
-    )
-
-
-def _time_second_look(
-    pert: Perturber, ref: ParamRef, idx: Array, eps: float, seed: int
-) -> tuple[float, float]:
-    """Seconds of the step ladder of one entry and of a noise measurement along ``ref``: the
-    calls a second look makes (steps.ladder, steps.measure_noise)."""
-    from gradcheck_cli.engine.numeric import UNIT_ROUNDOFF
-    from gradcheck_cli.verdict.steps import ladder, measure_noise
-
-    ladder(pert, ref, idx)  # untimed once: a first call costs twice the next ones
-    t0 = time.perf_counter()
-    ladder(pert, ref, idx)
-    t1 = time.perf_counter()
-    measure_noise(pert, ref, min(eps, 1e-3) / 10, UNIT_ROUNDOFF["float64"], seed)
-    return t1 - t0, time.perf_counter() - t1
-
-
-def _unresolved(
-    pert: Perturber, losses: Array, steps: Array, eps: float, resolution: float
-) -> bool:
-    """The judge's first test of resolution (judge.Judge._needs) on the pilot's central
-    estimates: the bound from the loss's rounding, NOISE_FACTOR·ε_f/ε, above
-    ``resolution`` × the largest |estimate| means a second look for every entry (the bound
-    is the same for every entry of a tensor)."""
-    from gradcheck_cli.engine.numeric import UNIT_ROUNDOFF
-    from gradcheck_cli.verdict.steps import NOISE_FACTOR, rounding_floor
-
-    with np.errstate(all="ignore"):
-        numeric = np.real(losses[:, 0] - losses[:, 1]) / np.real(steps[:, 0] - steps[:, 1])
-    numeric = numeric[np.isfinite(numeric)]
-    u = UNIT_ROUNDOFF["float32" if pert.x.dtype == np.float32 else "float64"]
-    error = NOISE_FACTOR * rounding_floor(pert, u) / eps
-    return bool(error > resolution * float(np.max(np.abs(numeric), initial=0.0)))
-
-
-def estimate(
-    pert: Perturber,
-    refs: list[ParamRef],
-    *,
-    eps: float,
     samples: int,
     probes: int,
-    budget: float,
-    seed: int,
     grow: bool = False,
-    resolution: float | None = PILOT_RESOLUTION,
+    limit: float = WORK,
 ) -> Estimate:
-    """Time the engine on each tensor (:func:`time_engine`), then choose the most thorough mode
-    whose estimate fits what is left of ``budget``: full, else sample, else directional
-    (directional also when nothing fits: it is the cheapest) — but never a less thorough mode
-    estimated slower than a more thorough one. With ``grow``, sample mode takes as many entries
-    per tensor as fit (at least ``samples``)."""
-    started = time.perf_counter()
-    t0 = time.perf_counter()
-    pert.net.loss_value(pert.x)
-    forward = time.perf_counter() - t0
-    timing = time_engine(pert, refs, eps=eps, seed=seed, resolution=resolution)
-    sizes = [pert.array(r).size for r in refs]
-    full = timing.total(sizes)
-    probing = [p * PROBE_EVALS * probes + JUDGE_TENSOR_SECONDS for p in timing.per_pass]
-    direc = sum(probing)
-    # sample mode also probes every tensor it does not check entirely
-    sample = timing.total([min(samples, n) for n in sizes])
-    sample += sum(t for t, n in zip(probing, sizes, strict=True) if n > samples)
-    room = budget - (time.perf_counter() - started)
-    costs = list(zip(timing.entry_costs(), sizes, strict=True))
-    if grow and full > room:  # the probes' and noise measurements' time is set aside first
-        samples, _ = _grow_samples(costs, samples, room - direc - timing.fixed(), sample)
-        sample = timing.total([min(samples, n) for n in sizes])
-        sample += sum(t for t, n in zip(probing, sizes, strict=True) if n > samples)
-    if full <= room:
+    """The most thorough mode whose counted work fits ``limit``: full, else sample, else
+    directional (directional also when nothing fits: it is the cheapest) — never a less thorough
+    mode whose work is larger. With ``grow``, sample mode takes as many entries per tensor as fit
+    (at least ``samples``). Deterministic: sizes and operation counts only."""
+
+    def work(k: int | None) -> float:  # k None: every entry; sample mode probes what it samples
+        total = 0.0
+        for n, c in zip(sizes, ops, strict=True):
+            m = n if k is None else min(k, n)
+            total += 2 * m * c + (PROBE_EVALS * probes * c if k is not None and n > k else 0.0)
+        return total
+
+    full = work(None)
+    if grow and full > limit:
+        samples = _grow(work, samples, max(sizes, default=samples), limit)
+    sample = work(samples)
+    direc = sum(PROBE_EVALS * probes * c for c in ops)
+    if full <= limit:
         chosen = "full"
-    elif sample <= room:
+    elif sample <= limit:
         chosen = "sample"
     else:
         chosen = "directional"
-    # never a less thorough mode that is estimated slower
-    if chosen == "directional" and sample <= direc:
+    if chosen == "directional" and sample <= direc:  # never a less thorough mode that costs more
         chosen = "sample"
     if chosen != "full" and full <= (sample if chosen == "sample" else direc):
         chosen = "full"
-    entries = sum(sizes)
-    return Estimate(forward, full, sample, direc, entries, budget, chosen, samples, probes)
+    return Estimate(full, sample, direc, sum(sizes), limit, chosen, samples, probes)
 
 
-def _grow_samples(
-    costs: list[tuple[float, int]], k: int, budget: float, seconds: float
-) -> tuple[int, float]:
-    """The largest per-tensor sample size whose estimated time fits ``budget`` (at least k)."""
-
-    def cost(m: int) -> float:
-        return sum(t * min(m, size) for t, size in costs)
-
-    lo, hi = k, max(size for _, size in costs)
-    if cost(lo) > budget:
-        return k, seconds
+def _grow(work: object, k: int, most: int, limit: float) -> int:
+    """The largest per-tensor sample size whose work fits ``limit`` (at least k)."""
+    assert callable(work)
+    if work(k) > limit:
+        return k
+    lo, hi = k, max(k, most)
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        lo, hi = (mid, hi) if cost(mid) <= budget else (lo, mid - 1)
-    return lo, cost(lo)
+        lo, hi = (mid, hi) if work(mid) <= limit else (lo, mid - 1)
+    return lo

@@ -16,7 +16,7 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from gradcheck_cli.report.text import every, listing, num, problems, unverified
+from gradcheck_cli.report.text import counts_text, every, listing, num, problems, unverified
 
 if TYPE_CHECKING:  # types only: suites render lazily through here (SuiteResult._repr_html_)
     from gradcheck_cli.results import CheckResult
@@ -47,13 +47,13 @@ def _row(o: Outcome) -> list[RenderableType]:
     r = o.result
     open_ = unverified(r)
     if o.status == "pass" and open_:  # not failed, but not every tensor verified
-        label, style = "inconclusive", "bold yellow"
+        label, style = "not verified", "bold yellow"
     note = Text(listing([p.name for p in r.failures] + problems(r)), style="red")
-    if open_:
-        note.append(
-            ("; " if note.plain else "") + "inconclusive: " + listing([p.name for p in open_]),
-            style="yellow",
-        )
+    groups: dict[str, list[str]] = {}
+    for p in open_:
+        groups.setdefault(p.outcome, []).append(p.name)
+    for outcome, names in groups.items():
+        note.append(("; " if note.plain else "") + f"{outcome}: {listing(names)}", style="yellow")
     return [
         o.config,
         f"{len(r.params) - len(r.failures)}/{len(r.params)}",
@@ -78,21 +78,25 @@ def summary_table(suite: SuiteResult, *, only_failures: bool = False) -> Table:
 
 
 def suite_line(suite: SuiteResult) -> Text:
+    """The suite's closing line: configs by status, and every tensor outcome counted."""
     counts = {s: sum(o.status == s for o in suite.outcomes) for s in ("pass", "fail", "error")}
     n = len(suite.outcomes)
     if suite.interrupted:
         return Text(f"interrupted (Ctrl-C) after {n} configs: no verdict", style="bold yellow")
-    if suite.passed:
+    tensors = [p for o in suite.outcomes if o.result is not None for p in o.result.params]
+    tally = f" ({counts_text(tensors)})" if tensors else ""
+    if suite.passed and not suite.verified:
         open_ = sum(1 for o in suite.outcomes if o.result is not None and unverified(o.result))
-        if open_:
-            return Text(
-                f"⚠ no config fails; {open_} of {n} with inconclusive tensors (not verified; "
-                "--strict fails them)",
-                style="bold yellow",
-            )
-        return Text(f"✓ {every(n, 'the config passes', 'all {n} configs pass')}", style="bold green")
+        return Text(
+            f"⚠ no config fails; {open_} of {n} with tensors not verified{tally}; --strict fails "
+            "them",
+            style="bold yellow",
+        )
+    if suite.passed:
+        passes = every(n, "the config passes", "all {n} configs pass")
+        return Text(f"✓ {passes}{tally}", style="bold green")
     text = Text(f"✗ {n - counts['pass']} of {n} configs do not pass", style="bold red")
-    text.append(f" ({counts['fail']} failed, {counts['error']} invalid)", style="red")
+    text.append(f" ({counts['fail']} failed, {counts['error']} invalid){tally}", style="red")
     return text
 
 

@@ -1,4 +1,5 @@
-"""GitHub Actions workflow commands: an ``::error`` annotation per failing tensor, a notice summary.
+"""GitHub Actions workflow commands: an ``::error`` annotation per failing tensor, a ``::warning``
+per tensor that did not fail but was not verified, a notice summary.
 
 Escaping follows the runner's rules (actions/toolkit, command.ts): in the message ``%``, CR and LF
 are percent-encoded; in property values also ``:`` and ``,``.
@@ -8,14 +9,13 @@ from __future__ import annotations
 
 from gradcheck_cli.report.text import (
     attribution,
+    closing,
     describe,
     diagnosis,
-    every,
     index,
-    listing,
     num,
     problems,
-    unverified,
+    skip_reason,
     value,
 )
 from gradcheck_cli.results import CheckResult, ParamResult
@@ -68,17 +68,12 @@ def _problem(p: ParamResult) -> str:
 
 
 def summary_line(result: CheckResult) -> str:
-    n = len(result.params)
-    open_ = unverified(result)
-    if result.passed and open_:
-        names = listing([p.name for p in open_])
-        return f"{result.name}: no gradient disagrees; {len(open_)} of {n} inconclusive ({names})"
-    if result.passed:
-        agree = every(n, "the gradient agrees", "all {n} gradients agree")
-        return f"{result.name}: {agree} ({describe(result)})"
-    names = listing([p.name for p in result.failures])
-    text = f"{result.name}: {len(result.failures)} of {n} gradients disagree"
-    text += f": {names}" if names else ""
+    """The closing line, every outcome counted ("4 agree · 2 inconclusive — not verified: …")."""
+    mark, head, tail = closing(result)
+    if mark == "✓":
+        return f"{result.name}: {head} ({describe(result)})"
+    text = f"{result.name}: {head}" + (f" ({tail})" if mark == "✗" and tail else "")
+    text += f" — {tail}" if mark == "⚠" else ""
     return "\n".join([text, *problems(result), *attribution(result)])
 
 
@@ -90,6 +85,11 @@ def annotation_lines(result: CheckResult, file: str | None = None) -> list[str]:
     lines += [
         command("error", _problem(p), file=file, title=f"gradcheck: {p.name}")
         for p in result.failures
+    ]
+    lines += [
+        command("warning", f"{p.name}: {skip_reason(p)}", file=file, title=f"gradcheck: {p.name}")
+        for p in result.params
+        if p.passed and not p.verified
     ]
     lines.append(command("notice", summary_line(result), file=file, title="gradcheck"))
     return lines

@@ -17,6 +17,8 @@ def suite_to_json_dict(suite: SuiteResult) -> dict[str, Any]:
         "counts": {
             s: sum(o.status == s for o in suite.outcomes) for s in ("pass", "fail", "error")
         },
+        "verified": suite.verified,
+        "tensor_counts": suite.tensor_counts,
         "configs": [
             {
                 "config": o.config,

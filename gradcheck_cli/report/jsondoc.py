@@ -84,6 +84,8 @@ def _param_dict(p: ParamResult) -> dict[str, Any]:
         "refined": p.refined,
         "noise_floor": _clean(p.noise_floor),
         "note": p.note,
+        "outcome": p.outcome,
+        "cut": p.cut,
         "worst": [_entry_dict(e) for e in p.worst],
     }
     return d | _extras(p, d)
@@ -111,15 +113,17 @@ def to_json_dict(result: CheckResult) -> dict[str, Any]:
         "samples": result.samples,
         "probes": result.probes,
         "interrupted": result.interrupted,
+        "verified": result.verified,
+        "counts": result.counts,
         "estimate": (
             None
             if result.estimate is None
             else {
-                "budget_s": result.estimate.budget_s,
-                "forward_s": result.estimate.forward_s,
-                "full_s": result.estimate.full_s,
-                "sample_s": result.estimate.sample_s,
-                "directional_s": result.estimate.directional_s,
+                "unit": "operations",
+                "limit": result.estimate.limit,
+                "full": result.estimate.full,
+                "sample": result.estimate.sample,
+                "directional": result.estimate.directional,
                 "chosen": result.estimate.chosen,
             }
         ),

@@ -1,7 +1,8 @@
 """JUnit XML: one <testsuite> per config, one <testcase> per checked tensor.
 
-A failing tensor carries <failure message="…"> with its worst entries as text; a config that could
-not run is one <testcase name="(config)"> with an <error>. The layout is the common subset read by
+A failing tensor carries <failure message="…"> with its worst entries as text; a tensor that did not
+fail but was not verified (inconclusive, at a kink, cut short or not checked by a budget) is
+<skipped message="why">; a config that could not run is one <testcase name="(config)"> with an <error>. The layout is the common subset read by
 GitHub/GitLab/Jenkins/Azure test reporters (no timing attributes, so the file is reproducible).
 """
 
@@ -16,6 +17,7 @@ from gradcheck_cli.report.text import (
     diagnosis,
     num,
     problems,
+    skip_reason,
     worst_entries,
 )
 from gradcheck_cli.results import CheckResult, ParamResult
@@ -65,7 +67,7 @@ def _suite_element(name: str, config: str, result: CheckResult) -> ET.Element:
         tests=str(len(result.params)),
         failures=str(len(result.failures)),
         errors="0",
-        skipped="0",
+        skipped=str(sum(p.passed and not p.verified for p in result.params)),
     )
     props = ET.SubElement(suite, "properties")
     for key, value in (
@@ -97,6 +99,8 @@ def _suite_element(name: str, config: str, result: CheckResult) -> ET.Element:
         if not p.passed:
             failure = ET.SubElement(case, "failure", message=_message(p), type="GradientMismatch")
             failure.text = _failure_text(p, attribution(result))
+        elif not p.verified:
+            ET.SubElement(case, "skipped", message=skip_reason(p))
         else:
             out = ET.SubElement(case, "system-out")
             out.text = (
@@ -116,7 +120,7 @@ def _error_element(o: Outcome) -> ET.Element:
 
 def to_junit(suite: SuiteResult) -> str:
     root = ET.Element("testsuites", name="gradcheck")
-    tests = failures = errors = 0
+    tests = failures = errors = skipped = 0
     for o in suite.outcomes:
         if o.result is None:
             element = _error_element(o)
@@ -125,10 +129,12 @@ def to_junit(suite: SuiteResult) -> str:
         tests += int(element.get("tests", "0"))
         failures += int(element.get("failures", "0"))
         errors += int(element.get("errors", "0"))
+        skipped += int(element.get("skipped", "0"))
         root.append(element)
     root.set("tests", str(tests))
     root.set("failures", str(failures))
     root.set("errors", str(errors))
+    root.set("skipped", str(skipped))
     ET.indent(root)
     return _xml_safe(ET.tostring(root, encoding="unicode", xml_declaration=True)) + "\n"
 

@@ -11,7 +11,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from gradcheck_cli.report.text import every, listing, method_words, unverified, value
+from gradcheck_cli.report.text import closing, every, method_words, value
 
 if TYPE_CHECKING:  # types only: results render lazily through here (CheckResult._repr_html_)
     from gradcheck_cli.layers.catalog import Info
@@ -57,14 +57,14 @@ def mode_text(result: CheckResult) -> str:
 
 
 def estimate_text(result: CheckResult) -> Text | None:
-    """The auto-mode cost estimate, when auto chose the mode."""
+    """Auto's counted work per mode and its choice, when auto chose the mode."""
     est = result.estimate
     if est is None:
         return None
     return Text(
-        f"auto (budget {est.budget_s:g} s): estimated full {est.full_s:.3g} s, "
-        f"sample {est.sample_s:.3g} s, directional {est.directional_s:.3g} s "
-        f"(one forward pass {est.forward_s * 1e3:.3g} ms) → {est.chosen}",
+        f"auto (counted work, limit {est.limit:.2g} operations): full {est.full:.2g}, "
+        f"sample {est.sample:.2g}, directional {est.directional:.2g} → {est.chosen}"
+        + (f" ({est.samples} entries per tensor)" if est.chosen == "sample" else ""),
         style="dim",
     )
 
@@ -188,29 +188,19 @@ def summary(result: CheckResult) -> Text:
         if result.failures:
             text.append(f"; disagreeing so far: {', '.join(p.name for p in result.failures)}")
         return text
-    open_ = unverified(result)
-    if result.passed and open_:
-        names = listing([p.name for p in open_])
-        text.append(
-            f"⚠ {n - len(open_)} of {n} gradients agree; {len(open_)} inconclusive (not "
-            f"resolved, not verified: {names}); --strict fails them",
-            style="bold yellow",
-        )
+    mark, head, tail = closing(result)
+    if mark == "✗":
+        if result.failures or not result.problems:  # else the problems above say it
+            text.append(f"✗ {head}", style="bold red")
+            text.append(f" ({tail})" if tail else "", style="red")
+        for line in result.attribution:
+            text.append(f"\n  → {line}", style="red")
         return text
-    if result.passed:
-        kinks = sum(p.kinks for p in result.params)
-        agree = every(n, "the gradient agrees", "all {n} gradients agree")
-        text.append(f"✓ {agree} ({done} checked", style="bold green")
-        text.append(f"; {kinks} at kinks)" if kinks else ")", style="bold green")
-        return text
-    bad = result.failures
-    if bad:
-        text.append(f"✗ {len(bad)} of {n} gradients disagree", style="bold red")
-        text.append(f": {', '.join(p.name for p in bad)}", style="red")
-    elif not result.problems:
-        text.append("✗ check failed", style="bold red")
-    for line in result.attribution:
-        text.append(f"\n  → {line}", style="red")
+    kinks = sum(p.kinks for p in result.params)
+    style = "bold green" if mark == "✓" else "bold yellow"
+    text.append(f"{mark} {head} ({done} checked" + (f"; {kinks} at kinks)" if kinks else ")"), style=style)
+    if tail:
+        text.append(f"\n  {tail}", style="yellow")
     return text
 
 

@@ -7,6 +7,8 @@ import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from gradcheck_cli.verdict.outcomes import WHY_NOT, count_outcomes
+
 if TYPE_CHECKING:  # types only: results render lazily through here (CheckResult._repr_html_)
     from gradcheck_cli.results import CheckResult, ParamResult
 
@@ -88,8 +90,53 @@ def problems(result: CheckResult) -> list[str]:
 
 
 def unverified(result: CheckResult) -> list[ParamResult]:
-    """Tensors that did not fail but are not verified either (inconclusive: not resolved)."""
-    return [p for p in result.params if p.passed and p.verdict == "inconclusive"]
+    """Tensors that did not fail but are not verified either: inconclusive, at a kink, cut
+    short or not checked by the budget."""
+    return [p for p in result.params if p.passed and not p.verified]
+
+
+def counts_text(params: Sequence[ParamResult]) -> str:
+    """Every outcome counted, pytest-style: "4 agree · 1 zero here · 2 inconclusive"."""
+    return " · ".join(f"{n} {o}" for o, n in count_outcomes(list(params)).items()) or "nothing"
+
+
+def why_unverified(params: Sequence[ParamResult], most: int = 8) -> str:
+    """What was not verified and why, by outcome: "inconclusive: a, b (the estimate …)"."""
+    groups: dict[str, list[str]] = {}
+    for p in params:
+        if not p.verified and p.outcome in WHY_NOT:
+            groups.setdefault(p.outcome, []).append(p.name)
+    return "; ".join(
+        f"{o}: {listing(names, most)} ({WHY_NOT[o]})" for o, names in groups.items()
+    )
+
+
+def skip_reason(p: ParamResult) -> str:
+    """Why one tensor is not verified (JUnit <skipped>, GitHub ::warning)."""
+    why = WHY_NOT.get(p.outcome, p.outcome)
+    detail = p.cut or p.note
+    return f"{p.outcome}: {why}" + (f" ({detail})" if detail and detail not in why else "")
+
+
+def closing(result: CheckResult) -> tuple[str, str, str]:
+    """The closing line: its mark, head and tail, e.g. ("⚠", "4 agree · 2 inconclusive",
+    "not verified: inconclusive: a, b (…); --strict fails them"). ✓ only when every selected
+    tensor was verified; ✗ when something failed (a gradient, or under --strict one not shown
+    right); ⚠ otherwise. Every outcome is counted."""
+    counts = counts_text(result.params)
+    n = len(result.params)
+    if not result.passed:
+        wrong = [p.name for p in result.failures if p.outcome == "disagree"]
+        unshown = [p.name for p in result.failures if p.outcome != "disagree"]
+        parts = [f"{len(wrong)} of {n} gradients disagree: {listing(wrong)}"] if wrong else []
+        if unshown:
+            parts.append(f"{len(unshown)} of {n} not shown right (--strict): {listing(unshown)}")
+        return "✗", "; ".join(parts) or "check failed", counts if n else ""
+    if result.verified:
+        if count_outcomes(list(result.params)) == {"agree": n}:
+            return "✓", every(n, "the gradient agrees", "all {n} gradients agree"), ""
+        return "✓", counts, ""
+    return "⚠", counts, f"not verified: {why_unverified(result.params)}; --strict fails them"
 
 
 def diagnosis(p: ParamResult) -> str | None:
@@ -109,10 +156,15 @@ def failure_report(result: CheckResult) -> str:
     if result.passed:
         return ""
     bad = result.failures
-    lines = [
-        f"gradients disagree for {len(bad)} of {len(result.params)} tensors of "
-        f"'{result.name}' ({describe(result)})"
-    ]
+    wrong = sum(p.outcome == "disagree" for p in bad)
+    what = (
+        f"gradients disagree for {wrong} of {len(result.params)} tensors"
+        if wrong or not bad
+        else f"{len(bad)} of {len(result.params)} tensors not shown right (--strict)"
+    )
+    lines = [f"{what} of '{result.name}' ({describe(result)})"]
+    if bad and wrong and wrong < len(bad):
+        lines[0] += f"; {len(bad) - wrong} more not shown right (--strict)"
     lines += [f"  {line}" for line in problems(result) + attribution(result)]
     lines += [f"  note: {note}" for note in result.notes]
     if bad:
