@@ -3,6 +3,7 @@ notebook display of results, piped output that fits, the progress display, the s
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -119,7 +120,8 @@ import numpy as np
 
 
 class Rough:
-    """y = 2x + 1e-6·sin(1e13·x): nothing resolves its gradient (inconclusive, test_resolution)."""
+    """y = 2x + 1e-6·sin(1e17·x): nothing resolves its gradient (inconclusive; test_resolution.Rough
+    says why the period must be below float64 spacing)."""
 
     row_independent = True
 
@@ -127,7 +129,7 @@ class Rough:
         self.params, self.grads = {}, {}
 
     def forward(self, x):
-        return 2.0 * x + 1e-6 * np.sin(1e13 * x)
+        return 2.0 * x + 1e-6 * np.sin(1e17 * x)
 
     def backward(self, dout):
         return 2.0 * dout
@@ -157,7 +159,7 @@ def test_a_piped_run_with_a_long_note_wraps_it_inside_its_column(write) -> None:
     plugin = write("rough.py", ROUGH)
     r = piped("layer", f"{plugin}:Rough", "--shape", "3x4")
     assert r.exit_code == 0, r.output
-    assert "inconclusive (res 1e-04)" in r.stdout  # the verdict cell is whole
+    assert re.search(r"inconclusive \(res \de-0\d\)", r.stdout)  # the verdict cell is whole
     assert widest(r.stdout) <= 160
 
 
@@ -211,7 +213,7 @@ def test_auto_says_its_decision_as_the_check_starts() -> None:
     seen = Staged()
     result = check_network(net, progress=seen, mode="auto", budget=60)
     mode, tensor = seen.stages[0]
-    assert mode.startswith(f"auto → {result.mode}") and "s of a 60 s budget" in mode
+    assert mode.startswith(f"auto → {result.mode}") and "operations)" in mode  # counted, not timed
     assert tensor == "input"
 
 

@@ -72,7 +72,7 @@ def judge_all(
         analytic, why = gradient(ref)
         t = _Tensor(ref, shape, size, analytic, scales[ref.name], plan.target(size), cost)
         if why:
-            t.result, t.done = structural_failure(ref.name, shape, why), True
+            t.result, t.done = structural_failure(ref.name, shape, why, analytic), True
         tensors.append(t)
     try:
         try:

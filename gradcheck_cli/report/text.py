@@ -141,9 +141,12 @@ def closing(result: CheckResult) -> tuple[str, str, str]:
 
 def diagnosis(p: ParamResult) -> str | None:
     """The diagnosis line of a failing tensor (the fingerprint that explains it), None when none
-    does: the same words in the assertion message, GitHub annotations, JUnit and the step summary."""
+    does: the same words in the assertion message, GitHub annotations, JUnit and the step summary.
+    A structural failure's kind is for machines (JSON): its sentence is the reason already shown."""
     d = p.diagnosis
-    return None if d is None else f"diagnosis ({d.kind}): {d.sentence}"
+    if d is None or d.params.get("structural"):
+        return None
+    return f"diagnosis ({d.kind}): {d.sentence}"
 
 
 def attribution(result: CheckResult) -> list[str]:
