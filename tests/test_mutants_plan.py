@@ -1,0 +1,210 @@
+"""Plan mechanisms pinned by behaviour (issue 28): directional probes' tolerance (what a correct
+tensor needs to pass on its probes alone), zero gradients, the plan's choices."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gradcheck_cli import check_layer, check_network, make_layer
+from gradcheck_cli.engine.network import Network
+from gradcheck_cli.layers.losses import MSE, SoftmaxCrossEntropy
+
+
+def _mlp(seed: int, dtype: str = "float64") -> Network:
+    rng = np.random.default_rng(seed)
+    layers = [
+        make_layer("linear", (8,), rng, out=16, dtype=dtype),
+        make_layer("tanh", (16,)),
+        make_layer("linear", (16,), rng, out=4, dtype=dtype),
+    ]
+    x = rng.standard_normal((6, 8)).astype(dtype)
+    return Network(
+        layers, SoftmaxCrossEntropy(), x=x, target=rng.integers(0, 4, 6), trusted=[True] * 3
+    )
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_correct_float32_network_passes_on_its_probes_alone(seed: int) -> None:
+    """float32: the analytic gradient's own round-off is part of a probe's tolerance, so no
+    probe of a correct network fails (none needs an entry-by-entry search)."""
+    res = check_network(_mlp(seed, "float32"), mode="directional", probes=2, seed=seed)
+    assert res.passed
+    assert all(p.mode == "directional" and p.verdict != "fail" for p in res.params), [
+        (p.name, p.mode, p.verdict) for p in res.params
+    ]
+
+
+class SteepTanh:
+    """out = tanh(k·x): a strongly curved L, where a probe's truncation error is above rtol."""
+
+    row_independent = True
+
+    def __init__(self, k: float) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.k = k
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.out = np.tanh(self.k * x)
+        return self.out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return dout * self.k * (1 - self.out**2)
+
+
+def test_a_strongly_curved_correct_layer_passes_on_its_probes_alone() -> None:
+    """The Richardson truncation estimate is part of a probe's tolerance: no probe of a correct
+    layer limited by truncation (not noise) fails."""
+    x = np.random.default_rng(0).standard_normal((4, 5)) / 300
+    res = check_layer(SteepTanh(300.0), x, seed=0, mode="directional", probes=2)
+    (p,) = res.params
+    assert res.passed and p.mode == "directional" and p.verdict != "fail", (p.mode, p.note)
+
+
+class Unused:
+    """out = x; its parameter w is not used: ∂L/∂w = 0 exactly."""
+
+    row_independent = True
+
+    def __init__(self) -> None:
+        self.params = {"w": np.ones(5)}
+        self.grads: dict[str, np.ndarray] = {}
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return x.copy()
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        self.grads = {"w": np.zeros(5)}
+        return dout
+
+
+@pytest.mark.parametrize("mode", ["directional", "full", "sample"])
+def test_a_parameter_with_zero_gradient_is_zero_in_every_mode(mode: str) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 5))
+    net = Network([Unused()], MSE(), x=x, target=rng.standard_normal((3, 5)), trusted=[False])
+    given = (
+        {"samples": 2, "probes": 2}
+        if mode == "sample"
+        else {"probes": 2}
+        if mode == "directional"
+        else {}
+    )
+    res = check_network(net, mode=mode, inputs=False, **given)
+    (p,) = res.params
+    assert res.passed and p.verdict == "zero", (p.verdict, p.note)
+
+
+def test_directional_probes_keep_the_resolution_promise() -> None:
+    """As per entry: a probed tensor resolved less finely than promised is inconclusive (and
+    fails under --strict), one resolved within it passes."""
+    rng = np.random.default_rng(0)
+    layer, x = make_layer("tanh", (6,), rng), rng.standard_normal((4, 6))
+    verdicts = set()
+    for promise in np.geomspace(1e-4, 1e-12, 9):
+        p = check_layer(layer, x, seed=0, mode="directional", probes=2, resolution=promise).params[
+            0
+        ]
+        assert p.mode == "directional"
+        assert (p.verdict == "pass") == (p.resolution <= promise), (
+            promise,
+            p.verdict,
+            p.resolution,
+        )
+        assert p.verdict in ("pass", "inconclusive"), p.verdict
+        verdicts.add(p.verdict)
+        if p.verdict == "inconclusive":
+            strict = check_layer(
+                layer, x, seed=0, mode="directional", probes=2, resolution=promise, strict=True
+            )
+            assert not strict.passed
+    assert verdicts == {"pass", "inconclusive"}
+
+
+@pytest.mark.parametrize(
+    "seconds, shown",
+    [(59.9, "59.9 s"), (60, "1.0 minutes"), (3599, "60.0 minutes"), (3600, "1.0 hours"),
+     (86399, "24.0 hours"), (86400, "1.0 days")],
+)  # fmt: skip
+def test_time_estimates_are_shown_in_the_right_unit(seconds: float, shown: str) -> None:
+    from gradcheck_cli.plan.limits import human_seconds
+
+    assert human_seconds(seconds) == shown
+
+
+@pytest.mark.parametrize(
+    "n, shown",
+    [(1023, "1023 bytes"), (1024, "1.0 KB"), (2**20 - 1, "1024.0 KB"), (2**20, "1.0 MB"),
+     (2**30, "1.0 GB"), (2**40, "1.0 TB")],
+)  # fmt: skip
+def test_memory_sizes_are_shown_in_the_right_unit(n: float, shown: str) -> None:
+    from gradcheck_cli.plan.limits import human_bytes
+
+    assert human_bytes(n) == shown
+
+
+def test_a_layers_temporaries_count_toward_the_memory_limit(tmp_path: Path) -> None:
+    """conv2d's window matrix (3.6 MB here, 20× its output) is part of the estimate: refused
+    under a 2 MB limit, naming the temporaries; built under 8 MB."""
+    from gradcheck_cli.engine.build import build_network
+    from gradcheck_cli.errors import LimitError
+    from gradcheck_cli.plan.limits import Limits
+    from gradcheck_cli.spec.config import load_config
+
+    path = tmp_path / "conv.yaml"
+    path.write_text(
+        "input: {shape: [8, 3, 32, 32]}\nlayers: [{type: conv2d, out_channels: 4, kernel: 5}]\n"
+    )
+    cfg = load_config(path)
+    with pytest.raises(LimitError, match=r"layer 0 temporaries 3\.6 MB"):
+        build_network(cfg, limits=Limits(max_bytes=2 * 2**20))
+    assert len(build_network(cfg, limits=Limits(max_bytes=8 * 2**20)).layers) == 1
+
+
+def test_time_estimates_scale_with_evaluations_and_entries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the engine's timing injected (no clock): 4 evaluations per entry cost twice the
+    engine time of 2, and checking fewer entries is estimated cheaper, by the entries left out."""
+    from gradcheck_cli.plan import limits, modes
+
+    net = _mlp(0)
+    refs = net.parameters(include_input=False)
+    per = tuple(1e-3 * (i + 1) for i in range(len(refs)))
+    zeros = (0.0,) * len(refs)
+    fake = modes.Timing(per, per, len(refs), 0.0, zeros, zeros)
+    monkeypatch.setattr(modes, "time_engine", lambda *a, **k: fake)
+    sizes = [int(np.size(net.layers[r.layer].params[r.key])) for r in refs]
+    two = limits.estimate_time(net, inputs=False, eps=1e-5, evals_per_entry=2).seconds
+    four = limits.estimate_time(net, inputs=False, eps=1e-5, evals_per_entry=4).seconds
+    assert four - two == pytest.approx(sum(t * n for t, n in zip(per, sizes, strict=True)))
+    few = limits.estimate_time(net, inputs=False, eps=1e-5, entries=lambda n: min(n, 3)).seconds
+    left_out = sum(
+        (t + modes.JUDGE_ENTRY_SECONDS) * (n - min(n, 3)) for t, n in zip(per, sizes, strict=True)
+    )
+    assert two - few == pytest.approx(left_out)
+
+
+@pytest.mark.parametrize(
+    "mode, given, label",
+    [
+        ("sample", {"samples": 4, "probes": 1}, "sample+probes→localised"),
+        ("directional", {"probes": 1}, "directional→localised"),
+    ],
+)
+def test_a_localised_failure_says_which_mode_found_it(mode: str, given: dict, label: str) -> None:
+    """A wrong dW (×(1 + 1e-3)) is found by the probes and localised; the report says how it was
+    checked (the sample's entries are judged with the suspects), the other tensors pass."""
+    from tests.buggy_layers import LinearScaled
+
+    rng = np.random.default_rng(1)
+    layers = [LinearScaled((8,), rng, 16, rel=1e-3), make_layer("tanh", (16,))]
+    layers.append(make_layer("linear", (16,), rng, out=4))
+    x = rng.standard_normal((6, 8))
+    net = Network(
+        layers, SoftmaxCrossEntropy(), x=x, target=rng.integers(0, 4, 6), trusted=[True] * 3
+    )
+    res = check_network(net, mode=mode, seed=1, **given)
+    assert [p.name for p in res.failures] == ["0.LinearScaled.W"]
+    assert res.failures[0].mode == label and res.failures[0].worst
