@@ -24,6 +24,7 @@ import argparse
 import ast
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -35,31 +36,46 @@ ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "gradcheck_cli"
 ALLOW = ROOT / "benchmarks" / "mutants_equivalent.txt"
 
-#: Module (under gradcheck_cli/) → the test files that cover it (run with -x, first failure stops).
-#: tests/test_mutants.py pins the behaviours the original suite missed; it runs first (fast).
-FAST = ["tests/test_mutants.py"]
+#: Module (under gradcheck_cli/) → the test files that cover it (run with -x: the first failure
+#: stops). The sharp files written for this audit (tests/test_mutants*.py) run first.
+SHARP = "tests/test_mutants.py"
+VERDICT = [
+    SHARP,
+    "tests/test_mutants_verdict.py",
+    "tests/test_resolution.py",
+    "tests/test_verdicts.py",
+]
+PLAN = [SHARP, "tests/test_mutants_plan.py", "tests/test_modes.py", "tests/test_speed.py"]
+ENGINE = [SHARP, "tests/test_mutants_engine.py", "tests/test_engine_trust.py"]
+SAFETY = [
+    SHARP,
+    "tests/test_mutants_safety.py",
+    "tests/test_hardening2.py",
+    "tests/test_bad_inputs.py",
+]
+REPORT = [SHARP, "tests/test_mutants_report.py", "tests/test_reports.py"]
 COVER: dict[str, list[str]] = {
-    "verdict/judge.py": [*FAST, "tests/test_resolution.py", "tests/test_verdicts.py"],
-    "verdict/steps.py": [*FAST, "tests/test_resolution.py", "tests/test_verdicts.py"],
-    "verdict/kinks.py": [*FAST, "tests/test_resolution.py", "tests/test_verdicts.py"],
-    "verdict/diagnosis.py": [*FAST, "tests/test_diagnosis.py"],
-    "verdict/attribution.py": [*FAST, "tests/test_resolution.py", "tests/test_reports.py"],
-    "plan/modes.py": [*FAST, "tests/test_modes.py", "tests/test_speed.py"],
-    "plan/plan.py": [*FAST, "tests/test_modes.py", "tests/test_speed.py"],
-    "plan/directional.py": [*FAST, "tests/test_modes.py", "tests/test_speed.py"],
-    "plan/localise.py": [*FAST, "tests/test_modes.py", "tests/test_speed.py"],
-    "plan/limits.py": [*FAST, "tests/test_bad_inputs.py", "tests/test_speed.py"],
-    "engine/draws.py": [*FAST, "tests/test_modes.py"],
-    "engine/probes.py": [*FAST, "tests/test_engine_trust.py"],
-    "engine/structure.py": [*FAST, "tests/test_engine_trust.py"],
-    "engine/contracts.py": [*FAST, "tests/test_engine_trust.py", "tests/test_bad_inputs.py"],
-    "engine/precision.py": [*FAST, "tests/test_engine_trust.py", "tests/test_resolution.py"],
-    "safety/outputs.py": [*FAST, "tests/test_reports.py", "tests/test_hardening2.py"],
-    "safety/isolation.py": [*FAST, "tests/test_hardening2.py", "tests/test_bad_inputs.py"],
-    "spec/trust.py": [*FAST, "tests/test_hardening2.py", "tests/test_bad_inputs.py"],
-    "report/junit.py": [*FAST, "tests/test_reports.py"],
-    "report/github.py": [*FAST, "tests/test_reports.py"],
-    "report/jsondoc.py": [*FAST, "tests/test_reports.py", "tests/test_options.py"],
+    "verdict/judge.py": VERDICT,
+    "verdict/steps.py": VERDICT,
+    "verdict/kinks.py": VERDICT,
+    "verdict/diagnosis.py": [SHARP, "tests/test_mutants_verdict.py", "tests/test_diagnosis.py"],
+    "verdict/attribution.py": [*VERDICT, "tests/test_reports.py"],
+    "plan/modes.py": PLAN,
+    "plan/plan.py": PLAN,
+    "plan/directional.py": PLAN,
+    "plan/localise.py": PLAN,
+    "plan/limits.py": [*PLAN, "tests/test_bad_inputs.py"],
+    "engine/draws.py": [SHARP, "tests/test_mutants_plan.py", "tests/test_modes.py"],
+    "engine/probes.py": ENGINE,
+    "engine/structure.py": [*ENGINE, "tests/test_verdicts.py"],
+    "engine/contracts.py": [*ENGINE, "tests/test_bad_inputs.py"],
+    "engine/precision.py": [*ENGINE, "tests/test_resolution.py"],
+    "safety/outputs.py": [*SAFETY, "tests/test_reports.py"],
+    "safety/isolation.py": SAFETY,
+    "spec/trust.py": SAFETY,
+    "report/junit.py": REPORT,
+    "report/github.py": REPORT,
+    "report/jsondoc.py": [*REPORT, "tests/test_options.py"],
 }
 
 #: Tests that decide from a wall clock (flaky on a loaded machine): not used to judge mutants.
@@ -112,6 +128,9 @@ class Mutant:
         return self._line
 
     _line: str = ""
+    #: First line of the mutated AST node: the run order within a module (stable across versions
+    #: of this script, so --resume can match a log line to its mutant)
+    order: int = 0
 
     def apply(self, text: str) -> str:
         assert text[self.start : self.end] == self.old, (self.module, self.line, self.old)
@@ -143,8 +162,11 @@ class _Finder(ast.NodeVisitor):
         old = self.text[start:end]
         if old == new:
             return
-        lineno = node.lineno  # type: ignore[attr-defined]
-        m = Mutant(self.module, lineno, start, end, old, new, op, self.lines[lineno - 1])
+        lineno = self.text.count("\n", 0, start) + 1  # the mutated text's own line
+        m = Mutant(
+            self.module, lineno, start, end, old, new, op, self.lines[lineno - 1],
+            node.lineno,  # type: ignore[attr-defined]
+        )  # fmt: skip
         try:
             ast.parse(m.apply(self.text))
         except SyntaxError:
@@ -306,6 +328,7 @@ def load_allow() -> dict[str, str]:
 def run_tests(files: list[str], timeout: float) -> tuple[str, float, str]:
     """(status, seconds, the first failing test)."""
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    files = [f for f in files if (ROOT / f.split("::")[0]).exists()]
     cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *files]
     cmd += [f"--deselect={t}" for t in DESELECT if t.split("::")[0] in files]
     t0 = time.monotonic()
@@ -341,6 +364,23 @@ def run_one(m: Mutant, timeout: float, tests: list[str] | None = None) -> tuple[
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
+def killed_before(log: str, sample: list[Mutant]) -> dict[int, str]:
+    """{index: killing test} for the mutants an earlier run's log reports killed, matched by index,
+    module and the mutated text (a line that does not match is run again)."""
+    found: dict[int, str] = {}
+    pattern = re.compile(
+        r"^\[\s*(\d+)/(\d+)\] (killed|timeout)\s+[\d.]+s (\S+?):\d+ \S+: (.*?) -> (.*?)(?:  \[(.*)\])?$"
+    )
+    for line in Path(log).read_text(encoding="utf-8").splitlines():
+        hit = pattern.match(line)
+        if not hit or int(hit[2]) != len(sample):
+            continue
+        i, m = int(hit[1]), sample[int(hit[1]) - 1]
+        if hit[4] == m.module and hit[5] == repr(m.old) and hit[6] == repr(m.new):
+            found[i] = hit[7] or hit[3]
+    return found
+
+
 def custom(spec: str) -> Mutant:
     """``module::old => new``: the first occurrence of ``old`` in the module replaced."""
     module, _, rest = spec.partition("::")
@@ -365,6 +405,11 @@ def main() -> int:
     ap.add_argument("--custom", action="append", help="'module::old => new' (repeatable)")
     ap.add_argument("--tests", nargs="+", help="run these test files instead of COVER's")
     ap.add_argument("--no-baseline", action="store_true", help="skip the unmutated run")
+    ap.add_argument(
+        "--resume",
+        help="a log of an earlier run of the same --seed/--max: its killed mutants are taken as "
+        "killed (tests were only added since), the others are run again",
+    )
     args = ap.parse_args()
 
     modules = args.module or sorted(COVER)
@@ -381,7 +426,7 @@ def main() -> int:
             print(f"{'total':28} {len(pool):5}")
             return 0
         k = len(pool) if args.max <= 0 else min(args.max, len(pool))
-        sample = sorted(random.Random(args.seed).sample(pool, k), key=lambda m: (m.module, m.line))
+        sample = sorted(random.Random(args.seed).sample(pool, k), key=lambda m: (m.module, m.order))
     if args.list_keys:
         for m in sample:
             print(m.key)
@@ -392,6 +437,7 @@ def main() -> int:
         raise SystemExit("the target files have uncommitted changes; commit or stash them first")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so `finally` restores the file
     allow = load_allow()
+    earlier = killed_before(args.resume, sample) if args.resume else {}
     if not args.no_baseline:  # a failing test file would "kill" every mutant
         for files in sorted({tuple(args.tests or COVER[m.module]) for m in sample}):
             status, secs, by = run_tests(list(files), 3 * args.timeout)
@@ -408,6 +454,8 @@ def main() -> int:
     for i, m in enumerate(sample, 1):
         if m.key in allow:
             status, secs, by = "equivalent", 0.0, allow[m.key]
+        elif i in earlier:
+            status, secs, by = "killed", 0.0, f"earlier run: {earlier[i]}"
         else:
             status, secs, by = run_one(m, args.timeout, args.tests)
         rows.append((m, status, secs))
