@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
 import os
 import random
 import re
@@ -121,7 +122,8 @@ class Mutant:
     @property
     def key(self) -> str:
         """Stable across line moves: module, operator and the mutated line's text."""
-        return f"{self.module} | {self.op} | {self.context.strip()} | {self.old} -> {self.new}"
+        key = f"{self.module} | {self.op} | {self.context.strip()} | {self.old} -> {self.new}"
+        return key + (f" #{self.dup + 1}" if self.dup else "")
 
     @property
     def context(self) -> str:
@@ -131,6 +133,8 @@ class Mutant:
     #: First line of the mutated AST node: the run order within a module (stable across versions
     #: of this script, so --resume can match a log line to its mutant)
     order: int = 0
+    #: Earlier mutants of the module with the same key text (the same line written twice)
+    dup: int = 0
 
     def apply(self, text: str) -> str:
         assert text[self.start : self.end] == self.old, (self.module, self.line, self.old)
@@ -306,11 +310,14 @@ def candidates(module: str) -> list[Mutant]:
     finder = _Finder(module, text)
     finder.visit(ast.parse(text))
     seen: set[tuple[int, int, str]] = set()
+    keys: dict[str, int] = {}
     out = []
     for m in sorted(finder.found, key=lambda m: (m.start, m.end, m.new)):
         if (m.start, m.end, m.new) not in seen:
             seen.add((m.start, m.end, m.new))
-            out.append(m)
+            dup = keys.get(m.key, 0)
+            keys[m.key] = dup + 1
+            out.append(dataclasses.replace(m, dup=dup))
     return out
 
 

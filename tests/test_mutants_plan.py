@@ -208,3 +208,89 @@ def test_a_localised_failure_says_which_mode_found_it(mode: str, given: dict, la
     res = check_network(net, mode=mode, seed=1, **given)
     assert [p.name for p in res.failures] == ["0.LinearScaled.W"]
     assert res.failures[0].mode == label and res.failures[0].worst
+
+
+# -- the budget: a deadline on an injected clock -------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+def test_the_deadline_spares_the_first_tensor_and_stops_a_later_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At the deadline the check goes on; past it, the first tensor still finishes (a run
+    stopped by its budget reports at least one tensor) and the next one is stopped."""
+    from gradcheck_cli.plan import plan as plan_mod
+
+    clock = Clock()
+    monkeypatch.setattr(plan_mod, "time", clock)
+    p = plan_mod.Plan("full", 0, 0, 0, None, None, deadline=110.0, budget=10.0)
+    p.next_tensor()
+    clock.now = 500.0
+    p.tick(2)  # the first tensor: never stopped
+    clock.now = 110.0
+    p.next_tensor()  # exactly at the deadline: not yet past it
+    p.tick(2)
+    clock.now = 110.5
+    with pytest.raises(plan_mod.BudgetReached):
+        p.tick(2)
+    with pytest.raises(plan_mod.BudgetReached):
+        p.next_tensor()
+
+
+def test_progress_counts_every_evaluation_and_never_shows_more_done_than_planned() -> None:
+    from gradcheck_cli.plan.plan import Plan
+
+    seen: list[tuple[int, int]] = []
+    p = Plan("full", 0, 0, 0, None, lambda d, t: seen.append((d, t)), planned=4)
+    for n in (2, 1, 3):
+        p.tick(n)
+    assert seen == [(2, 4), (3, 4), (6, 6)]
+    p.grow(5)
+    assert p.planned == 11 and p.done == 6
+
+
+def test_evaluations_planned_per_mode() -> None:
+    from gradcheck_cli.plan import modes
+    from gradcheck_cli.plan.plan import Plan
+
+    assert Plan("full", 0, 0, 0, None, None).evaluations(50) == 100
+    sample = Plan("sample", 8, 2, 0, None, None)
+    assert sample.evaluations(50) == 16 + 2 * modes.PROBE_EVALS
+    assert sample.evaluations(8) == 16  # the sample is the whole tensor: no probes
+    assert Plan("directional", 0, 3, 0, None, None).evaluations(50) == 3 * modes.PROBE_EVALS
+
+
+def test_a_budget_note_names_what_was_not_checked() -> None:
+    from gradcheck_cli.plan.plan import Plan
+
+    p = Plan("full", 0, 0, 0, None, None, budget=2.5)
+    refs = [f"t{i}" for i in range(8)]
+    note = p.budget_note(["t0"], refs)
+    assert note.startswith("budget of 2.5 s reached: 1 of 8 tensor(s) checked; ")
+    assert "not checked: t1, t2, t3, t4, t5 and 2 more (" in note
+    assert "not checked: t1, t2 (" in p.budget_note(["t0"], refs[:3])
+
+
+def test_a_check_with_a_budget_has_a_deadline_and_one_without_has_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gradcheck_cli.plan import plan as plan_mod
+
+    clock = Clock()
+    monkeypatch.setattr(plan_mod, "time", clock)
+    made: list[plan_mod.Plan] = []
+    real = plan_mod.make_plan
+    monkeypatch.setattr(
+        "gradcheck_cli.checker.make_plan", lambda *a, **k: made.append(real(*a, **k)) or made[-1]
+    )
+    check_network(_mlp(0), mode="full", budget=30.0, attribute=False)
+    check_network(_mlp(0), mode="full", attribute=False)
+    assert made[0].deadline == 130.0 and made[0].budget == 30.0
+    assert made[1].deadline is None and made[1].budget is None and made[1].estimate is None
