@@ -294,3 +294,33 @@ def test_a_check_with_a_budget_has_a_deadline_and_one_without_has_none(
     check_network(_mlp(0), mode="full", attribute=False)
     assert made[0].deadline == 130.0 and made[0].budget == 30.0
     assert made[1].deadline is None and made[1].budget is None and made[1].estimate is None
+
+
+def test_the_pilot_measures_seconds_per_entry_and_per_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a clock that advances only while the engine works (c per entry evaluated at ±ε,
+    p per loss evaluation), the pilot reports exactly c per entry and p per pass, per tensor."""
+    from gradcheck_cli.engine.numeric import Perturber
+    from gradcheck_cli.plan import modes
+
+    clock = Clock()
+    monkeypatch.setattr(modes, "time", clock)
+    net = _mlp(0)
+    pert = Perturber(net, net.x)
+    c, p = 2e-4, 3e-3
+    losses, loss_value = pert.losses, net.loss_value
+
+    def timed_losses(ref, idx, offsets):  # type: ignore[no-untyped-def]
+        clock.now += c * len(idx)
+        return losses(ref, idx, offsets)
+
+    def timed_pass(*args, **kw):  # type: ignore[no-untyped-def]
+        clock.now += p
+        return loss_value(*args, **kw)
+
+    monkeypatch.setattr(pert, "losses", timed_losses)
+    monkeypatch.setattr(net, "loss_value", timed_pass)
+    refs = net.parameters(include_input=True)
+    timing = modes.time_engine(pert, refs, eps=1e-5, resolution=None, cap=1e9)
+    assert timing.per_entry == pytest.approx((c,) * len(refs))
+    assert timing.per_pass == pytest.approx((p,) * len(refs))
+    assert timing.timed == len(refs)
