@@ -186,6 +186,26 @@ def test_time_estimates_scale_with_evaluations_and_entries(monkeypatch: pytest.M
     assert two - few == pytest.approx(left_out)
 
 
+class OneWrongEntry:
+    """out = x·W (8 → 16) with one wrong entry of dW, [3, 5] × 1.01."""
+
+    row_independent = True
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.params = {"W": rng.standard_normal((8, 16)) / 3}
+        self.grads: dict[str, np.ndarray] = {}
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return x @ self.params["W"]
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        dW = self.x.T @ dout
+        dW[3, 5] *= 1.01
+        self.grads = {"W": dW}
+        return dout @ self.params["W"].T
+
+
 @pytest.mark.parametrize(
     "mode, given, label",
     [
@@ -194,20 +214,30 @@ def test_time_estimates_scale_with_evaluations_and_entries(monkeypatch: pytest.M
     ],
 )
 def test_a_localised_failure_says_which_mode_found_it(mode: str, given: dict, label: str) -> None:
-    """A wrong dW (×(1 + 1e-3)) is found by the probes and localised; the report says how it was
-    checked (the sample's entries are judged with the suspects), the other tensors pass."""
-    from tests.buggy_layers import LinearScaled
+    """One wrong entry of dW, missed by the sample, is found by the probes and localised: the
+    report names that entry and how it was checked; in sample mode the sampled entries are
+    judged along with the suspects; the other tensors pass."""
+    from gradcheck_cli.engine.draws import sample_indices
 
     rng = np.random.default_rng(1)
-    layers = [LinearScaled((8,), rng, 16, rel=1e-3), make_layer("tanh", (16,))]
+    layers = [OneWrongEntry(rng), make_layer("tanh", (16,))]
     layers.append(make_layer("linear", (16,), rng, out=4))
     x = rng.standard_normal((6, 8))
     net = Network(
-        layers, SoftmaxCrossEntropy(), x=x, target=rng.integers(0, 4, 6), trusted=[True] * 3
+        layers,
+        SoftmaxCrossEntropy(),
+        x=x,
+        target=rng.integers(0, 4, 6),
+        trusted=[False, True, True],
     )
     res = check_network(net, mode=mode, seed=1, **given)
-    assert [p.name for p in res.failures] == ["0.LinearScaled.W"]
-    assert res.failures[0].mode == label and res.failures[0].worst
+    assert [p.name for p in res.failures] == ["0.OneWrongEntry.W"]
+    bad = res.failures[0]
+    assert bad.mode == label and bad.worst[0].index == (3, 5) and bad.worst[0].status == "fail"
+    if mode == "sample":
+        sampled = sample_indices(128, 4, 1, bad.name)
+        assert 3 * 16 + 5 not in sampled
+        assert np.isfinite(bad.ratios.reshape(-1)[sampled]).all()  # type: ignore[union-attr]
 
 
 # -- the budget: a deadline on an injected clock -------------------------------------------------
