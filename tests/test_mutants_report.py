@@ -229,3 +229,26 @@ def test_json_cleaning_makes_plain_data() -> None:
         "1": [2.5, 3], "a": [None, None, 1.0], "e": "red", "arr": [[1.0, None]],
     }  # fmt: skip
     assert type(_clean(np.int64(3))) is int
+
+
+def test_a_failing_tensor_with_a_reason_reports_the_reason() -> None:
+    """A tensor that fails for a stated reason (a wrong-shaped gradient, say) carries it as the
+    <failure> message and text, and in its GitHub annotation."""
+    from gradcheck_cli.report.github import annotation_lines
+
+    bad = _results()["bad"]
+    why = "grads['w'] has shape (2,), expected (3,)"
+    p0 = dataclasses.replace(bad.failures[0], reason=why)
+    res = dataclasses.replace(bad, params=(p0,))
+    (case,) = ET.fromstring(result_to_junit(res)).iter("testcase")
+    failure = case.find("failure")
+    assert failure is not None and failure.get("message") == why
+    assert (failure.text or "").startswith(why + "\n")
+    assert any(f"::{p0.name}: {why}" in ln for ln in annotation_lines(res))
+
+
+def test_a_passing_summary_says_all_gradients_agree() -> None:
+    from gradcheck_cli.report.github import summary_line
+
+    good = _results()["good"]
+    assert summary_line(good).startswith(f"Scaled: all {len(good.params)} gradients agree (")
