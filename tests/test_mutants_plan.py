@@ -354,3 +354,14 @@ def test_the_pilot_measures_seconds_per_entry_and_per_pass(monkeypatch: pytest.M
     assert timing.per_entry == pytest.approx((c,) * len(refs))
     assert timing.per_pass == pytest.approx((p,) * len(refs))
     assert timing.timed == len(refs)
+
+
+def test_an_explicit_mode_is_kept_however_big_the_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above SMALL_CHECK entries a check with no mode runs auto; one given --mode full is full,
+    with no estimate (the pilot and the budget are auto's)."""
+    from gradcheck_cli.plan import modes
+
+    monkeypatch.setattr(modes, "SMALL_CHECK", 50)  # the same rule on a small network
+    given = check_network(_mlp(0), mode="full", attribute=False)
+    assert given.mode == "full" and given.estimate is None
+    assert check_network(_mlp(0), attribute=False).estimate is not None

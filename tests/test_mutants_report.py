@@ -252,3 +252,14 @@ def test_a_passing_summary_says_all_gradients_agree() -> None:
 
     good = _results()["good"]
     assert summary_line(good).startswith(f"Scaled: all {len(good.params)} gradients agree (")
+
+
+def test_a_failing_summary_says_what_disagrees_even_with_inconclusive_tensors() -> None:
+    from gradcheck_cli.report.github import summary_line
+
+    r = _results()
+    open_ = dataclasses.replace(r["good"].params[0], name="extra", verdict="inconclusive")
+    mixed = dataclasses.replace(r["bad"], params=(*r["bad"].params, open_))
+    line = summary_line(mixed)
+    n = len(mixed.params)
+    assert line.startswith(f"Scaled: {len(r['bad'].failures)} of {n} gradients disagree: "), line
