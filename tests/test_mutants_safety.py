@@ -125,3 +125,37 @@ def test_no_plugins_refuses_the_first_code_reference_and_counts_the_rest() -> No
     with pytest.raises(ConfigError, match=r"names the plugin 'a.py:X', and"):
         trust.refuse_code([("layers[0].type", "a.py:X")])
     trust.refuse_code([])  # nothing named: nothing refused
+
+
+# -- isolation: one SIGTERM sent to the whole process group interrupts once ----------------------
+
+
+def test_a_second_sigterm_within_half_a_second_does_not_cut_the_partial_report(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SIGTERM to the process group reaches the child twice (directly and forwarded by the
+    supervisor): the first interrupts (the partial report starts), the echo within 0.5 s is
+    ignored, a SIGTERM later than that interrupts again. (Clock injected.)"""
+    import signal
+
+    from gradcheck_cli.safety import isolation
+
+    class Clock:
+        now = 1000.0
+
+        def monotonic(self) -> float:
+            return self.now
+
+    clock = Clock()
+    monkeypatch.setattr(isolation, "time", clock)
+    monkeypatch.setattr(isolation, "_interrupted_at", -1.0)
+    with pytest.raises(KeyboardInterrupt):
+        isolation._interrupt(signal.SIGTERM, None)
+    clock.now += 0.4
+    try:
+        isolation._interrupt(signal.SIGTERM, None)  # the echo: ignored
+    except KeyboardInterrupt:
+        pytest.fail("the echo of the same SIGTERM interrupted the partial report")
+    clock.now += 0.7  # 0.7 s after the first interruption
+    with pytest.raises(KeyboardInterrupt):
+        isolation._interrupt(signal.SIGTERM, None)
