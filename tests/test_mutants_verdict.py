@@ -230,3 +230,44 @@ def test_complex_step_refuses_a_layer_that_does_not_read_its_params() -> None:
     x[:, 0] = 0.0
     with pytest.raises(PluginError, match="Im L stayed exactly 0"):
         check_layer(OwnW(), x, seed=0, method="complex", inputs=False)
+
+
+# -- attribution names the layer and what of it is wrong -----------------------------------------
+
+
+class TanhDxBug:
+    """tanh whose dx is ×(1 + 1e-3) (no parameters)."""
+
+    row_independent = True
+
+    def __init__(self) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.out = np.tanh(x)
+        return self.out
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return 1.001 * dout * (1 - self.out**2)
+
+
+def test_attribution_names_the_wrong_layer_and_the_wrong_gradient() -> None:
+    """A wrong dW names layer 0 and its W; a wrong dx in layer 1 names layer 1 and dx (the
+    tensors below it fail too, but only layer 1 fails on its own)."""
+    from gradcheck_cli import check_network, make_layer
+    from gradcheck_cli.layers.losses import SoftmaxCrossEntropy
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((6, 6))
+    first = Masked(wrong=2, bug=1.001)
+    net = Network(
+        [first, make_layer("linear", (6,), rng, out=3)], SoftmaxCrossEntropy(), x=x,
+        target=rng.integers(0, 3, 6), trusted=[False, True],
+    )  # fmt: skip
+    assert check_network(net).attribution == ("layer 0 (Masked) fails on its own (Masked.w)",)
+    net = Network(
+        [make_layer("linear", (6,), rng, out=5), TanhDxBug(), make_layer("linear", (5,), rng, out=3)],
+        SoftmaxCrossEntropy(), x=x, target=rng.integers(0, 3, 6), trusted=[True, False, True],
+    )  # fmt: skip
+    assert check_network(net).attribution == ("layer 1 (TanhDxBug) fails on its own (dx)",)
