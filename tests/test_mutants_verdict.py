@@ -271,3 +271,36 @@ def test_attribution_names_the_wrong_layer_and_the_wrong_gradient() -> None:
         SoftmaxCrossEntropy(), x=x, target=rng.integers(0, 3, 6), trusted=[True, False, True],
     )  # fmt: skip
     assert check_network(net).attribution == ("layer 1 (TanhDxBug) fails on its own (dx)",)
+
+
+# -- diagnosis: a fingerprint needs evidence ------------------------------------------------------
+
+
+def test_one_significant_entry_is_no_evidence_of_a_constant_factor() -> None:
+    """a = 2·n on the only entry that is not ~0: too little to name a factor ("scale")."""
+    from gradcheck_cli.verdict.diagnosis import Context, diagnose
+
+    n = np.zeros((4, 5))
+    n[1, 2] = 3.0
+    a = 2 * n
+    tol = np.full_like(n, 1e-6)
+    found = diagnose(a, n, tol, Context("W"))
+    assert found is None or found.kind != "scale", found
+    n[3, 4] = -1.5
+    a = 2 * n  # two entries: a factor 2 is named
+    found = diagnose(a, n, tol, Context("W"))
+    assert found is not None and found.kind == "scale" and found.params["factor"] == 2.0
+
+
+def test_an_unnamed_factor_below_one_is_found_within_the_tolerances() -> None:
+    """a = 0.37·n + δ with |δ| up to 0.6·tol per entry: the fitted factor explains every entry
+    within its tolerance (the tolerance is not shrunk by |c| < 1)."""
+    from gradcheck_cli.verdict.diagnosis import Context, diagnose
+
+    rng = np.random.default_rng(0)
+    n = rng.standard_normal((6, 5))
+    tol = np.full_like(n, 1e-3)
+    a = 0.37 * n + 0.6e-3 * np.where(rng.random(n.shape) < 0.5, -1.0, 1.0)
+    found = diagnose(a, n, tol, Context("W"))
+    assert found is not None and found.kind == "scale", found
+    assert abs(found.params["factor"] - 0.37) < 1e-3
