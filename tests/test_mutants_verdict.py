@@ -304,3 +304,20 @@ def test_an_unnamed_factor_below_one_is_found_within_the_tolerances() -> None:
     found = diagnose(a, n, tol, Context("W"))
     assert found is not None and found.kind == "scale", found
     assert abs(found.params["factor"] - 0.37) < 1e-3
+
+
+def test_few_entries_means_at_most_a_third_of_a_small_tensor() -> None:
+    """In a tensor of 6 entries, 2 wrong entries are "few" (an indexing bug); 3 are not."""
+    from gradcheck_cli.verdict.diagnosis import Context, diagnose
+
+    rng = np.random.default_rng(0)
+    n = rng.standard_normal(6)
+    tol = np.full_like(n, 1e-6)
+    two = n.copy()
+    two[[1, 4]] += np.array([0.8, -1.3])
+    found = diagnose(two, n, tol, Context("b"))
+    assert found is not None and found.kind == "few_entries", found
+    three = n.copy()
+    three[[0, 2, 5]] += np.array([0.8, -1.3, 2.1])
+    found = diagnose(three, n, tol, Context("b"))
+    assert found is None or found.kind != "few_entries", found
