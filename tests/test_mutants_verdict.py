@@ -321,3 +321,66 @@ def test_few_entries_means_at_most_a_third_of_a_small_tensor() -> None:
     three[[0, 2, 5]] += np.array([0.8, -1.3, 2.1])
     found = diagnose(three, n, tol, Context("b"))
     assert found is None or found.kind != "few_entries", found
+
+
+class Pow15:
+    """out = x·√x (defined for x ≥ 0 only); backward 1.5·√x."""
+
+    row_independent = True
+
+    def __init__(self) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        with np.errstate(invalid="ignore"):
+            return x * np.sqrt(x)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return 1.5 * np.sqrt(self.x) * dout
+
+
+def test_an_entry_at_the_edge_of_the_domain_is_inconclusive_not_failed() -> None:
+    """At x = 0, L(x − h) is not finite for every step: that entry cannot be estimated, so the
+    tensor is inconclusive (it fails only under --strict), never a false failure."""
+    x = np.array([[0.0, 0.5, 1.3], [2.0, 0.7, 0.9]])
+    res = check_layer(Pow15(), x, seed=0)
+    (p,) = res.params
+    assert p.verdict == "inconclusive" and res.passed, (p.verdict, p.note)
+    assert "1 entry: L is not finite at any step tried" in (p.note or "")
+    assert not check_layer(Pow15(), x, seed=0, strict=True).passed
+
+
+def test_every_entry_that_passes_is_within_its_tolerance() -> None:
+    """The ratio |a − n| / tolerance reported per entry is ≤ 1 for every entry of a passing
+    tensor, and > 1 exactly at the failing entry of a failing one."""
+    x = np.random.default_rng(0).standard_normal((3, 6))
+    good = check_layer(Masked(), x, seed=0, inputs=False).params[0]
+    assert good.verdict == "pass" and good.ratios is not None
+    assert np.all(good.ratios <= 1.0), good.ratios
+    bad = check_layer(Masked(wrong=4, bug=1.001), x, seed=0, inputs=False).params[0]
+    assert bad.ratios is not None and list(np.flatnonzero(bad.ratios > 1.0)) == [4]
+
+
+@pytest.mark.parametrize("offset", [1e2, 1e4])
+def test_batchnorm_on_inputs_far_from_zero_passes(offset: float) -> None:
+    """x = offset + N(0, 1): the forward cancels (x − mean), so the analytic gradient carries
+    rounding ~u·offset; that rounding is measured (input jitter) and allowed, not a failure."""
+    from gradcheck_cli import make_layer
+
+    rng = np.random.default_rng(0)
+    x = offset + rng.standard_normal((8, 5))
+    res = check_layer(make_layer("batchnorm", (5,), rng), x, seed=0)
+    assert res.passed, [(p.name, p.verdict, p.note) for p in res.params]
+
+
+def test_a_float32_layer_resolved_to_the_promise_passes() -> None:
+    """float32 tanh against float64 numerics resolves to ~6e-7 of max|g|: it passes a promise of
+    1e-6 (its floor is the measured float32 rounding, the twin's; no more is added to it)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 6)).astype(np.float32)
+    from gradcheck_cli import make_layer
+
+    res = check_layer(make_layer("tanh", (6,)), x, seed=0, resolution=1e-6)
+    assert res.passed and res.params[0].verdict == "pass", res.params[0].note
