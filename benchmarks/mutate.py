@@ -384,7 +384,7 @@ def killed_before(log: str, sample: list[Mutant]) -> dict[int, str]:
             continue
         i, m = int(hit[1]), sample[int(hit[1]) - 1]
         if hit[4] == m.module and hit[5] == repr(m.old) and hit[6] == repr(m.new):
-            found[i] = hit[7] or hit[3]
+            found[i] = (hit[7] or hit[3]).removeprefix("earlier run: ")
     return found
 
 
