@@ -365,3 +365,28 @@ def test_an_explicit_mode_is_kept_however_big_the_check(monkeypatch: pytest.Monk
     given = check_network(_mlp(0), mode="full", attribute=False)
     assert given.mode == "full" and given.estimate is None
     assert check_network(_mlp(0), attribute=False).estimate is not None
+
+
+def test_auto_grows_the_sample_only_when_the_user_did_not_set_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Engine timing injected (1 ms an entry, a frozen clock): a budget that a full check
+    overruns makes auto pick sample mode; it grows the sample to use the budget when no sample
+    size was given, and keeps the user's --samples when it was."""
+    from gradcheck_cli.engine.numeric import Perturber
+    from gradcheck_cli.plan import modes
+
+    net = _mlp(0)
+    refs = net.parameters(include_input=False)
+    k = len(refs)
+    fake = modes.Timing((1e-3,) * k, (1e-4,) * k, k, 0.0, (0.0,) * k, (0.0,) * k)
+    monkeypatch.setattr(modes, "time_engine", lambda *a, **kw: fake)
+    monkeypatch.setattr(modes, "time", Clock())
+    pert = Perturber(net, net.x)
+    sizes = sum(int(np.size(net.layers[r.layer].params[r.key])) for r in refs)
+    budget = 0.5 * sizes * 1e-3  # half of what a full check costs
+    kw = {"eps": 1e-5, "probes": 2, "budget": budget, "seed": 0, "resolution": None}
+    kept = modes.estimate(pert, refs, samples=5, grow=False, **kw)
+    assert kept.chosen == "sample" and kept.samples == 5
+    grown = modes.estimate(pert, refs, samples=5, grow=True, **kw)
+    assert grown.chosen == "sample" and grown.samples > 5
