@@ -384,3 +384,11 @@ def test_a_float32_layer_resolved_to_the_promise_passes() -> None:
 
     res = check_layer(make_layer("tanh", (6,)), x, seed=0, resolution=1e-6)
     assert res.passed and res.params[0].verdict == "pass", res.params[0].note
+
+
+def test_a_constant_offset_of_a_vector_is_named_as_the_same_at_every_entry() -> None:
+    from gradcheck_cli.verdict.diagnosis import Context, diagnose
+
+    n = np.random.default_rng(0).standard_normal(7)
+    found = diagnose(n + 0.25, n, np.full_like(n, 1e-6), Context("b"))
+    assert found is not None and "is the same 0.25 at every entry" in found.sentence, found
