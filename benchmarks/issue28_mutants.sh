@@ -1,0 +1,12 @@
+python benchmarks/mutate.py --tests tests/test_mutants.py \
+ --custom 'verdict/judge.py::elif resolution > self.tol.resolution => elif resolution > 10 * self.tol.resolution' \
+ --custom 'verdict/steps.py::    err = rnd + TRUNC_FACTOR * trunc =>     err = rnd + trunc' \
+ --custom 'verdict/steps.py::gamma *= 0.5 * j / (2 * j - 1) => gamma *= j / (2 * j - 1)' \
+ --custom 'verdict/steps.py::r1 < KINK_SHRINK or r2 => r1 < KINK_SHRINK and r2' \
+ --custom 'engine/draws.py::(rng.random(k) * widths) => (rng.random(k) * (widths - 1))' \
+ --custom 'engine/probes.py::range(start, len(net.layers) + 1) => range(start, len(net.layers))' \
+ --custom 'safety/outputs.py::a.resolve() == b or os.path.samefile(a, b) => a.resolve() == b' \
+ --custom 'plan/limits.py::if self.total > self.limits.max_bytes => if nbytes > self.limits.max_bytes' \
+ --custom 'report/junit.py::if not p.passed: => if p.verdict == "fail":' \
+ --custom 'verdict/attribution.py::if not p.passed and p.verdict == "fail" => if not p.passed' \
+ --custom 'functions/pairs.py::i = len(parts) - 1 - parts[::-1].index(fwd) => i = parts.index(fwd)'
