@@ -69,14 +69,16 @@ class Ladder:
     def seen(self) -> Ladder:
         """The ladder with the steps L did not see at all made unusable, for the entries where
         L shows a slope at other steps (two neighbouring steps where L changes give estimates
-        within 10 % of each other, not 0): a step swallowed by rounding inside (θ + h rounded to
+        within 10 % of each other, not 0, L moving on both sides): a step swallowed by rounding inside (θ + h rounded to
         float32, or added to an intermediate of 1e9) is not a flat L. An L that is flat at the
         small steps and only jumps at large ones (a saturated gate: D(h) ≈ c/h there) keeps its
         unchanged steps: it is flat."""
         if self.moved is None:
             return self
         d = self.central
-        ok = self.valid & self.moved
+        # a slope is shown where L moves on both sides: at a kink straddled by the step (a ReLU
+        # at x = −h/2) only one side moves, and the unchanged finer steps are L being flat there
+        ok = self.valid & self.moved & (self.fp != self.f0) & (self.fm != self.f0)
         with np.errstate(invalid="ignore"):
             near = np.abs(d[:, :-1] - d[:, 1:]) <= SLOPE * np.maximum(np.abs(d[:, :-1]), np.abs(d[:, 1:]))
         slope = (ok[:, :-1] & ok[:, 1:] & near & (d[:, :-1] != 0)).any(axis=1, keepdims=True)
