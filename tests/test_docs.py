@@ -113,7 +113,7 @@ def test_the_readme_links_the_reference_pages() -> None:
 NOT_RUN = re.compile(
     r"^(python -m pip install .*|python -m pytest|gradcheck --install-completion)$"
 )
-SCRIPT = re.compile(r"^python (benchmarks/\S+\.py|-m tests\.\S+)( .*)?$")
+SCRIPT = re.compile(r"^(python (benchmarks/\S+\.py|-m tests\.\S+)|bash benchmarks/\S+\.sh)( .*)?$")
 #: A placeholder makes a command a synopsis (`gradcheck run [CONFIG…]`, `gradcheck fn FILE.py:NAME`).
 PLACEHOLDER = re.compile(r"[…<>\[\]|]|\b[A-Z]{2,}[A-Z0-9_]*\b|\.\.\.")
 
@@ -151,6 +151,11 @@ def _check_script(command: str) -> None:
     path = ROOT / words[1] if words[1] != "-m" else ROOT / (words[2].replace(".", "/") + ".py")
     assert path.is_file(), f"{command}: no {path.relative_to(ROOT)}"
     source = path.read_text(encoding="utf-8")
+    if path.suffix == ".sh":  # a shell script: it exists and is shell (bash -n reads it)
+        import subprocess
+
+        assert subprocess.run(["bash", "-n", str(path)]).returncode == 0, command
+        return
     compile(source, str(path), "exec")
     for option in re.findall(r"(?<!\S)--[\w-]+", command):
         assert f'"{option}"' in source, f"{command}: {path.name} has no {option}"
