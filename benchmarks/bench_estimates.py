@@ -1,5 +1,5 @@
 """Estimate accuracy and budgets: gradcheck's time estimate (the engine timed on real copies,
-``limits.estimate_time``, the number behind "this check would take about …" and auto's choice)
+``limits.estimate_time``, the number behind "this check would take about …"; auto decides from counts, not from it)
 against the measured time of the same full check; and ``--budget`` against wall time.
 
 Run (one run, BLAS single-threaded):
@@ -132,7 +132,7 @@ def markdown(
     lines += [f"| `{cmd}` | {t:.2f} s |" for cmd, t in start]
     lines += [
         "",
-        "Estimate accuracy (full mode; the estimate is what the refusal and auto use):",
+        "Estimate accuracy (full mode; the estimate is what the "would take about …" refusal uses; auto counts operations instead):",
         "",
         "| check | entries | estimated | measured | measured / estimated |",
         "|---|---:|---:|---:|---:|",
