@@ -132,7 +132,8 @@ def markdown(
     lines += [f"| `{cmd}` | {t:.2f} s |" for cmd, t in start]
     lines += [
         "",
-        "Estimate accuracy (full mode; the estimate is what the "would take about …" refusal uses; auto counts operations instead):",
+        "Estimate accuracy (full mode; the estimate is what the 'would take about …' refusal "
+        "uses; auto counts operations instead):",
         "",
         "| check | entries | estimated | measured | measured / estimated |",
         "|---|---:|---:|---:|---:|",

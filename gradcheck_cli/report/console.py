@@ -56,7 +56,7 @@ def _row(o: Outcome) -> list[RenderableType]:
         note.append(("; " if note.plain else "") + f"{outcome}: {listing(names)}", style="yellow")
     return [
         o.config,
-        f"{len(r.params) - len(r.failures)}/{len(r.params)}",
+        f"{sum(p.verified for p in r.params)}/{len(r.params)}",
         num(worst_rel_error(r)),
         Text(label, style=style),
         note,
@@ -64,10 +64,11 @@ def _row(o: Outcome) -> list[RenderableType]:
 
 
 def summary_table(suite: SuiteResult, *, only_failures: bool = False) -> Table:
-    """One row per config: parameters that agree / checked, worst relative error, verdict."""
+    """One row per config: tensors verified (agree, or zero with evidence) / selected, worst
+    relative error, verdict."""
     table = Table(title="summary", title_justify="left", header_style="bold", box=box.SIMPLE_HEAD)
     table.add_column("config", overflow="fold")
-    table.add_column("agree", justify="right", no_wrap=True)
+    table.add_column("verified", justify="right", no_wrap=True)
     table.add_column("worst rel err", justify="right", no_wrap=True)
     table.add_column("verdict", no_wrap=True)
     table.add_column("failing / error")
