@@ -395,3 +395,29 @@ def test_auto_grows_the_sample_only_when_the_user_did_not_set_it() -> None:
     assert grown.sample <= kw["limit"]
     bigger = modes.choose(sizes, ops, samples=grown.samples + 1, probes=2, limit=kw["limit"])
     assert bigger.sample > kw["limit"]  # the largest that fits
+
+
+def test_counted_work_of_each_mode_is_the_documented_sum() -> None:
+    """modes.choose counts, per tensor of n entries and c operations per loss evaluation: full
+    2·n·c; sample 2·min(k, n)·c plus PROBE_EVALS·probes·c where the sample is not the whole
+    tensor; directional PROBE_EVALS·probes·c. Exactly, so the choice can be reasoned about."""
+    from gradcheck_cli.plan import modes
+
+    sizes, ops = [400, 3], [10.0, 20.0]
+    est = modes.choose(sizes, ops, samples=5, probes=2, limit=1.0)
+    pe = modes.PROBE_EVALS
+    assert est.full == 2 * 400 * 10 + 2 * 3 * 20
+    assert est.sample == 2 * 5 * 10 + pe * 2 * 10 + 2 * 3 * 20  # the 3-entry tensor: no probes
+    assert est.directional == pe * 2 * 10 + pe * 2 * 20
+    assert est.entries == 403 and est.chosen == "directional"
+
+
+def test_the_batch_axis_is_never_a_parameters_feature_axis() -> None:
+    """_feature maps a parameter onto an output axis other than the batch (the first) when the
+    output has more than one axis, preferring the last; a 1-D output is its own feature axis."""
+    from gradcheck_cli.plan.modes import _feature
+
+    assert _feature((4, 6), (4, 3)) == 0  # only the batch axis matches: no feature
+    assert _feature((4, 6), (3, 6)) == 6
+    assert _feature((2, 5, 6), (5, 6)) == 6 and _feature((2, 5, 7), (5, 3)) == 5
+    assert _feature((6,), (6, 3)) == 6

@@ -128,6 +128,8 @@ def test_no_plugins_refuses_the_first_code_reference_and_counts_the_rest() -> No
             [("layers[0].type", "a.py:X"), ("b", "b.py:Y"), ("c", "c.py:Z")], "f.yaml"
         )
     assert err.value.field == "layers[0].type"
+    with pytest.raises(ConfigError, match=r"names the plugin 'a.py:X' \(and 1 more\)"):
+        trust.refuse_code([("layers[0].type", "a.py:X"), ("b", "b.py:Y")])
     with pytest.raises(ConfigError, match=r"names the plugin 'a.py:X', and"):
         trust.refuse_code([("layers[0].type", "a.py:X")])
     trust.refuse_code([])  # nothing named: nothing refused
