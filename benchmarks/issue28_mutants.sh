@@ -1,8 +1,8 @@
 python benchmarks/mutate.py --tests tests/test_mutants.py \
  --custom 'verdict/judge.py::elif resolution > self.tol.resolution => elif resolution > 10 * self.tol.resolution' \
  --custom 'verdict/steps.py::    err = rnd + TRUNC_FACTOR * trunc =>     err = rnd + trunc' \
- --custom 'verdict/steps.py::gamma *= 0.5 * j / (2 * j - 1) => gamma *= j / (2 * j - 1)' \
- --custom 'verdict/steps.py::r1 < KINK_SHRINK or r2 => r1 < KINK_SHRINK and r2' \
+ --custom 'verdict/noise.py::gamma *= 0.5 * j / (2 * j - 1) => gamma *= j / (2 * j - 1)' \
+ --custom 'verdict/steps.py::if min(r1, r2) < KINK_SHRINK => if max(r1, r2) < KINK_SHRINK' \
  --custom 'engine/draws.py::(rng.random(k) * widths) => (rng.random(k) * (widths - 1))' \
  --custom 'engine/probes.py::range(start, len(net.layers) + 1) => range(start, len(net.layers))' \
  --custom 'safety/outputs.py::a.resolve() == b or os.path.samefile(a, b) => a.resolve() == b' \

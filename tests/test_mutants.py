@@ -269,6 +269,43 @@ def test_strict_attribution_does_not_blame_a_correct_inconclusive_layer() -> Non
     assert res.attribution == ()
 
 
+class WrongScale:
+    """out = x·W with dW 10 % too large."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self.params = {"W": rng.standard_normal((3, 4)) / 2}
+        self.grads: dict[str, np.ndarray] = {}
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return x @ self.params["W"]
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        self.grads = {"W": 1.1 * (self.x.T @ dout)}
+        return dout @ self.params["W"].T
+
+
+def test_strict_attribution_names_the_wrong_layer_and_not_a_correct_inconclusive_one() -> None:
+    """Attribution runs only when a gradient disagrees (issue 22's counted outcomes); then, under
+    --strict with a promise no estimate resolves, the correct tanh's own re-check is only
+    inconclusive: the wrong layer is named, the tanh is not."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 3))
+    net = Network(
+        [WrongScale(rng), make_layer("tanh", (4,), rng)],
+        SoftmaxCrossEntropy(), x=x, target=rng.integers(0, 4, 4), trusted=[False, True],
+    )  # fmt: skip
+    res = check_network(net, strict=True, resolution=1e-13)
+    assert {p.name: p.verdict for p in res.params} == {
+        "input": "inconclusive",
+        "0.WrongScale.W": "fail",
+    }
+    assert res.attribution == ("layer 0 (WrongScale) fails on its own (WrongScale.W)",)
+    alone = check_layer(make_layer("tanh", (4,)), x @ net.layers[0].params["W"], seed=0,
+                        resolution=1e-13, strict=True)  # fmt: skip
+    assert not alone.passed and {p.verdict for p in alone.params} == {"inconclusive"}
+
+
 # -- 11. function pairs: the last "forward" word names the backward -----------------------------
 
 

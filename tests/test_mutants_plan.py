@@ -167,21 +167,21 @@ def test_a_layers_temporaries_count_toward_the_memory_limit(tmp_path: Path) -> N
 def test_time_estimates_scale_with_evaluations_and_entries(monkeypatch: pytest.MonkeyPatch) -> None:
     """With the engine's timing injected (no clock): 4 evaluations per entry cost twice the
     engine time of 2, and checking fewer entries is estimated cheaper, by the entries left out."""
-    from gradcheck_cli.plan import limits, modes
+    from gradcheck_cli.plan import limits, timing
 
     net = _mlp(0)
     refs = net.parameters(include_input=False)
     per = tuple(1e-3 * (i + 1) for i in range(len(refs)))
     zeros = (0.0,) * len(refs)
-    fake = modes.Timing(per, per, len(refs), 0.0, zeros, zeros)
-    monkeypatch.setattr(modes, "time_engine", lambda *a, **k: fake)
+    fake = timing.Timing(per, per, len(refs), 0.0, zeros, zeros)
+    monkeypatch.setattr(timing, "time_engine", lambda *a, **k: fake)
     sizes = [int(np.size(net.layers[r.layer].params[r.key])) for r in refs]
     two = limits.estimate_time(net, inputs=False, eps=1e-5, evals_per_entry=2).seconds
     four = limits.estimate_time(net, inputs=False, eps=1e-5, evals_per_entry=4).seconds
     assert four - two == pytest.approx(sum(t * n for t, n in zip(per, sizes, strict=True)))
     few = limits.estimate_time(net, inputs=False, eps=1e-5, entries=lambda n: min(n, 3)).seconds
     left_out = sum(
-        (t + modes.JUDGE_ENTRY_SECONDS) * (n - min(n, 3)) for t, n in zip(per, sizes, strict=True)
+        (t + timing.JUDGE_ENTRY_SECONDS) * (n - min(n, 3)) for t, n in zip(per, sizes, strict=True)
     )
     assert two - few == pytest.approx(left_out)
 
@@ -251,27 +251,33 @@ class Clock:
         return self.now
 
 
-def test_the_deadline_spares_the_first_tensor_and_stops_a_later_one(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """At the deadline the check goes on; past it, the first tensor still finishes (a run
-    stopped by its budget reports at least one tensor) and the next one is stopped."""
+def test_the_deadline_spares_the_cheap_looks_and_stops_the_depth_rounds() -> None:
+    """Two passes (issue 22): while the cheap looks run (``covering``) the budget is not
+    enforced, so every tensor gets its look; after them, at the deadline the check goes on and
+    past it the next evaluation stops it (on an injected clock)."""
     from gradcheck_cli.plan import plan as plan_mod
 
     clock = Clock()
-    monkeypatch.setattr(plan_mod, "time", clock)
-    p = plan_mod.Plan("full", 0, 0, 0, None, None, deadline=110.0, budget=10.0)
-    p.next_tensor()
+    p = plan_mod.Plan(
+        "full", 0, 0, 0, None, None, deadline=110.0, budget=10.0, clock=clock.perf_counter
+    )
+    p.covering = True
     clock.now = 500.0
-    p.tick(2)  # the first tensor: never stopped
+    p.tick(2)  # a cheap look: never stopped
+    assert p.expired()
+    p.covering = False
     clock.now = 110.0
-    p.next_tensor()  # exactly at the deadline: not yet past it
-    p.tick(2)
+    p.next_tensor()
+    p.tick(2)  # exactly at the deadline: not yet past it
+    assert not p.expired()
     clock.now = 110.5
     with pytest.raises(plan_mod.BudgetReached):
         p.tick(2)
-    with pytest.raises(plan_mod.BudgetReached):
-        p.next_tensor()
+    assert p.done == 6
+    no_budget = plan_mod.Plan("full", 0, 0, 0, None, None, clock=clock.perf_counter)
+    clock.now = 1e9
+    no_budget.tick(2)
+    assert not no_budget.expired()
 
 
 def test_progress_counts_every_evaluation_and_never_shows_more_done_than_planned() -> None:
@@ -298,30 +304,35 @@ def test_evaluations_planned_per_mode() -> None:
 
 
 def test_a_budget_note_names_what_was_not_checked() -> None:
+    """The note names the budget, the tensors only partly checked and those not checked (five
+    names, then a count), and says they are not verified."""
     from gradcheck_cli.plan.plan import Plan
 
     p = Plan("full", 0, 0, 0, None, None, budget=2.5)
     refs = [f"t{i}" for i in range(8)]
-    note = p.budget_note(["t0"], refs)
-    assert note.startswith("budget of 2.5 s reached: 1 of 8 tensor(s) checked; ")
-    assert "not checked: t1, t2, t3, t4, t5 and 2 more (" in note
-    assert "not checked: t1, t2 (" in p.budget_note(["t0"], refs[:3])
+    note = p.budget_note([], refs[1:])
+    assert note.startswith("budget of 2.5 s reached; not checked: t1, t2, t3, t4, t5 and 2 more (")
+    assert "not verified: --strict fails them" in note and "partly" not in note
+    both = p.budget_note(["t0"], refs[1:3])
+    assert "partly checked (probes, not all planned entries): t0; not checked: t1, t2 (" in both
+    assert "more" not in both
+    assert "not checked" not in p.budget_note(["t0"], [])
 
 
 def test_a_check_with_a_budget_has_a_deadline_and_one_without_has_none(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """check_network(..., clock=): the deadline is the clock at the start plus the budget."""
     from gradcheck_cli.plan import plan as plan_mod
 
     clock = Clock()
-    monkeypatch.setattr(plan_mod, "time", clock)
     made: list[plan_mod.Plan] = []
     real = plan_mod.make_plan
     monkeypatch.setattr(
         "gradcheck_cli.checker.make_plan", lambda *a, **k: made.append(real(*a, **k)) or made[-1]
     )
-    check_network(_mlp(0), mode="full", budget=30.0, attribute=False)
-    check_network(_mlp(0), mode="full", attribute=False)
+    check_network(_mlp(0), mode="full", budget=30.0, attribute=False, clock=clock.perf_counter)
+    check_network(_mlp(0), mode="full", attribute=False, clock=clock.perf_counter)
     assert made[0].deadline == 130.0 and made[0].budget == 30.0
     assert made[1].deadline is None and made[1].budget is None and made[1].estimate is None
 
@@ -330,10 +341,9 @@ def test_the_pilot_measures_seconds_per_entry_and_per_pass(monkeypatch: pytest.M
     """With a clock that advances only while the engine works (c per entry evaluated at ±ε,
     p per loss evaluation), the pilot reports exactly c per entry and p per pass, per tensor."""
     from gradcheck_cli.engine.numeric import Perturber
-    from gradcheck_cli.plan import modes
+    from gradcheck_cli.plan import timing as timing_mod
 
     clock = Clock()
-    monkeypatch.setattr(modes, "time", clock)
     net = _mlp(0)
     pert = Perturber(net, net.x)
     c, p = 2e-4, 3e-3
@@ -350,7 +360,9 @@ def test_the_pilot_measures_seconds_per_entry_and_per_pass(monkeypatch: pytest.M
     monkeypatch.setattr(pert, "losses", timed_losses)
     monkeypatch.setattr(net, "loss_value", timed_pass)
     refs = net.parameters(include_input=True)
-    timing = modes.time_engine(pert, refs, eps=1e-5, resolution=None, cap=1e9)
+    timing = timing_mod.time_engine(
+        pert, refs, eps=1e-5, resolution=None, cap=1e9, clock=clock.perf_counter
+    )
     assert timing.per_entry == pytest.approx((c,) * len(refs))
     assert timing.per_pass == pytest.approx((p,) * len(refs))
     assert timing.timed == len(refs)
@@ -367,26 +379,45 @@ def test_an_explicit_mode_is_kept_however_big_the_check(monkeypatch: pytest.Monk
     assert check_network(_mlp(0), attribute=False).estimate is not None
 
 
-def test_auto_grows_the_sample_only_when_the_user_did_not_set_it(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """Engine timing injected (1 ms an entry, a frozen clock): a budget that a full check
-    overruns makes auto pick sample mode; it grows the sample to use the budget when no sample
-    size was given, and keeps the user's --samples when it was."""
-    from gradcheck_cli.engine.numeric import Perturber
+def test_auto_grows_the_sample_only_when_the_user_did_not_set_it() -> None:
+    """Counted work (issue 22): a limit that a full check overruns makes auto pick sample mode;
+    it grows the sample to the largest size that fits when no sample size was given, and keeps
+    the user's --samples when it was."""
     from gradcheck_cli.plan import modes
 
-    net = _mlp(0)
-    refs = net.parameters(include_input=False)
-    k = len(refs)
-    fake = modes.Timing((1e-3,) * k, (1e-4,) * k, k, 0.0, (0.0,) * k, (0.0,) * k)
-    monkeypatch.setattr(modes, "time_engine", lambda *a, **kw: fake)
-    monkeypatch.setattr(modes, "time", Clock())
-    pert = Perturber(net, net.x)
-    sizes = sum(int(np.size(net.layers[r.layer].params[r.key])) for r in refs)
-    budget = 0.5 * sizes * 1e-3  # half of what a full check costs
-    kw = {"eps": 1e-5, "probes": 2, "budget": budget, "seed": 0, "resolution": None}
-    kept = modes.estimate(pert, refs, samples=5, grow=False, **kw)
+    sizes, ops = [400, 300], [10.0, 20.0]
+    full = sum(2 * n * c for n, c in zip(sizes, ops, strict=True))
+    kw = {"samples": 5, "probes": 2, "limit": 0.5 * full}
+    kept = modes.choose(sizes, ops, grow=False, **kw)
     assert kept.chosen == "sample" and kept.samples == 5
-    grown = modes.estimate(pert, refs, samples=5, grow=True, **kw)
+    grown = modes.choose(sizes, ops, grow=True, **kw)
     assert grown.chosen == "sample" and grown.samples > 5
+    assert grown.sample <= kw["limit"]
+    bigger = modes.choose(sizes, ops, samples=grown.samples + 1, probes=2, limit=kw["limit"])
+    assert bigger.sample > kw["limit"]  # the largest that fits
+
+
+def test_counted_work_of_each_mode_is_the_documented_sum() -> None:
+    """modes.choose counts, per tensor of n entries and c operations per loss evaluation: full
+    2·n·c; sample 2·min(k, n)·c plus PROBE_EVALS·probes·c where the sample is not the whole
+    tensor; directional PROBE_EVALS·probes·c. Exactly, so the choice can be reasoned about."""
+    from gradcheck_cli.plan import modes
+
+    sizes, ops = [400, 3], [10.0, 20.0]
+    est = modes.choose(sizes, ops, samples=5, probes=2, limit=1.0)
+    pe = modes.PROBE_EVALS
+    assert est.full == 2 * 400 * 10 + 2 * 3 * 20
+    assert est.sample == 2 * 5 * 10 + pe * 2 * 10 + 2 * 3 * 20  # the 3-entry tensor: no probes
+    assert est.directional == pe * 2 * 10 + pe * 2 * 20
+    assert est.entries == 403 and est.chosen == "directional"
+
+
+def test_the_batch_axis_is_never_a_parameters_feature_axis() -> None:
+    """_feature maps a parameter onto an output axis other than the batch (the first) when the
+    output has more than one axis, preferring the last; a 1-D output is its own feature axis."""
+    from gradcheck_cli.plan.modes import _feature
+
+    assert _feature((4, 6), (4, 3)) == 0  # only the batch axis matches: no feature
+    assert _feature((4, 6), (3, 6)) == 6
+    assert _feature((2, 5, 6), (5, 6)) == 6 and _feature((2, 5, 7), (5, 3)) == 5
+    assert _feature((6,), (6, 3)) == 6

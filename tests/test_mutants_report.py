@@ -156,7 +156,11 @@ def test_github_summary_line_names_what_is_open_when_nothing_disagrees() -> None
     x = np.random.default_rng(0).standard_normal((4, 6))
     open_ = check_layer(layer, x, seed=0, resolution=1e-13)
     assert open_.passed and open_.params[0].verdict == "inconclusive"
-    assert summary_line(open_) == "tanh: no gradient disagrees; 1 of 1 inconclusive (input)"
+    # The counted closing line (issue 22): the inconclusive tensor is counted and named, it is
+    # not called agreeing, and the line says what --strict does with it.
+    line = summary_line(open_)
+    assert line.startswith("tanh: 1 inconclusive — not verified: inconclusive: input (")
+    assert line.endswith("; --strict fails them") and "agree" not in line
     bad = _results()["bad"]
     line = summary_line(bad)
     assert f"{len(bad.failures)} of {len(bad.params)} gradients disagree" in line

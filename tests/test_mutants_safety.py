@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from gradcheck_cli.errors import ConfigError, GradcheckError
-from gradcheck_cli.safety import outputs
+from gradcheck_cli.safety import inputs, outputs
 from gradcheck_cli.spec import trust
 
 
 @pytest.fixture
 def an_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A config this run has read (the registry of inputs is reset around each test)."""
-    monkeypatch.setattr(outputs, "_inputs", set())
+    monkeypatch.setattr(inputs, "_inputs", set())
     cfg = tmp_path / "net.yaml"
     cfg.write_text("layers: [relu]\n")
     outputs.note_input(cfg)
@@ -97,23 +97,29 @@ def test_a_layer_argument_cannot_set_what_the_engine_injects(name: str) -> None:
 
 
 def test_code_is_found_at_any_depth_and_nothing_else() -> None:
+    """spec/trust.names_code is the one rule (issue 24): any string holding ':' names code, at any
+    depth, as a value or a key — free text included; names without ':' and numbers never do."""
     data = {
         "layers": [
             "relu",
             {"type": "linear", "out": 3},
             {"type": "p.py:Mine"},
             {"type": "residual", "layers": ["tanh", "pkg.mod:Block"]},
-            {"fn": "ops.py:affine", "args": {"note": "a: b"}},
+            {"fn": "ops.py:affine", "args": {"note": "a: b", "k": 2}},
+            {"type": "linear", "x.py:Key": 1},
         ],
         "loss": {"type": "mse"},
     }
     assert trust.code_refs(data) == [
         ("layers[2].type", "p.py:Mine"),
         ("layers[3].layers[1]", "pkg.mod:Block"),
+        ("layers[4].args.note", "a: b"),
         ("layers[4].fn", "ops.py:affine"),
+        ("layers[5].x.py:Key", "x.py:Key"),
     ]
-    assert trust.is_code_ref(" dir/f.py:name ") and not trust.is_code_ref("a: b")
-    assert not trust.is_code_ref("relu") and not trust.is_code_ref(3)
+    assert trust.code_refs({"layers": ["relu", {"type": "linear", "out": 3}], "loss": "mse"}) == []
+    assert trust.names_code(" dir/f.py:name ") and trust.names_code("a: b")
+    assert not trust.names_code("relu") and not trust.names_code(3)
 
 
 def test_no_plugins_refuses_the_first_code_reference_and_counts_the_rest() -> None:
@@ -122,6 +128,8 @@ def test_no_plugins_refuses_the_first_code_reference_and_counts_the_rest() -> No
             [("layers[0].type", "a.py:X"), ("b", "b.py:Y"), ("c", "c.py:Z")], "f.yaml"
         )
     assert err.value.field == "layers[0].type"
+    with pytest.raises(ConfigError, match=r"names the plugin 'a.py:X' \(and 1 more\)"):
+        trust.refuse_code([("layers[0].type", "a.py:X"), ("b", "b.py:Y")])
     with pytest.raises(ConfigError, match=r"names the plugin 'a.py:X', and"):
         trust.refuse_code([("layers[0].type", "a.py:X")])
     trust.refuse_code([])  # nothing named: nothing refused
