@@ -75,3 +75,15 @@ def test_parsing_flags_imports_no_pydantic(args: list[str], tmp_path: Path) -> N
     modules = imported_by(*args, cwd=tmp_path)
     assert "gradcheck_cli.commands.app" in modules
     assert not {m for m in modules if m.split(".")[0] in ("pydantic", "pydantic_core")}
+
+
+def test_the_default_run_imports_no_pydantic_and_no_yaml(tmp_path: Path) -> None:
+    """`gradcheck run` with no config and no option checks the built-in network from its
+    pre-validated snapshot (spec/builtin.py): neither pydantic nor YAML is imported. The twin,
+    a config file of the user's, is test_startup.py's test_a_check_imports_the_core_it_needs."""
+    modules = imported_by("run", "-q", cwd=tmp_path)
+    assert {"numpy", "gradcheck_cli.checker", "gradcheck_cli.spec.builtin"} <= modules
+    heavy = {m for m in modules if m.split(".")[0] in ("pydantic", "pydantic_core", "yaml")}
+    assert not heavy | ({"gradcheck_cli.spec.config", "gradcheck_cli.options"} & modules)
+    with_option = imported_by("run", "-q", "--rtol", "1e-6", cwd=tmp_path)
+    assert "pydantic" in with_option and "gradcheck_cli.options" in with_option
