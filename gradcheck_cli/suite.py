@@ -13,11 +13,9 @@ config re-run in this process, where it ends the run exactly as it would seriall
 from __future__ import annotations
 
 import glob
-import multiprocessing
 import os
 import signal
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +40,8 @@ from gradcheck_cli.spec.builtin import prevalidated
 from gradcheck_cli.verdict.outcomes import count_outcomes
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
     from gradcheck_cli.options import CheckOptions
     from gradcheck_cli.spec.config import Config
 
@@ -305,6 +305,9 @@ def _parallel(
     bar (several checks at once). Workers ignore Ctrl-C and SIGTERM: on either, this process
     keeps the outcomes finished in order up to the first unfinished config, ends the workers and
     returns ``stopped=True`` (the partial report, exit 130)."""
+    import multiprocessing  # here: a serial run (the default) need not import them
+    from concurrent.futures import Future, ProcessPoolExecutor
+
     quiet = {**options, "progress": None}
     pool = ProcessPoolExecutor(
         workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker_signals

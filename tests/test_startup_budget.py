@@ -85,5 +85,6 @@ def test_the_default_run_imports_no_pydantic_and_no_yaml(tmp_path: Path) -> None
     assert {"numpy", "gradcheck_cli.checker", "gradcheck_cli.spec.builtin"} <= modules
     heavy = {m for m in modules if m.split(".")[0] in ("pydantic", "pydantic_core", "yaml")}
     assert not heavy | ({"gradcheck_cli.spec.config", "gradcheck_cli.options"} & modules)
+    assert not {"multiprocessing", "concurrent.futures"} & modules  # only `--jobs` needs them
     with_option = imported_by("run", "-q", "--rtol", "1e-6", cwd=tmp_path)
     assert "pydantic" in with_option and "gradcheck_cli.options" in with_option
