@@ -104,6 +104,11 @@ def test_records_answer_as_the_models_do() -> None:
     )
     with pytest.raises(TypeError, match="frozen"):
         rec_opts.top = 3
+    pre = builtin.prevalidated(builtin.BUILTIN_CONFIG, no_plugins=True)
+    assert pre is not None
+    assert (
+        pre[0].no_plugins is load_config(builtin.BUILTIN_CONFIG, no_plugins=True).no_plugins is True
+    )
 
 
 def test_a_record_differs_where_the_model_differs() -> None:
