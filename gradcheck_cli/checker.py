@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,7 +30,6 @@ from gradcheck_cli.engine.numeric import Perturber
 from gradcheck_cli.engine.precision import promoted
 from gradcheck_cli.layers.base import Array
 from gradcheck_cli.layers.losses import WeightedSum
-from gradcheck_cli.options import CheckOptions
 from gradcheck_cli.plan.limits import check_step
 from gradcheck_cli.plan.passes import judge_all
 from gradcheck_cli.plan.plan import Plan, Progress, make_plan
@@ -46,6 +45,9 @@ from gradcheck_cli.verdict.diagnosis import Context, diagnose
 from gradcheck_cli.verdict.evidence import problem_sizes
 from gradcheck_cli.verdict.floors import backward_scales, tensor_scale
 from gradcheck_cli.verdict.judge import Judge
+
+if TYPE_CHECKING:
+    from gradcheck_cli.options import CheckOptions
 
 
 def check_network(
@@ -72,7 +74,12 @@ def check_network(
     """
     clock = clock or time.perf_counter
     started = clock()
-    opts = options if options is not None and not given else CheckOptions.build(options, **given)
+    if options is not None and not given:
+        opts = options
+    else:
+        from gradcheck_cli.options import CheckOptions
+
+        opts = CheckOptions.build(options, **given)
     if target is not None:
         network.target = target
     x_arr, discrete, notes = _prepare_input(network, x, opts)
@@ -341,6 +348,8 @@ def check_layer(
         out = net.forward(np.array(x, copy=True))
         dout = rng_for(seed, "upstream").standard_normal(out.shape).astype(out.dtype)
     net.loss, net.loss_label = WeightedSum(np.asarray(dout)), "Σ out⊙g"
+    from gradcheck_cli.options import CheckOptions
+
     opts = CheckOptions.build(options, seed=seed, **given)
     return check_network(net, options=opts, progress=progress)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import (
     BaseModel,
@@ -23,51 +23,23 @@ from pydantic import (
     model_validator,
 )
 
+from gradcheck_cli.defaults import (  # the constants are re-exported: callers know them here
+    CHUNK_BYTES,
+    DEFAULT_EPS,
+    DEFAULT_PROBES,
+    DEFAULT_RTOL,
+    DEFAULT_SAMPLES,
+    KEEP_WORST,
+    MAX_EPS,
+    MAX_PROBES,
+    MAX_SAMPLES,
+    MODE_SIZES,
+    Method,
+    Mode,
+    ModeChoice,
+    Resolving,
+)
 from gradcheck_cli.errors import ConfigError
-
-Method = Literal["central", "forward", "five-point", "complex"]
-Mode = Literal["full", "sample", "directional", "auto"]
-
-#: Largest finite-difference step accepted. ε is an absolute step; at ε ~ 1 the central
-#: difference of any curved function measures curvature, not slope (truncation ε²·f'''/6 is
-#: O(1)), so a larger value is a typo (1e5 for 1e-5), not a choice.
-MAX_EPS = 1.0
-#: Upper bounds for ``samples`` and ``probes`` per tensor: far more than any check needs (a wrong
-#: backward shows up in a handful), small enough that a typo cannot plan days of work.
-MAX_SAMPLES = 100_000
-MAX_PROBES = 10_000
-#: Default ε per method and dtype: near each method's optimum for O(1) scales (error model table).
-DEFAULT_EPS = {
-    ("central", "float64"): 1e-5,
-    ("central", "float32"): 1e-3,
-    ("forward", "float64"): 1e-8,
-    ("forward", "float32"): 3e-4,
-    ("five-point", "float64"): 1e-3,
-    ("five-point", "float32"): 1e-2,
-    ("complex", "float64"): 1e-20,
-    ("complex", "float32"): 1e-20,
-}
-#: Relative tolerance per (method, dtype of the network): the smallest relative gradient error
-#: we promise to catch (calibration: benchmarks/calibrate_tolerance.py). A float32 network is
-#: compared against float64 numerics, so its rtol reflects float32 round-off in the backward.
-DEFAULT_RTOL = {
-    ("central", "float64"): 1e-7,
-    ("five-point", "float64"): 1e-7,
-    ("forward", "float64"): 1e-5,
-    ("complex", "float64"): 1e-11,
-    ("central", "float32"): 1e-5,
-    ("five-point", "float32"): 1e-5,
-    ("forward", "float32"): 1e-5,
-    ("complex", "float32"): 1e-5,
-}
-#: Entries per tensor in sample mode, probes per tensor in directional mode.
-DEFAULT_SAMPLES = 16
-DEFAULT_PROBES = 2
-#: How many of the worst entries a result keeps by default.
-KEEP_WORST = 5
-#: Memory the engine may use for perturbed copies at once.
-CHUNK_BYTES = 64 * 2**20
-
 
 #: Allowed range of each real-valued option, and how to say it.
 _RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
@@ -79,15 +51,7 @@ _RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
 }
 
 
-#: The per-tensor sizes each mode reads (``samples``, ``probes``).
-MODE_SIZES = {
-    "sample": ("samples", "probes"),  # sample mode also runs directional probes
-    "directional": ("probes",),
-    "auto": ("samples", "probes"),
-}
-
-
-class CheckSpec(BaseModel):
+class CheckSpec(ModeChoice, BaseModel):
     """How to check: method, step, tolerances, which tensors, how much (mode, samples, probes,
     budget). A config's ``check:`` section; None means "the default for this method and dtype"."""
 
@@ -157,19 +121,8 @@ class CheckSpec(BaseModel):
             )
         return self
 
-    @property
-    def chosen_mode(self) -> Mode | None:
-        """The mode asked for: ``samples`` selects sample mode (which also runs ``probes``
-        directional probes per tensor), ``probes`` alone directional mode; otherwise ``mode``
-        (None: full for small checks, else auto)."""
-        if self.mode is None and self.samples is not None:
-            return "sample"
-        if self.mode is None and self.probes is not None:
-            return "directional"
-        return self.mode
 
-
-class CheckOptions(CheckSpec):
+class CheckOptions(Resolving, CheckSpec):
     """A :class:`CheckSpec` plus what only the caller of a check sets."""
 
     seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
@@ -224,19 +177,6 @@ class CheckOptions(CheckSpec):
         except ValidationError as exc:
             raise option_error(exc, flags) from None
 
-    def resolved(self, dtype: str, reference: str | None = None) -> CheckOptions:
-        """A copy with every default filled in for a network of ``dtype`` whose numerics run in
-        ``reference`` (float64 for a float32 network when its layers allow)."""
-        ref = reference or dtype
-        fill: dict[str, Any] = {
-            "eps": DEFAULT_EPS[self.method, ref] if self.eps is None else self.eps,
-            "eps_source": self.eps_source or "default",
-            "rtol": DEFAULT_RTOL[self.method, dtype] if self.rtol is None else self.rtol,
-            "atol": 0.0 if self.atol is None else self.atol,
-            "mode": self.chosen_mode,
-        }
-        return self.model_copy(update=fill)
-
 
 def option_error(exc: ValidationError, flags: bool = False) -> ConfigError:
     """A ConfigError for the first problem of ``exc``, naming the option as given."""
@@ -252,3 +192,22 @@ def option_error(exc: ValidationError, flags: bool = False) -> ConfigError:
     if name == "eps":
         hint = "ε is an absolute step; 1e-5 suits float64, 1e-3 float32"
     return ConfigError(msg, field=f"--{name}" if flags else name, hint=hint)
+
+
+__all__ = [
+    "CHUNK_BYTES",
+    "DEFAULT_EPS",
+    "DEFAULT_PROBES",
+    "DEFAULT_RTOL",
+    "DEFAULT_SAMPLES",
+    "KEEP_WORST",
+    "MAX_EPS",
+    "MAX_PROBES",
+    "MAX_SAMPLES",
+    "MODE_SIZES",
+    "CheckOptions",
+    "CheckSpec",
+    "Method",
+    "Mode",
+    "option_error",
+]

@@ -13,19 +13,16 @@ config re-run in this process, where it ends the run exactly as it would seriall
 from __future__ import annotations
 
 import glob
-import multiprocessing
 import os
 import signal
 from collections.abc import Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from gradcheck_cli.checker import check_network
 from gradcheck_cli.engine.build import build_network
-from gradcheck_cli.engine.methods import STENCILS
 from gradcheck_cli.errors import (
     EXIT_FAIL,
     EXIT_INTERRUPTED,
@@ -34,14 +31,19 @@ from gradcheck_cli.errors import (
     ConfigError,
     GradcheckError,
 )
-from gradcheck_cli.options import DEFAULT_EPS, DEFAULT_PROBES, DEFAULT_SAMPLES, CheckOptions
-from gradcheck_cli.plan import modes
 from gradcheck_cli.plan.limits import Limits, preflight
+from gradcheck_cli.plan.modes import preflight_plan as preflight_plan  # re-exported
 from gradcheck_cli.plan.plan import Progress
 from gradcheck_cli.plan.selection import select
 from gradcheck_cli.results import CheckResult
-from gradcheck_cli.spec.config import Config, load_config
+from gradcheck_cli.spec.builtin import prevalidated
 from gradcheck_cli.verdict.outcomes import count_outcomes
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from gradcheck_cli.options import CheckOptions
+    from gradcheck_cli.spec.config import Config
 
 #: File suffixes taken from a directory.
 CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
@@ -156,29 +158,6 @@ def _missing(arg: str, message: str) -> Outcome:
     return Outcome(arg, error=ConfigError(message, file=arg))
 
 
-def preflight_plan(opts: CheckOptions) -> dict[str, Any]:
-    """What ``preflight`` needs: ε, loss evaluations per entry, entries per tensor (by mode),
-    whether the time limit applies (auto mode bounds its own time by --budget), and whether
-    steps are real (ε must be representable next to every θ) or complex."""
-    method, mode = opts.method, opts.chosen_mode
-    evals = len([o for o in STENCILS[method].offsets if o]) if method in STENCILS else 1
-    step = opts.eps if opts.eps is not None else DEFAULT_EPS[method, "float64"]
-    plan: dict[str, Any] = {"eps": step, "evals_per_entry": evals}
-    plan["real_steps"] = method != "complex"
-    plan["second_looks"] = method != "complex" and mode != "directional"
-    if mode == "sample":
-        k = opts.samples or DEFAULT_SAMPLES
-        plan["entries"] = lambda n: min(n, k)
-    elif mode == "directional":
-        k = opts.probes or DEFAULT_PROBES
-        plan["entries"] = lambda n: min(n, k)
-    if mode in ("directional", "auto", None):  # auto may choose directional
-        plan["probes"] = opts.probes or DEFAULT_PROBES
-    plan["timed"] = mode != "auto" and opts.budget is None  # both bound their own work
-    plan["auto_above"] = modes.SMALL_CHECK if mode is None else None
-    return plan
-
-
 def check_config(
     cfg: Config,
     *,
@@ -191,9 +170,18 @@ def check_config(
     """Build and check the network of ``cfg`` within the size/time limits (``force``: none).
     ``given`` are check options (CheckOptions fields) over the config's ``check:`` section; a
     value of None takes the config's. ``flags``: errors name options as CLI flags."""
+    from gradcheck_cli.options import CheckOptions
+
     if seed is not None:
         cfg = cfg.model_copy(update={"seed": seed})
     opts = CheckOptions.build(cfg.check, flags=flags, seed=cfg.seed, **given)
+    return check_built(cfg, opts, force=force, progress=progress)
+
+
+def check_built(
+    cfg: Config, opts: CheckOptions, *, force: bool = False, progress: Progress | None = None
+) -> CheckResult:
+    """Build and check the network of ``cfg`` with ``opts`` (both validated)."""
     limits = Limits.off() if force else Limits()
     how = preflight_plan(opts)
     net = build_network(cfg, limits=limits, probes=how.get("probes", 0), inputs=opts.inputs)
@@ -202,13 +190,26 @@ def check_config(
 
 
 def run_config(
-    path: str | Path, *, no_plugins: bool = False, force: bool = False, **options: Any
+    path: str | Path,
+    *,
+    no_plugins: bool = False,
+    force: bool = False,
+    seed: int | None = None,
+    progress: Progress | None = None,
+    flags: bool = False,
+    **given: Any,
 ) -> CheckResult:
     """Load, build and check one config file (errors raise). ``no_plugins``: refuse a config
-    that names user code, before importing any."""
+    that names user code, before importing any. The built-in network with nothing given that
+    changes its options is read from its snapshot (spec/builtin.py: validated when written)."""
     try:
+        pre = prevalidated(path, no_plugins=no_plugins, seed=seed, **given)
+        if pre is not None:
+            return check_built(*pre, force=force, progress=progress)
+        from gradcheck_cli.spec.config import load_config
+
         cfg = load_config(path, no_plugins=no_plugins)
-        return check_config(cfg, force=force, **options)
+        return check_config(cfg, seed=seed, force=force, progress=progress, flags=flags, **given)
     except GradcheckError as exc:
         if exc.file is None:  # e.g. an include pattern: say which config it was
             exc.file = str(path)
@@ -304,6 +305,9 @@ def _parallel(
     bar (several checks at once). Workers ignore Ctrl-C and SIGTERM: on either, this process
     keeps the outcomes finished in order up to the first unfinished config, ends the workers and
     returns ``stopped=True`` (the partial report, exit 130)."""
+    import multiprocessing  # here: a serial run (the default) need not import them
+    from concurrent.futures import Future, ProcessPoolExecutor
+
     quiet = {**options, "progress": None}
     pool = ProcessPoolExecutor(
         workers, mp_context=multiprocessing.get_context("fork"), initializer=_worker_signals
@@ -371,6 +375,9 @@ def validate(args: Sequence[str | Path], *, no_plugins: bool = False) -> list[Va
             found.append(Validation(item.config, error=item.error))
             continue
         try:  # what `run` refuses before checking, with the same numbers (not the timing)
+            from gradcheck_cli.options import CheckOptions
+            from gradcheck_cli.spec.config import load_config
+
             cfg = load_config(item, no_plugins=no_plugins)
             opts = CheckOptions.build(cfg.check, seed=cfg.seed)
             how = {**preflight_plan(opts), "timed": False}

@@ -84,7 +84,6 @@ def run(
 
     def job() -> int:
         from gradcheck_cli import suite
-        from gradcheck_cli.options import CheckOptions
         from gradcheck_cli.report import emit
         from gradcheck_cli.suite import Outcome
 
@@ -95,7 +94,10 @@ def run(
             inputs=False if no_inputs else None, strict=True if strict else None, top=top,
             samples=samples, probes=probes, budget=budget, **enums(method, mode),
         )  # fmt: skip
-        CheckOptions.build(flags=True, **flags)  # bad flags: exit 2 before any config is read
+        if any(v is not None for k, v in flags.items() if k != "top"):  # Typer checks --top
+            from gradcheck_cli.options import CheckOptions
+
+            CheckOptions.build(flags=True, **flags)  # bad flags: exit 2 before any config is read
         workers = suite.resolve_jobs(jobs)
         args = list(configs or [d.default_config(quiet)])
         named = bool(configs) or args[0].name == d.LOCAL_CONFIG  # a file of the user's

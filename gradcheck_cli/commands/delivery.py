@@ -74,7 +74,7 @@ def default_config(quiet: bool = False) -> Path:
     local = Path(LOCAL_CONFIG)
     if local.is_file():
         return local
-    from gradcheck_cli.spec.config import default_config_path
+    from gradcheck_cli.spec.builtin import BUILTIN_CONFIG
 
     if not quiet:
         err.print(
@@ -84,7 +84,7 @@ def default_config(quiet: bool = False) -> Path:
             highlight=False,
             soft_wrap=True,
         )
-    return default_config_path()
+    return BUILTIN_CONFIG
 
 
 class Bar:
@@ -295,7 +295,7 @@ def emit_one(
 def replay(words: list[str], result: CheckResult) -> str:
     """The command that repeats ``result``: ``words`` (command, config, shape…) plus every option
     that ran, as recorded in ``result.options`` (auto resolved to the mode it chose)."""
-    from gradcheck_cli.options import DEFAULT_RTOL
+    from gradcheck_cli.defaults import DEFAULT_RTOL
 
     o = result.options
     words = ["gradcheck", *words, "--seed", str(result.seed or 0), "--method", result.method]

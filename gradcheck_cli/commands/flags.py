@@ -74,9 +74,64 @@ def _usage_name(p: Any) -> Any:
     return lambda: text
 
 
+class _DefaultsAsDeclared:
+    """A Typer parameter's coercion, with pydantic left out where it has nothing to do.
+
+    Typer (≥ 0.2x) coerces every parameter through a pydantic TypeAdapter it builds on first
+    use: for `gradcheck run` with no flags, 22 adapters and pydantic's import (~0.1 s) only to
+    hand back each option's own default. A value that is absent (None: Typer's own coercion
+    returns it before using the adapter) or that *is* the option's declared default (not a
+    string from the command line or the environment) and already of the option's type is
+    returned as Typer's pass-through coercion returns it; everything else goes to the
+    TypeAdapter, built then (tests/test_startup.py checks both give the same values)."""
+
+    def __init__(self, param: Any, cheap: Any, build: Any) -> None:
+        self._param, self._cheap, self._build = param, cheap, build
+        self._real: Any = None
+
+    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value is None or self._is_declared_default(value, ctx):
+            return self._cheap.coerce(value, param=param, ctx=ctx)
+        if self._real is None:
+            self._real = self._build(self._param.type_descriptor)
+        return self._real.coerce(value, param=param, ctx=ctx)
+
+    def _is_declared_default(self, value: Any, ctx: Any) -> bool:
+        source = ctx.get_parameter_source(self._param.name)
+        annotation = self._param.type_descriptor.annotation
+        return (
+            getattr(source, "name", None) == "DEFAULT"
+            and value is self._param.default
+            and isinstance(annotation, type)
+            and isinstance(value, annotation)
+        )
+
+
+def defer_adapters(params: list[Any]) -> list[Any]:
+    """Give each Typer parameter a :class:`_DefaultsAsDeclared` coercion (once). A Typer without
+    pydantic adapters (no ``typer._coercion``) is left as it is."""
+    try:
+        from typer._coercion import PassThroughRuntimeParam, build_runtime_param
+    except ImportError:  # pragma: no cover - older Typer: click types, no pydantic
+        return params
+    for p in params:
+        descriptor = getattr(p, "type_descriptor", None)
+        if descriptor is None or getattr(p, "_runtime_param", False) is not None:
+            continue  # not a Typer parameter, or its coercion is already set
+        cheap = PassThroughRuntimeParam(
+            parameter_info=descriptor.parameter_info, annotation=descriptor.annotation
+        )
+        p._runtime_param = _DefaultsAsDeclared(p, cheap, build_runtime_param)
+    return params
+
+
 class Command(TyperCommand):
     def get_params(self, ctx: Any) -> list[Any]:
         return _plain_help(super().get_params(ctx))
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        defer_adapters(self.get_params(ctx))
+        return super().parse_args(ctx, args)
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         with redirect_stdout(
@@ -88,6 +143,10 @@ class Command(TyperCommand):
 class Group(TyperGroup):
     def get_params(self, ctx: Any) -> list[Any]:
         return _plain_help(super().get_params(ctx))
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        defer_adapters(self.get_params(ctx))
+        return super().parse_args(ctx, args)
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
         with redirect_stdout(isolation.report_stream()):

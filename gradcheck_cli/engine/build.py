@@ -4,7 +4,7 @@ error names the config file and the field."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -35,8 +35,10 @@ from gradcheck_cli.plan.limits import (
     estimate_layer,
     estimate_workspace,
 )
-from gradcheck_cli.spec.config import Config, TargetSpec
 from gradcheck_cli.spec.trust import refusing_code
+
+if TYPE_CHECKING:
+    from gradcheck_cli.spec.config import Config, TargetSpec
 
 
 def _context(err: GradcheckError, cfg: Config, field: str) -> GradcheckError:

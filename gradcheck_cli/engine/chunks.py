@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck_cli.defaults import CHUNK_BYTES
 from gradcheck_cli.engine.lowrank import ROWS_FRACTION, declares, rows_to_loss
 from gradcheck_cli.engine.network import ParamRef
 from gradcheck_cli.layers.base import Array
-from gradcheck_cli.options import CHUNK_BYTES
 
 #: Stacked arrays alive at once per layer (input, output, a temporary or two).
 _LIVE_ARRAYS = 4

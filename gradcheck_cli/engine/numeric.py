@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck_cli.defaults import CHUNK_BYTES
 from gradcheck_cli.engine import chunks, kernels
 from gradcheck_cli.engine.contracts import row_independent, scalar
 from gradcheck_cli.engine.lowrank import (
@@ -55,7 +56,6 @@ from gradcheck_cli.engine.network import Network, ParamRef
 from gradcheck_cli.engine.probes import distinct_rows, rows_mismatch
 from gradcheck_cli.errors import PluginError
 from gradcheck_cli.layers.base import Array
-from gradcheck_cli.options import CHUNK_BYTES
 
 UNIT_ROUNDOFF = {"float64": 2.0**-53, "float32": 2.0**-24, "float16": 2.0**-11}
 #: Called with the number of loss evaluations just completed.

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,13 +29,16 @@ from gradcheck_cli.plan.limits import (
     refuse_probes,
 )
 from gradcheck_cli.safety.inputs import npy_header, read_array
-from gradcheck_cli.spec.config import Config, DataSpec, TargetSpec
+
+if TYPE_CHECKING:
+    from gradcheck_cli.spec.config import Config, DataSpec, TargetSpec
 
 
 def _shape_of(spec: DataSpec | TargetSpec, cfg: Config) -> tuple[int, ...] | None:
     """The shape ``spec`` gives: ``shape``, a ``file``'s .npy header, or inline ``values``."""
-    if isinstance(spec, DataSpec) and spec.shape is not None:
-        return tuple(spec.shape)
+    shape = getattr(spec, "shape", None)  # a DataSpec's (a TargetSpec has none)
+    if shape is not None:
+        return tuple(shape)
     if spec.file is not None:
         header = npy_header(Path(cfg.base_dir) / spec.file)
         return header[0] if header else None

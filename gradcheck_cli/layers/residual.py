@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
 
 from gradcheck_cli.errors import ConfigError, GradcheckError, ShapeError
 from gradcheck_cli.layers.base import Array, Layer
@@ -17,7 +16,6 @@ from gradcheck_cli.layers.registry import (
     resolve,
 )
 from gradcheck_cli.layers.table import register_layer
-from gradcheck_cli.spec.config import LayerSpec
 
 
 @register_layer("residual")
@@ -54,6 +52,10 @@ class Residual(Layer):
         seeds = rng.integers(0, 2**63, size=len(layers))
         shape = tuple(input_shape)
         probe: Array = np.random.default_rng(0).standard_normal((2, *shape)).astype(dtype)
+        from pydantic import ValidationError
+
+        from gradcheck_cli.spec.config import LayerSpec
+
         for j, entry in enumerate(layers):
             try:
                 spec = LayerSpec.model_validate(entry)

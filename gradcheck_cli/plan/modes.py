@@ -24,11 +24,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from gradcheck_cli.defaults import DEFAULT_EPS, DEFAULT_PROBES, DEFAULT_SAMPLES
+from gradcheck_cli.engine.methods import STENCILS
 from gradcheck_cli.engine.network import ParamRef
 from gradcheck_cli.engine.numeric import Perturber
+
+if TYPE_CHECKING:
+    from gradcheck_cli.options import CheckOptions
 
 MODES = ("full", "sample", "directional", "auto")
 #: With no mode given, checks of at most this many entries run ``full`` without estimating;
@@ -159,3 +165,26 @@ def _grow(work: object, k: int, most: int, limit: float) -> int:
         mid = (lo + hi + 1) // 2
         lo, hi = (mid, hi) if work(mid) <= limit else (lo, mid - 1)
     return lo
+
+
+def preflight_plan(opts: CheckOptions) -> dict[str, Any]:
+    """What ``preflight`` needs: ε, loss evaluations per entry, entries per tensor (by mode),
+    whether the time limit applies (auto mode bounds its own time by --budget), and whether
+    steps are real (ε must be representable next to every θ) or complex."""
+    method, mode = opts.method, opts.chosen_mode
+    evals = len([o for o in STENCILS[method].offsets if o]) if method in STENCILS else 1
+    step = opts.eps if opts.eps is not None else DEFAULT_EPS[method, "float64"]
+    plan: dict[str, Any] = {"eps": step, "evals_per_entry": evals}
+    plan["real_steps"] = method != "complex"
+    plan["second_looks"] = method != "complex" and mode != "directional"
+    if mode == "sample":
+        k = opts.samples or DEFAULT_SAMPLES
+        plan["entries"] = lambda n: min(n, k)
+    elif mode == "directional":
+        k = opts.probes or DEFAULT_PROBES
+        plan["entries"] = lambda n: min(n, k)
+    if mode in ("directional", "auto", None):  # auto may choose directional
+        plan["probes"] = opts.probes or DEFAULT_PROBES
+    plan["timed"] = mode != "auto" and opts.budget is None  # both bound their own work
+    plan["auto_above"] = SMALL_CHECK if mode is None else None
+    return plan

@@ -21,11 +21,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+from gradcheck_cli.defaults import DEFAULT_PROBES, DEFAULT_SAMPLES
 from gradcheck_cli.engine.network import ParamRef
-from gradcheck_cli.options import DEFAULT_PROBES, DEFAULT_SAMPLES, CheckOptions
 from gradcheck_cli.plan import modes
 from gradcheck_cli.verdict.judge import Judge
+
+if TYPE_CHECKING:
+    from gradcheck_cli.options import CheckOptions
 
 #: Progress callback: (evaluations done, evaluations planned so far).
 Progress = Callable[[int, int], None]

@@ -17,9 +17,12 @@ from pydantic import (
 )
 
 from gradcheck_cli.errors import ConfigError
-from gradcheck_cli.options import CheckSpec
+from gradcheck_cli.options import CheckOptions, CheckSpec
+from gradcheck_cli.safety.inputs import read_bytes
+from gradcheck_cli.spec import builtin
 from gradcheck_cli.spec.reading import load_yaml_text as load_yaml_text  # re-exported
 from gradcheck_cli.spec.reading import read_data as read_data  # re-exported
+from gradcheck_cli.spec.records import LayerArgs
 from gradcheck_cli.spec.trust import code_refs, names_code, refuse_code, refuse_context_args
 
 #: Most axes an input may have (NumPy allows 64; gradcheck stacks copies on one more axis, and
@@ -77,7 +80,7 @@ class TargetSpec(_Strict):
         return self
 
 
-class LayerSpec(BaseModel):
+class LayerSpec(LayerArgs, BaseModel):
     """One layer: ``type`` plus the layer's own arguments (passed as keyword arguments)."""
 
     model_config = ConfigDict(extra="allow", frozen=True, strict=True)
@@ -102,10 +105,6 @@ class LayerSpec(BaseModel):
         if self.fn is not None and not names_code(self.fn):
             raise ValueError(f"fn must look like 'file.py:NAME', got {self.fn!r}")
         return self
-
-    @property
-    def args(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})
 
 
 class LossSpec(LayerSpec):
@@ -253,4 +252,29 @@ def load_config(path: str | Path, *, no_plugins: bool = False) -> Config:
 
 def default_config_path() -> Path:
     """The built-in default network (a copy of configs/seed_mlp.yaml shipped in the package)."""
-    return Path(__file__).parent / "data" / "seed_mlp.yaml"
+    return builtin.BUILTIN_CONFIG
+
+
+def builtin_snapshot() -> dict[str, Any]:
+    """What the built-in config validates to, for spec/builtin.py: the config (with no file or
+    folder of this machine in it), the options a check of it runs with when nothing is given,
+    and the SHA-256 of the YAML they came from. ``write_builtin_snapshot`` stores it."""
+    path = builtin.BUILTIN_CONFIG
+    cfg = load_config(path)
+    opts = CheckOptions.build(cfg.check, seed=cfg.seed)
+    portable = cfg.model_copy(update={"base_dir": Path("."), "source": None})
+    return {
+        "sha256": builtin.digest(read_bytes(path)),
+        "config": builtin.encode(portable),
+        "options": builtin.encode(opts),
+    }
+
+
+def write_builtin_snapshot() -> Path:
+    """Write :func:`builtin_snapshot` where spec/builtin.py reads it (after editing the YAML:
+    ``python -c "from gradcheck_cli.spec.config import write_builtin_snapshot as w; w()"``)."""
+    import json
+
+    text = json.dumps(builtin_snapshot(), indent=1) + "\n"
+    builtin.SNAPSHOT.write_text(text, "utf-8")
+    return builtin.SNAPSHOT

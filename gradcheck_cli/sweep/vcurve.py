@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from gradcheck_cli.defaults import DEFAULT_EPS
 from gradcheck_cli.engine.network import Network, ParamRef, rng_for
 from gradcheck_cli.engine.numeric import UNIT_ROUNDOFF, Perturber
 from gradcheck_cli.engine.precision import promoted
 from gradcheck_cli.errors import ConfigError
 from gradcheck_cli.layers.base import Array
-from gradcheck_cli.options import DEFAULT_EPS
 from gradcheck_cli.results import analytic_gradient
 from gradcheck_cli.sweep.taylor import H_GRID as H_GRID  # re-exported: the sweep command's grid
 from gradcheck_cli.sweep.taylor import SWEEP_RTOL, Taylor, taylor_test

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,7 +36,6 @@ from gradcheck_cli.engine.numeric import UNIT_ROUNDOFF, Perturber
 from gradcheck_cli.engine.precision import input_quantum
 from gradcheck_cli.errors import PluginError
 from gradcheck_cli.layers.base import Array
-from gradcheck_cli.options import CheckOptions
 from gradcheck_cli.results import Entry, ParamResult
 from gradcheck_cli.verdict.floors import jitter_gradients, not_read, twin_gradients
 from gradcheck_cli.verdict.kinks import second_look
@@ -47,6 +46,9 @@ from gradcheck_cli.verdict.steps import (
     measure_noise,
     rounding_floor,
 )
+
+if TYPE_CHECKING:
+    from gradcheck_cli.options import CheckOptions
 
 #: Safety factor on the Richardson truncation estimate |D(ε) − D(2ε)|/3 of a directional probe.
 TRUNC_FACTOR = 10.0
