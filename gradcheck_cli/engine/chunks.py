@@ -16,6 +16,7 @@ import numpy as np
 
 from gradcheck_cli.engine.lowrank import ROWS_FRACTION, declares, rows_to_loss
 from gradcheck_cli.engine.network import ParamRef
+from gradcheck_cli.engine.taylor import fits
 from gradcheck_cli.layers.base import Array
 from gradcheck_cli.options import CHUNK_BYTES
 
@@ -121,10 +122,17 @@ def copy_bytes(pert: Any, ref: ParamRef) -> int:
         return a.nbytes // a.shape[1] if cols else a.nbytes
 
     sizes = [size(first)]
-    for i in range(start, len(layers)):
+    i = start
+    while i < len(layers):
+        keyed = cols and outs[i].ndim == 2 and declares(layers[i], "rank1_columns")
+        if keyed and fits(pert, i + 1):
+            sizes.append(sum(outs[i].shape) * outs[i].itemsize)  # rank-1 factors (N + K)
+            cols, i = False, i + 2  # the tanh after it: from taylor.py's tables, never dense
+            continue
         rows = rows and pert.stackable(i)
         cols = cols and outs[i].ndim == 2 and declares(layers[i], "elementwise")
         sizes.append(size(outs[i]))
+        i += 1
     if not (rows and declares(pert.net.loss, "forward_rows")):
         sizes.append(outs[-1].nbytes)  # the loss sees dense copies
     return max(sizes)

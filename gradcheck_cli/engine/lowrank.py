@@ -88,6 +88,10 @@ class Rank1:
     base: Array  # (N, K)
     u: Array  # (C, N)
     w: Array  # (C, K)
+    #: The changed input column of each copy when w[c] is that column's row of the weights of
+    #: layer ``made_by`` (the same row for every copy of a column: engine/taylor.py's tables).
+    cols: Array | None = None
+    made_by: int = -1
 
     def dense(self) -> Array:
         """The copies as one (C, N, K) array."""

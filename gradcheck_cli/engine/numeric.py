@@ -16,7 +16,8 @@ The engine behind it:
 - *Column deltas*: built-in layers whose forward is known exactly short-cut their own
   perturbations (a changed column of a linear layer's output, a changed column through an
   activation, rank-1 updates after the next linear layer, tanh of a copy from its change by
-  this CPU's cheapest exact form: kernels.py): gradcheck_cli/engine/lowrank.py. Subclasses
+  this CPU's cheapest exact form: kernels.py): gradcheck_cli/engine/lowrank.py; a rank-1 form
+  through tanh and the linear layer after it from one table per column: taylor.py. Subclasses
   overriding ``forward`` lose these (``lowrank.declares``); user layers run their own forward.
 - *Chunks*: copies are processed in chunks sized so that the stacked arrays stay within
   ``chunk_bytes`` (default :data:`CHUNK_BYTES`), each chunk under one floating-point watch
@@ -38,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck_cli.engine import chunks, kernels
+from gradcheck_cli.engine import chunks, kernels, taylor
 from gradcheck_cli.engine.contracts import row_independent, scalar
 from gradcheck_cli.engine.lowrank import (
     Cols,
@@ -86,6 +87,7 @@ class Perturber:
         self._x_complex: Array | None = None  # the input while a complex copy stands in for it
         #: Per layer: may it be fed stacked copies (declared row independent, and verified).
         self._stackable: dict[int, bool] = {}
+        self.taylor_tables: dict[int, Any] = {}  # engine/taylor.py's, per tanh layer
         #: Layers (and len(layers) for the loss) already probed for the complex step.
         self.complex_checked: set[int] = set()
         # Every array the engine perturbs, slices or stacks is C-ordered: a Fortran or transposed
@@ -228,8 +230,7 @@ class Perturber:
             state, start = self._input_copies(idx, new), 0
         else:
             state, start = self._perturbed_outputs(ref, idx, new, delta), ref.layer + 1
-        for i in range(start, len(self.net.layers)):
-            state = self._propagate(i, state)
+        state = taylor.run(self, start, state, chunks.CHUNK_TARGET)  # layer by layer
         self.net.fp.where = f"loss ({self.net.loss_label}).forward"  # its short-cuts below
         if isinstance(state, Rows) and declares(self.net.loss, "forward_rows"):
             values: Array = self.net.loss.forward_rows(
@@ -294,7 +295,7 @@ class Perturber:
                 arr.flat[idx[c]] = old
         return self._stack(i, outs)
 
-    def _propagate(self, i: int, state: _State) -> _State:
+    def propagate(self, i: int, state: _State) -> _State:
         """Layer ``i`` applied to every copy in ``state``."""
         layer = self.net.layers[i]
         self.net.fp.where = self.net.call(i, "forward")  # for its short-cuts too
@@ -320,7 +321,7 @@ class Perturber:
         if isinstance(state, Cols) and out_base.ndim == 2:
             if declares(layer, "rank1_columns"):
                 u, w = layer.rank1_columns(x_base, out_base, state.cols, state.values)
-                return Rank1(out_base, u, w)
+                return Rank1(out_base, u, w, state.cols, i)
             if declares(layer, "elementwise") and out_base.shape == x_base.shape:
                 values = self.layer_forward(i, state.values)
                 return Cols(out_base, state.cols, values)
