@@ -1,5 +1,5 @@
 """Rank-1 copies through tanh and the linear layer after it from one table per column
-(gradcheck_cli/engine/taylor.py): the series is tanh's change to round-off, relative to the
+(gradcheck_cli/engine/taylor.py, engine/series.py): the series is tanh's change to round-off, relative to the
 change itself, for every number of terms it takes; the engine with the tables equals the plain
 loop (changed rows after a ReLU, dense copies, steps the series refuses, the complex step), and
 does use them; wrong twins (a wrong coefficient, one term too few) are caught directly and
@@ -7,6 +7,7 @@ through the engine. No clock anywhere."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -15,7 +16,7 @@ import numpy as np
 import pytest
 
 from gradcheck_cli import make_layer
-from gradcheck_cli.engine import chunks, taylor
+from gradcheck_cli.engine import chunks, series, taylor
 from gradcheck_cli.engine.network import Network
 from gradcheck_cli.engine.numeric import Perturber
 from gradcheck_cli.layers.base import Array
@@ -34,7 +35,7 @@ def exact_change(t: Array, d: Array) -> Array:
     return out
 
 
-def series(t: Array, d: Array, n: int, coefficients: Callable[..., list[Array]]) -> Array:
+def sum_series(t: Array, d: Array, n: int, coefficients: Callable[..., list[Array]]) -> Array:
     out = np.zeros_like(d)
     for c in reversed(coefficients(t, n)):
         out += c
@@ -44,10 +45,10 @@ def series(t: Array, d: Array, n: int, coefficients: Callable[..., list[Array]])
 
 def largest_bound(n: int) -> float:
     """About the largest |d| the series is given with n terms."""
-    lo, hi = 0.0, taylor.DELTA_LIMIT
+    lo, hi = 0.0, series.DELTA_LIMIT
     for _ in range(60):
         mid = (lo + hi) / 2
-        got = taylor.terms_needed(mid)
+        got = series.terms_needed(mid)
         lo, hi = (mid, hi) if got is not None and got <= n else (lo, mid)
     return lo
 
@@ -60,13 +61,13 @@ def worst_relative(coefficients: Callable[..., list[Array]], seed: int, fewer: i
     x[:8] = [0.0, 1e-300, 5.0, -5.0, 12.0, 18.0, 0.5, -1e-3]
     t = np.tanh(x)
     worst = 0.0
-    for n in range(1, taylor.MAX_TERMS + 1):
+    for n in range(1, series.MAX_TERMS + 1):
         bound = largest_bound(n)
-        if bound == 0.0 or taylor.terms_needed(bound) != n:
+        if bound == 0.0 or series.terms_needed(bound) != n:
             continue
         d = bound * rng.uniform(-1, 1, x.shape)
         d[0] = bound
-        got = series(t, d, max(1, n - fewer), coefficients)
+        got = sum_series(t, d, max(1, n - fewer), coefficients)
         ref = exact_change(t, d)
         scale = np.abs(ref)
         ok = scale > 0
@@ -76,7 +77,7 @@ def worst_relative(coefficients: Callable[..., list[Array]], seed: int, fewer: i
     return worst
 
 
-RIGHT = taylor.tanh_coefficients
+RIGHT = series.tanh_coefficients
 
 
 def wrong_third(t: Array, n: int) -> list[Array]:
@@ -89,36 +90,36 @@ def wrong_third(t: Array, n: int) -> list[Array]:
 
 def test_polynomials_are_the_derivatives_of_tanh() -> None:
     """P_k(t)·(1 − t²) = tanh^(k): checked against the known first ones."""
-    p = taylor.polynomials(5)
+    p = series.polynomials(5)
     assert p[0] == (1.0,)
     assert p[1] == (0.0, -2.0)
     assert p[2] == (-2.0, 0.0, 6.0)
     assert p[3] == (0.0, 16.0, 0.0, -24.0)
     assert p[4] == (16.0, 0.0, -120.0, 0.0, 120.0)
     # the tail bound uses qmax decreasing from k = 2 on
-    q = [taylor.qmax(k) for k in range(2, taylor.MAX_TERMS + 3)]
-    assert all(a >= b for a, b in zip(q, q[1:], strict=False))
+    q = [series.qmax(k) for k in range(2, series.MAX_TERMS + 3)]
+    assert all(a >= b for a, b in itertools.pairwise(q))
 
 
 def test_terms_needed_grows_with_the_bound_and_refuses_large_steps() -> None:
-    got = [taylor.terms_needed(b) for b in (0.0, 1e-17, 1e-9, 1e-6, 1e-5, 1e-4, 5e-4)]
+    got = [series.terms_needed(b) for b in (0.0, 1e-17, 1e-9, 1e-6, 1e-5, 1e-4, 5e-4)]
     assert got[0] == 1 and got[1] == 1
     assert all(a is not None for a in got)
     assert got == sorted(got)  # type: ignore[type-var]
-    assert taylor.terms_needed(1e-5) == 4
+    assert series.terms_needed(1e-5) == 4
     for b in (1e-3, 2e-3, float("nan"), float("inf"), -1.0):
-        assert taylor.terms_needed(b) is None
+        assert series.terms_needed(b) is None
 
 
 @pytest.mark.parametrize("seed", range(5))
 def test_the_series_is_the_change_of_tanh_to_round_off(seed: int) -> None:
     """Relative to the change itself (not to tanh): every term that matters is there."""
-    assert worst_relative(taylor.tanh_coefficients, seed) <= 8 * U
+    assert worst_relative(series.tanh_coefficients, seed) <= 8 * U
 
 
 def test_a_wrong_coefficient_and_a_term_too_few_are_caught() -> None:
     assert worst_relative(wrong_third, 0) > 1e-13
-    assert worst_relative(taylor.tanh_coefficients, 0, fewer=1) > 1e-14
+    assert worst_relative(series.tanh_coefficients, 0, fewer=1) > 1e-14
 
 
 def nets(rng: np.random.Generator) -> Iterator[tuple[str, Network, Array]]:
@@ -168,7 +169,7 @@ def compare(net: Network, x: Array, steps: tuple[Any, ...]) -> tuple[float, int]
             fb, _ = fast.losses(ref, idx, np.array([eps, -eps]))
             fl, _ = slow.losses(ref, idx, np.array([eps, -eps]))
             worst = max(worst, float(np.abs(fb - fl).max()) / max(1.0, abs(slow.f0)))
-    return worst, sum(t.fills for t in fast.taylor_tables.values())
+    return worst, sum(t.fills for k, t in fast.series_cache.items() if k[0] == "tables")
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -220,4 +221,4 @@ def test_tables_that_do_not_fit_the_budget_are_not_made() -> None:
     assert not taylor.fits(small, 3)
     idx = np.arange(small.array(next(iter(net.parameters()))).size)
     small.losses(next(iter(net.parameters(include_input=False))), idx, np.array([1e-5, -1e-5]))
-    assert small.taylor_tables == {}
+    assert not any(k[0] == "tables" for k in small.series_cache)

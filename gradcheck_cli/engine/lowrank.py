@@ -110,6 +110,20 @@ class Rank1:
         return t
 
 
+@dataclass
+class Shifted:
+    """C copies of ``base`` (N, ...) carried as their change: copy c is ``base + d[c]``. Linear
+    layers map the change alone (d·W: no bias, no base), tanh from the cached output
+    (engine/changes.py); the copies themselves are made only where a layer needs them."""
+
+    base: Array
+    d: Array  # (C, N, ...)
+
+    def dense(self) -> Array:
+        out: Array = self.d + self.base
+        return out
+
+
 #: Largest |u|·|w| for which a rank-1 softmax CE subtracts each row's base max instead of the
 #: copy's own (exp of at most e^SHIFT_SLACK then: far from overflow, and from underflow).
 SHIFT_SLACK = 50.0

@@ -14,11 +14,10 @@ The engine behind it:
   independent, a copy is carried as that one row (C copies = C rows through each layer), and
   losses that know their per-row terms (``forward_rows``) finish it from the unperturbed rows.
 - *Column deltas*: built-in layers whose forward is known exactly short-cut their own
-  perturbations (a changed column of a linear layer's output, a changed column through an
-  activation, rank-1 updates after the next linear layer, tanh of a copy from its change by
-  this CPU's cheapest exact form: kernels.py): gradcheck_cli/engine/lowrank.py; a rank-1 form
-  through tanh and the linear layer after it from one table per column: taylor.py. Subclasses
-  overriding ``forward`` lose these (``lowrank.declares``); user layers run their own forward.
+  perturbations (changed columns, rank-1 updates, changed rows, tanh by this CPU's cheapest
+  exact form: lowrank.py, kernels.py; a rank-1 form through tanh and the next linear layer from
+  tables: taylor.py; dense copies as their change through linear layers and tanh: changes.py).
+  Subclasses overriding ``forward`` lose these (``lowrank.declares``); user layers don't.
 - *Chunks*: copies are processed in chunks sized so that the stacked arrays stay within
   ``chunk_bytes`` (default :data:`CHUNK_BYTES`), each chunk under one floating-point watch
   (``Network.watching``) and each tensor under one re-binding watch (``Network.focused``).
@@ -39,13 +38,14 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck_cli.engine import chunks, kernels, taylor
+from gradcheck_cli.engine import changes, chunks, kernels, taylor
 from gradcheck_cli.engine.contracts import row_independent, scalar
 from gradcheck_cli.engine.lowrank import (
     Cols,
     Rank1,
     Rows,
     RowSet,
+    Shifted,
     declares,
     rank1_through,
     rows_to_loss,
@@ -62,8 +62,7 @@ UNIT_ROUNDOFF = {"float64": 2.0**-53, "float32": 2.0**-24, "float16": 2.0**-11}
 #: Called with the number of loss evaluations just completed.
 ProgressFn = Callable[[int], None]
 
-
-_State = Cols | Rows | Rank1 | RowSet | Array
+_State = Cols | Rows | Rank1 | RowSet | Shifted | Array
 
 
 class Perturber:
@@ -87,7 +86,7 @@ class Perturber:
         self._x_complex: Array | None = None  # the input while a complex copy stands in for it
         #: Per layer: may it be fed stacked copies (declared row independent, and verified).
         self._stackable: dict[int, bool] = {}
-        self.taylor_tables: dict[int, Any] = {}  # engine/taylor.py's, per tanh layer
+        self.series_cache: dict[Any, Any] = {}  # taylor.py's tables, changes.py's coefficients
         #: Layers (and len(layers) for the loss) already probed for the complex step.
         self.complex_checked: set[int] = set()
         # Every array the engine perturbs, slices or stacks is C-ordered: a Fortran or transposed
@@ -147,10 +146,8 @@ class Perturber:
         return False
 
     def loss_with(self, ref: ParamRef, index: int, value: Any) -> Any:
-        """L with entry ``index`` of ``ref`` set to ``value``; the entry is restored bit-exactly.
-
-        The plain one-at-a-time evaluation (the reference the batched engine is tested against).
-        """
+        """L with entry ``index`` of ``ref`` set to ``value``, restored bit-exactly afterwards:
+        the plain one-at-a-time evaluation (the reference the batched engine is tested against)."""
         arr = self.array(ref)
         old = arr.flat[index]
         arr.flat[index] = value
@@ -325,6 +322,8 @@ class Perturber:
             if declares(layer, "elementwise") and out_base.shape == x_base.shape:
                 values = self.layer_forward(i, state.values)
                 return Cols(out_base, state.cols, values)
+        if (moved := changes.through(self, i, state)) is not None:
+            return moved  # the change alone through linear layers and tanh (changes.py)
         if (shifted := shift_dense(self, i, state)) is not None:
             return shifted  # tanh from the change itself (kernels.py)
         copies = state if isinstance(state, np.ndarray) else state.dense()
@@ -397,4 +396,3 @@ class Perturber:
             finally:
                 arr[...] = saved
         return out
-

@@ -3,44 +3,30 @@
 A one-entry change of a linear layer's W (or b) reaches the next linear layer as a rank-1 form
 (lowrank.Rank1): copy c's output is base + u[c] ⊗ w[c], where w[c] = V₁[j] is the row of that
 layer's weights for the changed column j = ``Rank1.cols[c]`` (the same row for every copy of
-column j). A tanh after it changes by the Taylor series in d = u[c, n]·w[c] around the cached
-t = tanh x:
-
-    tanh(x + d) − t = Σ_k c_k ⊙ d^k,   c_k = s·P_k(t)/k!,  s = 1 − t²,
-    P_1 = 1,  P_{k+1} = −2t·P_k + (1 − t²)·P_k′   (f^(k) = s·P_k(t) for f = tanh),
-
-and the linear layer after the tanh maps a change Δ of its input to Δ·V₂ (its W). So row n of
-copy c leaves that layer as base₂[n] + Σ_k u[c, n]^k · M_k[j, n], with
+column j). A tanh after it changes by its Taylor series in d = u[c, n]·w[c] around the cached
+t = tanh x, tanh(x + d) − t = Σ_k c_k ⊙ d^k (engine/series.py), and the linear layer after
+the tanh maps a change Δ of its input to Δ·V₂ (its W). So row n of copy c leaves that layer as base₂[n] + Σ_k u[c, n]^k · M_k[j, n], with
 M_k[j] = (c_k ⊙ w_j^k) V₂ (N, O): the same table for every copy of column j. The tables are
 computed once per column (lazily, on first use, per :class:`numeric.Perturber`), and each copy
 then costs k·O multiply-adds per changed row instead of a tanh of K entries and K·O
 multiply-adds (bench ``medium``, 0.Linear.W: 262k copies share 512 tables).
 
 Exact to round-off: the series is cut where the first dropped term is below 2⁻⁵⁶ of the
-change (:func:`terms_needed`, from a bound on |d|: max|u|·max|w|), and nothing rounds x + d
-(np.tanh(x + d) does: the series is the more exact of the two). Only real float64 copies of
+change (series.terms_needed, from a bound on |d|: max|u|·max|w|). Only real float64 copies of
 built-in layers (``declares``) with finite factors take it; anything else goes the dense way.
 Pure NumPy; nothing of tolerances or verdicts.
 """
 
 from __future__ import annotations
 
-import math
-from functools import cache
 from typing import Any
 
 import numpy as np
 
 from gradcheck_cli.engine.lowrank import ROWS_FRACTION, Rank1, RowSet, declares, rows_to_loss
+from gradcheck_cli.engine.series import tanh_coefficients, terms_needed
 from gradcheck_cli.layers.base import Array
 
-#: Most terms of the series taken: beyond it (|d| ≳ 1e-3) the copies go the dense way.
-MAX_TERMS = 8
-#: The first dropped term is below this fraction of the change (u/8 in float64).
-TAIL = 2.0**-56
-#: Largest |d| the series is given (QMAX_k decreases: the tail is at most 1/(1 − d) times its
-#: first term).
-DELTA_LIMIT = 1e-3
 #: Entries of the (keys, K, O) temporary a table fill builds at once.
 FILL_ENTRIES = 1 << 20
 #: Tables may take at most this share of the Perturber's chunk budget.
@@ -49,52 +35,6 @@ TABLE_SHARE = 4
 TYPICAL_TERMS = 4
 #: Off only in tests that exercise the dense paths (tanh kernels).
 enabled = True
-
-
-@cache
-def polynomials(n: int) -> tuple[tuple[float, ...], ...]:
-    """P_1 … P_n as coefficient tuples in t (lowest degree first): f^(k) = s·P_k(t), f = tanh."""
-    polys = [np.array([1.0])]
-    for _ in range(n - 1):
-        p = polys[-1]
-        dp = np.polynomial.polynomial.polyder(p) if len(p) > 1 else np.zeros(1)
-        nxt = np.polynomial.polynomial.polyadd(
-            np.polynomial.polynomial.polymul([0.0, -2.0], p),
-            np.polynomial.polynomial.polymul([1.0, 0.0, -1.0], dp),
-        )
-        polys.append(nxt)
-    return tuple(tuple(float(v) for v in p) for p in polys)
-
-
-@cache
-def qmax(k: int) -> float:
-    """max over t ∈ [−1, 1] of |P_k(t)|/k! (on a fine grid, 1 % added for the points between)."""
-    grid = np.linspace(-1.0, 1.0, 20001)
-    p = np.array(polynomials(k)[k - 1])
-    return 1.01 * float(np.abs(np.polynomial.polynomial.polyval(grid, p)).max()) / math.factorial(k)
-
-
-def terms_needed(bound: float) -> int | None:
-    """Fewest terms n such that the first dropped one, qmax(n + 1)·bound^n (relative to the
-    change s·|d|), is below :data:`TAIL`; None when |d| may reach :data:`DELTA_LIMIT` (or the
-    bound is NaN) or more than :data:`MAX_TERMS` would be needed."""
-    if not 0.0 <= bound < DELTA_LIMIT:  # also NaN
-        return None
-    for n in range(1, MAX_TERMS + 1):
-        if qmax(n + 1) * bound**n / (1 - bound) <= TAIL:
-            return n
-    return None
-
-
-def tanh_coefficients(t: Array, n: int) -> list[Array]:
-    """c_1 … c_n (each t's shape) with tanh(x + d) − t = Σ_k c_k·d^k, t = tanh x; s = 1 − t²
-    as (1 − t)(1 + t) (no cancellation near |t| = 1)."""
-    s = (1 - t) * (1 + t)
-    out = []
-    for k, p in enumerate(polynomials(n), start=1):
-        value = np.polynomial.polynomial.polyval(t, np.array(p)) if len(p) > 1 else 1.0
-        out.append(s * value / math.factorial(k))
-    return out
 
 
 class Tables:
@@ -134,8 +74,8 @@ class Tables:
 def tables(pert: Any, i: int, n: int) -> Tables | None:
     """The Perturber's tables for layers (i, i + 1) with at least ``n`` terms (made afresh with
     more terms when needed); None when they would not fit its budget (:func:`fits`)."""
-    store: dict[int, Tables] = pert.taylor_tables
-    found = store.get(i)
+    store: dict[Any, Any] = pert.series_cache
+    found = store.get(("tables", i))
     if found is not None and found.n >= n:
         return found
     if not fits(pert, i, n):
@@ -144,7 +84,7 @@ def tables(pert: Any, i: int, n: int) -> Tables | None:
     made = Tables(t, v, pert.layer_inputs[i - 1].shape[-1], n)
     if found is not None:
         made.fills = found.fills
-    store[i] = made
+    store[("tables", i)] = made
     return made
 
 

@@ -88,6 +88,8 @@ class Linear(Layer):
         return values - x[:, cols].T, self.params["W"][cols]
 
     def apply_change(self, delta: Array) -> Array:
-        """The change of the output for a change ``delta`` (…, n) of the input: delta·W."""
-        out: Array = delta @ self.params["W"]
+        """The change of the output for a change ``delta`` (…, n) of the input: delta·W (one
+        matrix product over all leading axes)."""
+        w = self.params["W"]
+        out: Array = (delta.reshape(-1, w.shape[0]) @ w).reshape(*delta.shape[:-1], w.shape[1])
         return out

@@ -1,0 +1,95 @@
+"""Dense perturbed copies carried as their change from the base through linear layers and tanh.
+
+After a tanh every row of a rank-1 form changes (no ReLU zeros), and each copy goes on dense:
+bench ``deep`` pays (8 − ℓ) dense 32×32 linear layers and tanh's per copy. Carried as
+base + d (lowrank.Shifted), a built-in linear layer maps the change alone, d·W
+(``apply_change``: no bias pass, no base), and a built-in tanh maps it to
+tanh(x + d) − tanh x (kernels.py "tanh_change": ``np.tanh`` and a subtraction, or tanh's Taylor
+series from coefficients made once per layer and chunk shape, whichever this CPU runs faster);
+base + d is formed only where another layer or the loss needs the copies. The same numbers to
+round-off (the change is never rounded against the base: if anything, more exact than the
+copies' own arithmetic). Real float64 only; anything else goes the usual way. Pure NumPy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from gradcheck_cli.engine import kernels
+from gradcheck_cli.engine.lowrank import Rank1, Shifted, bound, declares
+from gradcheck_cli.engine.series import tanh_coefficients, terms_needed
+from gradcheck_cli.layers.base import Array
+
+#: Coefficients laid out at the chunk's shape (a multiplication by a same-shaped array is
+#: ~35 % cheaper than one broadcast along the copies) take, over all layers, at most this
+#: share of the chunk budget (they stay for the Perturber's life).
+TILE_SHARE = 8
+#: Off only in tests that exercise the other paths (and to compare against them).
+enabled = True
+
+
+def through(pert: Any, i: int, state: Any) -> Shifted | None:
+    """Layer ``i`` (of ``pert``, a numeric.Perturber) on the copies ``state`` as a change: a
+    linear layer on a :class:`Shifted`, a tanh on a Shifted, a rank-1 form or dense copies of
+    its input; None when layer ``i`` is neither or the copies are not real float64."""
+    layer, x_base, out_base = pert.net.layers[i], pert.layer_inputs[i], pert.outputs[i]
+    if not enabled:
+        return None
+    if isinstance(state, Shifted) and declares(layer, "apply_change"):
+        if x_base.ndim == 2 and state.d.shape[1:] == x_base.shape:
+            return Shifted(out_base, layer.apply_change(state.d))
+        return None
+    if not (declares(layer, "shift_series") and out_base.shape == x_base.shape):
+        return None
+    limit = None  # a bound on |d| when one is at hand without a pass over d
+    if isinstance(state, Shifted):
+        d = state.d
+    elif isinstance(state, Rank1) and state.base.shape == x_base.shape:
+        d, limit = state.u[:, :, None] * state.w[:, None, :], bound(state)
+    elif isinstance(state, np.ndarray) and state.shape[1:] == x_base.shape:
+        d = state - x_base
+    else:
+        return None
+    if not (d.dtype == x_base.dtype == out_base.dtype == np.float64):
+        return None
+    return Shifted(out_base, tanh_change(pert, i, d, limit))
+
+
+def tanh_change(pert: Any, i: int, d: Array, limit: float | None = None) -> Array:
+    """tanh(x + d) − tanh x for layer ``i``'s input x (C copies of changes d, every |d| ≤
+    ``limit`` when given), by this CPU's choice (kernels.py); the series only where it applies
+    (every |d| < series.DELTA_LIMIT)."""
+    x, t = pert.layer_inputs[i], pert.outputs[i]
+    name = kernels.choice("tanh_change")
+    if name != "direct":
+        n = terms_needed(kernels.bound_of(d) if limit is None else limit)
+        if n is not None:
+            return kernels.CANDIDATES["tanh_change"][name](
+                x, t, d, coefficients(pert, i, n, len(d))
+            )
+    return kernels.change_direct(x, t, d, None)
+
+
+def coefficients(pert: Any, i: int, n: int, copies: int) -> list[Array]:
+    """The first ``n`` series coefficients of tanh layer ``i``, laid out for ``copies`` copies
+    (made once per layer, terms and largest chunk), or t's shape to broadcast once the laid-out
+    ones of every layer would take more than 1/:data:`TILE_SHARE` of the chunk budget."""
+    t = pert.outputs[i]
+    store: dict[Any, Any] = pert.series_cache
+    key = ("coefficients", i, n)
+    found: list[Array] | None = store.get(key)
+    tiled_before = found is not None and found[0].ndim > t.ndim
+    if found is not None and (not tiled_before or len(found[0]) >= copies):
+        return [c[:copies] for c in found] if tiled_before else found
+    plain = tanh_coefficients(t, n)
+    was = sum(c.nbytes for c in found) if found is not None else 0  # laid out, too few copies
+    used = store.get(("tiled bytes",), 0) - was
+    need = n * copies * t.nbytes
+    if used + need > pert.chunk_bytes // TILE_SHARE:
+        store[key] = plain
+        return plain
+    tiled = [np.ascontiguousarray(np.broadcast_to(c, (copies, *t.shape))) for c in plain]
+    store[key], store[("tiled bytes",)] = tiled, used + need
+    return tiled

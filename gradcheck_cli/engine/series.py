@@ -1,0 +1,83 @@
+"""tanh's Taylor series around a cached output: the change tanh(x + d) − tanh(x) from t = tanh x.
+
+    tanh(x + d) − t = Σ_k c_k·d^k,   c_k = s·P_k(t)/k!,  s = 1 − t²,
+    P_1 = 1,  P_{k+1} = −2t·P_k + (1 − t²)·P_k′   (f^(k) = s·P_k(t) for f = tanh).
+
+Cut where the first dropped term is below 2⁻⁵⁶ of the change itself (:func:`terms_needed`,
+from a bound on |d|); |P_k(t)|/k! ≤ :func:`qmax` (k) for |t| ≤ 1, decreasing in k, so the tail
+is at most 1/(1 − |d|) times its first term. Nothing rounds x + d (np.tanh(x + d) does: the
+series is the more exact of the two). Used by engine/kernels.py (dense changes, timed per CPU
+against np.tanh) and engine/taylor.py (tables per column). Pure NumPy.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+
+import numpy as np
+
+from gradcheck_cli.layers.base import Array
+
+#: Most terms of the series taken: beyond it (|d| ≳ 1e-3) the copies go the plain way.
+MAX_TERMS = 8
+#: The first dropped term is below this fraction of the change (u/8 in float64).
+TAIL = 2.0**-56
+#: Largest |d| the series is given.
+DELTA_LIMIT = 1e-3
+
+
+@cache
+def polynomials(n: int) -> tuple[tuple[float, ...], ...]:
+    """P_1 … P_n as coefficient tuples in t (lowest degree first): f^(k) = s·P_k(t), f = tanh."""
+    polys = [np.array([1.0])]
+    for _ in range(n - 1):
+        p = polys[-1]
+        dp = np.polynomial.polynomial.polyder(p) if len(p) > 1 else np.zeros(1)
+        nxt = np.polynomial.polynomial.polyadd(
+            np.polynomial.polynomial.polymul([0.0, -2.0], p),
+            np.polynomial.polynomial.polymul([1.0, 0.0, -1.0], dp),
+        )
+        polys.append(nxt)
+    return tuple(tuple(float(v) for v in p) for p in polys)
+
+
+@cache
+def qmax(k: int) -> float:
+    """max over t ∈ [−1, 1] of |P_k(t)|/k! (on a fine grid, 1 % added for the points between)."""
+    grid = np.linspace(-1.0, 1.0, 20001)
+    p = np.array(polynomials(k)[k - 1])
+    return 1.01 * float(np.abs(np.polynomial.polynomial.polyval(grid, p)).max()) / math.factorial(k)
+
+
+def terms_needed(bound: float) -> int | None:
+    """Fewest terms n such that the first dropped one, qmax(n + 1)·bound^n (relative to the
+    change s·|d|), is below :data:`TAIL`; None when |d| may reach :data:`DELTA_LIMIT` (or the
+    bound is NaN) or more than :data:`MAX_TERMS` would be needed."""
+    if not 0.0 <= bound < DELTA_LIMIT:  # also NaN
+        return None
+    for n in range(1, MAX_TERMS + 1):
+        if qmax(n + 1) * bound**n / (1 - bound) <= TAIL:
+            return n
+    return None
+
+
+def tanh_coefficients(t: Array, n: int) -> list[Array]:
+    """c_1 … c_n (each t's shape) with tanh(x + d) − t = Σ_k c_k·d^k, t = tanh x; s = 1 − t²
+    as (1 − t)(1 + t) (no cancellation near |t| = 1)."""
+    s = (1 - t) * (1 + t)
+    out = []
+    for k, p in enumerate(polynomials(n), start=1):
+        value = np.polynomial.polynomial.polyval(t, np.array(p)) if len(p) > 1 else 1.0
+        out.append(s * value / math.factorial(k))
+    return out
+
+
+def horner(c: list[Array], d: Array) -> Array:
+    """Σ_k c_k·d^k (k = 1 … len(c)) by Horner's rule: d·(c_1 + d·(c_2 + …)); the c_k are d's
+    shape or broadcast against it."""
+    acc: Array = d * c[-1]
+    for ck in reversed(c[:-1]):
+        acc += ck
+        acc *= d
+    return acc

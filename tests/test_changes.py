@@ -1,0 +1,230 @@
+"""Dense copies carried as their change through linear layers and tanh
+(gradcheck_cli/engine/changes.py, kernel "tanh_change" in engine/kernels.py): every candidate is
+tanh's change to round-off, forced one at a time (the CPU's own choice never decides a test);
+the engine with each equals the plain loop and does take the change path; wrong twins of the
+series candidate (a sign slip in c_2, a term too few) are caught directly and through the
+engine; the laid-out coefficients stay within their share of the budget. No clock anywhere."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pytest
+
+from gradcheck_cli import make_layer
+from gradcheck_cli.engine import changes, kernels, series
+from gradcheck_cli.engine.lowrank import Shifted
+from gradcheck_cli.engine.network import Network
+from gradcheck_cli.engine.numeric import Perturber
+from gradcheck_cli.layers.base import Array
+from gradcheck_cli.layers.losses import MSE, SoftmaxCrossEntropy
+from tests.test_taylor import exact_change
+
+CHANGE = list(kernels.CANDIDATES["tanh_change"])
+U = 2.0**-53
+
+
+def change_sign_slip(x: Array | None, t: Array, d: Array, c: Any) -> Array:
+    """The series with c_2's sign flipped (wrong at |d| ≳ 1e-12 where t is not 0)."""
+    return series.horner([c[0], -c[1], *c[2:]], d)
+
+
+def change_term_too_few(x: Array | None, t: Array, d: Array, c: Any) -> Array:
+    """The series one term short of what terms_needed asked for."""
+    return series.horner(c[:-1], d) if len(c) > 1 else np.zeros_like(d)
+
+
+WRONG = [change_sign_slip, change_term_too_few]
+
+
+def change_error(fn: kernels.Kernel, seed: int) -> float:
+    """Largest |fn − (tanh(x + d) − tanh x)| relative to the change (exact, extended precision)
+    over x of every size and steps up to the series' limit, with the coefficients for the
+    bound of the steps (as the engine gives them)."""
+    rng = np.random.default_rng(seed)
+    x = 3 * rng.standard_normal(4000)
+    x[:10] = [0.0, -0.0, 1e-300, 25.0, -25.0, 400.0, 1e-3, -1e-3, 0.5, 19.0]
+    t = np.tanh(x)
+    worst = 0.0
+    for scale in (1e-12, 1e-8, 1e-6, 1e-5, 9e-5, 2e-4, 9e-4):
+        d = scale * rng.uniform(-1, 1, x.shape)
+        n = series.terms_needed(kernels.bound_of(d))
+        assert n is not None
+        got = fn(x, t, d, series.tanh_coefficients(t, n))
+        ref = exact_change(t, d)
+        ok = ref != 0
+        worst = max(worst, float((np.abs(got - ref)[ok] / np.abs(ref[ok])).max()))
+    return worst
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_series_candidate_is_the_change_of_tanh_to_round_off(seed: int) -> None:
+    """Relative to the change itself: more exact than np.tanh(x + d) − t can be."""
+    assert change_error(kernels.CANDIDATES["tanh_change"]["series"], seed) <= 4 * U
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_direct_candidate_is_the_change_of_tanh_to_round_off(seed: int) -> None:
+    """np.tanh(x + d) − t: to the round-off of x + d, of tanh and of the subtraction (absolute),
+    which is all it can be."""
+    rng = np.random.default_rng(seed)
+    x = 3 * rng.standard_normal(4000)
+    t = np.tanh(x)
+    for scale in (1e-8, 1e-5, 1e-2, 1.0):
+        d = scale * rng.uniform(-1, 1, x.shape)
+        got = kernels.change_direct(x, t, d, None)
+        assert np.all(np.abs(got - exact_change(t, d)) <= 4 * U * (1 + np.abs(x)))
+
+
+@pytest.mark.parametrize("wrong", WRONG)
+def test_a_wrong_change_twin_is_caught(wrong: kernels.Kernel) -> None:
+    assert change_error(wrong, 0) > 1e-13
+
+
+@contextmanager
+def candidate(fn: kernels.Kernel) -> Iterator[None]:
+    """Run the engine with ``fn`` as the series candidate of tanh_change (a wrong twin)."""
+    table = kernels.CANDIDATES["tanh_change"]
+    was = table["series"]
+    table["series"] = fn
+    try:
+        with kernels.forced("tanh_change", "series"):
+            yield
+    finally:
+        table["series"] = was
+
+
+def nets(rng: np.random.Generator) -> Iterator[tuple[str, Network, Array]]:
+    """Networks whose copies turn dense after a tanh and go on through linear layers and more
+    tanh's (bench deep's shape, smaller), ending in either loss, and one where a linear layer
+    follows another (the change through both)."""
+    x = rng.standard_normal((6, 5))
+    deep: list[Any] = []
+    for _ in range(3):
+        deep += [make_layer("linear", (5,), rng, out=5), make_layer("tanh", (5,))]
+    deep.append(make_layer("linear", (5,), rng, out=3))
+    yield "deep-ce", Network(deep, SoftmaxCrossEntropy(), x=x, target=rng.integers(0, 3, 6)), x
+    two = [
+        make_layer("linear", (5,), rng, out=7),
+        make_layer("tanh", (7,)),
+        make_layer("linear", (7,), rng, out=6),
+        make_layer("tanh", (6,)),
+        make_layer("linear", (6,), rng, out=4),
+        make_layer("linear", (4,), rng, out=2),
+    ]
+    yield "linear-linear-mse", Network(two, MSE(), x=x, target=rng.standard_normal((6, 2))), x
+
+
+def compare(net: Network, x: Array, steps: tuple[Any, ...]) -> float:
+    """Largest |engine − plain loop| (relative to max(1, |L|)) over every entry of every tensor,
+    the input included, and every step."""
+    slow = Perturber(net, x, batched=False)
+    fast = Perturber(net, x, chunk_bytes=4000)
+    worst = 0.0
+    for ref in net.parameters():
+        idx = np.arange(fast.array(ref).size)
+        for eps in steps:
+            fb, _ = fast.losses(ref, idx, np.array([eps, -eps]))
+            fl, _ = slow.losses(ref, idx, np.array([eps, -eps]))
+            worst = max(worst, float(np.abs(fb - fl).max()) / max(1.0, abs(slow.f0)))
+    return worst
+
+
+@contextmanager
+def counting() -> Iterator[list[int]]:
+    """Count the Shifted states changes.through makes."""
+    made = [0]
+    was = changes.through
+
+    def through(pert: Any, i: int, state: Any) -> Shifted | None:
+        out = was(pert, i, state)
+        made[0] += out is not None
+        return out
+
+    changes.through = through  # type: ignore[assignment]
+    try:
+        yield made
+    finally:
+        changes.through = was  # type: ignore[assignment]
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("name", CHANGE)
+def test_engine_with_each_change_candidate_equals_the_plain_loop(name: str, seed: int) -> None:
+    """Steps the series takes (1e-6, 1e-5), one it refuses (1e-2: np.tanh), and the complex
+    step (not real: the usual way)."""
+    rng = np.random.default_rng(seed)
+    for label, net, x in nets(rng):
+        with kernels.forced("tanh_change", name), counting() as made:
+            worst = compare(net, x, (1e-6, 1e-5, 1e-2, 1e-20j))
+        assert worst <= 2e-15, label
+        assert made[0] > 0, label  # the change path was taken
+
+
+def test_engine_catches_a_wrong_change_twin() -> None:
+    """Steps of 3e-4 (|d| ~ 1e-4, inside the series' range): the engine's dense tanh copies do
+    go through the candidate. (A term too few is caught directly above, relative to the change;
+    in the loss it is below round-off by construction: the cut leaves < 2⁻⁵⁶ of the change.)"""
+    rng = np.random.default_rng(0)
+    for label, net, x in nets(rng):
+        with candidate(change_sign_slip):
+            worst = compare(net, x, (3e-4,))
+        assert worst > 1e-13, label
+
+
+def test_off_means_the_usual_way_with_the_same_numbers() -> None:
+    rng = np.random.default_rng(5)
+    net, x = next(nets(rng))[1:]
+    ref = next(iter(net.parameters(include_input=False)))
+    idx = np.arange(net.layers[ref.layer].params[ref.key].size)
+    with kernels.forced("tanh_change", "series"), counting() as made:
+        on, _ = Perturber(net, x).losses(ref, idx, np.array([1e-5, -1e-5]))
+        assert made[0] > 0
+        changes.enabled = False
+        try:
+            off, _ = Perturber(net, x).losses(ref, idx, np.array([1e-5, -1e-5]))
+        finally:
+            changes.enabled = True
+        assert made[0] > 0
+    np.testing.assert_allclose(on, off, rtol=0, atol=2e-15)
+
+
+def test_float32_copies_go_the_usual_way() -> None:
+    rng = np.random.default_rng(2)
+    net, x = next(nets(rng))[1:]
+    for layer in net.layers:
+        for key, value in layer.params.items():
+            layer.params[key] = value.astype(np.float32)
+    x32 = x.astype(np.float32)
+    with kernels.forced("tanh_change", "series"), counting() as made:
+        pert = Perturber(net, x32)
+        ref = next(iter(net.parameters(include_input=False)))
+        pert.losses(ref, np.arange(pert.array(ref).size), np.array([1e-3, -1e-3]))
+    assert made[0] == 0
+
+
+def test_laid_out_coefficients_share_one_budget() -> None:
+    """Over every tanh layer they take at most 1/TILE_SHARE of the chunk budget; past it the
+    coefficients come at t's shape (broadcast), with the same numbers."""
+    rng = np.random.default_rng(4)
+    net, x = next(nets(rng))[1:]
+    big = Perturber(net, x, chunk_bytes=1 << 20)
+    tight = Perturber(net, x, chunk_bytes=8 * changes.TILE_SHARE * 6 * 5 * 4 * 3)
+    for pert in (big, tight):
+        for i in (1, 3, 5):
+            got = changes.coefficients(pert, i, 4, 3)
+            plain = series.tanh_coefficients(pert.outputs[i], 4)
+            for a, b in zip(got, plain, strict=True):
+                np.testing.assert_array_equal(a, np.broadcast_to(b, a.shape))
+        used = sum(
+            sum(c.nbytes for c in v)
+            for k, v in pert.series_cache.items()
+            if k[0] == "coefficients" and v[0].ndim == 3
+        )
+        assert used == pert.series_cache.get(("tiled bytes",), 0)
+        assert used <= pert.chunk_bytes // changes.TILE_SHARE
+    assert sum(v[0].ndim == 3 for k, v in big.series_cache.items() if k[0] == "coefficients") == 3
+    assert sum(v[0].ndim == 3 for k, v in tight.series_cache.items() if k[0] == "coefficients") == 1
