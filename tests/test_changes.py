@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from gradcheck_cli import make_layer
-from gradcheck_cli.engine import changes, kernels, series
-from gradcheck_cli.engine.lowrank import Shifted
+from gradcheck_cli.engine import changes, chunks, kernels, series
+from gradcheck_cli.engine.lowrank import Shifted, softmax_ce_shifted
 from gradcheck_cli.engine.network import Network
 from gradcheck_cli.engine.numeric import Perturber
 from gradcheck_cli.layers.base import Array
@@ -228,3 +228,67 @@ def test_laid_out_coefficients_share_one_budget() -> None:
         assert used <= pert.chunk_bytes // changes.TILE_SHARE
     assert sum(v[0].ndim == 3 for k, v in big.series_cache.items() if k[0] == "coefficients") == 3
     assert sum(v[0].ndim == 3 for k, v in tight.series_cache.items() if k[0] == "coefficients") == 1
+
+
+EXP = list(kernels.CANDIDATES["exp_shift"])
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("name", EXP)
+def test_softmax_ce_of_shifted_copies_is_that_of_the_dense_copies(name: str, seed: int) -> None:
+    """lowrank.softmax_ce_shifted (base row max, exp by each candidate) equals forward_copies of
+    base + d to round-off, for labels and rows of values, small and large |d| (past SHIFT_SLACK
+    and NaN: the dense way)."""
+    rng = np.random.default_rng(seed)
+    base = 3 * rng.standard_normal((5, 4))
+    loss = SoftmaxCrossEntropy()
+    soft = np.exp(rng.standard_normal((5, 4)))
+    for target in (rng.integers(0, 4, 5), soft / soft.sum(axis=1, keepdims=True)):
+        for scale in (1e-6, 1e-4, 1e-2, 1.0, 100.0):
+            d = scale * rng.standard_normal((7, 5, 4))
+            copies = Shifted(base, d)
+            with kernels.forced("exp_shift", name):
+                got = loss.forward_shifted(copies, target)
+            ref = loss.forward_copies(copies.dense(), target)
+            np.testing.assert_allclose(got, ref, rtol=4e-15, atol=4e-16)
+            if scale > 50:
+                assert softmax_ce_shifted(copies, target) is None  # the dense way
+        d[0, 0, 0] = np.nan
+        assert softmax_ce_shifted(Shifted(base, d), target) is None
+
+
+def test_softmax_ce_of_shifted_copies_catches_a_dropped_label_change() -> None:
+    """A twin that leaves d out of the label's logit is caught by the comparison above."""
+    rng = np.random.default_rng(0)
+    base, target = rng.standard_normal((5, 4)), rng.integers(0, 4, 5)
+    copies = Shifted(base, 1e-4 * rng.standard_normal((7, 5, 4)))
+    wrong = Shifted(base, copies.d.copy())
+    wrong.d[:, np.arange(5), target] = 0.0  # as if z_y were the base's
+    got = softmax_ce_shifted(copies, target)
+    assert got is not None
+    ref = SoftmaxCrossEntropy().forward_copies(copies.dense(), target)
+    np.testing.assert_allclose(got, ref, rtol=4e-15, atol=4e-16)
+    bad = softmax_ce_shifted(wrong, target)
+    assert bad is not None and float(np.abs(bad - ref).max()) > 1e-7
+
+
+def test_chunks_for_changes_only_where_every_later_layer_takes_them() -> None:
+    rng = np.random.default_rng(6)
+    (_, deep, x), (_, two, x2) = nets(rng)
+    pert = Perturber(deep, x)
+    params = list(deep.parameters(include_input=False))
+    assert all(chunks.as_changes(pert, ref) for ref in params)
+    assert not chunks.as_changes(pert, next(iter(deep.parameters())))  # the input
+    assert chunks.as_changes(Perturber(two, x2), next(iter(two.parameters(include_input=False))))
+    changes.enabled = False
+    try:
+        assert not chunks.as_changes(pert, params[0])
+    finally:
+        changes.enabled = True
+    relu = Network(
+        [make_layer("linear", (5,), rng, out=4), make_layer("relu", (4,)),
+         make_layer("linear", (4,), rng, out=3)],
+        MSE(), x=x, target=rng.standard_normal((6, 3)),
+    )  # fmt: skip
+    rp = Perturber(relu, x)
+    assert not chunks.as_changes(rp, next(iter(relu.parameters(include_input=False))))

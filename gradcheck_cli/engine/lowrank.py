@@ -158,6 +158,35 @@ def softmax_ce_rank1(copies: Rank1, target: Array) -> Array:
     return losses
 
 
+def softmax_ce_shifted(copies: Shifted, target: Array) -> Array | None:
+    """Mean softmax cross-entropy of each copy base + d[c] → (C,), as ``forward_copies`` of the
+    dense copies computes it, to round-off: class-major, each row's log-sum-exp shifted by the
+    base row's max m (the copy's own differs from it by at most max|d|), exp(base − m + d) by
+    this CPU's cheapest exact form (kernels.exp_shift: e^d by its series on AVX2). None when
+    the copies are not real float64 (N, K) rows or some |d| exceeds :data:`SHIFT_SLACK`."""
+    base, d = copies.base, copies.d
+    if not (base.ndim == 2 and d.dtype == base.dtype == np.float64):
+        return None
+    limit = kernels.bound_of(d)
+    if not limit <= SHIFT_SLACK:  # also NaN
+        return None
+    n = base.shape[0]
+    m = base.max(axis=1)  # (N,)
+    t = kernels.exp_shift(
+        (base - m[:, None]).T[:, None, :], np.ascontiguousarray(np.moveaxis(d, 2, 0)), limit
+    )
+    log_sum = np.log(t.sum(axis=0))  # (C, N)
+    if target.ndim == 1:  # labels: z[c, n, y_n] = base[n, y_n] + d[c, n, y_n]
+        y = target.astype(int)
+        rows = np.arange(n)
+        losses: Array = (log_sum - ((base[rows, y] - m) + d[:, rows, y])).sum(axis=1) / n
+        return losses
+    mass = target.sum(axis=1)  # Σ_k y_nk·z_cnk = (y·base)_n + (d_c·y)_n
+    zy = (target * base).sum(axis=1) + np.einsum("cnk,nk->cn", d, target)
+    losses = -(zy - m * mass - log_sum * mass).sum(axis=1) / n
+    return losses
+
+
 def softmax_ce_class_major(t: Array, zy: Array, target: Array) -> Array:
     """Mean softmax cross-entropy of C copies of logits (N, K) laid out class-major, ``t``
     (K, C, N), which is overwritten: the row max subtracted, log-sum-exp per row, reduced over

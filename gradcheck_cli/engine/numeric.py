@@ -90,9 +90,9 @@ class Perturber:
         #: Layers (and len(layers) for the loss) already probed for the complex step.
         self.complex_checked: set[int] = set()
         # Every array the engine perturbs, slices or stacks is C-ordered: a Fortran or transposed
-        # input, or a layer returning a transposed view, would otherwise lose perturbations
-        # (a reshape of such an array is a copy). What user layers return is copied as it
-        # comes (Network.run_layer), so a reused buffer or a view of a parameter cannot change.
+        # input, or a layer returning a transposed view, would otherwise lose perturbations (a
+        # reshape of it is a copy). What user layers return is copied (Network.run_layer).
+        # So a reused buffer or a view of a parameter cannot change.
         self.x = np.ascontiguousarray(x)
         out = network.forward(self.x)
         self.layer_inputs = [self.x, *(np.ascontiguousarray(a) for a in network.inputs[1:])]
@@ -178,8 +178,7 @@ class Perturber:
         offsets = np.asarray(offsets)
         offsets = offsets.reshape(1, -1) if offsets.ndim < 2 else offsets
         theta = arr.reshape(-1)[indices]
-        # θ + o is rounded to the array's dtype (a float32 tensor moves by float32 steps);
-        # complex offsets need a complex dtype
+        # θ + o rounded to the array's dtype (float32 moves by float32 steps); complex needs complex
         dtype = np.result_type(arr.dtype, offsets.dtype) if np.iscomplexobj(offsets) else arr.dtype
         moved = (theta[:, None] + offsets).astype(dtype)
         steps = moved.astype(np.result_type(dtype, np.float64)) - theta[:, None]
@@ -247,7 +246,7 @@ class Perturber:
         if isinstance(state, Rank1) and declares(self.net.loss, "forward_rank1"):
             ranked: Array = self.net.loss.forward_rank1(state, self.net.target)
             return ranked
-        return self._losses_per_copy(state if isinstance(state, np.ndarray) else state.dense())
+        return self._losses_per_copy(state)
 
     def _input_copies(self, idx: Array, new: Array) -> _State:
         x = self.x
@@ -347,8 +346,11 @@ class Perturber:
             )
         return np.stack(outs)
 
-    def _losses_per_copy(self, dense: Array) -> Array:
+    def _losses_per_copy(self, state: Any) -> Array:
         loss = self.net.loss
+        if isinstance(state, Shifted) and declares(loss, "forward_shifted"):
+            return loss.forward_shifted(state, self.net.target)
+        dense = state if isinstance(state, np.ndarray) else state.dense()
         if declares(loss, "forward_copies"):
             values: Array = loss.forward_copies(dense, self.net.target)
             return values
