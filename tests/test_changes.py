@@ -7,6 +7,7 @@ engine; the laid-out coefficients stay within their share of the budget. No cloc
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -292,3 +293,60 @@ def test_chunks_for_changes_only_where_every_later_layer_takes_them() -> None:
     )  # fmt: skip
     rp = Perturber(relu, x)
     assert not chunks.as_changes(rp, next(iter(relu.parameters(include_input=False))))
+
+
+def largest_near(n: int) -> float:
+    """About the largest |d| series.terms_near gives n terms."""
+    lo, hi = 0.0, series.DELTA_LIMIT
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        got = series.terms_near(mid)
+        lo, hi = (mid, hi) if got is not None and got <= n else (lo, mid)
+    return lo
+
+
+def worst_near(seed: int, fewer: int = 0) -> float:
+    """Largest |series − exact change| / max(|t|, |change|) with the terms terms_near asks for
+    (``fewer`` less), at about the largest |d| of each term count, t from 0 to ±1."""
+    rng = np.random.default_rng(seed)
+    x = 3 * rng.standard_normal(20000)
+    x[:10] = [0.0, 1e-300, 1e-8, -1e-6, 5.0, -5.0, 12.0, 18.0, 0.5, -1e-3]
+    t = np.tanh(x)
+    worst = 0.0
+    for n in range(1, series.MAX_TERMS + 1):
+        bound = largest_near(n)
+        if bound == 0.0 or series.terms_near(bound) != n:
+            continue
+        d = bound * rng.uniform(-1, 1, x.shape)
+        d[0] = bound
+        got = series.horner(series.tanh_coefficients(t, n)[: max(1, n - fewer)], d)
+        ref = exact_change(t, d)
+        scale = np.maximum(np.abs(t), np.abs(ref))
+        ok = scale > 0
+        worst = max(worst, float((np.abs(got - ref)[ok] / scale[ok]).max()))
+    return worst
+
+
+def test_terms_near_takes_fewer_terms_and_refuses_what_terms_needed_does() -> None:
+    near = [series.terms_near(b) for b in (0.0, 1e-9, 1e-6, 1e-5, 5e-5, 1e-4, 5e-4)]
+    need = [series.terms_needed(b) for b in (0.0, 1e-9, 1e-6, 1e-5, 5e-5, 1e-4, 5e-4)]
+    assert near == sorted(near)  # type: ignore[type-var]
+    assert all(a is not None and b is not None and a <= b for a, b in zip(near, need, strict=True))
+    assert series.terms_near(1e-5) == 3 and series.terms_needed(1e-5) == 4
+    for b in (1e-3, float("nan"), float("inf"), -1.0):
+        assert series.terms_near(b) is None
+    q = [series.tmax(k) for k in range(2, series.MAX_TERMS + 4, 2)]
+    assert all(a >= b for a, b in itertools.pairwise(q))  # the tail bound's premise
+    with pytest.raises(ValueError):
+        series.tmax(3)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_terms_near_is_tanh_to_round_off_of_the_larger_of_t_and_the_change(seed: int) -> None:
+    """Within 2⁻⁵⁵ of max(|t|, |change|) from the cut plus Horner's own rounding of the
+    change: at most 4u of the larger, as exact as np.tanh(x + d) can be."""
+    assert worst_near(seed) <= 4 * U
+
+
+def test_a_term_fewer_than_terms_near_asks_is_caught() -> None:
+    assert worst_near(0, fewer=1) > 8 * U

@@ -5,9 +5,11 @@ bench ``deep`` pays (8 − ℓ) dense 32×32 linear layers and tanh's per copy. 
 base + d (lowrank.Shifted), a built-in linear layer maps the change alone, d·W
 (``apply_change``: no bias pass, no base), and a built-in tanh maps it to
 tanh(x + d) − tanh x (kernels.py "tanh_change": ``np.tanh`` and a subtraction, or tanh's Taylor
-series from coefficients made once per layer and chunk shape, whichever this CPU runs faster);
-base + d is formed only where another layer or the loss needs the copies. The same numbers to
-round-off (the change is never rounded against the base: if anything, more exact than the
+series from coefficients made once per layer and chunk shape, whichever this CPU runs faster;
+the series cut where the dropped terms add at most a quarter of t's own rounding,
+series.terms_near); base + d is formed only where another layer or the loss needs the copies
+(a softmax cross-entropy takes them as they are: lowrank.softmax_ce_shifted). The same numbers
+to round-off (the change is never rounded against the base: if anything, more exact than the
 copies' own arithmetic). Real float64 only; anything else goes the usual way. Pure NumPy.
 """
 
@@ -19,7 +21,7 @@ import numpy as np
 
 from gradcheck_cli.engine import kernels
 from gradcheck_cli.engine.lowrank import Rank1, Shifted, bound, declares
-from gradcheck_cli.engine.series import tanh_coefficients, terms_needed
+from gradcheck_cli.engine.series import tanh_coefficients, terms_near
 from gradcheck_cli.layers.base import Array
 
 #: Coefficients laid out at the chunk's shape (a multiplication by a same-shaped array is
@@ -64,7 +66,7 @@ def tanh_change(pert: Any, i: int, d: Array, limit: float | None = None) -> Arra
     x, t = pert.layer_inputs[i], pert.outputs[i]
     name = kernels.choice("tanh_change")
     if name != "direct":
-        n = terms_needed(kernels.bound_of(d) if limit is None else limit)
+        n = terms_near(kernels.bound_of(d) if limit is None else limit)
         if n is not None:
             return kernels.CANDIDATES["tanh_change"][name](
                 x, t, d, coefficients(pert, i, n, len(d))

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck_cli.engine.series import horner, tanh_coefficients, terms_needed
+from gradcheck_cli.engine.series import horner, tanh_coefficients, terms_near
 from gradcheck_cli.layers.base import Array
 
 #: Largest |d| a series form is given: tanh d = d − d³/3 + 2d⁵/15 − 17d⁷/315 + …, and the
@@ -119,8 +119,9 @@ def change_direct(x: Array | None, t: Array, d: Array, c: Any) -> Array:
 
 def change_series(x: Array | None, t: Array, d: Array, c: Any) -> Array:
     """tanh(x + d) − tanh x by its Taylor series from t = tanh x, Σ_k c_k·d^k with the
-    caller's coefficients ``c`` (series.tanh_coefficients for a bound on |d|: the caller's
-    promise), by Horner's rule: multiplications and additions only."""
+    caller's coefficients ``c`` (series.tanh_coefficients, as many as series.terms_near asks
+    for a bound on |d|: the caller's promise), by Horner's rule: multiplications and additions
+    only."""
     return horner(c, d)
 
 
@@ -154,7 +155,7 @@ def measure(
     """Seconds per element of each candidate of kernel ``name`` (the fastest of ``runs``
     interleaved runs on a :data:`SAMPLE`-entry sample)."""
     x, t, d = _sample(name)
-    last: Any = tanh_coefficients(t, terms_needed(1e-5) or 1) if name == "tanh_change" else 1e-6
+    last: Any = tanh_coefficients(t, terms_near(1e-5) or 1) if name == "tanh_change" else 1e-6
     best = dict.fromkeys(CANDIDATES[name], float("inf"))
     for _ in range(runs):
         for cand, fn in CANDIDATES[name].items():
