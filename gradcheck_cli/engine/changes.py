@@ -5,7 +5,7 @@ bench ``deep`` pays (8 − ℓ) dense 32×32 linear layers and tanh's per copy. 
 base + d (lowrank.Shifted), a built-in linear layer maps the change alone, d·W
 (``apply_change``: no bias pass, no base), and a built-in tanh maps it to
 tanh(x + d) − tanh x (kernels.py "tanh_change": ``np.tanh`` and a subtraction, or tanh's Taylor
-series from coefficients made once per layer and chunk shape, whichever this CPU runs faster;
+series from coefficients made once per layer, whichever this CPU runs faster;
 the series cut where the dropped terms add at most a quarter of t's own rounding,
 series.terms_near); base + d is formed only where another layer or the loss needs the copies
 (a softmax cross-entropy takes them as they are: lowrank.softmax_ce_shifted). The same numbers
@@ -24,10 +24,6 @@ from gradcheck_cli.engine.lowrank import Rank1, Shifted, bound, declares
 from gradcheck_cli.engine.series import tanh_coefficients, terms_near
 from gradcheck_cli.layers.base import Array
 
-#: Coefficients laid out at the chunk's shape (a multiplication by a same-shaped array is
-#: ~35 % cheaper than one broadcast along the copies) take, over all layers, at most this
-#: share of the chunk budget (they stay for the Perturber's life).
-TILE_SHARE = 8
 #: Off only in tests that exercise the other paths (and to compare against them).
 enabled = True
 
@@ -68,30 +64,17 @@ def tanh_change(pert: Any, i: int, d: Array, limit: float | None = None) -> Arra
     if name != "direct":
         n = terms_near(kernels.bound_of(d) if limit is None else limit)
         if n is not None:
-            return kernels.CANDIDATES["tanh_change"][name](
-                x, t, d, coefficients(pert, i, n, len(d))
-            )
+            return kernels.CANDIDATES["tanh_change"][name](x, t, d, coefficients(pert, i, n))
     return kernels.change_direct(x, t, d, None)
 
 
-def coefficients(pert: Any, i: int, n: int, copies: int) -> list[Array]:
-    """The first ``n`` series coefficients of tanh layer ``i``, laid out for ``copies`` copies
-    (made once per layer, terms and largest chunk), or t's shape to broadcast once the laid-out
-    ones of every layer would take more than 1/:data:`TILE_SHARE` of the chunk budget."""
-    t = pert.outputs[i]
+def coefficients(pert: Any, i: int, n: int) -> list[Array]:
+    """The first ``n`` series coefficients of tanh layer ``i``, at t's shape (broadcast along
+    the copies; laid out at the chunk's shape they measured no faster on bench deep with 3
+    terms, and took memory), made once per layer and number of terms."""
     store: dict[Any, Any] = pert.series_cache
     key = ("coefficients", i, n)
     found: list[Array] | None = store.get(key)
-    tiled_before = found is not None and found[0].ndim > t.ndim
-    if found is not None and (not tiled_before or len(found[0]) >= copies):
-        return [c[:copies] for c in found] if tiled_before else found
-    plain = tanh_coefficients(t, n)
-    was = sum(c.nbytes for c in found) if found is not None else 0  # laid out, too few copies
-    used = store.get(("tiled bytes",), 0) - was
-    need = n * copies * t.nbytes
-    if used + need > pert.chunk_bytes // TILE_SHARE:
-        store[key] = plain
-        return plain
-    tiled = [np.ascontiguousarray(np.broadcast_to(c, (copies, *t.shape))) for c in plain]
-    store[key], store[("tiled bytes",)] = tiled, used + need
-    return tiled
+    if found is None:
+        found = store[key] = tanh_coefficients(pert.outputs[i], n)
+    return found
