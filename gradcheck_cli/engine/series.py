@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from functools import cache
+from typing import Any
 
 import numpy as np
 
@@ -29,25 +30,35 @@ DELTA_LIMIT = 1e-3
 
 @cache
 def polynomials(n: int) -> tuple[tuple[float, ...], ...]:
-    """P_1 … P_n as coefficient tuples in t (lowest degree first): f^(k) = s·P_k(t), f = tanh."""
-    polys = [np.array([1.0])]
+    """P_1 … P_n as coefficient tuples in t (lowest degree first): f^(k) = s·P_k(t), f = tanh.
+    Plain lists (exact: small integers), not numpy.polynomial, whose import costs a check ~4 ms."""
+    polys = [[1.0]]
     for _ in range(n - 1):
         p = polys[-1]
-        dp = np.polynomial.polynomial.polyder(p) if len(p) > 1 else np.zeros(1)
-        nxt = np.polynomial.polynomial.polyadd(
-            np.polynomial.polynomial.polymul([0.0, -2.0], p),
-            np.polynomial.polynomial.polymul([1.0, 0.0, -1.0], dp),
-        )
+        dp = [i * p[i] for i in range(1, len(p))]  # P′
+        nxt = [0.0] * (len(p) + 1)
+        for i, c in enumerate(p):  # −2t·P
+            nxt[i + 1] -= 2 * c
+        for i, c in enumerate(dp):  # (1 − t²)·P′
+            nxt[i] += c
+            nxt[i + 2] -= c
         polys.append(nxt)
-    return tuple(tuple(float(v) for v in p) for p in polys)
+    return tuple(tuple(p) for p in polys)
+
+
+def polyval(p: tuple[float, ...], t: Any) -> Any:
+    """Σ_i p[i]·t^i by Horner's rule from the highest degree (as numpy.polynomial's polyval)."""
+    acc = p[-1] + t * 0
+    for c in reversed(p[:-1]):
+        acc = c + acc * t
+    return acc
 
 
 @cache
 def qmax(k: int) -> float:
     """max over t ∈ [−1, 1] of |P_k(t)|/k! (on a fine grid, 1 % added for the points between)."""
     grid = np.linspace(-1.0, 1.0, 20001)
-    p = np.array(polynomials(k)[k - 1])
-    return 1.01 * float(np.abs(np.polynomial.polynomial.polyval(grid, p)).max()) / math.factorial(k)
+    return 1.01 * float(np.abs(polyval(polynomials(k)[k - 1], grid)).max()) / math.factorial(k)
 
 
 def terms_needed(bound: float) -> int | None:
@@ -66,15 +77,11 @@ def terms_needed(bound: float) -> int | None:
 def tmax(k: int) -> float:
     """For even k, where P_k is odd in t (P_k(t) = t·R_k(t)): max over t ∈ [−1, 1] of
     |R_k(t)|/k! (on a fine grid, 1 % added), so |c_k| ≤ |t|·tmax(k)."""
-    p = np.array(polynomials(k)[k - 1])
+    p = polynomials(k)[k - 1]
     if k % 2 or p[0] != 0:
         raise ValueError(f"P_{k} has no factor t")
     grid = np.linspace(-1.0, 1.0, 20001)
-    return (
-        1.01
-        * float(np.abs(np.polynomial.polynomial.polyval(grid, p[1:])).max())
-        / math.factorial(k)
-    )
+    return 1.01 * float(np.abs(polyval(p[1:], grid)).max()) / math.factorial(k)
 
 
 def terms_near(bound: float) -> int | None:
@@ -101,7 +108,7 @@ def tanh_coefficients(t: Array, n: int) -> list[Array]:
     s = (1 - t) * (1 + t)
     out = []
     for k, p in enumerate(polynomials(n), start=1):
-        value = np.polynomial.polynomial.polyval(t, np.array(p)) if len(p) > 1 else 1.0
+        value = polyval(p, t) if len(p) > 1 else 1.0
         out.append(s * value / math.factorial(k))
     return out
 
