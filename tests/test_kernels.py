@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from gradcheck_cli import make_layer
-from gradcheck_cli.engine import kernels
+from gradcheck_cli.engine import changes, kernels
 from gradcheck_cli.engine.network import Network
 from gradcheck_cli.engine.numeric import Perturber
 from gradcheck_cli.layers.base import Array
@@ -118,7 +118,12 @@ def nets(rng: np.random.Generator) -> Iterator[tuple[str, Network, Array]]:
 
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("name", TANH)
-def test_engine_with_each_tanh_candidate_equals_the_plain_loop(name: str, seed: int) -> None:
+def test_engine_with_each_tanh_candidate_equals_the_plain_loop(
+    name: str, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With changes.py off (dense copies then reach tanh here, not as their change:
+    tests/test_changes.py covers that path)."""
+    monkeypatch.setattr(changes, "enabled", False)
     rng = np.random.default_rng(seed)
     for label, net, x in nets(rng):
         slow = Perturber(net, x, batched=False)
@@ -135,9 +140,12 @@ def test_engine_with_each_tanh_candidate_equals_the_plain_loop(name: str, seed: 
 
 
 @pytest.mark.parametrize("wrong", WRONG)
-def test_engine_catches_a_wrong_tanh_twin(wrong: kernels.Kernel) -> None:
+def test_engine_catches_a_wrong_tanh_twin(
+    wrong: kernels.Kernel, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The comparison above (steps 1e-5 and 1e-3) fails when the series candidate is a wrong
-    twin: the engine's tanh paths do go through the candidate."""
+    twin: the engine's tanh paths do go through the candidate (changes.py off, as above)."""
+    monkeypatch.setattr(changes, "enabled", False)
     rng = np.random.default_rng(0)
     for label, net, x in nets(rng):
         slow = Perturber(net, x, batched=False)

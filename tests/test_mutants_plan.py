@@ -368,6 +368,39 @@ def test_the_pilot_measures_seconds_per_entry_and_per_pass(monkeypatch: pytest.M
     assert timing.timed == len(refs)
 
 
+def test_the_pilot_keeps_the_fastest_run_of_each_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk run that another process interrupts (here every other run takes 50× longer)
+    does not make the tensor look dear: of PILOT_RUNS timed runs the fastest counts."""
+    from gradcheck_cli.engine.numeric import Perturber
+    from gradcheck_cli.plan import timing as timing_mod
+
+    assert timing_mod.PILOT_RUNS >= 2
+    clock = Clock()
+    net = _mlp(0)
+    pert = Perturber(net, net.x)
+    c = 2e-4
+    losses = pert.losses
+    calls = [0]
+
+    def timed_losses(ref, idx, offsets):  # type: ignore[no-untyped-def]
+        calls[0] += 1
+        clock.now += c * len(idx) * (50 if calls[0] % 2 else 1)
+        return losses(ref, idx, offsets)
+
+    monkeypatch.setattr(pert, "losses", timed_losses)
+    refs = net.parameters(include_input=False)
+    timing = timing_mod.time_engine(
+        pert, refs, eps=1e-5, resolution=None, cap=1e9, clock=clock.perf_counter
+    )
+    assert timing.per_entry == pytest.approx((c,) * len(refs))
+    monkeypatch.setattr(timing_mod, "PILOT_RUNS", 1)  # the mutant: one run, a spike counts
+    calls[0] = 0
+    one = timing_mod.time_engine(
+        pert, refs, eps=1e-5, resolution=None, cap=1e9, clock=clock.perf_counter
+    )
+    assert max(one.per_entry) >= 50 * c
+
+
 def test_an_explicit_mode_is_kept_however_big_the_check(monkeypatch: pytest.MonkeyPatch) -> None:
     """Above SMALL_CHECK entries a check with no mode runs auto; one given --mode full is full,
     with no estimate (the pilot and the budget are auto's)."""

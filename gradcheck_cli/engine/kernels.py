@@ -5,7 +5,10 @@ A perturbed copy's input to an elementwise function differs from the base input 
 either from ``np.tanh`` directly or by the addition theorem from the cached tanh x, using only
 multiplications, additions and one division. Which is cheaper depends on the CPU's vector
 units: with AVX-512 NumPy's ``np.tanh`` (SVML) costs about 1 ns an element, with AVX2 about
-6–14 ns, while a multiplication costs ~0.3–0.7 ns on both. So every kernel here has candidate
+6–14 ns, while a multiplication costs ~0.3–0.7 ns on both. Dense copies carried as their change
+from the base (engine/changes.py) need tanh(x + d) − tanh x instead: ``np.tanh`` and a
+subtraction, or tanh's Taylor series from the cached output (engine/series.py, coefficients
+per layer made once). So every kernel here has candidate
 forms that are equal to the plain formula to round-off; the first time one is needed, each
 candidate is timed on a small sample (~1–2 ms in all) and the fastest is kept for the process
 (:func:`choice`). Tests force each candidate (:func:`forced`) and compare it to the plain
@@ -20,9 +23,11 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 
+from gradcheck_cli.engine.series import horner, tanh_coefficients, terms_near
 from gradcheck_cli.layers.base import Array
 
 #: Largest |d| a series form is given: tanh d = d − d³/3 + 2d⁵/15 − 17d⁷/315 + …, and the
@@ -103,15 +108,34 @@ def exp_series(x: Array | None, t: Array, d: Array, bound: float) -> Array:
     return p
 
 
+def change_direct(x: Array | None, t: Array, d: Array, c: Any) -> Array:
+    """tanh(x + d) − tanh x by ``np.tanh`` (t = tanh x; the coefficients ``c`` unused)."""
+    assert x is not None
+    out: Array = x + d
+    np.tanh(out, out=out)
+    out -= t
+    return out
+
+
+def change_series(x: Array | None, t: Array, d: Array, c: Any) -> Array:
+    """tanh(x + d) − tanh x by its Taylor series from t = tanh x, Σ_k c_k·d^k with the
+    caller's coefficients ``c`` (series.tanh_coefficients, as many as series.terms_near asks
+    for a bound on |d|: the caller's promise), by Horner's rule: multiplications and additions
+    only."""
+    return horner(c, d)
+
+
 #: Kernel name → candidate name → function. The first candidate is the plain form.
-#: A candidate: (x or None, t = tanh x, d, a bound on |d|) → tanh(x + d).
-Kernel = Callable[[Array | None, Array, Array, float], Array]
+#: A candidate: (x or None, t = tanh x, d, a bound on |d|) → tanh(x + d); for "tanh_change"
+#: (x, t, d, series coefficients) → tanh(x + d) − t.
+Kernel = Callable[[Array | None, Array, Array, Any], Array]
 CANDIDATES: dict[str, dict[str, Kernel]] = {
     "tanh_shift": {"direct": tanh_direct, "addition": tanh_addition},
     "exp_shift": {"direct": exp_direct, "series": exp_series},
+    "tanh_change": {"direct": change_direct, "series": change_series},
 }
 #: Each kernel's function of x (what t is).
-FUNCTIONS = {"tanh_shift": np.tanh, "exp_shift": np.exp}
+FUNCTIONS = {"tanh_shift": np.tanh, "exp_shift": np.exp, "tanh_change": np.tanh}
 
 _chosen: dict[str, str] = {}
 _forced: dict[str, str] = {}
@@ -131,11 +155,12 @@ def measure(
     """Seconds per element of each candidate of kernel ``name`` (the fastest of ``runs``
     interleaved runs on a :data:`SAMPLE`-entry sample)."""
     x, t, d = _sample(name)
+    last: Any = tanh_coefficients(t, terms_near(1e-5) or 1) if name == "tanh_change" else 1e-6
     best = dict.fromkeys(CANDIDATES[name], float("inf"))
     for _ in range(runs):
         for cand, fn in CANDIDATES[name].items():
             start = clock()
-            fn(x, t, d, 1e-6)
+            fn(x, t, d, last)
             best[cand] = min(best[cand], (clock() - start) / len(x))
     return best
 

@@ -88,6 +88,10 @@ class Rank1:
     base: Array  # (N, K)
     u: Array  # (C, N)
     w: Array  # (C, K)
+    #: The changed input column of each copy when w[c] is that column's row of the weights of
+    #: layer ``made_by`` (the same row for every copy of a column: engine/taylor.py's tables).
+    cols: Array | None = None
+    made_by: int = -1
 
     def dense(self) -> Array:
         """The copies as one (C, N, K) array."""
@@ -104,6 +108,20 @@ class Rank1:
         t: Array = self.w.T[:, :, None] * self.u[None, :, :]
         t += self.base.T[:, None, :]
         return t
+
+
+@dataclass
+class Shifted:
+    """C copies of ``base`` (N, ...) carried as their change: copy c is ``base + d[c]``. Linear
+    layers map the change alone (d·W: no bias, no base), tanh from the cached output
+    (engine/changes.py); the copies themselves are made only where a layer needs them."""
+
+    base: Array
+    d: Array  # (C, N, ...)
+
+    def dense(self) -> Array:
+        out: Array = self.d + self.base
+        return out
 
 
 #: Largest |u|·|w| for which a rank-1 softmax CE subtracts each row's base max instead of the
@@ -137,6 +155,35 @@ def softmax_ce_rank1(copies: Rank1, target: Array) -> Array:
         return losses
     mass = target.sum(axis=1)
     losses = -((base_y - m * mass) + u * w_y - log_sum * mass).sum(axis=1) / n
+    return losses
+
+
+def softmax_ce_shifted(copies: Shifted, target: Array) -> Array | None:
+    """Mean softmax cross-entropy of each copy base + d[c] → (C,), as ``forward_copies`` of the
+    dense copies computes it, to round-off: class-major, each row's log-sum-exp shifted by the
+    base row's max m (the copy's own differs from it by at most max|d|), exp(base − m + d) by
+    this CPU's cheapest exact form (kernels.exp_shift: e^d by its series on AVX2). None when
+    the copies are not real float64 (N, K) rows or some |d| exceeds :data:`SHIFT_SLACK`."""
+    base, d = copies.base, copies.d
+    if not (base.ndim == 2 and d.dtype == base.dtype == np.float64):
+        return None
+    limit = kernels.bound_of(d)
+    if not limit <= SHIFT_SLACK:  # also NaN
+        return None
+    n = base.shape[0]
+    m = base.max(axis=1)  # (N,)
+    t = kernels.exp_shift(
+        (base - m[:, None]).T[:, None, :], np.ascontiguousarray(np.moveaxis(d, 2, 0)), limit
+    )
+    log_sum = np.log(t.sum(axis=0))  # (C, N)
+    if target.ndim == 1:  # labels: z[c, n, y_n] = base[n, y_n] + d[c, n, y_n]
+        y = target.astype(int)
+        rows = np.arange(n)
+        losses: Array = (log_sum - ((base[rows, y] - m) + d[:, rows, y])).sum(axis=1) / n
+        return losses
+    mass = target.sum(axis=1)  # Σ_k y_nk·z_cnk = (y·base)_n + (d_c·y)_n
+    zy = (target * base).sum(axis=1) + np.einsum("cnk,nk->cn", d, target)
+    losses = -(zy - m * mass - log_sum * mass).sum(axis=1) / n
     return losses
 
 

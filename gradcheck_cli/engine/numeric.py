@@ -14,10 +14,10 @@ The engine behind it:
   independent, a copy is carried as that one row (C copies = C rows through each layer), and
   losses that know their per-row terms (``forward_rows``) finish it from the unperturbed rows.
 - *Column deltas*: built-in layers whose forward is known exactly short-cut their own
-  perturbations (a changed column of a linear layer's output, a changed column through an
-  activation, rank-1 updates after the next linear layer, tanh of a copy from its change by
-  this CPU's cheapest exact form: kernels.py): gradcheck_cli/engine/lowrank.py. Subclasses
-  overriding ``forward`` lose these (``lowrank.declares``); user layers run their own forward.
+  perturbations (changed columns, rank-1 updates, changed rows, tanh by this CPU's cheapest
+  exact form: lowrank.py, kernels.py; a rank-1 form through tanh and the next linear layer from
+  tables: taylor.py; dense copies as their change through linear layers and tanh: changes.py).
+  Subclasses overriding ``forward`` lose these (``lowrank.declares``); user layers don't.
 - *Chunks*: copies are processed in chunks sized so that the stacked arrays stay within
   ``chunk_bytes`` (default :data:`CHUNK_BYTES`), each chunk under one floating-point watch
   (``Network.watching``) and each tensor under one re-binding watch (``Network.focused``).
@@ -39,13 +39,14 @@ from typing import Any
 import numpy as np
 
 from gradcheck_cli.defaults import CHUNK_BYTES
-from gradcheck_cli.engine import chunks, kernels
+from gradcheck_cli.engine import changes, chunks, kernels, taylor
 from gradcheck_cli.engine.contracts import row_independent, scalar
 from gradcheck_cli.engine.lowrank import (
     Cols,
     Rank1,
     Rows,
     RowSet,
+    Shifted,
     declares,
     rank1_through,
     rows_to_loss,
@@ -61,8 +62,7 @@ UNIT_ROUNDOFF = {"float64": 2.0**-53, "float32": 2.0**-24, "float16": 2.0**-11}
 #: Called with the number of loss evaluations just completed.
 ProgressFn = Callable[[int], None]
 
-
-_State = Cols | Rows | Rank1 | RowSet | Array
+_State = Cols | Rows | Rank1 | RowSet | Shifted | Array
 
 
 class Perturber:
@@ -86,12 +86,13 @@ class Perturber:
         self._x_complex: Array | None = None  # the input while a complex copy stands in for it
         #: Per layer: may it be fed stacked copies (declared row independent, and verified).
         self._stackable: dict[int, bool] = {}
+        self.series_cache: dict[Any, Any] = {}  # taylor.py's tables, changes.py's coefficients
         #: Layers (and len(layers) for the loss) already probed for the complex step.
         self.complex_checked: set[int] = set()
         # Every array the engine perturbs, slices or stacks is C-ordered: a Fortran or transposed
-        # input, or a layer returning a transposed view, would otherwise lose perturbations
-        # (a reshape of such an array is a copy). What user layers return is copied as it
-        # comes (Network.run_layer), so a reused buffer or a view of a parameter cannot change.
+        # input, or a layer returning a transposed view, would otherwise lose perturbations (a
+        # reshape of it is a copy). What user layers return is copied (Network.run_layer).
+        # So a reused buffer or a view of a parameter cannot change.
         self.x = np.ascontiguousarray(x)
         out = network.forward(self.x)
         self.layer_inputs = [self.x, *(np.ascontiguousarray(a) for a in network.inputs[1:])]
@@ -145,10 +146,8 @@ class Perturber:
         return False
 
     def loss_with(self, ref: ParamRef, index: int, value: Any) -> Any:
-        """L with entry ``index`` of ``ref`` set to ``value``; the entry is restored bit-exactly.
-
-        The plain one-at-a-time evaluation (the reference the batched engine is tested against).
-        """
+        """L with entry ``index`` of ``ref`` set to ``value``, restored bit-exactly afterwards:
+        the plain one-at-a-time evaluation (the reference the batched engine is tested against)."""
         arr = self.array(ref)
         old = arr.flat[index]
         arr.flat[index] = value
@@ -179,8 +178,7 @@ class Perturber:
         offsets = np.asarray(offsets)
         offsets = offsets.reshape(1, -1) if offsets.ndim < 2 else offsets
         theta = arr.reshape(-1)[indices]
-        # θ + o is rounded to the array's dtype (a float32 tensor moves by float32 steps);
-        # complex offsets need a complex dtype
+        # θ + o rounded to the array's dtype (float32 moves by float32 steps); complex needs complex
         dtype = np.result_type(arr.dtype, offsets.dtype) if np.iscomplexobj(offsets) else arr.dtype
         moved = (theta[:, None] + offsets).astype(dtype)
         steps = moved.astype(np.result_type(dtype, np.float64)) - theta[:, None]
@@ -228,8 +226,7 @@ class Perturber:
             state, start = self._input_copies(idx, new), 0
         else:
             state, start = self._perturbed_outputs(ref, idx, new, delta), ref.layer + 1
-        for i in range(start, len(self.net.layers)):
-            state = self._propagate(i, state)
+        state = taylor.run(self, start, state, chunks.CHUNK_TARGET)  # layer by layer
         self.net.fp.where = f"loss ({self.net.loss_label}).forward"  # its short-cuts below
         if isinstance(state, Rows) and declares(self.net.loss, "forward_rows"):
             values: Array = self.net.loss.forward_rows(
@@ -249,7 +246,7 @@ class Perturber:
         if isinstance(state, Rank1) and declares(self.net.loss, "forward_rank1"):
             ranked: Array = self.net.loss.forward_rank1(state, self.net.target)
             return ranked
-        return self._losses_per_copy(state if isinstance(state, np.ndarray) else state.dense())
+        return self._losses_per_copy(state)
 
     def _input_copies(self, idx: Array, new: Array) -> _State:
         x = self.x
@@ -294,7 +291,7 @@ class Perturber:
                 arr.flat[idx[c]] = old
         return self._stack(i, outs)
 
-    def _propagate(self, i: int, state: _State) -> _State:
+    def propagate(self, i: int, state: _State) -> _State:
         """Layer ``i`` applied to every copy in ``state``."""
         layer = self.net.layers[i]
         self.net.fp.where = self.net.call(i, "forward")  # for its short-cuts too
@@ -320,10 +317,12 @@ class Perturber:
         if isinstance(state, Cols) and out_base.ndim == 2:
             if declares(layer, "rank1_columns"):
                 u, w = layer.rank1_columns(x_base, out_base, state.cols, state.values)
-                return Rank1(out_base, u, w)
+                return Rank1(out_base, u, w, state.cols, i)
             if declares(layer, "elementwise") and out_base.shape == x_base.shape:
                 values = self.layer_forward(i, state.values)
                 return Cols(out_base, state.cols, values)
+        if (moved := changes.through(self, i, state)) is not None:
+            return moved  # the change alone through linear layers and tanh (changes.py)
         if (shifted := shift_dense(self, i, state)) is not None:
             return shifted  # tanh from the change itself (kernels.py)
         copies = state if isinstance(state, np.ndarray) else state.dense()
@@ -347,8 +346,11 @@ class Perturber:
             )
         return np.stack(outs)
 
-    def _losses_per_copy(self, dense: Array) -> Array:
+    def _losses_per_copy(self, state: Any) -> Array:
         loss = self.net.loss
+        if isinstance(state, Shifted) and declares(loss, "forward_shifted"):
+            return loss.forward_shifted(state, self.net.target)
+        dense = state if isinstance(state, np.ndarray) else state.dense()
         if declares(loss, "forward_copies"):
             values: Array = loss.forward_copies(dense, self.net.target)
             return values
@@ -396,4 +398,3 @@ class Perturber:
             finally:
                 arr[...] = saved
         return out
-

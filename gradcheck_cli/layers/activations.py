@@ -104,6 +104,10 @@ class Tanh(Layer):
         on this CPU (kernels.py); None otherwise (the engine then calls forward)."""
         return kernels.tanh_near(x, out, x_new)
 
+    #: The engine may carry a change through tanh by its Taylor series from the cached output
+    #: (c_k = (1 − t²)·P_k(t)/k!: gradcheck_cli/engine/taylor.py).
+    shift_series = True
+
 
 @register_layer("softmax")
 class Softmax(Layer):

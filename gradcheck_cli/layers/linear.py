@@ -83,5 +83,13 @@ class Linear(Layer):
     ) -> tuple[Array, Array]:
         """Outputs for inputs equal to ``x`` except column cols[c] = values[c], as rank-1
         updates of ``out``: copy c is out + u[c] ⊗ w[c] with u = values − x[:, cols]ᵀ (C, N) and
-        w = W[cols] (C, m) (see gradcheck_cli/engine/lowrank.py)."""
+        w = W[cols] (C, m) (see gradcheck_cli/engine/lowrank.py): the same row for every copy of
+        a column (gradcheck_cli/engine/taylor.py keeps one table per column)."""
         return values - x[:, cols].T, self.params["W"][cols]
+
+    def apply_change(self, delta: Array) -> Array:
+        """The change of the output for a change ``delta`` (…, n) of the input: delta·W (one
+        matrix product over all leading axes)."""
+        w = self.params["W"]
+        out: Array = (delta.reshape(-1, w.shape[0]) @ w).reshape(*delta.shape[:-1], w.shape[1])
+        return out

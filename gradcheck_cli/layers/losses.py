@@ -6,7 +6,14 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck_cli.engine.lowrank import Rank1, mse_rank1, softmax_ce_class_major, softmax_ce_rank1
+from gradcheck_cli.engine.lowrank import (
+    Rank1,
+    Shifted,
+    mse_rank1,
+    softmax_ce_class_major,
+    softmax_ce_rank1,
+    softmax_ce_shifted,
+)
 from gradcheck_cli.errors import ConfigError
 from gradcheck_cli.layers.activations import sigmoid
 from gradcheck_cli.layers.base import Array, Loss, real_number
@@ -78,6 +85,12 @@ class SoftmaxCrossEntropy(Loss):
     def forward_rank1(self, copies: Rank1, target: Array) -> Array:
         """``forward`` of each copy base + u[c] ⊗ w[c] → (C,) (gradcheck_cli/engine/lowrank.py)."""
         return softmax_ce_rank1(copies, target)
+
+    def forward_shifted(self, copies: Shifted, target: Array) -> Array:
+        """``forward`` of each copy base + d[c] → (C,) (gradcheck_cli/engine/lowrank.py; the
+        dense copies where that form does not apply)."""
+        got = softmax_ce_shifted(copies, target)
+        return self.forward_copies(copies.dense(), target) if got is None else got
 
     def row_terms(self, shape: tuple[int, ...], rows: Array, values: Array, target: Array) -> Array:
         """Terms of rows ``rows`` (equal to ``values``) of a pred of ``shape``: L = Σ_n term_n."""

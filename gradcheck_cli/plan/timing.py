@@ -27,6 +27,10 @@ PILOT_MAX_ENTRIES = 1024
 #: Seconds the pilot may spend timing; tensors not timed by then are estimated at the highest
 #: per-entry cost measured so far (an over- rather than an under-estimate).
 PILOT_SECONDS = 1.0
+#: Timed runs of each pilot chunk; the fastest counts. A chunk takes milliseconds, so one time
+#: slice lost to another process can triple it (an estimate of 22.9 s for a 6.4 s check, bench
+#: medium, AVX-512 path, load ~3.5 on 2 cores), while over a whole check such losses average out.
+PILOT_RUNS = 2
 #: Promise (judge.Tolerance.resolution) the pilot assumes when not told: 10 × float64 central rtol.
 PILOT_RESOLUTION = 1e-6
 #: What a check spends besides the engine (the unperturbed pass, backward, structural checks,
@@ -114,9 +118,12 @@ def time_engine(
             pilot = sample_indices(arr.size, m, seed, f"pilot:{ref.name}")
             if not groups:  # untimed once: the first chunk of a process pays its page faults
                 pert.losses(ref, pilot, offsets)
-            t0 = clock()
-            losses, steps = pert.losses(ref, pilot, offsets)
-            groups[key] = (clock() - t0) / len(pilot)
+            fastest = float("inf")
+            for _ in range(PILOT_RUNS):
+                t0 = clock()
+                losses, steps = pert.losses(ref, pilot, offsets)
+                fastest = min(fastest, clock() - t0)
+            groups[key] = fastest / len(pilot)
             looks[key] = (0.0, 0.0)
             if resolution is not None and _unresolved(pert, losses, steps, eps, resolution):
                 looks[key] = _time_second_look(pert, ref, pilot[:1], eps, seed, clock)
