@@ -46,7 +46,13 @@ VERDICT = [
     "tests/test_resolution.py",
     "tests/test_verdicts.py",
 ]
-PLAN = [SHARP, "tests/test_mutants_plan.py", "tests/test_modes.py", "tests/test_speed.py"]
+PLAN = [
+    SHARP,
+    "tests/test_mutants_plan.py",
+    "tests/test_mutants_plan2.py",
+    "tests/test_modes.py",
+    "tests/test_speed.py",
+]
 #: The two passes of a budget (issue 22) are also what the merged reports and stops rest on.
 PASSES = [*PLAN, "tests/test_bad_inputs.py", "tests/test_reports.py"]
 ENGINE = [SHARP, "tests/test_mutants_engine.py", "tests/test_engine_trust.py"]
