@@ -139,7 +139,7 @@ def test_the_time_detail_names_the_slowest_tensor_and_foresees_looks_only_when_a
 
     def fake(pert: Any, refs: Any, **kw: Any) -> Any:
         asked.append(kw["resolution"])
-        per = tuple(1e-6 * (i + 1) for i in range(len(refs) - 1)) + (9e-4,)
+        per = (*(1e-6 * (i + 1) for i in range(len(refs) - 1)), 9e-4)
         z = (0.0,) * len(refs)
         return timing.Timing(per, per, len(refs), 0.0, z, z)
 
