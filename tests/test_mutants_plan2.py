@@ -125,29 +125,70 @@ def _mlp() -> Network:
     )
 
 
+def _fake_pilot(monkeypatch: pytest.MonkeyPatch, per: list[float], asked: list[Any]) -> None:
+    """Inject the pilot: ``per[j]`` seconds per entry of tensor j (no clock)."""
+    from gradcheck_cli.plan import timing
+
+    def fake(pert: Any, refs: Any, **kw: Any) -> Any:
+        asked.append(kw["resolution"])
+        z = (0.0,) * len(refs)
+        return timing.Timing(tuple(per), tuple(per), len(refs), 0.0, z, z)
+
+    monkeypatch.setattr(timing, "time_engine", fake)
+
+
 @pytest.mark.parametrize("second_looks", [True, False])
 def test_the_time_detail_names_the_slowest_tensor_and_foresees_looks_only_when_asked(
     monkeypatch: pytest.MonkeyPatch, second_looks: bool
 ) -> None:
-    """With the pilot injected: the last tensor (the second bias, 4 entries at 900 µs) is the slowest
-    part and is named; a check that takes no second looks (the complex step, directional probes)
+    """With the pilot injected: the slowest part is the most entries × time per entry — the
+    last tensor (4 entries at 900 µs) over 2.Linear.W (64 at 50 µs), then 2.Linear.W (64 at
+    100 µs) over it; a check that takes no second looks (the complex step, directional probes)
     does not ask the pilot to foresee them."""
     from gradcheck_cli.plan import limits, timing
 
     net = _mlp()
-    asked: list[Any] = []
-
-    def fake(pert: Any, refs: Any, **kw: Any) -> Any:
-        asked.append(kw["resolution"])
-        per = (*(1e-6 * (i + 1) for i in range(len(refs) - 1)), 9e-4)
-        z = (0.0,) * len(refs)
-        return timing.Timing(per, per, len(refs), 0.0, z, z)
-
-    monkeypatch.setattr(timing, "time_engine", fake)
-    cost = limits.estimate_time(net, inputs=True, eps=1e-5, second_looks=second_looks)
     names = [r.name for r in net.parameters(include_input=True)]
+    asked: list[Any] = []
+    per = [1e-6, 2e-6, 3e-6, 5e-5, 9e-4]
+    _fake_pilot(monkeypatch, per, asked)
+    cost = limits.estimate_time(net, inputs=True, eps=1e-5, second_looks=second_looks)
     assert f"the slowest part is {names[-1]} (4 entries at 900 µs each)" in cost.detail
-    assert asked == [timing.PILOT_RESOLUTION if second_looks else None]
+    per[3] = 1e-4
+    cost = limits.estimate_time(net, inputs=True, eps=1e-5, second_looks=second_looks)
+    assert f"the slowest part is {names[3]} (64 entries at 100 µs each)" in cost.detail
+    assert asked == [timing.PILOT_RESOLUTION if second_looks else None] * 2
+
+
+def test_the_time_limit_applies_only_to_timed_checks_of_over_2000_evaluations(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With a pilot that makes every entry cost 1 s: 1,000 entries × 2 evaluations are not
+    timed (never refused on time), 1,001 are and are refused, naming the estimate; a mode that
+    bounds its own time (timed=False), a check above auto's threshold and --force are not
+    timed; a time exactly at the limit runs."""
+    from gradcheck_cli.plan import limits
+
+    net = _mlp()
+    asked: list[Any] = []
+    _fake_pilot(monkeypatch, [1.0] * 5, asked)
+    run = {"inputs": True, "eps": 1e-5, "real_steps": False}
+    thousand = lambda n: 200  # noqa: E731  (5 tensors)
+    more = lambda n: 200 + (n == 4)  # noqa: E731  (one more entry of the last tensor)
+    assert limits.preflight(net, limits=Limits(), entries=thousand, **run).seconds == 0
+    assert asked == []
+    with pytest.raises(LimitError, match=r"about 16\.7 minutes: 1,001 entries × 2 loss"):
+        limits.preflight(net, limits=Limits(), entries=more, **run)
+    limits.preflight(net, limits=Limits(), entries=more, timed=False, **run)
+    limits.preflight(net, limits=Limits(), entries=more, auto_above=1000, **run)
+    with pytest.raises(LimitError):
+        limits.preflight(net, limits=Limits(), entries=more, auto_above=1001, **run)
+    timed = len(asked)
+    limits.preflight(net, limits=Limits.off(), entries=more, **run)
+    assert len(asked) == timed  # --force: no pilot runs (it would only delay the check)
+    seconds = limits.estimate_time(net, inputs=True, eps=1e-5, entries=more).seconds
+    cost = limits.preflight(net, limits=Limits(max_seconds=seconds), entries=more, **run)
+    assert cost.seconds == seconds and cost.entries == 1001 and cost.evaluations == 2002
 
 
 def test_a_budgeted_checks_progress_total_counts_each_round_in_advance_and_ends_exact() -> None:
@@ -169,3 +210,36 @@ def test_a_budgeted_checks_progress_total_counts_each_round_in_advance_and_ends_
     assert max(t for _, t in seen) == done
     assert all(d < t for d, t in seen[:-1]), seen
     assert [t for _, t in seen] == sorted(t for _, t in seen)
+
+
+class IntTable:
+    """out = x · w, with an integer table (never differenced) next to its float parameter."""
+
+    row_independent = True
+
+    def __init__(self) -> None:
+        self.params = {"w": np.ones(3), "table": np.array([10**17, 2, 3], dtype=np.int64)}
+        self.grads: dict[str, np.ndarray] = {}
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return x * self.params["w"]
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        self.grads = {"w": (dout * self.x).sum(axis=0)}
+        return dout * self.params["w"]
+
+
+def test_the_step_check_refuses_a_lost_float_step_and_ignores_integer_tensors() -> None:
+    """θ = 1e17 in float64: θ ± 1e-5 rounds back to θ, refused naming the entry; the same value
+    in an integer table is not differenced, so it is not a reason to refuse."""
+    from gradcheck_cli.errors import NumericError
+    from gradcheck_cli.plan.limits import check_step
+
+    x = np.ones((2, 3))
+    net = Network([IntTable()], None, x=x)
+    check_step(net, x, 1e-5, inputs=True)
+    x[1, 2] = 1e17
+    with pytest.raises(NumericError, match=r"at input\[1, 2\] \(θ=1e\+17"):
+        check_step(net, x, 1e-5, inputs=True, source="n.yaml")
+    check_step(net, x, 1e-5, inputs=False)
