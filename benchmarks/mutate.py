@@ -55,7 +55,12 @@ PLAN = [
 ]
 #: The two passes of a budget (issue 22) are also what the merged reports and stops rest on.
 PASSES = [*PLAN, "tests/test_bad_inputs.py", "tests/test_reports.py"]
-ENGINE = [SHARP, "tests/test_mutants_engine.py", "tests/test_engine_trust.py"]
+ENGINE = [
+    SHARP,
+    "tests/test_mutants_engine.py",
+    "tests/test_mutants_engine2.py",
+    "tests/test_engine_trust.py",
+]
 SAFETY = [
     SHARP,
     "tests/test_mutants_safety.py",
