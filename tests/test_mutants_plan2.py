@@ -12,7 +12,7 @@ import pytest
 from gradcheck_cli import make_layer
 from gradcheck_cli.engine.network import Network
 from gradcheck_cli.errors import LimitError
-from gradcheck_cli.layers.losses import SoftmaxCrossEntropy
+from gradcheck_cli.layers.losses import MSE, SoftmaxCrossEntropy
 from gradcheck_cli.plan.limits import Limits, MemoryPlan
 
 
@@ -243,3 +243,82 @@ def test_the_step_check_refuses_a_lost_float_step_and_ignores_integer_tensors() 
     with pytest.raises(NumericError, match=r"at input\[1, 2\] \(θ=1e\+17"):
         check_step(net, x, 1e-5, inputs=True, source="n.yaml")
     check_step(net, x, 1e-5, inputs=False)
+
+
+class Stages:
+    """A progress callback that also hears which tensor is being judged: per tensor, the
+    evaluations of each chunk (one ``progress`` call per engine chunk)."""
+
+    def __init__(self) -> None:
+        self.done, self.tensor = 0, ""
+        self.chunks: dict[str, list[int]] = {}
+
+    def stage(self, mode: str, tensor: str) -> None:
+        self.tensor = tensor
+
+    def __call__(self, done: int, planned: int) -> None:
+        if done > self.done:
+            self.chunks.setdefault(self.tensor, []).append(done - self.done)
+        self.done = done
+
+
+def test_a_budget_caps_each_tensors_chunks_at_a_share_of_it_from_its_timed_look() -> None:
+    """Under a budget the engine's chunks are kept to about 5 % of it, timed from each tensor's
+    cheap look (on an injected clock that counts evaluations): at 0.01 s per evaluation and a
+    2 s budget, chunks of at most 10 evaluations; the depth entries are all judged (the clock
+    stops after the looks, so the budget is never reached)."""
+    from gradcheck_cli import check_network
+
+    bar = Stages()
+    res = check_network(
+        _mlp(), mode="full", budget=2.0, clock=lambda: 0.01 * min(bar.done, 20), progress=bar,
+        attribute=False,
+    )  # fmt: skip
+    assert res.passed and [p.checked for p in res.params] == [48, 128, 16, 64, 4]
+    for name, chunks in bar.chunks.items():
+        assert chunks[:4] == [1, 1, 1, 1] and max(chunks[4:]) <= 10, (name, chunks)
+    assert max(bar.chunks["input"][4:]) == max(bar.chunks["0.Linear.W"][4:]) == 10
+
+
+def test_a_slow_look_caps_that_tensors_chunks_at_one_evaluation_and_no_other() -> None:
+    """The input's look takes 0.4 s for its 4 evaluations, over 5 % of the 1 s budget per
+    evaluation: its chunks hold one evaluation (never none); the other tensors' looks took no
+    time, so their chunks are not capped."""
+    from gradcheck_cli import check_network
+
+    bar = Stages()
+    res = check_network(
+        _mlp(), mode="full", budget=1.0, clock=lambda: 0.1 * min(bar.done, 4), progress=bar,
+        attribute=False,
+    )  # fmt: skip
+    assert res.passed and [p.checked for p in res.params] == [48, 128, 16, 64, 4]
+    assert set(bar.chunks["input"][2:]) == {1}, bar.chunks["input"]
+    assert max(bar.chunks["0.Linear.W"]) > 10
+
+
+class NoGrad:
+    """out = x·w with a backward that leaves grads empty: w is a structural failure."""
+
+    row_independent = True
+
+    def __init__(self) -> None:
+        self.params = {"w": np.ones(3)}
+        self.grads: dict[str, np.ndarray] = {}
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return x * self.params["w"]
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        self.grads = {}
+        return dout * self.params["w"]
+
+
+def test_a_tensor_without_a_look_gets_no_chunk_cap() -> None:
+    """Under a budget a tensor that failed before any look (no gradient to compare) has no
+    look to time: it is reported, and the check does not divide by its zero evaluations."""
+    from gradcheck_cli import check_network
+
+    bar = Stages()
+    net = Network([NoGrad()], MSE(), x=np.ones((2, 3)), target=np.zeros((2, 3)))
+    res = check_network(net, budget=2.0, clock=lambda: 0.5 * min(bar.done, 4), progress=bar)
+    assert [p.verdict for p in res.params] == ["pass", "fail"]
