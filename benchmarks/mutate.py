@@ -50,6 +50,7 @@ PLAN = [
     SHARP,
     "tests/test_mutants_plan.py",
     "tests/test_mutants_plan2.py",
+    "tests/test_mutants_plan3.py",
     "tests/test_modes.py",
     "tests/test_speed.py",
 ]
@@ -59,15 +60,22 @@ ENGINE = [
     SHARP,
     "tests/test_mutants_engine.py",
     "tests/test_mutants_engine2.py",
+    "tests/test_mutants_engine3.py",
     "tests/test_engine_trust.py",
 ]
 SAFETY = [
     SHARP,
     "tests/test_mutants_safety.py",
+    "tests/test_mutants_safety2.py",
     "tests/test_hardening2.py",
     "tests/test_bad_inputs.py",
 ]
-REPORT = [SHARP, "tests/test_mutants_report.py", "tests/test_reports.py"]
+REPORT = [
+    SHARP,
+    "tests/test_mutants_report.py",
+    "tests/test_mutants_report2.py",
+    "tests/test_reports.py",
+]
 COVER: dict[str, list[str]] = {
     "verdict/judge.py": VERDICT,
     "verdict/steps.py": VERDICT,
