@@ -480,3 +480,27 @@ def test_one_wrong_entry_among_a_quarter_million_is_singled_out() -> None:
     (p,) = check_network(net, mode="directional", probes=1, seed=0, inputs=False).params
     assert p.verdict == "fail" and p.mode == "directional→localised"
     assert p.worst[0].index == (37, 11) and p.worst[0].status == "fail"
+
+
+def test_the_pilot_prices_no_second_look_where_everything_is_exactly_zero() -> None:
+    """Zero weights and a zero target: L, the output and every central difference are exactly 0,
+    so the bound from the loss's rounding (0) is not above the promise × the largest estimate
+    (0): the judge makes no second look, and the pilot prices none."""
+    from gradcheck_cli import make_layer
+    from gradcheck_cli.engine.numeric import Perturber
+    from gradcheck_cli.plan import timing
+
+    rng = np.random.default_rng(0)
+    lin = make_layer("linear", (8,), rng, out=4)
+    lin.params = {k: np.zeros_like(v) for k, v in lin.params.items()}
+    net = Network([lin], MSE(), x=rng.standard_normal((3, 8)), target=np.zeros((3, 4)))
+    pert = Perturber(net, net.x)
+    t = timing.time_engine(pert, net.parameters(include_input=False), eps=1e-5, cap=1e9)
+    assert t.look_entry == (0.0, 0.0) and t.look_fixed == (0.0, 0.0)
+
+
+def test_the_sample_is_not_grown_when_every_entry_fits_exactly() -> None:
+    from gradcheck_cli.plan.modes import choose
+
+    est = choose([100, 100], [1.0, 1.0], samples=4, probes=2, grow=True, limit=400.0)
+    assert est.full == 400.0 and est.chosen == "full" and est.samples == 4
