@@ -504,3 +504,19 @@ def test_the_sample_is_not_grown_when_every_entry_fits_exactly() -> None:
 
     est = choose([100, 100], [1.0, 1.0], samples=4, probes=2, grow=True, limit=400.0)
     assert est.full == 400.0 and est.chosen == "full" and est.samples == 4
+
+
+@pytest.mark.parametrize("eps", [1e-5, 1e-3, 1e-2])
+def test_the_pilot_times_the_noise_measurement_the_check_makes(eps: float) -> None:
+    """Per tensor, the pilot's noise measurement takes as many loss evaluations as the judge's
+    own for that tensor at the same ε (its tables start at the same step)."""
+    from gradcheck_cli.options import CheckOptions
+    from gradcheck_cli.plan import timing
+    from gradcheck_cli.verdict.judge import Judge
+
+    pert, refs, count = _counted("linear", (8,))
+    t = timing.time_engine(pert, refs, eps=eps, resolution=1e-30, cap=1e9,
+                           clock=lambda: float(count[0]))  # fmt: skip
+    opts = CheckOptions.build(None, eps=eps).resolved("float64")
+    judge = Judge(pert, opts, "float64", "float64")  # type: ignore[arg-type]
+    assert t.look_fixed == tuple(judge.noise(r).evaluations for r in refs)
