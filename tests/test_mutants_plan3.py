@@ -522,3 +522,26 @@ def test_the_pilot_times_the_noise_measurement_the_check_makes(eps: float) -> No
     opts = CheckOptions.build(None, eps=eps).resolved("float64")
     judge = Judge(pert, opts, "float64", "float64")  # type: ignore[arg-type]
     assert t.look_fixed == tuple(judge.noise(r).evaluations for r in refs)
+
+
+def test_a_budget_note_names_five_tensors_then_counts_the_rest() -> None:
+    from gradcheck_cli.plan.plan import Plan
+
+    p = Plan("full", 0, 0, 0, None, None, budget=30.0)
+    names = [f"t{i}" for i in range(7)]
+    note = p.budget_note(names[:5], names)
+    assert "partly checked (probes, not all planned entries): t0, t1, t2, t3, t4;" in note
+    assert "not checked: t0, t1, t2, t3, t4 and 2 more (not verified" in note
+
+
+def test_a_budgets_deadline_counts_from_now_unless_told_when_the_check_began(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from gradcheck_cli.options import CheckOptions
+    from gradcheck_cli.plan.plan import make_plan
+
+    opts = CheckOptions.build(None, budget=30.0, mode="full")
+    now = make_plan(_Judge([10]), [0], opts, None, clock=lambda: 100.0)  # type: ignore[arg-type]
+    assert now.deadline == 130.0
+    began = make_plan(_Judge([10]), [0], opts, None, clock=lambda: 100.0, started=90.0)  # type: ignore[arg-type]
+    assert began.deadline == 120.0
