@@ -284,3 +284,37 @@ def test_a_float32_network_is_promoted_before_its_first_pass_and_past_an_integer
         assert why is None
         assert lin.params["W"].dtype == np.float64
     assert lin.params["W"] is original
+
+
+# -- kernels (engine/kernels.py): the documented edges of the public helpers ---------------------
+
+
+def test_forcing_a_kernel_nests_and_restores_the_outer_choice() -> None:
+    from gradcheck_cli.engine import kernels
+
+    with kernels.forced("tanh_shift", "addition"):
+        with kernels.forced("tanh_shift", "direct"):
+            assert kernels.choice("tanh_shift") == "direct"
+        assert kernels.choice("tanh_shift") == "addition"
+    assert "tanh_shift" not in kernels._forced
+
+
+def test_the_bound_of_no_change_is_zero() -> None:
+    from gradcheck_cli.engine import kernels
+
+    assert kernels.bound_of(np.zeros(0)) == 0.0
+    assert kernels.bound_of(np.array([-3e-4, 1e-4])) == 3e-4
+
+
+@pytest.mark.parametrize("new, base", [(np.float32, np.float64), (np.float64, np.float32)])
+def test_tanh_near_takes_no_short_cut_unless_both_are_float64(new: type, base: type) -> None:
+    """A float32 copy (or float32 cached tanh): None, so the caller evaluates tanh in the copy's
+    own precision (a float64 series result would not be what the layer computes)."""
+    from gradcheck_cli.engine import kernels
+
+    x = np.linspace(-1.0, 1.0, 7)
+    t = np.tanh(x).astype(base)
+    with kernels.forced("tanh_shift", "addition"):
+        assert kernels.tanh_near(x, t, (x + 1e-6).astype(new)) is None
+        got = kernels.tanh_near(x, np.tanh(x), x + 1e-6)
+        assert got is not None and np.allclose(got, np.tanh(x + 1e-6), rtol=1e-15, atol=0)
