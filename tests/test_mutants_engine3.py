@@ -166,6 +166,7 @@ class _Net:
         ("float64", "float32", False),  # fewer bits, but float32 resolves a step of ε
         ("float64", "int8", False),  # not a float output: not this check's business
         ("int64", "float16", False),  # indices in: no float input to round
+        ("float16", "float16", False),  # as many bits out as in: no downcast here
     ],
 )
 def test_only_a_float_input_downcast_below_float32_is_refused(
@@ -318,3 +319,35 @@ def test_tanh_near_takes_no_short_cut_unless_both_are_float64(new: type, base: t
         assert kernels.tanh_near(x, t, (x + 1e-6).astype(new)) is None
         got = kernels.tanh_near(x, np.tanh(x), x + 1e-6)
         assert got is not None and np.allclose(got, np.tanh(x + 1e-6), rtol=1e-15, atol=0)
+
+
+class SoftAbs(ScaledSoftsign):
+    """x + 0.05·|x|: its derivative 1 ± 0.05 — the non-analytic part only 5 % of it (|x| drops
+    the complex step's imaginary part)."""
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return x + 0.05 * np.abs(x)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return dout * (1 + 0.05 * np.sign(self.x))
+
+
+def test_the_complex_probe_refuses_a_layer_whose_non_analytic_part_is_small() -> None:
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    with pytest.raises(PluginError, match="SoftAbs"):
+        check_layer(SoftAbs(1.0), x, seed=0, method="complex")
+    assert check_layer(SoftAbs(1.0), x, seed=0).passed
+
+
+def test_the_complex_probe_checks_the_loss_at_the_networks_prediction() -> None:
+    """Two layers of different widths (4 → 6 → 2): the loss is probed at the (3, 2) prediction
+    it is given in the check, not at an inner layer's output."""
+    from gradcheck_cli import check_network, make_layer
+    from gradcheck_cli.engine.network import Network
+    from gradcheck_cli.layers.losses import MSE
+
+    rng = np.random.default_rng(1)
+    layers = [make_layer("linear", (4,), rng, out=6), make_layer("linear", (6,), rng, out=2)]
+    net = Network(layers, MSE(), x=rng.standard_normal((3, 4)), target=rng.standard_normal((3, 2)))
+    assert check_network(net, method="complex", seed=0).passed

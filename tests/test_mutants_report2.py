@@ -117,3 +117,18 @@ def test_the_json_report_carries_autos_estimate_indented_by_two() -> None:
     assert got == {"unit": "operations", "limit": 8e10, "full": 4e11, "sample": 6e10,
                    "directional": 1e9, "chosen": "sample"}  # fmt: skip
     assert to_json(r).splitlines()[1].startswith('  "') and not to_json(r).startswith("{\n   ")
+
+
+def test_a_failing_summary_line_counts_the_outcomes_and_junit_says_the_diagnosis() -> None:
+    import xml.etree.ElementTree as ET
+
+    from gradcheck_cli.report.junit import to_junit
+
+    r, _ = _bad()
+    assert summary_line(r).splitlines()[0].endswith(
+        "1 of 2 gradients disagree: input (1 disagree · 1 agree)"
+    )
+    root = ET.fromstring(to_junit(SuiteResult((Outcome("bad.yaml", result=r),))))
+    (failure,) = root.iter("failure")
+    assert "entries disagree: rel err" in failure.get("message", "")
+    assert "; diagnosis (scale): input ≈ 1.01 × numeric everywhere" in failure.get("message", "")
