@@ -289,6 +289,7 @@ def _probe(
     loss_scale: float = 1.0,
     backward_scale: float = 0.0,
     v: np.ndarray | None = None,
+    offset: float = 0.0,
 ) -> object:
     """Two probes of a linear loss L(θ) = s·true·θ, judged against the analytic s·g."""
     from gradcheck_cli.engine.draws import directions
@@ -300,7 +301,7 @@ def _probe(
     f = np.empty((len(v), 2))
     for k in range(len(v)):
         for j, s in enumerate((eps, -eps)):
-            f[k, j] = loss_scale * float(true @ (theta + s * v[k]))
+            f[k, j] = offset + loss_scale * float(true @ (theta + s * v[k]))
     judge = _DirJudge()
     return compare_directional(
         "W", g.shape, loss_scale * g, theta, v, eps, judge, backward_scale, f  # type: ignore[arg-type]
@@ -545,3 +546,54 @@ def test_a_budgets_deadline_counts_from_now_unless_told_when_the_check_began(
     assert now.deadline == 130.0
     began = make_plan(_Judge([10]), [0], opts, None, clock=lambda: 100.0, started=90.0)  # type: ignore[arg-type]
     assert began.deadline == 120.0
+
+
+def test_tensors_not_timed_within_the_cap_get_the_dearest_second_look() -> None:
+    """Two layers' tensors; the cap lets the pilot time the first layer's W and b only (the
+    evaluations those cost). The second layer's tensors are priced at the dearest second look
+    measured: b's noise measurement (24 evaluations at ε = 1e-3), not W's (18)."""
+    from gradcheck_cli import make_layer
+    from gradcheck_cli.engine.numeric import Perturber
+    from gradcheck_cli.plan import timing
+
+    rng = np.random.default_rng(0)
+    layers = [make_layer("linear", (8,), rng, out=4), make_layer("tanh", (4,))]
+    layers.append(make_layer("linear", (4,), rng, out=3))
+    net = Network(layers, MSE(), x=rng.standard_normal((3, 8)), target=np.zeros((3, 3)),
+                  trusted=[False, True, False])  # fmt: skip
+    pert = Perturber(net, net.x)
+    count = [0]
+    pert.progress = lambda n: count.__setitem__(0, count[0] + n)
+    refs = net.parameters(include_input=False)
+    kw = {"eps": 1e-3, "resolution": 1e-30, "clock": lambda: float(count[0])}
+    first = timing.time_engine(pert, refs[:2], cap=1e9, **kw)  # type: ignore[arg-type]
+    assert first.look_fixed == (18.0, 24.0)
+    t = timing.time_engine(pert, refs, cap=first.seconds, **kw)  # type: ignore[arg-type]
+    assert t.timed == 2 and t.look_fixed == (18.0, 24.0, 24.0, 24.0)
+
+
+def test_the_losss_own_work_is_counted_in_every_layers_tail() -> None:
+    """One linear layer (x 3×8 → 3×4) and MSE: a loss evaluation from layer 0 on costs the
+    layer's operations and the loss's call on the 12 predictions."""
+    from gradcheck_cli import make_layer
+    from gradcheck_cli.engine.numeric import Perturber
+    from gradcheck_cli.plan.modes import CALL_OPERATIONS, layer_operations, operations
+
+    rng = np.random.default_rng(0)
+    lin = make_layer("linear", (8,), rng, out=4)
+    net = Network([lin], MSE(), x=rng.standard_normal((3, 8)), target=np.zeros((3, 4)))
+    pert = Perturber(net, net.x)
+    own = layer_operations(24, np.zeros((3, 4)), list(lin.params.values()))
+    assert operations(pert) == [own + CALL_OPERATIONS + 12]
+
+
+def test_the_noise_floor_allows_for_the_rounding_of_a_large_loss() -> None:
+    """L = 1e10 + ∇L·θ: the difference of two losses of 1e10 carries their rounding,
+    u·(|f₊| + |f₋|)/2ε ≈ 2.2e-1 here, which dwarfs every other term: the floor is k times that."""
+    from gradcheck_cli.engine.numeric import UNIT_ROUNDOFF
+    from gradcheck_cli.verdict.steps import NOISE_FACTOR
+
+    g = np.linspace(0.5, 2.0, 16)
+    res = _probe(g, g, offset=1e10)
+    rounding = UNIT_ROUNDOFF["float64"] * 2e10 / (2 * 1e-5)
+    assert res.noise_floor == pytest.approx(NOISE_FACTOR * rounding, rel=1e-3)  # type: ignore[attr-defined]
