@@ -46,17 +46,36 @@ VERDICT = [
     "tests/test_resolution.py",
     "tests/test_verdicts.py",
 ]
-PLAN = [SHARP, "tests/test_mutants_plan.py", "tests/test_modes.py", "tests/test_speed.py"]
+PLAN = [
+    SHARP,
+    "tests/test_mutants_plan.py",
+    "tests/test_mutants_plan2.py",
+    "tests/test_mutants_plan3.py",
+    "tests/test_modes.py",
+    "tests/test_speed.py",
+]
 #: The two passes of a budget (issue 22) are also what the merged reports and stops rest on.
 PASSES = [*PLAN, "tests/test_bad_inputs.py", "tests/test_reports.py"]
-ENGINE = [SHARP, "tests/test_mutants_engine.py", "tests/test_engine_trust.py"]
+ENGINE = [
+    SHARP,
+    "tests/test_mutants_engine.py",
+    "tests/test_mutants_engine2.py",
+    "tests/test_mutants_engine3.py",
+    "tests/test_engine_trust.py",
+]
 SAFETY = [
     SHARP,
     "tests/test_mutants_safety.py",
+    "tests/test_mutants_safety2.py",
     "tests/test_hardening2.py",
     "tests/test_bad_inputs.py",
 ]
-REPORT = [SHARP, "tests/test_mutants_report.py", "tests/test_reports.py"]
+REPORT = [
+    SHARP,
+    "tests/test_mutants_report.py",
+    "tests/test_mutants_report2.py",
+    "tests/test_reports.py",
+]
 COVER: dict[str, list[str]] = {
     "verdict/judge.py": VERDICT,
     "verdict/steps.py": VERDICT,

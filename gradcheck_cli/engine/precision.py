@@ -103,22 +103,25 @@ def input_quantum(loss_at: Any, theta: Array, f0: float, seed: int = 0) -> str |
     ``READS``), and changes when they move just across into the neighbouring cell (the steps
     that vanish are that precision's cells, not steps swallowed by a large intermediate)."""
     theta = np.asarray(theta)
-    if theta.dtype != np.float64 or not theta.size or not np.all(np.isfinite(theta)):
+    if theta.dtype != np.float64:
         return None
     sign = np.where(np.random.default_rng(seed).random(theta.shape) < 0.5, -1.0, 1.0)
-    coarse = theta + 1e-3 * np.maximum(np.abs(theta), 1.0) * sign
+    with np.errstate(over="ignore", invalid="ignore"):  # non-finite θ: no quantum (below)
+        coarse = theta + 1e-3 * np.maximum(np.abs(theta), 1.0) * sign
     for name in QUANTA:
         q = np.dtype(name)
         with np.errstate(over="ignore", invalid="ignore"):
             base = theta.astype(q)
-            if not np.all(np.isfinite(base)):
-                continue
-            cell = np.spacing(np.abs(base)).astype(np.float64) * sign
-            inside = base.astype(np.float64) + 0.3 * cell
-            across = base.astype(np.float64) + 0.75 * cell  # rounds to the neighbouring value
-        if np.array_equal(inside, theta) or not np.array_equal(inside.astype(q), base):
+            # each entry's neighbouring value in the direction of its move (at a power of two
+            # the cell below is half the one above): non-finite where θ is (or rounds to) ±inf
+            # or NaN, or its neighbour is past that precision's range
+            toward = np.nextafter(base, (sign * np.inf).astype(q))
+            cell = toward.astype(np.float64) - base.astype(np.float64)
+        if not np.all(np.isfinite(cell)):
             continue
-        if np.array_equal(across.astype(q), base):
+        inside = base.astype(np.float64) + 0.3 * cell  # rounds back to base
+        across = base.astype(np.float64) + 0.75 * cell  # rounds to the neighbouring value
+        if np.array_equal(inside, theta):  # θ does not move (also: an empty tensor)
             continue
         if loss_at(inside) != f0 or abs(loss_at(coarse) - f0) <= READS * abs(f0) * 2.0**-53:
             continue

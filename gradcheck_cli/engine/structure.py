@@ -22,7 +22,9 @@ def nondeterminism(first: complex, second: complex) -> str | None:
     """Same parameters, two forward passes: the loss must be the same number."""
     if first == second or (np.isnan(first) and np.isnan(second)):
         return None
-    if abs(first - second) <= REPEAT_RTOL * max(abs(first), abs(second)):
+    # (an infinite L is repeated only by the same infinity: inf − x is not a round-off)
+    gap = first - second
+    if np.isfinite(gap) and abs(gap) <= REPEAT_RTOL * max(abs(first), abs(second)):
         return None
     return (
         f"forward is not deterministic: the same parameters gave L = {np.real(first):.12g} and then "

@@ -321,8 +321,8 @@ def check_step(net: Any, x: Any, eps: float, *, inputs: bool, source: str | None
         a = np.asarray(arr, dtype=np.float64)
         lost = ((a + eps) == a) | ((a - eps) == a)
         if lost.any():
-            j = tuple(int(i) for i in np.argwhere(lost)[0]) if a.ndim else ()
-            theta = float(a[j]) if a.ndim else float(a)
+            j = tuple(int(i) for i in np.argwhere(lost)[0])  # () for a 0-d tensor
+            theta = float(a[j])
             raise NumericError(
                 f"ε={eps:g} is below the spacing of float64 numbers at {ref.name}{list(j)} "
                 f"(θ={theta:g}, spacing {float(np.spacing(theta)):.2g}): "

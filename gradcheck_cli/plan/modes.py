@@ -156,10 +156,9 @@ def choose(
 
 
 def _grow(work: object, k: int, most: int, limit: float) -> int:
-    """The largest per-tensor sample size whose work fits ``limit`` (at least k)."""
+    """The largest per-tensor sample size whose work fits ``limit`` (at least k: work grows
+    with the size, so when k does not fit the search stays at k)."""
     assert callable(work)
-    if work(k) > limit:
-        return k
     lo, hi = k, max(k, most)
     while lo < hi:
         mid = (lo + hi + 1) // 2

@@ -167,8 +167,9 @@ def _judge_entries(judge: Judge, t: _Tensor, plan: Plan, m: int) -> None:
     """Judge ``m`` entries of ``t`` (its first ``m`` of the stratified sample, or all)."""
     idx = _indices(t, plan, m)
     plan.next_tensor(t.ref.name)
-    if m > FIRST_ROUND and plan.deadline is not None:  # a round re-judges the last one's entries
-        plan.grow(2 * min(t.entries, m))
+    # a round re-judges the last round's entries (0 before the first; without a budget there is
+    # only one round)
+    plan.grow(2 * t.entries)
     res = judge(t.ref, t.shape, t.analytic, idx, t.scale)
     every = m >= t.size
     if t.probe is not None and not every:

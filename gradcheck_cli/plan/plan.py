@@ -77,10 +77,9 @@ class Plan:
             return Target(0, self.probes)
         if self.mode == "sample" and size > self.samples:
             return Target(self.samples, self.probes)
-        if self.mode == "sample" and self.deadline is not None:
-            return Target(size, min(self.probes, size))
-        # every entry; with a budget, probes first so the whole tensor is seen early (no more
-        # probes than entries: a one-entry tensor's look is one central difference)
+        # every entry (also a sample as large as the tensor); with a budget, probes first so the
+        # whole tensor is seen early (no more probes than entries: a one-entry tensor's look is
+        # one central difference)
         return Target(size, min(self.probes, size) if self.deadline is not None else 0)
 
     def evaluations(self, size: int) -> int:
@@ -185,8 +184,7 @@ def make_plan(
         plan.budget = budget
         plan.deadline = began + budget
     plan.planned = sum(plan.evaluations(n) for n in sizes)
-    if progress is not None or plan.deadline is not None:
-        pert.progress = plan.tick
+    pert.progress = plan.tick  # the count a budget and the progress bar read
     if progress is not None:
         progress(0, plan.planned)
     return plan

@@ -28,7 +28,7 @@ def _clean(v: Any) -> Any:
         v = v.item()
     if isinstance(v, float) and not math.isfinite(v):
         return None
-    if is_dataclass(v) and not isinstance(v, type):
+    if is_dataclass(v):  # (results hold dataclass instances, never classes)
         return {f.name: _clean(getattr(v, f.name)) for f in fields(v)}
     if isinstance(v, dict):
         return {str(k): _clean(x) for k, x in v.items()}

@@ -45,7 +45,8 @@ def refuse_inputs(paths: list[Path], option: str = "output") -> None:
 
 
 def _umask() -> int:
-    mask = os.umask(0o022)  # the only way to read it is to set it: put it straight back
+    # the only way to read the mask is to set it: put it straight back
+    mask = os.umask(0o022)
     os.umask(mask)
     return mask
 
