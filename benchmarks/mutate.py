@@ -98,7 +98,7 @@ COVER: dict[str, list[str]] = {
     "engine/structure.py": [*ENGINE, "tests/test_verdicts.py"],
     "engine/contracts.py": [*ENGINE, "tests/test_bad_inputs.py"],
     "engine/precision.py": [*ENGINE, "tests/test_resolution.py", "tests/test_edges3.py"],
-    "engine/kernels.py": [*ENGINE, "tests/test_kernels.py"],
+    "engine/kernels.py": [*ENGINE, "tests/test_kernels.py", "tests/test_changes.py"],
     "safety/outputs.py": [*SAFETY, "tests/test_reports.py", "tests/test_hardening3.py"],
     "safety/isolation.py": SAFETY,
     "safety/inputs.py": [*SAFETY, "tests/test_hardening3.py"],
