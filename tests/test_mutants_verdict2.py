@@ -12,6 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from gradcheck_cli import check_layer
 from gradcheck_cli.engine.network import Network, ParamRef
 from gradcheck_cli.engine.numeric import Perturber
 from gradcheck_cli.layers.losses import WeightedSum
@@ -392,3 +393,46 @@ def test_a_noise_level_the_ladder_contradicts_is_replaced_by_what_it_shows() -> 
     assert not trusted[0] and eps[0] == 0.5
     eps, trusted = verified_noise(lad, 1e-20, U64)
     assert trusted[0] and eps[0] == 1e-20
+
+
+# -- a float32 network: the analytic side's rounding is measured on its float64 twin -------------
+
+
+class BiasOff:
+    """A float32 linear layer whose bias gradient is off by ``off`` (0: correct)."""
+
+    row_independent = True
+
+    def __init__(self, off: float) -> None:
+        rng = np.random.default_rng(1)
+        self.params = {"W": rng.standard_normal((3, 2)).astype(np.float32),
+                       "b": rng.standard_normal(2).astype(np.float32)}  # fmt: skip
+        self.grads: dict[str, np.ndarray] = {}
+        self.off = off
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return x @ self.params["W"] + self.params["b"]
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        self.grads = {"W": self.x.T @ dout, "b": dout.sum(axis=0) + np.float32(self.off)}
+        return dout @ self.params["W"].T
+
+
+@pytest.mark.parametrize("offset", [1e2, 1e3])
+def test_a_correct_float32_layer_is_judged_on_its_measured_rounding(offset: float) -> None:
+    """float32 linear on inputs of ~offset with a dout whose columns sum to ~0: dW and db are
+    float32 sums that cancel, their rounding (measured as |a₃₂ − a₆₄| on the float64 twin, the
+    twin's dout promoted to float64 like the numerics' L = Σ out ⊙ g) is far above u₃₂·|a|. A
+    correct layer never fails (db ≈ 1e-7 is below what float32 resolves: not a pass either);
+    a bias gradient off by 1e-3 fails."""
+    rng = np.random.default_rng(0)
+    x = (offset + rng.standard_normal((64, 3))).astype(np.float32)
+    d = rng.standard_normal((64, 2))
+    dout = (d - d.mean(axis=0)).astype(np.float32)
+    res = check_layer(BiasOff(0.0), x, seed=0, dout=dout)
+    verdicts = {p.name.split(".")[-1]: p.verdict for p in res.params}
+    assert res.passed and "fail" not in verdicts.values(), verdicts
+    assert verdicts["b"] != "pass"
+    bad = check_layer(BiasOff(1e-3), x, seed=0, dout=dout)
+    assert {p.name.split(".")[-1]: p.verdict for p in bad.params}["b"] == "fail"
