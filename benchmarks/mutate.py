@@ -70,6 +70,7 @@ COVER: dict[str, list[str]] = {
         SHARP,
         "tests/test_mutants_verdict.py",
         "tests/test_mutants_verdict2.py",
+        "tests/test_mutants_verdict3.py",
         "tests/test_diagnosis.py",
     ],
     "verdict/attribution.py": [*VERDICT, "tests/test_mutants_engine.py", "tests/test_reports.py"],
