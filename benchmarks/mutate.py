@@ -44,6 +44,7 @@ VERDICT = [
     SHARP,
     "tests/test_mutants_verdict.py",
     "tests/test_mutants_verdict2.py",
+    "tests/test_mutants_verdict4.py",
     "tests/test_resolution.py",
     "tests/test_verdicts.py",
 ]
@@ -71,6 +72,7 @@ COVER: dict[str, list[str]] = {
         "tests/test_mutants_verdict.py",
         "tests/test_mutants_verdict2.py",
         "tests/test_mutants_verdict3.py",
+        "tests/test_mutants_verdict4.py",
         "tests/test_diagnosis.py",
     ],
     "verdict/attribution.py": [*VERDICT, "tests/test_mutants_engine.py", "tests/test_reports.py"],
