@@ -66,3 +66,106 @@ def test_few_wrong_entries_are_named_only_when_every_entry_was_checked() -> None
     assert full is not None and full.kind == "few_entries"
     n[3, 3] = np.nan
     assert diagnose(a, n, np.full(n.shape, TOL), Context("W")) is None
+
+
+# -- floors: the analytic side's rounding --------------------------------------------------------
+
+
+class Affine:
+    """out = x·W + b with W, b of few mantissa bits; a correct backward."""
+
+    row_independent = True
+
+    def __init__(self, dtype: str) -> None:
+        self.params = {"W": np.array([[1.5, -0.5], [2.0, 0.75], [-1.25, 3.0]], dtype=dtype),
+                       "b": np.array([0.5, -1.0], dtype=dtype)}  # fmt: skip
+        self.grads: dict[str, np.ndarray] = {}
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return x @ self.params["W"] + self.params["b"]
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        self.grads = {"W": self.x.T @ dout, "b": dout.sum(axis=0)}
+        return dout @ self.params["W"].T
+
+
+@pytest.mark.parametrize("dtype, u", [("float64", 2.0**-53), ("float32", 2.0**-24)])
+def test_the_input_jitter_moves_dw_by_exactly_four_units_of_roundoff(dtype: str, u: float) -> None:
+    """x·(1 ± 4u) on powers of two is exact, and so is dW = xᵀ·g for powers of two: dW moves by
+    exactly 4u·|x g| (either sign), while db and dx do not depend on x (0). The caches are left
+    at x and the douts as they were."""
+    from gradcheck_cli.engine.network import Network
+    from gradcheck_cli.layers.losses import WeightedSum
+    from gradcheck_cli.verdict.floors import jitter_gradients
+
+    x = np.array([[1.0, -0.5, 2.0]], dtype=dtype)
+    g = np.array([[0.5, -4.0]], dtype=dtype)
+    net = Network([Affine(dtype)], WeightedSum(g), x=x, trusted=[False])
+    net.loss_value(x)
+    net.backward()
+    douts = net.douts
+    moved = jitter_gradients(net, x, dtype)
+    assert moved is not None
+    dx, grads = moved
+    np.testing.assert_array_equal(grads[0]["W"], 4 * u * np.abs(x.T @ g).astype(np.float64))
+    np.testing.assert_array_equal(grads[0]["b"], 0.0)
+    np.testing.assert_array_equal(dx, 0.0)
+    assert net.douts is douts and np.array_equal(net.inputs[0], x)
+    assert jitter_gradients(net, np.array([[1, 0, 2]]), dtype) is None  # integer ids: no jitter
+
+
+def test_the_backward_scale_is_the_upstream_times_the_input_at_least_one() -> None:
+    """S_ℓ = max_{m ≥ ℓ} max|dout_m| · max(1, max|input_ℓ|); the input's S uses layer 0's
+    upstream × its parameters, a parameter's its layer's S (documented closed forms)."""
+    from gradcheck_cli.engine.network import Network, ParamRef
+    from gradcheck_cli.layers.losses import WeightedSum
+    from gradcheck_cli.verdict.floors import backward_scales, tensor_scale
+
+    for xs, first in [(0.25, 1.0), (8.0, 8.0)]:
+        x = np.array([[xs, -0.5 * xs, 0.125 * xs]])
+        g = np.array([[0.5, -4.0]])
+        net = Network([Affine("float64")], WeightedSum(g), x=x, trusted=[False])
+        net.loss_value(x)
+        net.backward()
+        scales = backward_scales(net)
+        assert scales == [4.0 * first]
+        assert tensor_scale(net, ParamRef("W", 0, "W"), scales) == 4.0 * first
+        assert tensor_scale(net, ParamRef("input", 0, None), scales) == 4.0 * 3.0  # max|W| = 3
+
+
+class Gated:
+    """out = x + relu(θ − 1): at θ = 0.5 only a replacement above 1 changes the output."""
+
+    row_independent = True
+
+    def __init__(self) -> None:
+        self.params = {"t": np.full(3, 0.5)}
+        self.grads: dict[str, np.ndarray] = {}
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return x + np.maximum(self.params["t"] - 1.0, 0.0)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        self.grads = {"t": (dout * (self.params["t"] > 1.0)).sum(axis=0)}
+        return dout
+
+
+def test_a_parameter_read_through_a_gate_is_read() -> None:
+    """not_read replaces θ by 2θ + 1, −θ − 1 and 0: a layer whose output changes only for a
+    θ above 1 does read its parameter (2·0.5 + 1 = 2 shows it); one that keeps a copy does not."""
+    from gradcheck_cli.engine.network import Network, ParamRef
+    from gradcheck_cli.engine.numeric import Perturber
+    from gradcheck_cli.layers.losses import WeightedSum
+    from gradcheck_cli.verdict.floors import not_read
+
+    x = np.array([[1.0, 2.0, 3.0], [0.5, -1.0, 0.25]])
+    layer = Gated()
+    net = Network([layer], WeightedSum(np.ones_like(x)), x=x, trusted=[False])
+    pert = Perturber(net, x)
+    assert not_read(pert, ParamRef("t", 0, "t"), (3,)) is None
+    assert np.array_equal(layer.params["t"], np.full(3, 0.5))  # restored
+    layer.forward = lambda x: x + 0.0  # type: ignore[method-assign]  # reads nothing
+    found = not_read(pert, ParamRef("t", 0, "t"), (3,))
+    assert found is not None and found.verdict == "fail"
+    assert "does not change the layer's output at all" in (found.reason or "")
