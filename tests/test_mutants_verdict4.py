@@ -3,9 +3,12 @@ a mutant changed without any test noticing. Small and quick: NumPy on arrays, or
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 
+from gradcheck_cli import check_layer
 from gradcheck_cli.verdict.diagnosis import Context, diagnose
 
 TOL = 1e-6
@@ -169,3 +172,48 @@ def test_a_parameter_read_through_a_gate_is_read() -> None:
     found = not_read(pert, ParamRef("t", 0, "t"), (3,))
     assert found is not None and found.verdict == "fail"
     assert "does not change the layer's output at all" in (found.reason or "")
+
+
+# -- judge: the second look and the labels of failing entries ------------------------------------
+
+
+class Fn:
+    """out = f(x) elementwise, backward dout·df(x)."""
+
+    row_independent = True
+
+    def __init__(self, f: Any, df: Any) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.f, self.df = f, df
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return np.asarray(self.f(x))
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return np.asarray(dout * self.df(self.x))
+
+
+def test_every_entry_of_a_large_correct_tensor_gets_its_second_look() -> None:
+    """sin(kx)/k, k = 1e3, on 320 entries: the first step's truncation (k²ε²/6 ≈ 2e-5 relative)
+    puts every entry beyond rtol, so all 320 need a second look — more than one chunk of them.
+    Every chunk is looked at (a passing chunk is no reason to stop): the tensor passes."""
+    k = 1e3
+    x = np.random.default_rng(0).uniform(-1, 1, (20, 16))
+    res = check_layer(Fn(lambda v: np.sin(k * v) / k, lambda v: np.cos(k * v)), x, seed=0)
+    (p,) = res.params
+    assert p.refined == 320 and p.verdict == "pass" and res.passed, p
+    assert p.rel_error < 1e-6
+
+
+def test_only_a_failing_entry_where_l_is_flat_is_labelled_spurious() -> None:
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 5))
+    relu = check_layer(Fn(lambda v: np.maximum(v, 0), np.ones_like), x, seed=0)
+    (p,) = relu.params
+    assert p.verdict == "fail" and p.worst
+    assert all(e.label == "spurious (L is flat here)" and e.numeric == 0.0 for e in p.worst)
+    doubled = check_layer(Fn(np.sin, lambda v: 2 * np.cos(v)), x, seed=0)
+    (p,) = doubled.params
+    assert p.verdict == "fail" and p.worst
+    assert all(e.label == "" and abs(e.numeric) > 0.1 for e in p.worst), p.worst
