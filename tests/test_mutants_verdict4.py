@@ -217,3 +217,45 @@ def test_only_a_failing_entry_where_l_is_flat_is_labelled_spurious() -> None:
     (p,) = doubled.params
     assert p.verdict == "fail" and p.worst
     assert all(e.label == "" and abs(e.numeric) > 0.1 for e in p.worst), p.worst
+
+
+def test_a_loss_that_is_identically_zero_is_resolved_to_zero_under_the_complex_step() -> None:
+    """dout = 0: L ≡ 0, every gradient, estimate and bound is exactly 0 (the complex step has no
+    rounding to add): a zero verdict resolved to 0, not an unresolved (inf) one — it passes
+    under --strict."""
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 5))
+    res = check_layer(Fn(np.sin, np.cos), x, seed=0, dout=np.zeros((4, 5)), method="complex",
+                      strict=True)  # fmt: skip
+    (p,) = res.params
+    assert p.verdict == "zero" and p.resolution == 0.0 and res.passed, p
+
+
+class ScaledRelu:
+    """relu with a backward of ``at_zero``·dout at x == 0 (the one-sided slopes are 0 and 1)."""
+
+    row_independent = True
+
+    def __init__(self, at_zero: float) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+        self.at_zero = at_zero
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return np.maximum(x, 0.0)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return dout * np.where(self.x == 0, self.at_zero, (self.x > 0).astype(float))
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e3])
+@pytest.mark.parametrize("at_zero, verdict", [(1 + 0.5e-5, "kink"), (1 + 3e-5, "fail")])
+def test_at_a_kink_the_slopes_are_widened_by_rtol_relative_to_the_value(
+    scale: float, at_zero: float, verdict: str
+) -> None:
+    """ReLU at 0 with dout = s (slopes 0 | s): an analytic value within rtol·|a| (rtol = 1e-5)
+    of the upper slope is a kink at any s; 3·rtol beyond it fails."""
+    x = np.array([[0.0, 0.7, -0.4, 0.0], [1.2, 0.0, -2.0, 0.3]])
+    res = check_layer(ScaledRelu(at_zero), x, seed=0, dout=scale * np.ones_like(x))
+    (p,) = res.params
+    assert p.verdict == verdict, (p.verdict, p.worst[:1])
