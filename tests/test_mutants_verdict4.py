@@ -3,6 +3,7 @@ a mutant changed without any test noticing. Small and quick: NumPy on arrays, or
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -259,3 +260,50 @@ def test_at_a_kink_the_slopes_are_widened_by_rtol_relative_to_the_value(
     res = check_layer(ScaledRelu(at_zero), x, seed=0, dout=scale * np.ones_like(x))
     (p,) = res.params
     assert p.verdict == verdict, (p.verdict, p.worst[:1])
+
+
+# -- noise: a level must hold within 4× from table to table --------------------------------------
+
+
+def _search_on(sigma: Any, h0: float = 1e-3) -> Any:
+    """measure_noise on a loss whose table at step h is f0 + σ(h)·(−1)^k (k = −3…3, k ≠ 0):
+    ECnoise's level is exactly proportional to σ(h), so σ sets the level each table shows.
+    θ ~ 1e-3 (the floor u·|L| is ~1e-19) and the reach 1e10·u·max|θ| ≈ 1e-9."""
+    from gradcheck_cli.engine.network import Network
+    from gradcheck_cli.engine.numeric import Perturber
+    from gradcheck_cli.layers.losses import WeightedSum
+    from gradcheck_cli.verdict.noise import measure_noise
+
+    x = 1e-3 * np.random.default_rng(0).uniform(0.5, 1.0, (2, 3))
+    net = Network([Fn(lambda v: v, np.ones_like)], WeightedSum(np.ones_like(x)), x=x,
+                  trusted=[False])  # fmt: skip
+    pert = Perturber(net, x)
+    f0 = float(pert.f0)
+
+    def along(ref: Any, v: Any, steps: np.ndarray) -> np.ndarray:
+        h = float(np.max(np.abs(steps))) / 3
+        k = np.rint(steps / h)
+        return np.asarray(f0 + sigma(h) * (-1.0) ** k)
+
+    pert.along = along  # type: ignore[method-assign, assignment]
+    return measure_noise(pert, net.parameters()[0], h0, 2.0**-53, 0)
+
+
+@pytest.mark.parametrize("ratio, holds", [(3.5, True), (1 / 3.5, True), (4.5, False),
+                                          (1 / 4.5, False)])  # fmt: skip
+def test_a_level_that_changes_by_more_than_4x_per_table_is_not_noise(
+    ratio: float, holds: bool
+) -> None:
+    """σ(h) changes by `ratio` for each table (h, h/16, h/256, …): within 4× it is a level
+    (noise, accepted at its largest value seen); by 4.5× either way it is L's shape seen at
+    that step (a fractal), never confirmed: only the rounding floor."""
+    h0 = 1e-3
+
+    def sigma(h: float) -> float:
+        return 1e-6 * ratio ** (math.log(h0 / h, 16))
+
+    found = _search_on(sigma, h0)
+    if holds:
+        assert found.measured > 0 and found.level == found.measured
+    else:
+        assert found.measured == 0.0 and found.level == found.floor < 1e-18
