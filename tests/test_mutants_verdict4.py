@@ -3,7 +3,6 @@ a mutant changed without any test noticing. Small and quick: NumPy on arrays, or
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -289,21 +288,22 @@ def _search_on(sigma: Any, h0: float = 1e-3) -> Any:
     return measure_noise(pert, net.parameters()[0], h0, 2.0**-53, 0)
 
 
-@pytest.mark.parametrize("ratio, holds", [(3.5, True), (1 / 3.5, True), (4.5, False),
-                                          (1 / 4.5, False)])  # fmt: skip
-def test_a_level_that_changes_by_more_than_4x_per_table_is_not_noise(
-    ratio: float, holds: bool
+@pytest.mark.parametrize("ratio, tables, level", [(3.5, 6, 3.5), (1 / 3.5, 6, 1.0),
+                                                    (4.5, 7, 4.5), (1 / 4.5, 7, 1 / 4.5)])  # fmt: skip
+def test_a_level_holds_within_4x_of_the_largest_seen(
+    ratio: float, tables: int, level: float
 ) -> None:
-    """σ(h) changes by `ratio` for each table (h, h/16, h/256, …): within 4× it is a level
-    (noise, accepted at its largest value seen); by 4.5× either way it is L's shape seen at
-    that step (a fractal), never confirmed: only the rounding floor."""
-    h0 = 1e-3
+    """Tables at h0·16^−t: σ = 1e-6 for t ≤ 3, then σ·ratio. The reach 1e10·u·max|θ| is first
+    met at t = 5, where a level that has held over ≥ 3 tables is accepted (at the largest
+    value it held at). A change within 4× (3.5×, 1/3.5) keeps the count; beyond 4× (4.5×,
+    1/4.5) the earlier level was L's shape seen from afar: the count restarts at t = 4, and
+    the new level is accepted at t = 6 (one table of 6 evaluations more)."""
+    h0, sig = 1e-3, 1e-6
+    x_max = float((1e-3 * np.random.default_rng(0).uniform(0.5, 1.0, (2, 3))).max())
+    reach = 1e10 * 2.0**-53 * x_max
+    assert h0 / 16**5 <= reach < h0 / 16**4  # the precondition of the numbers below
 
-    def sigma(h: float) -> float:
-        return 1e-6 * ratio ** (math.log(h0 / h, 16))
-
-    found = _search_on(sigma, h0)
-    if holds:
-        assert found.measured > 0 and found.level == found.measured
-    else:
-        assert found.measured == 0.0 and found.level == found.floor < 1e-18
+    found = _search_on(lambda h: sig if h > h0 / 16**3.5 else sig * ratio, h0)
+    assert found.evaluations == 6 * tables, found
+    one = _search_on(lambda h: sig, h0).measured  # the level σ = 1e-6 shows
+    assert found.measured == pytest.approx(level * one, rel=1e-9), (found, one)
