@@ -307,3 +307,19 @@ def test_a_level_holds_within_4x_of_the_largest_seen(
     assert found.evaluations == 6 * tables, found
     one = _search_on(lambda h: sig, h0).measured  # the level σ = 1e-6 shows
     assert found.measured == pytest.approx(level * one, rel=1e-9), (found, one)
+
+
+@pytest.mark.parametrize("flat_at, accepted", [(2, True), (1, False)])
+def test_a_level_that_held_down_to_where_l_stops_changing_is_noise(
+    flat_at: int, accepted: bool
+) -> None:
+    """σ = 1e-6 down to table flat_at − 1, then L stops changing (every value equals L(θ)):
+    a level that held over 2 tables down to there is accepted without reaching the reach (3
+    tables, 18 evaluations); one table alone is not a level."""
+    h0, sig = 1e-3, 1e-6
+    found = _search_on(lambda h: sig if h > h0 / 16 ** (flat_at - 0.5) else 0.0, h0)
+    if accepted:
+        one = _search_on(lambda h: sig, h0).measured
+        assert found.measured == one and found.evaluations == 18, found
+    else:
+        assert found.measured == 0.0, found
