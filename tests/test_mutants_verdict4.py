@@ -323,3 +323,46 @@ def test_a_level_that_held_down_to_where_l_stops_changing_is_noise(
         assert found.measured == one and found.evaluations == 18, found
     else:
         assert found.measured == 0.0, found
+
+
+# -- outcomes: how the closing line counts a tensor ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "verdict, passed, cut, want",
+    [
+        ("fail", False, None, "disagree"),
+        ("pass", True, None, "agree"),
+        ("zero", True, None, "zero here"),
+        ("pass", False, None, "disagree"),  # a pass overruled (e.g. a contract): disagrees
+        ("zero", False, None, "disagree"),
+        ("kink", True, None, "at a kink"),
+        ("kink", False, None, "at a kink"),  # --strict: not passed, still a kink, not a bug
+        ("inconclusive", True, None, "inconclusive"),
+        ("inconclusive", False, None, "inconclusive"),
+        ("pass", True, "budget", "partly checked (budget)"),
+        ("pass", False, "budget", "partly checked (budget)"),  # --strict fails a cut tensor
+        ("zero", False, "budget", "partly checked (budget)"),
+        ("not checked", False, "budget", "not checked (budget)"),
+    ],
+)  # fmt: skip
+def test_each_tensor_is_counted_by_its_outcome(
+    verdict: str, passed: bool, cut: str | None, want: str
+) -> None:
+    from gradcheck_cli.results import ParamResult
+    from gradcheck_cli.verdict.outcomes import count_outcomes, outcome
+
+    p = ParamResult("W", (2,), passed, 0.0, 0.0, 2, 0, verdict=verdict, cut=cut)
+    assert outcome(p) == want
+    assert count_outcomes([p, p]) == {want: 2}
+
+
+def test_outcomes_are_counted_in_the_closing_lines_order() -> None:
+    from gradcheck_cli.results import ParamResult
+    from gradcheck_cli.verdict.outcomes import count_outcomes
+
+    made = [ParamResult(str(i), (2,), v != "fail", 0.0, 0.0, 2, 0, verdict=v)
+            for i, v in enumerate(["kink", "pass", "fail", "kink", "zero", "inconclusive"])]  # fmt: skip
+    counted = count_outcomes(made)
+    assert list(counted.items()) == [("disagree", 1), ("agree", 1), ("zero here", 1),
+                                     ("at a kink", 2), ("inconclusive", 1)]  # fmt: skip
