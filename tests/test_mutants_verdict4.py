@@ -366,3 +366,28 @@ def test_outcomes_are_counted_in_the_closing_lines_order() -> None:
     counted = count_outcomes(made)
     assert list(counted.items()) == [("disagree", 1), ("agree", 1), ("zero here", 1),
                                      ("at a kink", 2), ("inconclusive", 1)]  # fmt: skip
+
+
+# -- steps: a step L does not see ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e3])
+@pytest.mark.parametrize("apart, dropped", [(0.05, True), (0.2, False)])
+def test_unseen_steps_are_dropped_where_two_seen_steps_show_a_slope_at_any_scale(
+    scale: float, apart: float, dropped: bool
+) -> None:
+    """Four steps, finest first: L unchanged at the two finest (swallowed by rounding inside),
+    moving on both sides at the two coarser with estimates s and s·(1 + apart). Within 10 % of
+    each other (relative: at any size s) they show a slope, so the unchanged steps are no
+    evidence of a flat L and are made unusable; 20 % apart they are not a slope and L keeps
+    its flat steps."""
+    from gradcheck_cli.verdict.steps import Ladder
+
+    h = np.array([[1e-9, 4e-9, 1.6e-8, 6.4e-8]])
+    f0 = 1.0
+    slope = scale * np.array([[0.0, 0.0, 1.0, 1.0 + apart]])
+    lad = Ladder(h=h, fp=f0 + slope * h, fm=f0 - slope * h, hp=h, hm=h, f0=f0,
+                 valid=np.ones_like(h, dtype=bool), moved=slope != 0)  # fmt: skip
+    seen = lad.seen()
+    want = [[not dropped, not dropped, True, True]]
+    np.testing.assert_array_equal(seen.valid, want)
