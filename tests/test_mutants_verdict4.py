@@ -249,14 +249,15 @@ class ScaledRelu:
 
 
 @pytest.mark.parametrize("scale", [1.0, 1e3])
-@pytest.mark.parametrize("at_zero, verdict", [(1 + 0.5e-5, "kink"), (1 + 3e-5, "fail")])
+@pytest.mark.parametrize("at_zero, verdict", [(1 + 5e-4, "kink"), (1 + 2e-3, "fail")])
 def test_at_a_kink_the_slopes_are_widened_by_rtol_relative_to_the_value(
     scale: float, at_zero: float, verdict: str
 ) -> None:
-    """ReLU at 0 with dout = s (slopes 0 | s): an analytic value within rtol·|a| (rtol = 1e-5)
-    of the upper slope is a kink at any s; 3·rtol beyond it fails."""
+    """ReLU at 0 with dout = s (slopes 0 | s, their error bound ~1.4e-5·s): with rtol = 1e-3
+    an analytic value within rtol·|a| of the upper slope is a kink at s = 1 and 1e3 (the
+    margin scales with |a|); 2·rtol beyond it fails."""
     x = np.array([[0.0, 0.7, -0.4, 0.0], [1.2, 0.0, -2.0, 0.3]])
-    res = check_layer(ScaledRelu(at_zero), x, seed=0, dout=scale * np.ones_like(x))
+    res = check_layer(ScaledRelu(at_zero), x, seed=0, dout=scale * np.ones_like(x), rtol=1e-3)
     (p,) = res.params
     assert p.verdict == verdict, (p.verdict, p.worst[:1])
 
