@@ -392,3 +392,24 @@ def test_unseen_steps_are_dropped_where_two_seen_steps_show_a_slope_at_any_scale
     seen = lad.seen()
     want = [[not dropped, not dropped, True, True]]
     np.testing.assert_array_equal(seen.valid, want)
+
+
+@pytest.mark.parametrize("levels", [1, 2, 4, 6])
+def test_a_step_function_seen_from_afar_is_unreached_even_next_to_an_unusable_step(
+    levels: int,
+) -> None:
+    """D(h) = c/h (a bend far finer than every step) over `levels` steps ×4 apart, the coarsest
+    unusable (L not finite there): with three usable levels in a row it is unreached (the
+    ladder must go finer); with fewer there is no evidence either way (not unreached). A
+    converged slope (D constant) is never unreached."""
+    from gradcheck_cli.verdict.steps import Ladder, unreached
+
+    h = 1e-6 * 4.0 ** np.arange(levels)[None, :]
+    valid = np.ones_like(h, dtype=bool)
+    valid[0, -1] = False
+    rows = []
+    for d in (1e-3 / h, np.full_like(h, 2.0)):
+        rows.append(Ladder(h=h, fp=1.0 + d * h, fm=1.0 - d * h, hp=h, hm=h, f0=1.0,
+                           valid=valid))  # fmt: skip
+    assert list(unreached(rows[0])) == [levels - 1 >= 3]
+    assert list(unreached(rows[1])) == [False]

@@ -254,8 +254,6 @@ def unreached(lad: Ladder) -> Array:
     L converges there (≈ 1×), and noise scatters."""
     d = lad.central
     out = np.zeros(d.shape[0], dtype=bool)
-    if d.shape[1] < 3:
-        return out
     three = lad.valid[:, :-2] & lad.valid[:, 1:-1] & lad.valid[:, 2:]
     for r in np.flatnonzero(three.any(axis=1)):
         f = int(np.argmax(three[r]))  # the finest run of three usable levels
