@@ -3,6 +3,7 @@ a mutant changed without any test noticing. Small and quick: NumPy on arrays, or
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -413,3 +414,20 @@ def test_a_step_function_seen_from_afar_is_unreached_even_next_to_an_unusable_st
                            valid=valid))  # fmt: skip
     assert list(unreached(rows[0])) == [levels - 1 >= 3]
     assert list(unreached(rows[1])) == [False]
+
+
+def test_a_kink_needs_three_consecutive_resolvable_steps() -> None:
+    """One-sided slopes 1 | 0 at every step (a ReLU at 0): a kink with those slopes when the
+    three finest steps are usable; one unusable step among them (L not finite there) is no
+    evidence — no kink is claimed from the finest run."""
+    from gradcheck_cli.verdict.steps import Ladder, kink_at
+
+    h = 1e-8 * 4.0 ** np.arange(5)[None, :]
+    lad = Ladder(h=h, fp=1.0 + h, fm=np.ones_like(h), hp=h, hm=h, f0=1.0,
+                 valid=np.ones_like(h, dtype=bool))  # fmt: skip
+    found = kink_at(lad, 0, 1e-20)
+    assert found is not None and found[:2] == pytest.approx((0.0, 1.0), abs=1e-7)
+    for hole in (1, 2):
+        valid = np.ones_like(h, dtype=bool)
+        valid[0, hole] = False
+        assert kink_at(replace(lad, valid=valid), 0, 1e-20) is None
