@@ -431,3 +431,20 @@ def test_a_kink_needs_three_consecutive_resolvable_steps() -> None:
         valid = np.ones_like(h, dtype=bool)
         valid[0, hole] = False
         assert kink_at(replace(lad, valid=valid), 0, 1e-20) is None
+
+
+def test_a_failing_tensor_stops_its_second_look_after_one_chunk_of_256() -> None:
+    """sin(kx)/k, k = 1e3, with a backward 2× too large, on 320 entries: all need a second
+    look; the first chunk (256 entries, worst first) confirms the failure, so the other 64 are
+    not re-estimated — they keep the first look's central difference, whose relative error is
+    k²ε²/6 (ε = 1e-5) in closed form, while the 256 are resolved by the ladder."""
+    k = 1e3
+    x = np.random.default_rng(0).uniform(-1, 1, (20, 16))
+    res = check_layer(Fn(lambda v: np.sin(k * v) / k, lambda v: 2 * np.cos(k * v)), x, seed=0,
+                      dout=np.ones_like(x))  # fmt: skip
+    (p,) = res.params
+    assert p.verdict == "fail" and p.refined == 320 and p.numeric is not None
+    rel = np.abs(p.numeric - np.cos(k * x)) / np.abs(np.cos(k * x))
+    assert int(np.sum(rel < 1e-7)) == 256
+    first = rel[rel >= 1e-7]
+    np.testing.assert_allclose(first, (k * 1e-5) ** 2 / 6, rtol=1e-3)
