@@ -343,8 +343,9 @@ def test_a_relu_at_zero_is_a_kink_with_its_slopes_and_bound_in_closed_form(noise
     found = kink_at(lad, 0, noise)
     assert found is not None
     lo, hi, err = found
-    assert lo == pytest.approx(-h[k], rel=1e-6) and hi == pytest.approx(1 + h[k], rel=1e-12)
-    assert err == pytest.approx(20 * noise / h[k] + 3 * 3 * h[k], rel=1e-6)
+    assert lo == pytest.approx(-h[k], rel=1e-6, abs=0)
+    assert hi == pytest.approx(1 + h[k], rel=1e-12, abs=0)
+    assert err == pytest.approx(20 * noise / h[k] + 3 * 3 * h[k], rel=1e-6, abs=0)
 
 
 @pytest.mark.parametrize("q, kink", [(1.0, True), (1.4, True), (1.6, False), (0.6, True),
@@ -387,7 +388,7 @@ def test_a_noise_level_the_ladder_contradicts_is_replaced_by_what_it_shows() -> 
     low = shown <= 1e-3
     runs = [max(shown[i : i + 3]) for i in range(len(shown) - 2) if low[i : i + 3].all()]
     eps, trusted = verified_noise(lad, 1.0, U64)
-    assert not trusted[0] and eps[0] == pytest.approx(min(runs), rel=1e-6)
+    assert not trusted[0] and eps[0] == pytest.approx(min(runs), rel=1e-6, abs=0)
     assert min(runs) > 1e3 * U64  # above the rounding of L: the closed form decides
     eps, trusted = verified_noise(lad, 1.0, U64, floor=0.5)
     assert not trusted[0] and eps[0] == 0.5

@@ -308,7 +308,7 @@ def test_a_level_holds_within_4x_of_the_largest_seen(
     found = _search_on(lambda h: sig if h > h0 / 16**3.5 else sig * ratio, h0)
     assert found.evaluations == 6 * tables, found
     one = _search_on(lambda h: sig, h0).measured  # the level σ = 1e-6 shows
-    assert found.measured == pytest.approx(level * one, rel=1e-9), (found, one)
+    assert found.measured == pytest.approx(level * one, rel=1e-9, abs=0), (found, one)
 
 
 @pytest.mark.parametrize("flat_at, accepted", [(2, True), (1, False)])
@@ -448,3 +448,22 @@ def test_a_failing_tensor_stops_its_second_look_after_one_chunk_of_256() -> None
     assert int(np.sum(rel < 1e-7)) == 256
     first = rel[rel >= 1e-7]
     np.testing.assert_allclose(first, (k * 1e-5) ** 2 / 6, rtol=1e-3)
+
+
+@pytest.mark.parametrize("levels", [1, 2, 3, 4, 5])
+def test_a_noise_level_is_contradicted_only_by_three_pairs_in_a_row(levels: int) -> None:
+    """D(h) = 1 + δ·(j + 1) at steps h_j = 1e-6·4^j (|ΔD| = δ = 1e-12 for each pair): far better
+    agreement than a claimed noise of 1 allows. With ≥ 4 levels (three pairs in a row) the
+    level becomes the least run's largest |ΔD|/(1/h + 1/h') = δ·h_{j+1}·4/5 (the finest run:
+    j = 1 for its coarsest pair) and is not trusted; with fewer, nothing contradicts it."""
+    from gradcheck_cli.verdict.steps import Ladder, verified_noise
+
+    h = 1e-6 * 4.0 ** np.arange(levels)[None, :]
+    d = 1.0 + 1e-12 * (np.arange(levels)[None, :] + 1)
+    lad = Ladder(h=h, fp=d * h, fm=-d * h, hp=h, hm=h, f0=0.0, valid=np.ones_like(h, dtype=bool))
+    eps, trusted = verified_noise(lad, 1.0, 2.0**-53)
+    if levels >= 4:
+        assert not trusted[0]
+        np.testing.assert_allclose(eps[0], 1e-12 * h[0, 2] * 4 / 5, rtol=1e-3)
+    else:
+        assert trusted[0] and eps[0] == 1.0

@@ -229,7 +229,7 @@ def verified_noise(lad: Ladder, noise: float, u: float, floor: float = 0.0) -> t
     n = d.shape[0]
     out = np.full(n, float(noise))
     trusted = np.ones(n, dtype=bool)
-    if d.shape[1] < 4 or noise <= 0:
+    if noise <= 0:  # (fewer than 4 levels: no three pairs in a row, nothing contradicts it)
         return out, trusted
     with np.errstate(divide="ignore", invalid="ignore"):
         inv = 1 / lad.h[:, :-1] + 1 / lad.h[:, 1:]
