@@ -467,3 +467,19 @@ def test_a_noise_level_is_contradicted_only_by_three_pairs_in_a_row(levels: int)
         np.testing.assert_allclose(eps[0], 1e-12 * h[0, 2] * 4 / 5, rtol=1e-3)
     else:
         assert trusted[0] and eps[0] == 1.0
+
+
+@pytest.mark.parametrize("third, kink", [(1.0, True), (1.9, True), (4.0, False), (0.25, False)])
+def test_a_kink_gap_must_stay_between_both_pairs_of_the_three_finest_steps(
+    third: float, kink: bool
+) -> None:
+    """One-sided gap g at the two finest steps and g·third at the third: a smooth L's gap
+    shrinks 4× per finer step and a steeper function's grows: only a gap that stays within 2×
+    over both pairs (finest/second and second/third) is a kink."""
+    from gradcheck_cli.verdict.steps import Ladder, kink_at
+
+    h = 1e-8 * 4.0 ** np.arange(5)[None, :]
+    gap = np.array([[1.0, 1.0, third, third, third]])
+    lad = Ladder(h=h, fp=1.0 + (0.5 + gap) * h, fm=1.0 - 0.5 * h, hp=h, hm=h, f0=1.0,
+                 valid=np.ones_like(h, dtype=bool))  # fmt: skip
+    assert (kink_at(lad, 0, 1e-20) is not None) == kink
