@@ -483,3 +483,69 @@ def test_a_kink_gap_must_stay_between_both_pairs_of_the_three_finest_steps(
     lad = Ladder(h=h, fp=1.0 + (0.5 + gap) * h, fm=1.0 - 0.5 * h, hp=h, hm=h, f0=1.0,
                  valid=np.ones_like(h, dtype=bool))  # fmt: skip
     assert (kink_at(lad, 0, 1e-20) is not None) == kink
+
+
+# -- attribution: re-checks of each layer alone --------------------------------------------------
+
+
+class Embed:
+    """Integer ids → rows of a table (the ids get no gradient)."""
+
+    row_independent = True
+
+    def __init__(self) -> None:
+        self.params = {"E": np.random.default_rng(2).standard_normal((5, 3))}
+        self.grads: dict[str, np.ndarray] = {}
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return self.params["E"][x[:, 0]]
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        g = np.zeros_like(self.params["E"])
+        np.add.at(g, self.x[:, 0], dout)
+        self.grads = {"E": g}
+        return np.zeros(self.x.shape)
+
+
+def test_attribution_rechecks_every_layer_with_its_input_kind_and_restores_the_caches() -> None:
+    """Each layer is re-checked on its own cached input with the upstream gradient it got:
+    integer ids at layer 0 are ids only when the check took them as ids (``discrete``); a
+    re-check that raises is a note, never a verdict; the network's caches are those of the
+    unperturbed pass afterwards."""
+    from gradcheck_cli import check_network
+    from gradcheck_cli.engine.network import Network
+    from gradcheck_cli.layers.losses import WeightedSum
+    from gradcheck_cli.verdict.attribution import with_attribution
+
+    ids = np.array([[0], [3], [1], [3]])
+    g = np.random.default_rng(0).standard_normal((4, 3))
+    net = Network([Embed(), Fn(np.tanh, lambda v: 1 - np.tanh(v) ** 2)], WeightedSum(g), x=ids,
+                  trusted=[False, False], discrete=True)  # fmt: skip
+    result = check_network(net, attribute=False)
+    assert result.passed
+    net.loss_value(ids)
+    before = [np.array(a, copy=True) for a in net.inputs]
+    seen: list[tuple[int, bool, np.ndarray, np.ndarray]] = []
+
+    def check_one(single: Network) -> Any:
+        seen.append((len(seen), single.discrete, np.asarray(single.x), single.loss.g))
+        if len(seen) == 2:
+            raise ValueError("boom\nmore")
+        return check_network(single, attribute=False)
+
+    net.loss_value(ids + 1)  # caches elsewhere: attribution starts from the unperturbed pass
+    out = with_attribution(result, net, check_one, discrete=True)
+    assert [s[1] for s in seen] == [True, False]
+    np.testing.assert_array_equal(seen[0][2], ids)
+    np.testing.assert_array_equal(seen[1][2], before[1])  # layer 1 on its cached input
+    np.testing.assert_array_equal(seen[1][3], g)  # with the upstream gradient it got
+    assert out.attribution == ()
+    assert out.notes[-1] == ("attribution: layer 1 (Fn) could not be re-checked alone (boom); "
+                             "the verdict above stands")  # fmt: skip
+    assert out.passed == result.passed
+    for a, b in zip(net.inputs, before, strict=True):
+        np.testing.assert_array_equal(a, b)
+    seen.clear()
+    with_attribution(result, net, lambda s: seen.append((0, s.discrete, s.x, s.x)) or result)
+    assert [s[1] for s in seen] == [False, False]  # ids not taken as ids by the check
