@@ -549,3 +549,31 @@ def test_attribution_rechecks_every_layer_with_its_input_kind_and_restores_the_c
     seen.clear()
     with_attribution(result, net, lambda s: seen.append((0, s.discrete, s.x, s.x)) or result)
     assert [s[1] for s in seen] == [False, False]  # ids not taken as ids by the check
+
+
+def test_missing_slices_are_named_as_a_user_reads_them() -> None:
+    """Whole slices where the gradient is 0: columns of a matrix, a channel of NCHW, an index of
+    another axis; scattered entries beyond five are elided with '…'."""
+    n = _n((4, 5))
+    a = n.copy()
+    a[:, [1, 3]] = 0.0
+    found = diagnose(a, n, np.full(n.shape, TOL), Context("W"))
+    assert found is not None and found.params == {"entries": 8, "axis": 1, "slices": [1, 3]}
+    assert "W is 0 on columns 1, 3 (axis 1) where" in found.sentence
+    n4 = _n((2, 3, 2, 2))
+    a4 = n4.copy()
+    a4[:, 2] = 0.0
+    found = diagnose(a4, n4, np.full(n4.shape, TOL), Context("x"))
+    assert found is not None and found.params == {"entries": 8, "axis": 1, "slices": [2]}
+    assert "x is 0 on channel 2 where" in found.sentence
+    n3 = _n((3, 2, 4))
+    a3 = n3.copy()
+    a3[:, :, 1] = 0.0
+    found = diagnose(a3, n3, np.full(n3.shape, TOL), Context("x"))
+    assert found is not None and "x is 0 on index 1 of axis 2 where" in found.sentence
+    flat = np.zeros(12)
+    spur = flat.copy()
+    spur[[0, 2, 4, 6, 8, 10, 11]] = 1.0
+    found = diagnose(spur, flat, np.full(12, TOL), Context("b"))
+    assert found is not None and found.kind == "spurious"
+    assert "b is nonzero at 7 entries: [0], [2], [4], [6], [8], … where" in found.sentence
