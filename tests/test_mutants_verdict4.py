@@ -577,3 +577,87 @@ def test_missing_slices_are_named_as_a_user_reads_them() -> None:
     found = diagnose(spur, flat, np.full(12, TOL), Context("b"))
     assert found is not None and found.kind == "spurious"
     assert "b is nonzero at 7 entries: [0], [2], [4], [6], [8], … where" in found.sentence
+
+
+# -- more reported numbers and fingerprints ------------------------------------------------------
+
+
+def test_the_reported_errors_of_a_doubled_gradient_are_the_closed_form() -> None:
+    """a = 2·cos(x), n ≈ cos(x): rel_error = ‖a − n‖ / (‖a‖ + ‖n‖) = 1/3 and max_abs_error =
+    max|cos(x)|, to the estimate's accuracy."""
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 5))
+    res = check_layer(Fn(np.sin, lambda v: 2 * np.cos(v)), x, seed=0, dout=np.ones_like(x))
+    (p,) = res.params
+    assert p.rel_error == pytest.approx(1 / 3, rel=1e-6)
+    assert p.max_abs_error == pytest.approx(float(np.abs(np.cos(x)).max()), rel=1e-6)
+
+
+def test_entries_at_a_kink_are_shown_within_their_claim() -> None:
+    """A ReLU whose backward sends 1 at x == 0 (a one-sided slope): the kink entries disagree
+    with the central difference (1/2) by far more than the tolerance, yet their reported ratio
+    |a − n|/tol is capped at 1 — their claim is the slopes, which they satisfy."""
+    x = np.array([[0.0, 0.7, -0.4, 0.0], [1.2, 0.0, -2.0, 0.3]])
+    res = check_layer(ScaledRelu(1.0), x, seed=0, dout=np.ones_like(x))
+    (p,) = res.params
+    assert p.verdict == "kink" and p.ratios is not None
+    at = x == 0
+    np.testing.assert_array_equal(p.ratios[at], 1.0)
+    assert np.all(p.ratios[~at] <= 1.0)
+
+
+def test_an_unnamed_factor_holds_the_plain_tolerance_below_one() -> None:
+    """a = 0.37·n + δ: an unnamed factor below 1 scales no tolerance (max(1, |c|) = 1): δ of
+    0.5·tol is a scale, 5·tol is not."""
+    n = _n((4, 5))
+    sign = np.where(np.random.default_rng(1).random(n.shape) < 0.5, -1.0, 1.0)
+    ok = diagnose(0.37 * n + 0.5 * TOL * sign, n, np.full(n.shape, TOL), Context("W", batch=4))
+    assert ok is not None and ok.kind == "scale" and "factor" in ok.params
+    off = diagnose(0.37 * n + 5 * TOL * sign, n, np.full(n.shape, TOL), Context("W", batch=4))
+    assert off is None or off.kind != "scale", off
+
+
+def test_a_non_square_matrix_in_the_transposed_order_is_a_layout_not_a_transpose() -> None:
+    n = _n((3, 4))
+    found = diagnose(np.ascontiguousarray(n.T).reshape(3, 4), n, np.full(n.shape, TOL),
+                     Context("W"))  # fmt: skip
+    assert found is not None and found.kind == "layout", found
+    assert found.params == {"map": "numeric.transpose(1, 0).reshape(3, 4)"}
+
+
+def test_an_axis_offset_is_fitted_from_the_entries_that_are_not_kinks() -> None:
+    """Offsets per column of a (2, 3) tensor, the entry [1, 2] a kink (tolerance inf, not used):
+    column 2's offset is its one used entry's, and the offset model explains it exactly."""
+    rng = np.random.default_rng(0)
+    n = rng.uniform(0.5, 2, (2, 3))
+    a = n + np.array([0.3, 0.6, 0.9])
+    tol = np.full(n.shape, TOL)
+    tol[1, 2] = np.inf
+    found = diagnose(a, n, tol, Context("W"))
+    assert found is not None and found.kind == "axis" and found.params == {"axis": 0}, found
+
+
+@pytest.mark.parametrize("agree, contradicted", [(5e-4, True), (2e-3, False)])
+def test_a_noise_level_is_contradicted_at_a_thousandth_of_it(
+    agree: float, contradicted: bool
+) -> None:
+    """Neighbouring estimates that agree to `agree` × the claimed noise (in |ΔD|/(1/h + 1/h'))
+    over three pairs in a row contradict it below 1e-3, not above."""
+    from gradcheck_cli.verdict.steps import Ladder, verified_noise
+
+    h = 1e-6 * 4.0 ** np.arange(5)[None, :]
+    d = 1.0 + 1e-12 * (np.arange(5)[None, :] + 1)
+    lad = Ladder(h=h, fp=d * h, fm=-d * h, hp=h, hm=h, f0=0.0, valid=np.ones_like(h, dtype=bool))
+    biggest = 1e-12 * h[0, 2] * 4 / 5  # the largest |ΔD|/(1/h + 1/h') of the first run
+    _, trusted = verified_noise(lad, biggest / agree, 2.0**-53)
+    assert trusted[0] == (not contradicted)
+
+
+def test_a_zero_noise_level_is_never_contradicted() -> None:
+    """ε_f = 0 (nothing measured): estimates agreeing exactly (|ΔD| = 0) are no contradiction."""
+    from gradcheck_cli.verdict.steps import Ladder, verified_noise
+
+    h = 1e-6 * 4.0 ** np.arange(5)[None, :]
+    lad = Ladder(h=h, fp=0.5 * h, fm=-0.5 * h, hp=h, hm=h, f0=0.0,
+                 valid=np.ones_like(h, dtype=bool))  # fmt: skip
+    eps, trusted = verified_noise(lad, 0.0, 2.0**-53)
+    assert trusted[0] and eps[0] == 0.0
