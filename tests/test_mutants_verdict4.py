@@ -661,3 +661,10 @@ def test_a_zero_noise_level_is_never_contradicted() -> None:
                  valid=np.ones_like(h, dtype=bool))  # fmt: skip
     eps, trusted = verified_noise(lad, 0.0, 2.0**-53)
     assert trusted[0] and eps[0] == 0.0
+
+
+def test_a_two_entry_gradient_in_reverse_order_is_a_flip() -> None:
+    n = np.array([0.7, -1.3])
+    found = diagnose(n[::-1].copy(), n, np.full(2, TOL), Context("b"))
+    assert found is not None and found.kind == "layout", found
+    assert found.params == {"map": "numeric flipped along axes (0,)"}
