@@ -668,3 +668,51 @@ def test_a_two_entry_gradient_in_reverse_order_is_a_flip() -> None:
     found = diagnose(n[::-1].copy(), n, np.full(2, TOL), Context("b"))
     assert found is not None and found.kind == "layout", found
     assert found.params == {"map": "numeric flipped along axes (0,)"}
+
+
+class WrongDx(Affine):
+    """A correct dW, db and a dx of the wrong shape (the chain is broken below it)."""
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        super().backward(dout)
+        return np.zeros((2, 2))
+
+
+def test_a_wrong_shaped_dx_fails_the_input_and_the_parameters_are_still_judged() -> None:
+    """The input jitter measures dW and db; dx is a reason, not an array, in every run: it is
+    left out (no crash), the input fails with the reason, W and b pass."""
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 3))
+    res = check_layer(WrongDx("float64"), x, seed=0)
+    verdicts = {p.name: (p.verdict, p.reason) for p in res.params}
+    assert verdicts["input"] == ("fail", "layer 0 (WrongDx).backward returned dx of shape (2, 2), "
+                                 "expected the input's shape (4, 3)")  # fmt: skip
+    assert verdicts["0.WrongDx.W"][0] == "pass" and verdicts["0.WrongDx.b"][0] == "pass"
+
+
+class Window:
+    """out = x + 1[|θ + 1.5| < 0.1]: reads θ, but only a value near −1.5 changes the output."""
+
+    row_independent = True
+
+    def __init__(self) -> None:
+        self.params = {"t": np.full(3, 0.5)}
+        self.grads: dict[str, np.ndarray] = {}
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return x + (np.abs(self.params["t"] + 1.5) < 0.1)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return dout
+
+
+def test_the_not_read_probe_replaces_theta_by_minus_theta_minus_one() -> None:
+    """At θ = 0.5 the replacements 2θ + 1 = 2 and 0 leave this output unchanged; −θ − 1 = −1.5
+    changes it: the parameter is read (no contract failure)."""
+    from gradcheck_cli.engine.network import Network, ParamRef
+    from gradcheck_cli.engine.numeric import Perturber
+    from gradcheck_cli.layers.losses import WeightedSum
+    from gradcheck_cli.verdict.floors import not_read
+
+    x = np.array([[1.0, 2.0, 3.0]])
+    net = Network([Window()], WeightedSum(np.ones_like(x)), x=x, trusted=[False])
+    assert not_read(Perturber(net, x), ParamRef("t", 0, "t"), (3,)) is None
