@@ -716,3 +716,21 @@ def test_the_not_read_probe_replaces_theta_by_minus_theta_minus_one() -> None:
     x = np.array([[1.0, 2.0, 3.0]])
     net = Network([Window()], WeightedSum(np.ones_like(x)), x=x, trusted=[False])
     assert not_read(Perturber(net, x), ParamRef("t", 0, "t"), (3,)) is None
+
+
+def test_the_rounding_floor_counts_the_terms_the_loss_sums() -> None:
+    """L = Σ g ⊙ pred with pred = 1 and g = ±1 cancelling exactly: L = 0 and max|pred| = 1,
+    but the loss summed 20 terms of size 1: the floor is u·Σ|pred ⊙ g| = 20u."""
+    from gradcheck_cli.engine.network import Network
+    from gradcheck_cli.engine.numeric import Perturber
+    from gradcheck_cli.layers.losses import WeightedSum
+    from gradcheck_cli.verdict.noise import rounding_floor
+
+    x = np.ones((4, 5))
+    g = np.where(np.arange(20).reshape(4, 5) % 2 == 0, 1.0, -1.0)
+    net = Network([Fn(lambda v: v, np.ones_like)], WeightedSum(g), x=x, trusted=[False])
+    net.loss_value(x)
+    net.backward()
+    pert = Perturber(net, x)
+    assert float(pert.f0) == 0.0
+    assert rounding_floor(pert, 2.0**-53) == 20 * 2.0**-53
