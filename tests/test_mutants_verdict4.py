@@ -734,3 +734,63 @@ def test_the_rounding_floor_counts_the_terms_the_loss_sums() -> None:
     pert = Perturber(net, x)
     assert float(pert.f0) == 0.0
     assert rounding_floor(pert, 2.0**-53) == 20 * 2.0**-53
+
+
+# -- kink evidence bounds, the wide stencil's announced work -------------------------------------
+
+
+def _kink_ladder(right: float, left: float) -> Any:
+    """L(θ) = right·θ for θ > 0, left·θ below, at θ = 0 over steps 1e-8·4^j, finest first."""
+    from gradcheck_cli.verdict.steps import Ladder
+
+    h = 1e-8 * 4.0 ** np.arange(6)[None, :]
+    return Ladder(h=h, fp=right * h, fm=-left * h, hp=h, hm=h, f0=0.0,
+                  valid=np.ones_like(h, dtype=bool))  # fmt: skip
+
+
+def test_a_kink_gap_is_resolvable_above_twenty_noise_over_h() -> None:
+    """Gap 1 between the one-sided slopes: resolvable at step h when 1 > 10·2·ε_f/h. With ε_f
+    just below h₃/20 the steps h₃, h₄, h₅ resolve it (a kink); just above, only two do (none)."""
+    from gradcheck_cli.verdict.steps import kink_at
+
+    lad = _kink_ladder(1.0, 0.0)
+    h3 = float(lad.h[0, 3])
+    assert kink_at(lad, 0, h3 / 20 * 0.99) is not None
+    assert kink_at(lad, 0, h3 / 20 * 1.01) is None
+
+
+def test_a_kinks_slopes_error_is_the_noise_term_when_the_slopes_do_not_move() -> None:
+    """Slopes 1 | −0.5 exactly at every step (nothing moves from step to step): the error bound
+    is 10·2·ε_f/h at the finest resolvable step, no truncation term."""
+    from gradcheck_cli.verdict.steps import kink_at
+
+    lad = _kink_ladder(1.0, -0.5)
+    noise = 1e-12
+    found = kink_at(lad, 0, noise)
+    assert found is not None
+    lo, hi, err = found
+    assert (lo, hi) == pytest.approx((-0.5, 1.0), rel=1e-6, abs=0)
+    assert err == pytest.approx(20 * noise / float(lad.h[0, 0]), rel=1e-9, abs=0)
+
+
+def test_the_wide_stencil_announces_the_evaluations_it_makes() -> None:
+    """wide_evaluations(n) — what the progress total grows by — is exactly the loss evaluations
+    wide() then makes for n entries."""
+    from gradcheck_cli.engine.network import Network
+    from gradcheck_cli.engine.numeric import Perturber
+    from gradcheck_cli.layers.losses import WeightedSum
+    from gradcheck_cli.verdict.wide import wide, wide_evaluations
+
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 3))
+    net = Network([Fn(np.sin, np.cos)], WeightedSum(np.ones_like(x)), x=x, trusted=[False])
+    pert = Perturber(net, x)
+    made = [0]
+    losses = pert.losses
+
+    def counted(ref: Any, indices: np.ndarray, offsets: np.ndarray) -> Any:
+        made[0] += len(indices) * np.shape(offsets)[-1]
+        return losses(ref, indices, offsets)
+
+    pert.losses = counted  # type: ignore[method-assign]
+    wide(pert, net.parameters()[0], np.array([0, 2, 5]), 0.0, 2.0**-53)
+    assert made[0] == wide_evaluations(3)
