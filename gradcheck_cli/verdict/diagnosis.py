@@ -132,9 +132,7 @@ def _constants(ctx: Context) -> list[tuple[float, str, str]]:
             (1.0 / n, f" = 1/N (N = {n}, the batch size)", "did you average over the batch where "
              "the loss sums?"),
         ]  # fmt: skip
-    if ctx.outputs and ctx.outputs > 2 and ctx.outputs != ctx.batch and not any(
-        ctx.outputs == m for m, _ in ctx.sizes
-    ):
+    if ctx.outputs:  # last: a size, the batch or a generic 2 (½) of the same value wins
         m = ctx.outputs
         out += [
             (float(m), ", the number of output elements", "a missing 1/n of a loss that averages "
