@@ -794,3 +794,16 @@ def test_the_wide_stencil_announces_the_evaluations_it_makes() -> None:
     pert.losses = counted  # type: ignore[method-assign]
     wide(pert, net.parameters()[0], np.array([0, 2, 5]), 0.0, 2.0**-53)
     assert made[0] == wide_evaluations(3)
+
+
+def test_a_contradicting_run_shows_the_largest_of_its_three_pairs() -> None:
+    """Four levels (one run of three pairs) with |ΔD| = δ, δ, δ/16: the pairs show
+    |ΔD|/(1/h + 1/h') = 0.8δ·(h₀, 4h₀, h₀) — the middle pair the largest; that is the level."""
+    from gradcheck_cli.verdict.steps import Ladder, verified_noise
+
+    h = 1e-6 * 4.0 ** np.arange(4)[None, :]
+    d = 1.0 + 1e-12 * np.array([[0.0, 1.0, 2.0, 2.0 + 1 / 16]])
+    lad = Ladder(h=h, fp=d * h, fm=-d * h, hp=h, hm=h, f0=0.0, valid=np.ones_like(h, dtype=bool))
+    eps, trusted = verified_noise(lad, 1.0, 2.0**-53)
+    assert not trusted[0]
+    np.testing.assert_allclose(eps[0], 0.8e-12 * h[0, 1], rtol=1e-3)
