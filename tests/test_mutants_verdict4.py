@@ -807,3 +807,66 @@ def test_a_contradicting_run_shows_the_largest_of_its_three_pairs() -> None:
     eps, trusted = verified_noise(lad, 1.0, 2.0**-53)
     assert not trusted[0]
     np.testing.assert_allclose(eps[0], 0.8e-12 * h[0, 1], rtol=1e-3)
+
+
+# -- second sample (seed 29) ----------------------------------------------------------------------
+
+
+def test_two_entries_off_by_a_common_factor_are_not_called_an_indexing_bug() -> None:
+    """Only two entries matter (the rest 0) and both are 3× (within 3·tol, the tolerance scaled
+    like the model): a scale explains them as well as 'confined to two entries' does, and two
+    entries cannot confirm a factor: no fingerprint at all."""
+    n = np.zeros((3, 3))
+    n[0, 0], n[1, 1] = 1.0, -1.5
+    a = 3 * n
+    a[0, 0] += 2 * TOL
+    a[1, 1] += 2 * TOL
+    assert diagnose(a, n, np.full((3, 3), TOL), Context("W")) is None
+
+
+def test_a_parameter_of_another_shape_is_no_basis_for_a_decay_term() -> None:
+    rng = np.random.default_rng(0)
+    n = rng.uniform(0.5, 2, (4, 5))
+    theta = rng.uniform(0.5, 2, (5, 4))
+    found = diagnose(n + 0.01 * theta.T, n, np.full((4, 5), TOL), Context("W", theta=theta))
+    assert found is None or found.kind != "param_term", found
+
+
+def test_three_whole_wrong_rows_are_not_few_even_on_a_long_axis() -> None:
+    """Rows 1, 4, 7 of 9 wrong: at most two whole slices are 'a few'."""
+    n = np.random.default_rng(0).uniform(0.5, 2, (9, 4))
+    a = n.copy()
+    a[[1, 4, 7]] += np.linspace(0.5, 1.5, 4)
+    found = diagnose(a, n, np.full(n.shape, TOL), Context("W"))
+    assert found is None or found.kind != "few_entries", found
+
+
+def test_the_rounding_floor_holds_the_largest_prediction() -> None:
+    """L = Σ g ⊙ pred with g = 1e-3: |L| and Σ|pred ⊙ g| are small; the loss still rounds on
+    numbers as large as max|pred| = 4: the floor is u·4."""
+    from gradcheck_cli.engine.network import Network
+    from gradcheck_cli.engine.numeric import Perturber
+    from gradcheck_cli.layers.losses import WeightedSum
+    from gradcheck_cli.verdict.noise import rounding_floor
+
+    x = np.array([[0.5, 4.0, -0.25], [1.0, 0.125, 2.0]])
+    g = np.full_like(x, 1e-3)
+    net = Network([Fn(lambda v: v, np.ones_like)], WeightedSum(g), x=x, trusted=[False])
+    net.loss_value(x)
+    net.backward()
+    assert rounding_floor(Perturber(net, x), 2.0**-53) == 4 * 2.0**-53
+
+
+def test_a_kinks_error_includes_how_far_the_left_slope_moves() -> None:
+    """Right slope 1 exactly, left L(−h) = 0.5h + c·h², so the left one-sided slope is −0.5 − c·h
+    and moves by 3c·h between the two finest steps: the bound is 20·ε_f/h₀ + 3·3c·h₀."""
+    from gradcheck_cli.verdict.steps import Ladder, kink_at
+
+    c, noise = 1e3, 1e-12
+    h = 1e-8 * 4.0 ** np.arange(6)[None, :]
+    lad = Ladder(h=h, fp=h, fm=0.5 * h + c * h**2, hp=h, hm=h, f0=0.0,
+                 valid=np.ones_like(h, dtype=bool))  # fmt: skip
+    found = kink_at(lad, 0, noise)
+    assert found is not None
+    h0 = float(h[0, 0])
+    assert found[2] == pytest.approx(20 * noise / h0 + 3 * 3 * c * h0, rel=1e-6, abs=0)
