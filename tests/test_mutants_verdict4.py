@@ -870,3 +870,22 @@ def test_a_kinks_error_includes_how_far_the_left_slope_moves() -> None:
     assert found is not None
     h0 = float(h[0, 0])
     assert found[2] == pytest.approx(20 * noise / h0 + 3 * 3 * c * h0, rel=1e-6, abs=0)
+
+
+def test_attribution_without_a_stored_input_restores_the_caches_of_the_last_pass() -> None:
+    """A network built without x: attribution re-checks from the caches of the last pass and
+    leaves them as they were (layer 0 fed its own cached input again)."""
+    from gradcheck_cli.engine.network import Network
+    from gradcheck_cli.layers.losses import WeightedSum
+    from gradcheck_cli.verdict.attribution import with_attribution
+
+    x = np.random.default_rng(0).uniform(-1, 1, (3, 4))
+    layers = [Fn(np.tanh, lambda v: 1 - np.tanh(v) ** 2), Fn(np.sin, np.cos)]
+    net = Network(layers, WeightedSum(np.ones_like(x)), trusted=[False, False])
+    net.loss_value(x)
+    net.backward()
+    before = [np.array(a, copy=True) for a in net.inputs]
+    result = check_layer(layers[0], x, seed=0)  # any result: attribution only adds to it
+    with_attribution(result, net, lambda single: result)
+    for got, want in zip(net.inputs, before, strict=True):
+        np.testing.assert_array_equal(got, want)
