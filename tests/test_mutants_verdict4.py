@@ -889,3 +889,16 @@ def test_attribution_without_a_stored_input_restores_the_caches_of_the_last_pass
     with_attribution(result, net, lambda single: result)
     for got, want in zip(net.inputs, before, strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+def test_a_bend_finer_than_the_ladder_is_resolved_by_extending_it() -> None:
+    """sin(kx)/k, k = 1e7, near 0: resolving cos(kx) to 1e-6 needs steps ≲ 1e-10, below the
+    ladder's 4e-10: the ladder is extended for the entries not resolved, and the correct
+    gradient passes."""
+    k = 1e7
+    x = np.random.default_rng(0).uniform(-1e-3, 1e-3, (4, 5))
+    res = check_layer(Fn(lambda v: np.sin(k * v) / k, lambda v: np.cos(k * v)), x, seed=0,
+                      dout=np.ones_like(x))  # fmt: skip
+    (p,) = res.params
+    assert p.verdict == "pass" and res.passed, (p.verdict, p.worst[:1])
+    assert min(e.step for e in p.worst) < 4e-10
