@@ -902,3 +902,32 @@ def test_a_bend_finer_than_the_ladder_is_resolved_by_extending_it() -> None:
     (p,) = res.params
     assert p.verdict == "pass" and res.passed, (p.verdict, p.worst[:1])
     assert min(e.step for e in p.worst) < 4e-10
+
+
+def test_the_judge_announces_the_noise_search_it_runs() -> None:
+    """The progress total grows by exactly the loss evaluations the noise measurement makes:
+    the precision probes (one each, as they run), the first table before the search and the
+    rest after it."""
+    from gradcheck_cli.engine.network import Network
+    from gradcheck_cli.engine.numeric import Perturber
+    from gradcheck_cli.layers.losses import WeightedSum
+    from gradcheck_cli.options import CheckOptions
+    from gradcheck_cli.verdict.judge import Judge
+
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 3))
+    net = Network([Fn(np.sin, np.cos)], WeightedSum(np.ones_like(x)), x=x, trusted=[False])
+    pert = Perturber(net, x)
+    made = [0]
+    along = pert.along
+
+    def counted(ref: Any, v: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        made[0] += len(steps)
+        return along(ref, v, steps)
+
+    pert.along = counted  # type: ignore[method-assign]
+    judge = Judge(pert, CheckOptions().resolved("float64"), "float64", "float64")
+    grown: list[int] = []
+    judge.grow = grown.append
+    level = judge.noise(net.parameters()[0])
+    assert level.evaluations > 6  # several tables
+    assert sum(grown) == made[0]  # the search's tables and the precision probes before it
