@@ -931,3 +931,29 @@ def test_the_judge_announces_the_noise_search_it_runs() -> None:
     level = judge.noise(net.parameters()[0])
     assert level.evaluations > 6  # several tables
     assert sum(grown) == made[0]  # the search's tables and the precision probes before it
+
+
+@pytest.mark.parametrize("k", [1e3, 1e6])
+def test_the_judge_announces_every_evaluation_beyond_the_first_look(k: float) -> None:
+    """sin(kx)/k: every entry needs a second look (k = 1e6: the ladder is extended too). The
+    progress total grows by exactly the loss evaluations made beyond the first look's two per
+    entry (which the plan counted)."""
+    from gradcheck_cli.engine.network import Network
+    from gradcheck_cli.engine.numeric import Perturber
+    from gradcheck_cli.layers.losses import WeightedSum
+    from gradcheck_cli.options import CheckOptions
+    from gradcheck_cli.verdict.judge import Judge
+
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 3))
+    net = Network([Fn(lambda v: np.sin(k * v) / k, lambda v: np.cos(k * v))],
+                  WeightedSum(np.ones_like(x)), x=x, trusted=[False])  # fmt: skip
+    pert = Perturber(net, x)
+    made = [0]
+    pert.progress = lambda n: made.__setitem__(0, made[0] + n)
+    judge = Judge(pert, CheckOptions().resolved("float64"), "float64", "float64")
+    grown: list[int] = []
+    judge.grow = grown.append
+    ref = net.parameters()[0]
+    res = judge(ref, x.shape, np.cos(k * x), np.arange(x.size))
+    assert res.refined == x.size
+    assert sum(grown) == made[0] - 2 * x.size
