@@ -957,3 +957,13 @@ def test_the_judge_announces_every_evaluation_beyond_the_first_look(k: float) ->
     res = judge(ref, x.shape, np.cos(k * x), np.arange(x.size))
     assert res.refined == x.size
     assert sum(grown) == made[0] - 2 * x.size
+
+
+def test_a_search_between_a_domain_edge_and_a_flat_loss_gives_up_after_six_tables() -> None:
+    """L not finite at the starting step (the table crosses a domain edge), flat at 1/100 of it:
+    the search climbs back ×100 from the flat table and retreats ÷100 from the edge; after
+    NOISE_SEARCH = 6 tables with no level it stops at the rounding floor (36 evaluations)."""
+    h0 = 1e-3
+    found = _search_on(lambda h: np.nan if h > h0 / 2 else 0.0, h0)
+    assert found.measured == 0.0 and found.level == found.floor
+    assert found.evaluations == 36
