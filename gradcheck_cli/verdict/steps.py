@@ -263,12 +263,10 @@ def unreached(lad: Ladder) -> Array:
     return out
 
 
-def best(lad: Ladder, noise: Array | float, u: float, resolved: Array | None = None) -> Choice:
+def best(lad: Ladder, noise: Array | float, u: float, resolved: Array) -> Choice:
     """The step with the smallest error bound, per entry, among the levels with ``resolved``
-    evidence (all usable levels when None)."""
-    err = error_bounds(lad, noise, u)
-    if resolved is not None:
-        err = np.where(resolved, err, np.inf)
+    evidence."""
+    err = np.where(resolved, error_bounds(lad, noise, u), np.inf)
     k = np.argmin(err, axis=1)
     rows = np.arange(len(k))
     e = err[rows, k]
