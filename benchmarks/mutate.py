@@ -43,8 +43,11 @@ SHARP = "tests/test_mutants.py"
 VERDICT = [
     SHARP,
     "tests/test_mutants_verdict.py",
+    "tests/test_mutants_verdict2.py",
+    "tests/test_mutants_verdict4.py",
     "tests/test_resolution.py",
     "tests/test_verdicts.py",
+    "tests/test_edges3.py",  # a function that rounds to float32 inside (judge.quantum)
 ]
 PLAN = [
     SHARP,
@@ -84,7 +87,14 @@ COVER: dict[str, list[str]] = {
     "verdict/wide.py": VERDICT,
     "verdict/floors.py": VERDICT,
     "verdict/outcomes.py": [*VERDICT, "tests/test_mutants_report.py", "tests/test_reports.py"],
-    "verdict/diagnosis.py": [SHARP, "tests/test_mutants_verdict.py", "tests/test_diagnosis.py"],
+    "verdict/diagnosis.py": [
+        SHARP,
+        "tests/test_mutants_verdict.py",
+        "tests/test_mutants_verdict2.py",
+        "tests/test_mutants_verdict3.py",
+        "tests/test_mutants_verdict4.py",
+        "tests/test_diagnosis.py",
+    ],
     "verdict/attribution.py": [*VERDICT, "tests/test_mutants_engine.py", "tests/test_reports.py"],
     "plan/modes.py": PLAN,
     "plan/plan.py": PLAN,

@@ -288,11 +288,15 @@ class Network:
             + (f" (seen: {'; '.join(happened)})" if happened else ""),
         )
 
-    def backward(self) -> tuple[Array | str, list[dict[str, Array] | str]]:
+    def backward(self, promote: bool = False) -> tuple[Array | str, list[dict[str, Array] | str]]:
         """Backward pass after ``loss_value``. Returns (dx, per-layer grads); a string instead of
-        an array/dict says why that gradient is unavailable (a layer broke the chain)."""
+        an array/dict says why that gradient is unavailable (a layer broke the chain).
+        ``promote``: a float32 dout from the loss (e.g. WeightedSum's fixed g) enters the layers
+        as float64 (the float64 twin of a float32 network)."""
         with self.stage(f"loss ({self.loss_label}).backward"):
             dout = np.asarray(self.loss.backward())
+        if promote and dout.dtype == np.float32:
+            dout = dout.astype(np.float64)
         grads: list[dict[str, Array] | str] = [""] * len(self.layers)
         self.douts = [dout] * len(self.layers)
         broken: str | None = None

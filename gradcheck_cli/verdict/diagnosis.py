@@ -108,7 +108,7 @@ def _constants(ctx: Context) -> list[tuple[float, str, str]]:
     comes before a generic constant of the same value (2 outputs: the number of outputs, not
     the 2 of d(r²)/dr); the batch size before the other sizes."""
     out: list[tuple[float, str, str]] = []
-    for m, what in sorted(ctx.sizes, key=lambda s: s[0] == ctx.batch):
+    for m, what in ctx.sizes:
         if m == ctx.batch:
             continue  # named as the batch size below
         also = " (or an extra factor 2, e.g. d(r²)/dr = 2r applied twice?)" if m == 2 else ""
@@ -123,9 +123,7 @@ def _constants(ctx: Context) -> list[tuple[float, str, str]]:
         (2.0, "", "an extra factor 2 (e.g. d(r²)/dr = 2r applied twice)?"),
         (0.5, "", "a factor 2 missing (e.g. the 2 of d(r²)/dr = 2r)?"),
     ]
-    named = {v for v, _, _ in out}
-    batch = float(ctx.batch) if ctx.batch and ctx.batch > 2 else 0.0
-    out += [c for c in generic if c[0] not in named and c[0] != batch]
+    out += generic  # after the sizes: a size of the same value wins (_scale's sort is stable)
     if ctx.batch and ctx.batch > 2:
         n = ctx.batch
         out += [
@@ -134,9 +132,7 @@ def _constants(ctx: Context) -> list[tuple[float, str, str]]:
             (1.0 / n, f" = 1/N (N = {n}, the batch size)", "did you average over the batch where "
              "the loss sums?"),
         ]  # fmt: skip
-    if ctx.outputs and ctx.outputs > 2 and ctx.outputs != ctx.batch and not any(
-        ctx.outputs == m for m, _ in ctx.sizes
-    ):
+    if ctx.outputs:  # last: a size, the batch or a generic 2 (½) of the same value wins
         m = ctx.outputs
         out += [
             (float(m), ", the number of output elements", "a missing 1/n of a loss that averages "

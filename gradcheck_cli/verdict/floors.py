@@ -17,11 +17,13 @@ from gradcheck_cli.results import ParamResult, structural_failure
 
 def twin_gradients(net: Network) -> tuple[Any, list[Any]] | None:
     """(dx, grads) of the backward run once more on the float64 reference that the engine has
-    just evaluated (its caches are float64); None when that is not possible."""
+    just evaluated (its caches are float64), the loss's dout in float64 too (the numerics
+    upcast a float32 g of L = Σ out ⊙ g exactly: the float32 sums of the analytic side, e.g.
+    a bias's Σ dout, are part of its rounding); None when that is not possible."""
     saved = (net.douts, net.backward_nonfinite)
     try:
         with np.errstate(all="ignore"):
-            return net.backward()
+            return net.backward(promote=True)
     except Exception:  # the twin is optional: without it the analytic floor stays a bound
         return None
     finally:

@@ -85,8 +85,9 @@ class Judge:
         self.seed = 0 if opts.seed is None else opts.seed
         self._noise: dict[str, NoiseLevel] = {}
         self._quanta: dict[str, str | None] = {}
-        #: Called with the number of evaluations added beyond the plan (the progress total).
-        self.grow: Callable[[int], None] | None = None
+        #: Called with the number of evaluations added beyond the plan (the progress total);
+        #: the checker sets its plan's.
+        self.grow: Callable[[int], None] = lambda n: None
         #: The same backward run on the float64 reference (float32 networks): the difference is
         #: the measured rounding of the float32 forward + backward, not a guess from magnitudes.
         self._twin = twin_gradients(pert.net) if numeric_dtype != dtype else None
@@ -104,8 +105,7 @@ class Judge:
             theta = self.pert.array(ref)
             if self.method != "complex" and theta.dtype == np.float64:
                 def loss_at(v: Array) -> float:
-                    if self.grow is not None:
-                        self.grow(1)  # each probe is one loss evaluation, counted as it runs
+                    self.grow(1)  # each probe is one loss evaluation, counted as it runs
                     return float(np.real(self.pert.along(ref, v - theta, np.ones(1))[0]))
 
                 self._quanta[ref.name] = input_quantum(
@@ -119,13 +119,11 @@ class Judge:
         rounding floor is that precision's."""
         if ref.name not in self._noise:
             low = self.quantum(ref) if self.method != "complex" else None
-            if self.grow is not None:
-                self.grow(6)  # at least one table (more are counted as they run)
+            self.grow(6)  # at least one table (more are counted as they run)
             u = UNIT_ROUNDOFF[low or self.numeric_dtype]
             h0 = min(self.eps, 1e-3) / 10 if self.method != "complex" else 1e-6
             self._noise[ref.name] = measure_noise(self.pert, ref, h0, u, self.seed)
-            if self.grow is not None:
-                self.grow(self._noise[ref.name].evaluations - 6)
+            self.grow(self._noise[ref.name].evaluations - 6)
         return self._noise[ref.name]
 
     def __call__(
@@ -207,8 +205,7 @@ class Judge:
             need = need[np.argsort(-worst[need], kind="stable")]
             for lo in range(0, len(need), SECOND_LOOK_CHUNK):
                 part = need[lo : lo + SECOND_LOOK_CHUNK]
-                if self.grow is not None:
-                    self.grow(2 * LEVELS * len(part))
+                self.grow(2 * LEVELS * len(part))
                 look = second_look(self, ref, idx[part], a[part], floor[part], eps_f, want[part])
                 n[part], error[part], step[part] = look.numeric, look.error, look.step
                 status[part], labels[part] = look.status, look.labels

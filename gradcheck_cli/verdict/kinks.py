@@ -76,8 +76,7 @@ def second_look(
     n, err, step = choice.numeric.copy(), choice.error.copy(), choice.step.copy()
     low = np.flatnonzero(~(err <= need) & (need > 0))
     if len(low):
-        if judge.grow is not None:
-            judge.grow(wide_evaluations(len(low)))
+        judge.grow(wide_evaluations(len(low)))
         alt = wide(judge.pert, ref, idx[low], eps[low], u, quantum)
         better = alt.error < err[low]
         sel = low[better]
@@ -136,8 +135,7 @@ def extend(
         rows = np.flatnonzero(open_)
         if not len(rows):
             break
-        if judge.grow is not None:
-            judge.grow(2 * EXTEND_BY * len(rows))
+        judge.grow(2 * EXTEND_BY * len(rows))
         part = ladder(judge.pert, ref, idx[rows], LEVELS + done, EXTEND_BY, quantum)
         shape = (len(idx), EXTEND_BY)
         fine = Ladder(

@@ -229,7 +229,7 @@ def verified_noise(lad: Ladder, noise: float, u: float, floor: float = 0.0) -> t
     n = d.shape[0]
     out = np.full(n, float(noise))
     trusted = np.ones(n, dtype=bool)
-    if d.shape[1] < 4 or noise <= 0:
+    if noise <= 0:  # (fewer than 4 levels: no three pairs in a row, nothing contradicts it)
         return out, trusted
     with np.errstate(divide="ignore", invalid="ignore"):
         inv = 1 / lad.h[:, :-1] + 1 / lad.h[:, 1:]
@@ -254,8 +254,6 @@ def unreached(lad: Ladder) -> Array:
     L converges there (≈ 1×), and noise scatters."""
     d = lad.central
     out = np.zeros(d.shape[0], dtype=bool)
-    if d.shape[1] < 3:
-        return out
     three = lad.valid[:, :-2] & lad.valid[:, 1:-1] & lad.valid[:, 2:]
     for r in np.flatnonzero(three.any(axis=1)):
         f = int(np.argmax(three[r]))  # the finest run of three usable levels
@@ -265,12 +263,10 @@ def unreached(lad: Ladder) -> Array:
     return out
 
 
-def best(lad: Ladder, noise: Array | float, u: float, resolved: Array | None = None) -> Choice:
+def best(lad: Ladder, noise: Array | float, u: float, resolved: Array) -> Choice:
     """The step with the smallest error bound, per entry, among the levels with ``resolved``
-    evidence (all usable levels when None)."""
-    err = error_bounds(lad, noise, u)
-    if resolved is not None:
-        err = np.where(resolved, err, np.inf)
+    evidence."""
+    err = np.where(resolved, error_bounds(lad, noise, u), np.inf)
     k = np.argmin(err, axis=1)
     rows = np.arange(len(k))
     e = err[rows, k]
