@@ -247,3 +247,74 @@ def test_auto_does_not_check_every_entry_of_a_large_table_read_as_a_whole() -> N
     assert ops[0] >= 1_000_000
     est = choose([pert.array(r).size for r in refs], ops, samples=16, probes=2)
     assert est.chosen != "full" and est.full > est.directional
+
+
+# -- plan/modes.py preflight_plan: what the time limit counts, per mode ---------------------------
+
+
+def _wide() -> Network:
+    """x (6, 32) → linear 64 → linear 4: tensors of 192 (input), 2,048, 64, 256 and 4 entries
+    (2,564 in all: a full check is 5,128 evaluations, over the 2,000 that are never timed)."""
+    from gradcheck_cli import make_layer
+    from gradcheck_cli.layers.losses import SoftmaxCrossEntropy
+
+    rng = np.random.default_rng(0)
+    layers = [make_layer("linear", (32,), rng, out=64), make_layer("linear", (64,), rng, out=4)]
+    x = rng.standard_normal((6, 32))
+    return Network(
+        layers, SoftmaxCrossEntropy(), x=x, target=rng.integers(0, 4, 6), trusted=[True] * 2
+    )
+
+
+def _pilot(monkeypatch: pytest.MonkeyPatch, asked: list[float | None]) -> None:
+    """Inject the pilot (no clock): 1 ms per entry, and 1 s per entry of second looks when it is
+    asked to foresee them (a resolution), as the real pilot does for a tensor it cannot
+    resolve at first."""
+    from gradcheck_cli.plan import timing
+
+    def fake(pert: object, refs: list[object], **kw: object) -> timing.Timing:
+        res = kw["resolution"]
+        asked.append(res)  # type: ignore[arg-type]
+        n = len(refs)
+        looks = (1.0 if res is not None else 0.0,) * n
+        return timing.Timing((1e-3,) * n, (1e-3,) * n, n, 0.0, looks, (0.0,) * n)
+
+    monkeypatch.setattr(timing, "time_engine", fake)
+
+
+def _preflight(net: Network, **given: object):
+    from gradcheck_cli.options import CheckOptions
+    from gradcheck_cli.plan.modes import preflight_plan
+
+    how = preflight_plan(CheckOptions.build(**given))
+    return preflight(net, inputs=True, limits=Limits(max_seconds=60), **how)
+
+
+def test_a_full_check_too_slow_for_the_limit_is_refused_unless_a_budget_bounds_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--mode full counts every entry (2,564 × 2 evaluations, timed) and foresees second looks:
+    ~43 minutes, refused under a 60 s limit; with --budget the check bounds its own time and is
+    not timed."""
+    asked: list[float | None] = []
+    _pilot(monkeypatch, asked)
+    with pytest.raises(LimitError, match=r"2,564 entries × 2 loss"):
+        _preflight(_wide(), mode="full")
+    assert asked and asked[0] is not None
+    cost = _preflight(_wide(), mode="full", budget=10.0)
+    assert cost.entries == 2564 and cost.seconds == 0
+
+
+def test_directional_probes_count_min_of_probes_and_size_and_foresee_no_second_looks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--mode directional --probes 3: 3 directions per tensor (15), never timed. With 1,000
+    probes per tensor (1,000 + 192 + 64 + 256 + 4 = 1,516 entries: timed) the pilot is not asked
+    for second looks (probes take none): ~1.5 s of engine, within 60 s."""
+    asked: list[float | None] = []
+    _pilot(monkeypatch, asked)
+    assert _preflight(_wide(), mode="directional", probes=3).entries == 15
+    assert asked == []
+    cost = _preflight(_wide(), mode="directional", probes=1000)
+    assert cost.entries == 1516 and asked == [None]
+    assert 0 < cost.seconds < 60
