@@ -103,7 +103,7 @@ COVER: dict[str, list[str]] = {
     "plan/directional.py": [FRESH, *PLAN],
     "plan/localise.py": PLAN,
     "plan/limits.py": [FRESH, *PLAN, "tests/test_bad_inputs.py"],
-    "plan/passes.py": PASSES,
+    "plan/passes.py": [FRESH, *PASSES],
     "plan/timing.py": PLAN,
     "engine/draws.py": [SHARP, "tests/test_mutants_plan.py", "tests/test_modes.py"],
     "engine/probes.py": [FRESH, *ENGINE],

@@ -7,6 +7,7 @@ counted work of a parameter that maps onto no output axis."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -282,7 +283,7 @@ def _pilot(monkeypatch: pytest.MonkeyPatch, asked: list[float | None]) -> None:
     monkeypatch.setattr(timing, "time_engine", fake)
 
 
-def _preflight(net: Network, **given: object):
+def _preflight(net: Network, **given: Any):
     from gradcheck_cli.options import CheckOptions
     from gradcheck_cli.plan.modes import preflight_plan
 
@@ -318,3 +319,46 @@ def test_directional_probes_count_min_of_probes_and_size_and_foresee_no_second_l
     cost = _preflight(_wide(), mode="directional", probes=1000)
     assert cost.entries == 1516 and asked == [None]
     assert 0 < cost.seconds < 60
+
+
+# -- plan/passes.py: a budget's depth rounds spread the entries over the tensors ------------------
+
+
+class _Evaluations:
+    """A progress callback that counts loss evaluations (the injected clock reads it)."""
+
+    def __init__(self) -> None:
+        self.done = 0
+
+    def stage(self, mode: str, tensor: str) -> None:
+        pass
+
+    def __call__(self, done: int, planned: int) -> None:
+        self.done = done
+
+
+def test_a_tight_budget_gives_every_tensor_its_first_round_not_one_tensor_everything() -> None:
+    """At 10 ms an evaluation (a clock that counts them) a 2 s budget holds ~200 evaluations:
+    the probes, then a first depth round of 16 entries per tensor (the 4-entry bias: 4), each
+    tensor cut there — not one tensor judged to its whole target while the rest keep only
+    their two probes."""
+    from gradcheck_cli import check_network, make_layer
+    from gradcheck_cli.layers.losses import SoftmaxCrossEntropy
+
+    rng = np.random.default_rng(0)
+    layers = [
+        make_layer("linear", (8,), rng, out=16),
+        make_layer("tanh", (16,)),
+        make_layer("linear", (16,), rng, out=4),
+    ]
+    x = rng.standard_normal((6, 8))
+    net = Network(
+        layers, SoftmaxCrossEntropy(), x=x, target=rng.integers(0, 4, 6), trusted=[True] * 3
+    )
+    bar = _Evaluations()
+    res = check_network(
+        net, mode="full", budget=2.0, clock=lambda: 0.01 * bar.done, progress=bar,
+        attribute=False,
+    )  # fmt: skip
+    assert res.passed, [(p.name, p.verdict, p.note) for p in res.params]
+    assert [p.checked for p in res.params] == [16, 16, 16, 16, 4]
