@@ -42,6 +42,7 @@ ALLOW = ROOT / "benchmarks" / "mutants_equivalent.txt"
 SHARP = "tests/test_mutants.py"
 #: Survivors of a fresh sample (seed 40) outside the kernels, killed by behaviour.
 FRESH = "tests/test_mutants_fresh.py"
+FRESH2 = "tests/test_mutants_fresh2.py"
 VERDICT = [
     SHARP,
     "tests/test_mutants_verdict.py",
@@ -90,6 +91,7 @@ COVER: dict[str, list[str]] = {
     "verdict/floors.py": VERDICT,
     "verdict/outcomes.py": [*VERDICT, "tests/test_mutants_report.py", "tests/test_reports.py"],
     "verdict/diagnosis.py": [
+        FRESH2,
         SHARP,
         "tests/test_mutants_verdict.py",
         "tests/test_mutants_verdict2.py",
@@ -112,7 +114,7 @@ COVER: dict[str, list[str]] = {
     "engine/precision.py": [FRESH, *ENGINE, "tests/test_resolution.py", "tests/test_edges3.py"],
     "engine/kernels.py": [*ENGINE, "tests/test_kernels.py", "tests/test_changes.py"],
     "safety/outputs.py": [*SAFETY, "tests/test_reports.py", "tests/test_hardening3.py"],
-    "safety/isolation.py": SAFETY,
+    "safety/isolation.py": [FRESH2, *SAFETY],
     "safety/inputs.py": [*SAFETY, "tests/test_hardening3.py"],
     "spec/trust.py": SAFETY,
     "report/junit.py": REPORT,

@@ -1,0 +1,100 @@
+"""Survivors of a fresh sample (seed 40, issue 28) in safety/ and verdict/, pinned by behaviour:
+the exit code a supervised run reports, the report's encoding when stdout declares none, and
+the diagnosis of one wrong entry of the smallest tensor it is made for."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from gradcheck_cli import check_layer
+from gradcheck_cli.errors import EXIT_INTERRUPTED
+from gradcheck_cli.safety import isolation
+
+# -- safety/isolation.py: the child's exit code reaches the shell intact -----------------------
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the supervisor forks")
+@pytest.mark.parametrize("code", [0, 1, 2, EXIT_INTERRUPTED])
+def test_the_supervisor_returns_the_exit_code_the_command_ended_with(code: int) -> None:
+    """0 (gradients agree), 1 (a gradient is wrong), 2 (a usage error), 130 (interrupted): the
+    child's code crosses the pipe as one byte, every bit of it (an odd code must not turn
+    into the even one below it: exit 1 → 0 would pass a wrong gradient in CI)."""
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        got = isolation.supervise(lambda: code)
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    assert got == code
+
+
+REPORT = """
+import sys
+from gradcheck_cli.safety import isolation
+
+class Bare:  # a stdout that declares no encoding
+    def write(self, s):
+        return len(s)
+    def flush(self):
+        pass
+
+sys.stdout = Bare()
+isolation.claim_stdout()
+isolation.report_stream().write("\\u2713 agrees\\n")
+isolation.report_stream().flush()
+"""
+
+
+def test_the_report_is_utf8_when_stdout_declares_no_encoding() -> None:
+    """In an ASCII locale (no UTF-8 mode, no locale coercion), a stdout without an encoding
+    still gets the report in UTF-8, not the locale's encoding (✓ escaped as \\u2713)."""
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}
+    env.pop("PYTHONIOENCODING", None)
+    out = subprocess.run(
+        [sys.executable, "-X", "utf8=0", "-c", REPORT],
+        env=env, capture_output=True, timeout=60, check=True,
+    ).stdout  # fmt: skip
+    assert out == "✓ agrees\n".encode(), out
+
+
+# -- verdict/diagnosis.py: one wrong entry of a three-entry tensor --------------------------------
+
+
+class Bias:
+    """out = tanh(x + b), b of 3 entries; the backward's grad of b[1] is doubled (an indexing
+    bug that hits one entry)."""
+
+    row_independent = True
+
+    def __init__(self) -> None:
+        self.params = {"b": np.array([0.3, -0.2, 0.5])}
+        self.grads: dict[str, np.ndarray] = {}
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.y = np.tanh(x + self.params["b"])
+        return self.y
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        d = dout * (1 - self.y**2)
+        g = d.sum(0)
+        g[1] *= 2
+        self.grads = {"b": g}
+        return d
+
+
+def test_one_wrong_entry_of_a_three_entry_tensor_is_named() -> None:
+    """Three entries are enough to say the error is confined to one of them (the input, whose
+    gradient is right, passes)."""
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    res = check_layer(Bias(), x, seed=0)
+    (b,) = [p for p in res.params if p.name.endswith(".b")]
+    assert not res.passed and b.verdict == "fail"
+    assert b.diagnosis is not None and b.diagnosis.kind == "few_entries", b.diagnosis
+    assert b.diagnosis.params == {"entries": [[1]]}
+    assert "confined to entry [1]" in b.diagnosis.sentence
