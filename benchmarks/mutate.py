@@ -83,7 +83,7 @@ REPORT = [
     "tests/test_reports.py",
 ]
 COVER: dict[str, list[str]] = {
-    "verdict/judge.py": VERDICT,
+    "verdict/judge.py": [FRESH2, *VERDICT],
     "verdict/steps.py": VERDICT,
     "verdict/kinks.py": VERDICT,
     "verdict/noise.py": VERDICT,  # ECnoise (issue 23)

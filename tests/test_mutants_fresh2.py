@@ -98,3 +98,75 @@ def test_one_wrong_entry_of_a_three_entry_tensor_is_named() -> None:
     assert b.diagnosis is not None and b.diagnosis.kind == "few_entries", b.diagnosis
     assert b.diagnosis.params == {"entries": [[1]]}
     assert "confined to entry [1]" in b.diagnosis.sentence
+
+
+# -- verdict/judge.py: a zero gradient with an entry at the domain's edge -----------------------
+
+
+class Edge:
+    """out = x + 0·√w: every gradient of w is 0, but w[2] = 1e-14 sits at the edge of √'s
+    domain, so L is not finite on one side at every step tried there."""
+
+    row_independent = True
+
+    def __init__(self) -> None:
+        self.params = {"w": np.array([1.0, 2.0, 1e-14])}
+        self.grads: dict[str, np.ndarray] = {}
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            return x + 0.0 * np.sqrt(self.params["w"])
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        self.grads = {"w": np.zeros_like(self.params["w"])}
+        return dout
+
+
+def test_a_vanishing_gradient_with_an_unmeasurable_entry_is_not_called_zero() -> None:
+    """Two entries vanish on both sides, the third could not be measured: the tensor is
+    inconclusive (so --strict fails), not "zero" (which would pass --strict)."""
+    for strict in (False, True):
+        res = check_layer(Edge(), np.ones((2, 3)), seed=0, strict=strict)
+        (w,) = [p for p in res.params if p.name.endswith(".w")]
+        assert w.verdict == "inconclusive" and "not finite at any step" in (w.note or "")
+        assert res.passed is not strict
+
+
+# -- verdict/judge.py: second looks go worst first ------------------------------------------------
+
+
+class WideTanh:
+    """out = tanh(x·w), w of 300 entries; grads['w'][7] = 0 (a dropped entry)."""
+
+    row_independent = True
+
+    def __init__(self) -> None:
+        self.params = {"w": np.linspace(0.5, 1.5, 300)}
+        self.grads: dict[str, np.ndarray] = {}
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        self.y = np.tanh(x * self.params["w"])
+        return self.y
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        d = dout * (1 - self.y**2)
+        g = (d * self.x).sum(0)
+        g[7] = 0.0
+        self.grads = {"w": g}
+        return d * self.params["w"]
+
+
+def test_second_looks_confirm_the_worst_entry_first_and_stop_there() -> None:
+    """With ε = 1e-2 no first estimate resolves the promise, so all 300 entries want a second
+    look, in chunks of 256: the dropped entry (the worst |a − n|/tol) is in the first, the
+    tensor fails there, and the other 44 keep their first estimate, labelled as not re-checked
+    (ordered by |a + n| instead, entry 7 would come last and all 300 be re-checked)."""
+    from gradcheck_cli.verdict.judge import SECOND_LOOK_CHUNK
+
+    x = np.random.default_rng(0).uniform(0.5, 1.5, (2, 300))
+    res = check_layer(WideTanh(), x, seed=0, eps=1e-2, top=400)
+    (w,) = [p for p in res.params if p.name.endswith(".w")]
+    assert w.verdict == "fail" and w.worst[0].index == (7,)
+    skipped = [e for e in w.worst if e.label == "not re-checked: the tensor already fails"]
+    assert len(skipped) == 300 - SECOND_LOOK_CHUNK == 44
