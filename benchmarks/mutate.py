@@ -86,7 +86,7 @@ COVER: dict[str, list[str]] = {
     "verdict/judge.py": [FRESH2, *VERDICT],
     "verdict/steps.py": VERDICT,
     "verdict/kinks.py": VERDICT,
-    "verdict/noise.py": VERDICT,  # ECnoise (issue 23)
+    "verdict/noise.py": [FRESH2, *VERDICT],  # ECnoise (issue 23)
     "verdict/wide.py": VERDICT,
     "verdict/floors.py": VERDICT,
     "verdict/outcomes.py": [*VERDICT, "tests/test_mutants_report.py", "tests/test_reports.py"],

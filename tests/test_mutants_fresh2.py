@@ -170,3 +170,19 @@ def test_second_looks_confirm_the_worst_entry_first_and_stop_there() -> None:
     assert w.verdict == "fail" and w.worst[0].index == (7,)
     skipped = [e for e in w.worst if e.label == "not re-checked: the tensor already fails"]
     assert len(skipped) == 300 - SECOND_LOOK_CHUNK == 44
+
+
+# -- verdict/noise.py: a level dropped, then the search goes on from where it stands -------------
+
+
+def test_after_a_dropped_level_the_search_still_moves_up_past_a_flat_stretch() -> None:
+    """L shows noise σ = 1e-6 at steps above 5e-4 and is flat below (a quantised loss). From
+    h0 = 1e-3: a level, then a flat table at h0/16 (one table is not a level: dropped), a flat
+    one at h0/256; the search then moves up ×100 twice (3.9e-4 is flat, 3.9e-2 is not) and
+    accepts the level that holds over 2 tables down to where L turns flat: 7 tables of 6
+    evaluations, the level σ shows — not the rounding floor after all 16 tables."""
+    from .test_mutants_verdict4 import _search_on
+
+    found = _search_on(lambda h: 1e-6 if h > 5e-4 else 0.0, 1e-3)
+    one = _search_on(lambda h: 1e-6, 1e-3).measured
+    assert found.measured == one > 0 and found.evaluations == 42, found
