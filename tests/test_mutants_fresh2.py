@@ -186,3 +186,42 @@ def test_after_a_dropped_level_the_search_still_moves_up_past_a_flat_stretch() -
     found = _search_on(lambda h: 1e-6 if h > 5e-4 else 0.0, 1e-3)
     one = _search_on(lambda h: 1e-6, 1e-3).measured
     assert found.measured == one > 0 and found.evaluations == 42, found
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="the supervisor forks")
+def test_a_run_that_dies_names_the_last_user_code_exactly(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A long label, then a shorter one, then the child dies inside the shorter: the message
+    names the shorter one alone — no tail of the longer label, no NUL bytes."""
+    monkeypatch.setattr(isolation, "_where", None)
+    monkeypatch.setattr(isolation, "_last", "")
+
+    def dies() -> int:
+        with isolation.user_code("layer 12 (SomethingLong).backward (called again)"):
+            pass
+        with isolation.user_code("layer 0 (Quits).forward"):
+            os._exit(0)
+
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = isolation.supervise(dies)
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "ended (exit status 0) inside layer 0 (Quits).forward before a verdict" in err, err
+    assert "\0" not in err and "called again" not in err
+
+
+def test_one_significant_entry_is_no_evidence_of_a_flipped_sign() -> None:
+    """a = −n where one numeric value is 5 tol and the other four are within their tolerance of
+    0 (0.6–0.9 tol): the one entry that shows anything cannot tell a flipped sign from any
+    other error, so no scale or sign is claimed (the four small entries "depart" from n by
+    2|n| > tol only because the model is −1)."""
+    from gradcheck_cli.verdict.diagnosis import Context, diagnose
+
+    n = np.array([5.0, 0.8, -0.9, 0.7, -0.6]) * 1e-6
+    found = diagnose(-n, n, np.full(5, 1e-6), Context("b"))
+    assert found is None or found.kind not in ("sign", "scale"), found
