@@ -362,3 +362,36 @@ def test_a_tight_budget_gives_every_tensor_its_first_round_not_one_tensor_everyt
     )  # fmt: skip
     assert res.passed, [(p.name, p.verdict, p.note) for p in res.params]
     assert [p.checked for p in res.params] == [16, 16, 16, 16, 4]
+
+
+class OwnCopy:
+    """out = x @ self.own where params['W'] is a copy (the forward never reads params['W']);
+    its backward reports a vanishing grads['W'] (1e-300·xᵀ·dout)."""
+
+    row_independent = True
+
+    def __init__(self) -> None:
+        self.params = {"W": np.linspace(-1, 1, 40).reshape(8, 5)}
+        self.own = self.params["W"].copy()
+        self.grads: dict[str, np.ndarray] = {}
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return x @ self.own
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        self.grads = {"W": 1e-300 * (self.x.T @ dout)}
+        return dout @ self.own.T
+
+
+def test_a_sampled_tensor_refused_as_unread_is_not_labelled_as_checked_by_probes() -> None:
+    """Sample mode: W's probes see ∇L·v ≈ 1e-300 and L flat ("zero": they pass), then the
+    sampled entries are refused as a contract failure (params['W'] is not read). That verdict
+    rests on the entries alone: its mode is "sample", not "sample+probes"; the input, checked
+    by both, is "sample+probes"."""
+    x = np.random.default_rng(0).standard_normal((3, 8))
+    res = check_layer(OwnCopy(), x, seed=0, mode="sample", samples=4)
+    modes = {p.name: (p.mode, p.verdict) for p in res.params}
+    assert modes == {"input": ("sample+probes", "pass"), "0.OwnCopy.W": ("sample", "fail")}
+    (w,) = [p for p in res.params if p.name == "0.OwnCopy.W"]
+    assert w.reason is not None and "does not change the layer's output" in w.reason
