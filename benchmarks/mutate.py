@@ -40,6 +40,9 @@ ALLOW = ROOT / "benchmarks" / "mutants_equivalent.txt"
 #: Module (under gradcheck_cli/) → the test files that cover it (run with -x: the first failure
 #: stops). The sharp files written for this audit (tests/test_mutants*.py) run first.
 SHARP = "tests/test_mutants.py"
+#: Survivors of a fresh sample (seed 40) outside the kernels, killed by behaviour.
+FRESH = "tests/test_mutants_fresh.py"
+FRESH2 = "tests/test_mutants_fresh2.py"
 VERDICT = [
     SHARP,
     "tests/test_mutants_verdict.py",
@@ -80,14 +83,15 @@ REPORT = [
     "tests/test_reports.py",
 ]
 COVER: dict[str, list[str]] = {
-    "verdict/judge.py": VERDICT,
+    "verdict/judge.py": [FRESH2, *VERDICT],
     "verdict/steps.py": VERDICT,
     "verdict/kinks.py": VERDICT,
-    "verdict/noise.py": VERDICT,  # ECnoise (issue 23)
+    "verdict/noise.py": [FRESH2, *VERDICT],  # ECnoise (issue 23)
     "verdict/wide.py": VERDICT,
     "verdict/floors.py": VERDICT,
     "verdict/outcomes.py": [*VERDICT, "tests/test_mutants_report.py", "tests/test_reports.py"],
     "verdict/diagnosis.py": [
+        FRESH2,
         SHARP,
         "tests/test_mutants_verdict.py",
         "tests/test_mutants_verdict2.py",
@@ -96,21 +100,21 @@ COVER: dict[str, list[str]] = {
         "tests/test_diagnosis.py",
     ],
     "verdict/attribution.py": [*VERDICT, "tests/test_mutants_engine.py", "tests/test_reports.py"],
-    "plan/modes.py": PLAN,
+    "plan/modes.py": [FRESH, *PLAN],
     "plan/plan.py": PLAN,
-    "plan/directional.py": PLAN,
+    "plan/directional.py": [FRESH, *PLAN],
     "plan/localise.py": PLAN,
-    "plan/limits.py": [*PLAN, "tests/test_bad_inputs.py"],
-    "plan/passes.py": PASSES,
+    "plan/limits.py": [FRESH, *PLAN, "tests/test_bad_inputs.py"],
+    "plan/passes.py": [FRESH, *PASSES],
     "plan/timing.py": PLAN,
     "engine/draws.py": [SHARP, "tests/test_mutants_plan.py", "tests/test_modes.py"],
-    "engine/probes.py": ENGINE,
-    "engine/structure.py": [*ENGINE, "tests/test_verdicts.py"],
-    "engine/contracts.py": [*ENGINE, "tests/test_bad_inputs.py"],
-    "engine/precision.py": [*ENGINE, "tests/test_resolution.py", "tests/test_edges3.py"],
+    "engine/probes.py": [FRESH, *ENGINE],
+    "engine/structure.py": [FRESH, *ENGINE, "tests/test_verdicts.py"],
+    "engine/contracts.py": [FRESH, *ENGINE, "tests/test_bad_inputs.py"],
+    "engine/precision.py": [FRESH, *ENGINE, "tests/test_resolution.py", "tests/test_edges3.py"],
     "engine/kernels.py": [*ENGINE, "tests/test_kernels.py", "tests/test_changes.py"],
     "safety/outputs.py": [*SAFETY, "tests/test_reports.py", "tests/test_hardening3.py"],
-    "safety/isolation.py": SAFETY,
+    "safety/isolation.py": [FRESH2, *SAFETY],
     "safety/inputs.py": [*SAFETY, "tests/test_hardening3.py"],
     "spec/trust.py": SAFETY,
     "report/junit.py": REPORT,

@@ -367,7 +367,7 @@ class Validation:
 def validate(args: Sequence[str | Path], *, no_plugins: bool = False) -> list[Validation]:
     """Parse each config and build its network (imports plugins, one forward pass to fit the
     shapes, memory limits) without checking any gradient, then refuse what ``run`` would refuse
-    before its check (``preflight`` with the config's options: probes, nothing to check, ε), all
+    before its check (``preflight`` with the config's options: probes, ε; then the selection), all
     but the time estimate. ``no_plugins``: refuse user code."""
     found: list[Validation] = []
     for item in expand(args):

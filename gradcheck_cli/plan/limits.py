@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from gradcheck_cli.errors import ConfigError, LimitError, NumericError
+from gradcheck_cli.errors import LimitError, NumericError
 
 #: Memory a check may use (input + parameters + cached layer outputs), in bytes.
 MAX_BYTES = 2 * 2**30
@@ -230,7 +230,8 @@ def preflight(
     probes: int = 0,
     second_looks: bool = True,
 ) -> Cost:
-    """Checks before the first perturbation: something to check, affordable, ε representable.
+    """Checks before the first perturbation: affordable (memory of probes, time), ε representable
+    (nothing to check is refused by the selection: plan/selection.py).
 
     ``timed=False`` skips the time limit (a mode that bounds its own time, like auto with a
     budget); ``auto_above``: with no mode given, checks of more entries than this run in auto
@@ -238,14 +239,6 @@ def preflight(
     cost = count_entries(net, inputs=inputs, evals_per_entry=evals_per_entry, entries=entries)
     if auto_above is not None and cost.entries > auto_above:
         timed = False
-    if cost.entries == 0:
-        raise ConfigError(
-            "nothing to check: the network has no parameters and the input is not checked",
-            file=source,
-            field="check.inputs",
-            hint="check the input (drop --no-inputs / set check.inputs: true) or add a layer "
-            "with parameters",
-        )
     if probes:
         check_probe_memory(net, inputs=inputs, probes=probes, limits=limits, source=source)
     if timed and math.isfinite(limits.max_seconds) and cost.evaluations > UNTIMED_EVALUATIONS:
@@ -316,7 +309,7 @@ def check_step(net: Any, x: Any, eps: float, *, inputs: bool, source: str | None
     float64 where the layers allow it). Not for the complex step, whose ε is imaginary."""
     for ref in net.parameters(include_input=inputs):
         arr = x if ref.key is None else net.layers[ref.layer].params[ref.key]
-        if arr is None or not np.issubdtype(np.asarray(arr).dtype, np.floating):
+        if not np.issubdtype(np.asarray(arr).dtype, np.floating):  # None: object
             continue
         a = np.asarray(arr, dtype=np.float64)
         lost = ((a + eps) == a) | ((a - eps) == a)

@@ -27,7 +27,7 @@ def select(
         raise ConfigError(
             "there is nothing to check: no layer has parameters and the input is not checked",
             field="check.inputs",
-            hint="check the input (inputs: true / drop --no-inputs)",
+            hint="check the input (inputs: true / drop --no-inputs) or add a layer with parameters",
         )
     for pattern in include:
         if not any(fnmatchcase(n, pattern) for n in names):

@@ -117,11 +117,11 @@ def _interrupt(signum: int, frame: object) -> None:
 def supervise(run: Callable[[], int]) -> int:
     """Run ``run`` (returns an exit code) in a child process and return its exit code; when the
     child ends without one, say so on stderr and return 2. Without ``os.fork`` run inline."""
-    global _where
+    global _where, _last
     if not hasattr(os, "fork"):
         signal.signal(signal.SIGTERM, signal.default_int_handler)
         return run()
-    _where = mmap.mmap(-1, _WHERE_BYTES)
+    _where, _last = mmap.mmap(-1, _WHERE_BYTES), ""  # a blank page: no label written yet
     _flush()
     read_end, write_end = os.pipe()
     pid = os.fork()

@@ -97,11 +97,8 @@ def tensor_scale(network: Network, ref: Any, scales: list[float]) -> float:
         return scales[ref.layer] if ref.layer < len(scales) else 0.0
     mags = [float(np.max(np.abs(d), initial=0.0)) for d in network.douts]
     upstream = max(mags, default=0.0)
-    params = [
-        float(np.max(np.abs(v), initial=0.0))
-        for v in network.layers[0].params.values()
-        if isinstance(v, np.ndarray) and np.issubdtype(v.dtype, np.number)
-    ]
+    # (params are non-empty float arrays: the layer contract, registry.check_layer_contract)
+    params = [float(np.max(np.abs(v), initial=0.0)) for v in network.layers[0].params.values()]
     return upstream * max([1.0, *params])
 
 
