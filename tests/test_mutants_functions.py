@@ -1,0 +1,286 @@
+"""Function pairs (issue 28, gap 11 and its neighbours): which forward a name finds, which backward
+goes with it, how a function's arguments are drawn and passed. Each test pins a behaviour a user
+relies on (the pair checked, the exit code, the message) and fails when the mechanism breaks;
+small and fast, since benchmarks/mutate.py runs this file first for functions/*.py."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from gradcheck_cli import check_function
+from gradcheck_cli.cli import app
+from gradcheck_cli.errors import ConfigError, PluginError
+from gradcheck_cli.functions.pairs import (
+    API_FIELDS,
+    CLI_FIELDS,
+    Arguments,
+    arguments,
+    find,
+    forwards_for,
+    parameters,
+)
+
+runner = CliRunner()
+
+
+def gc(*args: str) -> Any:
+    r = runner.invoke(app, list(args), env={"COLUMNS": "240"})
+    r.text = " ".join(r.output.split())  # type: ignore[attr-defined]
+    return r
+
+
+GOOD = "    x, w = cache\n    return dout * w, (dout * x).sum(0)\n"
+BAD = "    x, w = cache\n    return dout * w, (dout * x).mean(0)\n"
+
+
+def _pair(name: str, body: str = GOOD, back: str | None = None) -> str:
+    back = back or name.replace("forward", "backward")
+    return f"def {name}(x, w):\n    return x * w, (x, w)\n\ndef {back}(dout, cache):\n{body}\n"
+
+
+def _write(tmp_path: Path, text: str, name: str = "ops") -> Path:
+    ops = tmp_path / f"{name}.py"
+    ops.write_text("import numpy as np\n\n" + text)
+    return ops
+
+
+SCALE = ["--shape", "x=3x4", "--shape", "w=4", "-q"]
+
+
+# -- which forwards a name means ------------------------------------------------------------------
+
+
+def test_forwards_for_prefers_exact_then_suffixed_then_any() -> None:
+    f = {
+        "affine_forward": 1, "affine_backward": 1, "affine_forward_fast": 1,
+        "affine_relu_forward": 1, "affine_helper": 1, "affinex_forward": 1,
+    }  # fmt: skip
+    assert forwards_for("affine", f) == ["affine_forward"]
+    del f["affine_forward"]
+    assert forwards_for("affine", f) == ["affine_forward_fast"]
+    del f["affine_forward_fast"]
+    # a helper without a forward word is never a forward; another prefix (affinex) is not NAME_
+    assert forwards_for("affine", f) == ["affine_relu_forward"]
+    assert forwards_for("affine", {"affine_fwd": 1, "affine_fwd_x": 1}) == ["affine_fwd"]
+
+
+def test_a_name_with_two_forwards_is_refused_naming_both(tmp_path: Path) -> None:
+    ops = _write(tmp_path, _pair("lin_step_forward") + _pair("lin_cell_forward"))
+    r = gc("fn", f"{ops}:lin", *SCALE)
+    assert r.exit_code == 2, r.output
+    assert "matches several forward functions" in r.text
+    assert "lin_step_forward" in r.text and "lin_cell_forward" in r.text
+
+
+def test_a_forward_without_backward_counts_only_when_the_backward_is_given(
+    tmp_path: Path,
+) -> None:
+    """`--backward` names the backward: a forward with no `_backward` next to it is then found
+    (and a wrong given backward is caught: exit 1)."""
+    text = "def lin_forward(x, w):\n    return x * w, (x, w)\n\n"
+    text += "def grad_good(dout, cache):\n" + GOOD + "\ndef grad_bad(dout, cache):\n" + BAD
+    ops = _write(tmp_path, text)
+    r = gc("fn", f"{ops}:lin", "--backward", "grad_good", *SCALE)
+    assert r.exit_code == 0, r.output
+    r = gc("fn", f"{ops}:lin", "--backward", "grad_bad", *SCALE)
+    assert r.exit_code == 1, r.output
+    r = gc("fn", f"{ops}:lin", *SCALE)  # no backward given, none next to it
+    assert r.exit_code == 2 and "lin_forward has no lin_backward" in r.text, r.output
+
+
+def test_a_label_keeps_the_object_path(tmp_path: Path) -> None:
+    text = (
+        "class Ops:\n    @staticmethod\n    def lin_forward(x, w):\n        return x * w, (x, w)\n"
+        "    @staticmethod\n    def lin_backward(dout, cache):\n        return dout, dout\n"
+    )
+    ops = _write(tmp_path, text)
+    found = find(f"{ops}:Ops.lin")
+    assert found.kind == "pair" and found.label == "Ops.lin_forward"
+    assert found.backward is not None and found.backward.__name__ == "lin_backward"
+
+
+def test_an_unknown_name_suggests_the_close_forward(tmp_path: Path) -> None:
+    ops = _write(tmp_path, _pair("affine_forward"))
+    with pytest.raises(PluginError) as e:
+        find(f"{ops}:afine")
+    assert "did you mean 'affine_forward'" in (e.value.hint or "")
+
+
+def test_grad_given_with_a_missing_function_is_refused(tmp_path: Path) -> None:
+    ops = _write(tmp_path, "def f(x):\n    return (x**2).sum()\n\ndef df(x):\n    return 2*x\n")
+    with pytest.raises(PluginError):
+        find(f"{ops}:g", grad="df")
+    found = find(f"{ops}:f", grad="df")
+    assert found.kind == "f" and found.backward is not None and found.backward.__name__ == "df"
+
+
+def test_a_callable_finds_its_backward_by_its_own_name(tmp_path: Path) -> None:
+    """A forward given as a Python callable finds `…_backward` in its module; a full name
+    `lin_forward` given as a string too; a plain function is a loss."""
+    ops = _write(tmp_path, _pair("lin_forward") + "def plain(x):\n    return x.sum(), x\n")
+    space_found = find(f"{ops}:lin_forward")
+    assert space_found.kind == "pair"
+    assert space_found.backward is not None and space_found.backward.__name__ == "lin_backward"
+    fwd = space_found.forward
+    alias = find(fwd)
+    assert alias.kind == "pair" and alias.backward is space_found.backward
+    assert find(f"{ops}:plain").kind == "loss"
+
+
+def test_a_wrong_pair_reached_by_its_forward_name_is_caught(tmp_path: Path) -> None:
+    ops = _write(tmp_path, _pair("lin_forward", BAD))
+    r = gc("fn", f"{ops}:lin_forward", *SCALE)
+    assert r.exit_code == 1, r.output
+    ops = _write(tmp_path, _pair("lin_forward"), "good")
+    r = gc("fn", f"{ops}:lin_forward", *SCALE)
+    assert r.exit_code == 0, r.output
+
+
+# -- how arguments are drawn and passed ----------------------------------------------------------
+
+
+def _fn(x, w, b=None, *rest, scale=1.0, **kw):  # type: ignore[no-untyped-def]
+    return x
+
+
+def test_parameters_leave_out_star_args() -> None:
+    assert [p.name for p in parameters(_fn)] == ["x", "w", "b", "scale"]
+
+
+def test_after_a_default_left_out_the_rest_go_by_keyword() -> None:
+    seen: dict[str, Any] = {}
+
+    def f(x, b=7, w=None, *, k=0):  # type: ignore[no-untyped-def]
+        seen.update(x=x, b=b, w=w, k=k)
+        return x
+
+    argv = Arguments("f", parameters(f), arrays={"x": np.ones(2), "w": np.zeros(2)},
+                     values={"k": [1]})  # fmt: skip
+    argv.call(f, {})
+    assert seen["b"] == 7 and np.array_equal(seen["w"], np.zeros(2)) and seen["k"] == [1]
+    # values are deep-copied for every call: a forward that writes into them changes nothing
+    assert seen["k"] is not argv.values["k"]
+    override = np.full(2, 5.0)
+    argv.call(f, {"x": override})
+    assert seen["x"] is override
+
+
+def test_integer_ids_take_the_first_float_shape_without_its_last_axis() -> None:
+    def loss(x, y):  # type: ignore[no-untyped-def]
+        return 0.0, x
+
+    argv = arguments(loss, shapes={"x": (5, 3)}, integers={"y": 3}, seed=1)
+    y = argv.arrays["y"]
+    assert y.shape == (5,) and y.dtype.kind == "i" and y.min() >= 0 and y.max() <= 2
+    assert argv.float_names == ["x"]
+    big = arguments(loss, shapes={"x": (400, 3)}, integers={"y": 3}, seed=1).arrays["y"]
+    assert set(big.tolist()) == {0, 1, 2}  # every id in [0, n) can be drawn, n itself never
+    with pytest.raises(ConfigError, match="give the shape of the ids"):
+        arguments(loss, shapes={"x": (5,)}, integers={"y": 3})  # 1-d: no labels axis
+
+
+def test_ids_given_their_own_shape_and_before_any_float() -> None:
+    def loss(y, x):  # type: ignore[no-untyped-def]
+        return 0.0, x
+
+    with pytest.raises(ConfigError, match="give the shape of the ids"):
+        arguments(loss, shapes={"x": (5, 3)}, integers={"y": 3})
+    argv = arguments(loss, shapes={"x": (5, 3), "y": (2, 2)}, integers={"y": 3})
+    assert argv.arrays["y"].shape == (2, 2) and argv.array_names == ["y", "x"]
+    assert argv.float_names == ["x"]
+
+
+def test_the_input_and_the_other_arrays_come_from_different_streams() -> None:
+    def f(x, w):  # type: ignore[no-untyped-def]
+        return x
+
+    argv = arguments(f, shapes={"x": (4,), "w": (4,)}, seed=3)
+    assert not np.array_equal(argv.arrays["x"], argv.arrays["w"])
+    assert argv.arrays["x"].dtype == np.float64
+    again = arguments(f, shapes={"x": (4,), "w": (4,)}, seed=3)
+    assert np.array_equal(again.arrays["w"], argv.arrays["w"])
+    f32 = arguments(f, shapes={"x": (4,), "w": (4,)}, seed=3, dtype="float32")
+    assert f32.arrays["w"].dtype == np.float32
+
+
+def test_values_data_and_args_are_kept_apart() -> None:
+    def f(x, d, a, v, e):  # type: ignore[no-untyped-def]
+        return x
+
+    data = np.arange(3)
+    argv = arguments(
+        f, shapes={"x": (3,)}, data={"d": data}, args={"a": 1}, values={"v": [1.0, 2.0]},
+        extra={"e": "E"},
+    )  # fmt: skip
+    assert argv.data == {"d": data} and argv.values == {"a": 1, "e": "E"}
+    assert argv.float_names == ["x", "v"] and np.array_equal(argv.arrays["v"], [1.0, 2.0])
+
+
+def test_names_given_twice_or_unknown_are_refused() -> None:
+    def f(x, y):  # type: ignore[no-untyped-def]
+        return x
+
+    with pytest.raises(ConfigError, match="given both"):
+        arguments(f, shapes={"x": (3,)}, args={"x": 1})
+    # a shape for ids is the one allowed pair
+    argv = arguments(f, shapes={"x": (3, 2), "y": (3,)}, integers={"y": 2})
+    assert argv.arrays["y"].shape == (3,)
+    with pytest.raises(ConfigError, match="has no argument 'z'") as e:
+        arguments(f, shapes={"x": (3,), "z": (1,)})
+    assert e.value.field == "--shape"
+    with pytest.raises(ConfigError, match="has no argument") as e:
+        arguments(f, shapes={"x": (3,)}, integers={"yy": 2}, fields=API_FIELDS)
+    assert e.value.field == "integers" and "did you mean 'y'" in (e.value.hint or "")
+
+
+def test_every_missing_argument_is_named_and_defaults_are_not() -> None:
+    def f(x, a, b, c=1):  # type: ignore[no-untyped-def]
+        return x
+
+    with pytest.raises(ConfigError) as e:
+        arguments(f, shapes={"x": (3,)})
+    assert "'a', 'b'" in str(e.value) and "'c'" not in str(e.value)
+    assert "--shape a=… --shape b=…" in (e.value.hint or "")
+    with pytest.raises(ConfigError) as e:
+        arguments(f, shapes={"x": (3,)}, args={"a": 1}, fields=API_FIELDS)
+    assert "argument 'b'" in str(e.value) and "under shapes" in (e.value.hint or "")
+    assert CLI_FIELDS.shape == "--shape"
+
+
+def test_no_float_array_means_nothing_to_differentiate() -> None:
+    def f(x):  # type: ignore[no-untyped-def]
+        return x
+
+    with pytest.raises(ConfigError, match="nothing to differentiate"):
+        arguments(f, integers={"x": 3}, shapes={"x": (3,)})
+    assert inspect.signature(f)
+
+
+def test_check_function_catches_a_wrong_pair_and_passes_a_right_one(tmp_path: Path) -> None:
+    ops = _write(tmp_path, _pair("lin_forward") + _pair("bad_forward", BAD))
+    shapes = {"x": (3, 4), "w": (4,)}
+    assert check_function(f"{ops}:lin", shapes=shapes).passed
+    assert not check_function(f"{ops}:bad", shapes=shapes).passed
+
+
+def test_a_forward_without_its_backward_is_a_loss_function(tmp_path: Path) -> None:
+    """`lone_forward` returning (loss, dx) with no lone_backward next to it: checked as a loss."""
+    ops = _write(tmp_path, "def lone_forward(x):\n    return (x**2).sum(), 2 * x\n", "lone")
+    assert find(f"{ops}:lone_forward").kind == "loss"
+    assert check_function(f"{ops}:lone_forward", shapes={"x": (3,)}).passed
+
+
+def test_a_callable_outside_any_module_needs_its_backward_as_a_function() -> None:
+    def fwd(x):  # type: ignore[no-untyped-def]
+        return x, x
+
+    fwd.__module__ = "no_such_module_anywhere"
+    with pytest.raises(PluginError, match="cannot find 'fwd_backward'"):
+        find(fwd, backward="fwd_backward")
+    assert find(fwd).kind == "loss"
