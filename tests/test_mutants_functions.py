@@ -284,3 +284,37 @@ def test_a_callable_outside_any_module_needs_its_backward_as_a_function() -> Non
     with pytest.raises(PluginError, match="cannot find 'fwd_backward'"):
         find(fwd, backward="fwd_backward")
     assert find(fwd).kind == "loss"
+
+
+def test_positional_only_and_keyword_only_arguments_are_passed_as_they_must_be() -> None:
+    def f(x, w, /, *, k):  # type: ignore[no-untyped-def]
+        return x * w * k
+
+    argv = arguments(f, shapes={"x": (2,), "w": (2,)}, args={"k": 3.0})
+    out = argv.call(f, {})
+    assert np.array_equal(out, argv.arrays["x"] * argv.arrays["w"] * 3.0)
+
+
+def test_the_input_is_drawn_as_gradcheck_draws_a_layer_input() -> None:
+    """The first array is `gradcheck.testing.random_input(shape, seed)` whatever its name, so a
+    user can rebuild it; the other arrays come from their own streams."""
+    from gradcheck_cli.testing import random_input
+
+    def f(inp, w):  # type: ignore[no-untyped-def]
+        return inp
+
+    argv = arguments(f, shapes={"inp": (3, 2), "w": (3, 2)}, seed=5)
+    assert np.array_equal(argv.arrays["inp"], random_input((3, 2), seed=5))
+    assert not np.array_equal(argv.arrays["w"], random_input((3, 2), seed=5))
+
+
+def test_ids_take_the_first_float_shape_not_a_later_one() -> None:
+    def loss(c, x, w, y):  # type: ignore[no-untyped-def]
+        return 0.0, x
+
+    argv = arguments(
+        loss, values={"c": [[1, 2], [3, 4], [5, 6]]}, shapes={"x": (5, 3), "w": (7, 2)},
+        integers={"y": 3},
+    )  # fmt: skip
+    # c is an integer array (data, not floats): the labels axis is x's, not c's nor w's
+    assert argv.arrays["y"].shape == (5,)

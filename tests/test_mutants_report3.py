@@ -86,6 +86,18 @@ def test_suite_json_passes_only_when_every_config_passes(results: dict[str, Chec
     assert doc["counts"] == {"pass": 1, "fail": 1, "error": 0}
 
 
+def test_suite_json_is_laid_out_like_the_single_report(results: dict[str, CheckResult]) -> None:
+    """One key per line, two spaces per level, as `jsondoc.to_json` (the single report): a CI
+    log shows and greps both alike."""
+    from gradcheck_cli.report.jsondoc import to_json
+
+    lines = json_suite.suite_to_json(_suite(results, "good")).splitlines()
+    assert (
+        lines[1] == '  "schema_version": ' + to_json(results["good"]).splitlines()[1].split(": ")[1]
+    )
+    assert lines[2] == '  "passed": true,'
+
+
 # -- what each format prints and writes ------------------------------------------------------------
 
 
