@@ -213,3 +213,59 @@ def test_an_error_is_shown_as_red_text() -> None:
     view = emit._outcome_view(Outcome("e.yaml", error=ConfigError("boom")), None,
                               emit.OutputOptions())  # fmt: skip
     assert isinstance(view, Text) and view.plain.startswith("error: boom")
+
+
+def _tanh(**kw: Any) -> CheckResult:
+    import numpy as np
+
+    from gradcheck_cli import check_layer, make_layer
+
+    x = np.random.default_rng(0).standard_normal((4, 6))
+    return check_layer(make_layer("tanh", (6,)), x, seed=0, resolution=1e-13, **kw)
+
+
+def test_an_unverified_pass_closes_with_a_warning_and_strict_fails_it() -> None:
+    open_ = _tanh()
+    mark, head, tail = text.closing(open_)
+    assert (mark, head) == ("⚠", "1 inconclusive")
+    assert tail.startswith("not verified: inconclusive: input (the estimate")
+    assert tail.endswith("; --strict fails them")
+    assert text.failure_report(open_) == "" and [p.name for p in text.unverified(open_)] == [
+        "input"
+    ]
+    assert text.skip_reason(open_.params[0]).startswith("inconclusive: the estimate did not")
+    assert "(inconclusive: resolved to" in text.skip_reason(open_.params[0])
+    strict = _tanh(strict=True)
+    assert text.closing(strict) == (
+        "✗",
+        "1 of 1 not shown right (--strict): input",
+        "1 inconclusive",
+    )
+    msg = text.failure_report(strict)
+    assert msg.startswith("1 of 1 tensors not shown right (--strict) of 'tanh'")
+    assert msg.splitlines()[0].endswith(", strict)") and "input: worst entries" in msg
+
+
+def test_a_report_with_both_wrong_and_unshown_tensors_names_both(
+    results: dict[str, CheckResult],
+) -> None:
+    import dataclasses
+
+    unshown = dataclasses.replace(_tanh(strict=True).params[0], name="extra")
+    mixed = dataclasses.replace(results["bad"], params=(*results["bad"].params, unshown))
+    mark, head, _ = text.closing(mixed)
+    assert mark == "✗"
+    assert head == "1 of 3 gradients disagree: w; 1 of 3 not shown right (--strict): extra"
+    first = text.failure_report(mixed).splitlines()[0]
+    assert first.startswith("gradients disagree for 1 of 3 tensors of")
+    assert first.endswith("; 1 more not shown right (--strict)")
+
+
+def test_why_unverified_lists_at_most_the_given_number() -> None:
+    import dataclasses
+
+    p = _tanh().params[0]
+    many = [dataclasses.replace(p, name=f"t{i}") for i in range(10)]
+    why = text.why_unverified(many, most=8)
+    assert why.startswith("inconclusive: t0, t1") and "t7 and 2 more (" in why
+    assert text.counts_text(many) == "10 inconclusive" and text.counts_text([]) == "nothing"
