@@ -129,7 +129,7 @@ COVER: dict[str, list[str]] = {
     "report/json_suite.py": EMIT,
     "report/text.py": [*EMIT, "tests/test_pytest_plugin.py"],
     "functions/pairs.py": FUNCTIONS,
-    "functions/targets.py": FUNCTIONS,
+    "functions/targets.py": [*FUNCTIONS, "tests/test_functions_data.py"],  # --args-from
     "functions/check.py": [*FUNCTIONS, "tests/test_functions_data.py"],
 }
 
