@@ -318,3 +318,144 @@ def test_ids_take_the_first_float_shape_not_a_later_one() -> None:
     )  # fmt: skip
     # c is an integer array (data, not floats): the labels axis is x's, not c's nor w's
     assert argv.arrays["y"].shape == (5,)
+
+
+# -- what a reference names (functions/targets.py) -----------------------------------------------
+
+SPACE = """
+import numpy as np
+
+class Boom:
+    @property
+    def bad(self):
+        raise RuntimeError("no")
+
+    def lin_forward(self, x, w):
+        return x * w, (x, w)
+
+    def lin_backward(self, dout, cache):
+        x, w = cache
+        return dout * w, (dout * x).sum(0)
+
+    def _private(self, x):
+        return x
+
+boom = Boom()
+
+class Shape:
+    pass
+
+def _hidden(x):
+    return x
+
+def visible(x):
+    return (x**2).sum(), 2 * x
+
+CONST = 3
+"""
+
+
+def _space(tmp_path: Path, name: str = "space") -> Path:
+    return _write(tmp_path, SPACE, name)
+
+
+def test_a_space_lists_public_functions_only(tmp_path: Path) -> None:
+    from gradcheck_cli.functions.targets import load
+
+    space, last = load(f"{_space(tmp_path)}:visible", tmp_path)
+    assert last == "visible" and space.where.endswith("space.py")
+    funcs = space.functions()
+    assert "visible" in funcs and "_hidden" not in funcs and "Shape" not in funcs
+    assert "CONST" not in funcs and "np" not in funcs  # a module is not a function either
+    assert space.get("Shape") is None and space.get("visible") is not None
+    assert space.get("CONST") is None
+    obj, _ = load(f"{_space(tmp_path)}:boom.lin_forward", tmp_path)
+    # a property that raises is not a function; private and dunder names are left out
+    assert sorted(obj.functions()) == ["lin_backward", "lin_forward"]
+    assert obj.where.endswith("space.py:boom")
+
+
+def test_a_class_named_as_a_function_is_refused_with_a_hint(tmp_path: Path) -> None:
+    r = gc("fn", f"{_space(tmp_path)}:Shape", "--shape", "x=3")
+    assert r.exit_code == 2, r.output
+    assert "'Shape' is a class" in r.text and "gradcheck layer" in r.text
+    r = gc("fn", f"{_space(tmp_path, 'sp2')}:visibl", "--shape", "x=3")
+    assert r.exit_code == 2 and "did you mean 'visible'" in r.text, r.output
+    assert "'visibl' is a class" not in r.text
+
+
+def test_a_method_pair_of_an_object_is_checked(tmp_path: Path) -> None:
+    r = gc("fn", f"{_space(tmp_path)}:boom.lin", *SCALE)
+    assert r.exit_code == 0, r.output
+    found = find(f"{_space(tmp_path, 'sp3')}:boom.lin")
+    assert found.label == "boom.lin_forward" and found.backward is not None
+
+
+def test_walk_names_the_missing_part_and_a_raising_property(tmp_path: Path) -> None:
+    from gradcheck_cli.functions.targets import load, walk
+
+    mod = _space(tmp_path)
+    with pytest.raises(PluginError) as e:
+        load(f"{mod}:bom.lin_forward", tmp_path)
+    assert str(e.value).splitlines()[0] == f"no 'bom' in {mod}"
+    assert "did you mean 'boom'" in (e.value.hint or "")
+    with pytest.raises(PluginError, match=r"no 'nope' in .*space.py:boom \(boom\)"):
+        load(f"{mod}:boom.nope.f", tmp_path)
+    with pytest.raises(PluginError, match=r"reading .*boom\.bad raised RuntimeError: no"):
+        load(f"{mod}:boom.bad.f", tmp_path)
+    import types
+
+    m = types.ModuleType("m")
+    m.a = types.SimpleNamespace(b=types.SimpleNamespace(c=1))  # type: ignore[attr-defined]
+    space, last = walk(m, "m", "a.b.f")
+    assert last == "f" and space.where == "m:a.b" and space.obj is m.a.b  # type: ignore[attr-defined]
+
+
+def test_a_reference_must_name_file_and_function(tmp_path: Path) -> None:
+    from gradcheck_cli.functions.targets import load
+
+    for bad in ("space.py", ":f", "space.py:1f", "space.py:a..b"):
+        with pytest.raises(ConfigError, match="must look like"):
+            load(bad, tmp_path)
+    with pytest.raises(PluginError, match="no file") as e:
+        load("nothere.py:f", tmp_path)
+    assert str(tmp_path.resolve()) in (e.value.hint or "")
+    with pytest.raises(PluginError, match="no file"):
+        load("sub/nothere:f", tmp_path)
+    space, _ = load("json:dumps", tmp_path)
+    assert space.where == "module json" and space.get("dumps") is not None
+
+
+def test_space_of_a_bound_method_is_its_object() -> None:
+    from gradcheck_cli.functions.targets import space_of
+
+    class Ops:
+        def f_forward(self, x):  # type: ignore[no-untyped-def]
+            return x, x
+
+        def f_backward(self, d, c):  # type: ignore[no-untyped-def]
+            return d
+
+    ops = Ops()
+    space = space_of(ops.f_forward)
+    assert space is not None and space.obj is ops and space.where == "Ops"
+    assert find(ops.f_forward).kind == "pair"
+    import json as json_mod
+
+    space = space_of(json_mod.dumps)
+    assert space is not None and space.obj is json_mod and space.where == "module json"
+
+
+def test_args_from_gets_the_seed_only_when_it_takes_one(tmp_path: Path) -> None:
+    from gradcheck_cli.functions.targets import extra_args
+
+    assert extra_args(lambda seed: {"s": seed}, tmp_path, 7, "args_from") == {"s": 7}
+    assert extra_args(lambda: {"s": 1}, tmp_path, 7, "args_from") == {"s": 1}
+    assert extra_args(dict, tmp_path, 7, "args_from") == {}  # no readable signature: no seed
+    with pytest.raises(ConfigError, match="returned dict, not a dict of arguments") as e:
+        extra_args(lambda: {1: 2}, tmp_path, 0, "--args-from")
+    assert e.value.field == "--args-from"
+    with pytest.raises(ConfigError, match="returned list"):
+        extra_args(lambda: [1], tmp_path, 0, "args_from")
+    (tmp_path / "mk.py").write_text("def make(seed):\n    return {'k': seed + 1}\n")
+    assert extra_args("mk.py:make", tmp_path, 2, "args_from") == {"k": 3}
