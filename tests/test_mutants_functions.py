@@ -459,3 +459,24 @@ def test_args_from_gets_the_seed_only_when_it_takes_one(tmp_path: Path) -> None:
         extra_args(lambda: [1], tmp_path, 0, "args_from")
     (tmp_path / "mk.py").write_text("def make(seed):\n    return {'k': seed + 1}\n")
     assert extra_args("mk.py:make", tmp_path, 2, "args_from") == {"k": 3}
+
+
+def test_a_builtin_function_sits_in_its_module() -> None:
+    """A C function's ``__self__`` is its module: the space is the module, by its name."""
+    import math
+
+    from gradcheck_cli.functions.targets import space_of
+
+    space = space_of(math.sin)
+    assert space is not None and space.obj is math and space.where == "module math"
+    assert space.module is math
+
+
+def test_a_dotted_backward_next_to_a_method_is_looked_up_on_its_object() -> None:
+    class Ops:
+        def f_forward(self, x):  # type: ignore[no-untyped-def]
+            return x, x
+
+    with pytest.raises(PluginError) as e:
+        find(Ops().f_forward, backward="helper.f_backward")
+    assert str(e.value).splitlines()[0] == "no function 'helper.f_backward' in Ops"
