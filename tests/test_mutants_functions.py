@@ -480,3 +480,34 @@ def test_a_dotted_backward_next_to_a_method_is_looked_up_on_its_object() -> None
     with pytest.raises(PluginError) as e:
         find(Ops().f_forward, backward="helper.f_backward")
     assert str(e.value).splitlines()[0] == "no function 'helper.f_backward' in Ops"
+
+
+# -- checking functions (functions/check.py) ------------------------------------------------------
+
+LOSSES = """
+import numpy as np
+
+def float_labels(x, y):
+    dx = np.zeros_like(x)
+    dx[np.arange(len(y)), y] = 1.0
+    return x[np.arange(len(y)), y].sum(), dx
+
+def raises_value(x, y):
+    raise ValueError("boom")
+
+def raises_type(x, y):
+    raise TypeError("unsupported operand")
+"""
+
+
+def test_labels_drawn_as_floats_get_the_integers_hint_naming_them(tmp_path: Path) -> None:
+    ops = _write(tmp_path, LOSSES, "losses")
+    with pytest.raises(PluginError) as e:
+        check_function(f"{ops}:float_labels", shapes={"x": (5, 4), "y": (5,)})
+    assert (e.value.hint or "").startswith("y is drawn as floats")
+    assert "--integers y=N" in (e.value.hint or "")
+    for other in ("raises_value", "raises_type"):  # not an indexing error: no such hint
+        with pytest.raises(PluginError) as e:
+            check_function(f"{ops}:{other}", shapes={"x": (5, 4), "y": (5,)})
+        assert "drawn as floats" not in (e.value.hint or "")
+    assert check_function(f"{ops}:float_labels", shapes={"x": (5, 4)}, integers={"y": 4}).passed
