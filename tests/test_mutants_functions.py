@@ -511,3 +511,38 @@ def test_labels_drawn_as_floats_get_the_integers_hint_naming_them(tmp_path: Path
             check_function(f"{ops}:{other}", shapes={"x": (5, 4), "y": (5,)})
         assert "drawn as floats" not in (e.value.hint or "")
     assert check_function(f"{ops}:float_labels", shapes={"x": (5, 4)}, integers={"y": 4}).passed
+
+
+SWAPS = """
+import numpy as np
+
+def mul_forward(x, w):
+    return x * w, (x, w)
+
+def mul_backward(dout, cache):
+    x, w = cache
+    return dout * x, dout * w  # dx and dw swapped
+
+def mix_forward(x, w):
+    return x * w.sum(), (x, w)
+
+def mix_backward(dout, cache):
+    x, w = cache
+    return 2 * dout * w.sum(), np.full_like(w, 2 * (dout * x).sum())  # both wrong, other shapes
+"""
+
+
+def test_swapped_gradients_get_a_note_only_when_the_numbers_tell(tmp_path: Path) -> None:
+    ops = _write(tmp_path, SWAPS, "swaps")
+    r = check_function(f"{ops}:mul", shapes={"x": (3, 4), "w": (3, 4)})
+    assert [p.name for p in r.failures] == ["x", "w"]
+    assert [n.split(":")[0] for n in r.notes if "swapped" in n] == ["dx and dw look swapped"]
+    # x = 1.005 w: swapped or not, the derivatives along any v differ by 0.5 %, too close to
+    # tell (the note needs a 1 % gap): no note, still a failure
+    w = np.random.default_rng(0).standard_normal((3, 4))
+    x = w * 1.005
+    r = check_function(f"{ops}:mul", values={"x": x, "w": w})
+    assert not r.passed and not [n for n in r.notes if "swapped" in n]
+    # two failing tensors of different shapes: no swap to test, a verdict without a crash
+    r = check_function(f"{ops}:mix", shapes={"x": (3, 4), "w": (2,)})
+    assert [p.name for p in r.failures] == ["x", "w"] and not r.notes
