@@ -546,3 +546,17 @@ def test_swapped_gradients_get_a_note_only_when_the_numbers_tell(tmp_path: Path)
     # two failing tensors of different shapes: no swap to test, a verdict without a crash
     r = check_function(f"{ops}:mix", shapes={"x": (3, 4), "w": (2,)})
     assert [p.name for p in r.failures] == ["x", "w"] and not r.notes
+
+
+@pytest.mark.parametrize("bad", [5, "make_args", ["f.py:make"]])
+def test_args_from_in_a_config_must_name_file_and_function(tmp_path: Path, bad: Any) -> None:
+    from gradcheck_cli.functions.check import layer_factory, loss_factory
+
+    ops = _write(tmp_path, _pair("lin_forward") + "def loss(p, t):\n    return 0.0, p\n")
+    build = layer_factory(f"{ops}:lin", tmp_path, "layers[0]")
+    with pytest.raises(ConfigError, match=r"args_from must look like 'file\.py:NAME'") as e:
+        build(input_shape=(4,), rng=np.random.default_rng(0), params={"w": [4]}, args_from=bad)
+    assert e.value.field == "layers[0].args_from"
+    with pytest.raises(ConfigError, match="args_from must look like") as e:
+        loss_factory(f"{ops}:loss", tmp_path, "loss")(args_from=bad)
+    assert e.value.field == "loss.args_from"
