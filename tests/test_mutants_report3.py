@@ -181,8 +181,8 @@ def test_small_words() -> None:
     )
     assert text.every(0, "one", "{n} many") == "0 many"
     names = [f"t{i}" for i in range(10)]
-    assert text.listing(names, 8) == "t0, t1, t2, t3, t4, t5, t6, t7 and 2 more"
-    assert text.listing(names[:8], 8) == "t0, t1, t2, t3, t4, t5, t6, t7"
+    assert text.listing(names) == "t0, t1, t2, t3, t4, t5, t6, t7 and 2 more"
+    assert text.listing(names[:8]) == "t0, t1, t2, t3, t4, t5, t6, t7"
     assert text.method_words("complex") == "complex step"
     assert text.method_words("central") == "central differences"
     assert text.num(float("nan")) == "—" and text.num(1.5) == "1.50e+00"
@@ -266,6 +266,6 @@ def test_why_unverified_lists_at_most_the_given_number() -> None:
 
     p = _tanh().params[0]
     many = [dataclasses.replace(p, name=f"t{i}") for i in range(10)]
-    why = text.why_unverified(many, most=8)
+    why = text.why_unverified(many)  # eight names at most
     assert why.startswith("inconclusive: t0, t1") and "t7 and 2 more (" in why
     assert text.counts_text(many) == "10 inconclusive" and text.counts_text([]) == "nothing"
