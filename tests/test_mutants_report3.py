@@ -269,3 +269,19 @@ def test_why_unverified_lists_at_most_the_given_number() -> None:
     why = text.why_unverified(many)  # eight names at most
     assert why.startswith("inconclusive: t0, t1") and "t7 and 2 more (" in why
     assert text.counts_text(many) == "10 inconclusive" and text.counts_text([]) == "nothing"
+
+
+def test_describe_says_what_was_done(results: dict[str, CheckResult]) -> None:
+    import dataclasses
+
+    good = results["good"]
+    line = text.describe(good)
+    assert line == (
+        f"central differences, ε={good.eps:g}, float64, seed 0, rtol={good.rtol:g}, "
+        f"atol={good.atol:g} + noise"
+    )
+    assert text.describe(dataclasses.replace(good, seed=None)).count("seed —") == 1
+    strict = text.describe(dataclasses.replace(good, strict=True))
+    assert strict.endswith(" + noise, strict")
+    f32 = text.describe(dataclasses.replace(good, dtype="float32", reference="float64"))
+    assert "float32 (numerics in float64), seed 0" in f32
