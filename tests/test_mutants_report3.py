@@ -285,3 +285,16 @@ def test_describe_says_what_was_done(results: dict[str, CheckResult]) -> None:
     assert strict.endswith(" + noise, strict")
     f32 = text.describe(dataclasses.replace(good, dtype="float32", reference="float64"))
     assert "float32 (numerics in float64), seed 0" in f32
+
+
+def test_a_network_problem_without_a_failing_tensor_is_reported_as_such(
+    results: dict[str, CheckResult],
+) -> None:
+    import dataclasses
+
+    broken = dataclasses.replace(results["good"], problems=("the loss is not finite",))
+    assert not broken.passed and not broken.failures
+    lines = text.failure_report(broken).splitlines()
+    assert lines[0].startswith("gradients disagree for 0 of 2 tensors of 'lin_forward' (")
+    assert "--strict" not in lines[0] and lines[1] == "  the loss is not finite"
+    assert text.closing(broken) == ("✗", "check failed", "2 agree")
