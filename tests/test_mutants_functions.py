@@ -560,3 +560,14 @@ def test_args_from_in_a_config_must_name_file_and_function(tmp_path: Path, bad: 
     with pytest.raises(ConfigError, match="args_from must look like") as e:
         loss_factory(f"{ops}:loss", tmp_path, "loss")(args_from=bad)
     assert e.value.field == "loss.args_from"
+
+
+def test_a_loss_function_is_checked_on_its_own_value(tmp_path: Path) -> None:
+    """L is the value a loss function returns (not a random multiple of it): the report's loss
+    is that value, and its label is the function's name."""
+    from gradcheck_cli.testing import random_input
+
+    ops = _write(tmp_path, "def sq(x):\n    return (x**2).sum(), 2 * x\n", "sq")
+    r = check_function(f"{ops}:sq", shapes={"x": (3, 2)}, seed=4)
+    assert r.passed
+    assert r.loss == pytest.approx(float((random_input((3, 2), seed=4) ** 2).sum()), rel=1e-12)
