@@ -571,3 +571,40 @@ def test_a_loss_function_is_checked_on_its_own_value(tmp_path: Path) -> None:
     r = check_function(f"{ops}:sq", shapes={"x": (3, 2)}, seed=4)
     assert r.passed
     assert r.loss == pytest.approx(float((random_input((3, 2), seed=4) ** 2).sum()), rel=1e-12)
+
+
+class _StopOnB:
+    """mul3: dx and dw swapped; Ctrl-C (KeyboardInterrupt) as soon as b is perturbed, i.e. after
+    x and w were judged. ``db_scale`` ≠ 1 makes db wrong too."""
+
+    def __init__(self, stop: bool, db_scale: float = 1.0) -> None:
+        self.stop, self.db_scale, self.b0 = stop, db_scale, None
+
+    def forward(self, x, w, b):  # type: ignore[no-untyped-def]
+        if self.b0 is None:
+            self.b0 = b.copy()
+        if self.stop and not np.array_equal(b, self.b0):
+            raise KeyboardInterrupt
+        return x * w + b, (x, w)
+
+    def backward(self, dout, cache):  # type: ignore[no-untyped-def]
+        x, w = cache
+        return dout * x, dout * w, self.db_scale * dout.sum(0)
+
+
+MUL3 = {"x": (3, 4), "w": (3, 4), "b": (4,)}
+
+
+def test_an_interrupted_check_gets_no_swap_probe() -> None:
+    """Ctrl-C during b, after x and w failed: the partial result comes back as it is (no user
+    code runs after the interrupt, no note)."""
+    f = _StopOnB(stop=True)
+    r = check_function(f.forward, f.backward, shapes=MUL3)
+    assert r.interrupted and [p.name for p in r.failures] == ["x", "w"] and not r.notes
+
+
+def test_the_swap_is_found_among_three_failing_tensors() -> None:
+    f = _StopOnB(stop=False, db_scale=2.0)
+    r = check_function(f.forward, f.backward, shapes=MUL3)
+    assert [p.name for p in r.failures] == ["x", "w", "b"]
+    assert [n.split(":")[0] for n in r.notes if "swapped" in n] == ["dx and dw look swapped"]
