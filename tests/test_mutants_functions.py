@@ -608,3 +608,45 @@ def test_the_swap_is_found_among_three_failing_tensors() -> None:
     r = check_function(f.forward, f.backward, shapes=MUL3)
     assert [p.name for p in r.failures] == ["x", "w", "b"]
     assert [n.split(":")[0] for n in r.notes if "swapped" in n] == ["dx and dw look swapped"]
+
+
+@pytest.mark.parametrize(
+    ("value", "message", "field"),
+    [
+        ("w", "a parameter is a shape like", "p"),
+        ({"shape": [2], "values": [1, 2]}, "a parameter is a shape like", "p"),
+        ({"scale": 2.0}, "a parameter is a shape like", "p"),
+        ({"shape": [2], "sigma": 1}, "unknown key 'sigma'", "p"),
+        ({"shape": [0]}, "shape must be a list of positive sizes", "p"),
+        ({"shape": []}, "shape must be a list of positive sizes", "p"),
+        ({"shape": [2.0]}, "shape must be a list of positive sizes", "p"),
+        ({"shape": [2], "scale": "big"}, "scale must be a number", "p.scale"),
+        ({"shape": [2], "scale": float("inf")}, "scale must be a number", "p.scale"),
+        ({"file": "missing.npy"}, "cannot read this parameter", "p"),
+        ({"values": [[1, 2], [3]]}, "cannot read this parameter", "p"),
+    ],
+)
+def test_a_config_parameter_entry_is_refused_by_its_field(
+    tmp_path: Path, value: Any, message: str, field: str
+) -> None:
+    from gradcheck_cli.functions.check import _param_array
+
+    with pytest.raises(ConfigError, match=message) as e:
+        _param_array(value, np.random.default_rng(0), "float64", tmp_path, "p")
+    assert e.value.field == field
+
+
+def test_a_config_parameter_entry_is_drawn_scaled_or_read(tmp_path: Path) -> None:
+    from gradcheck_cli.functions.check import _param_array
+
+    def draw(value: Any, dtype: str = "float64") -> Any:
+        return _param_array(value, np.random.default_rng(3), dtype, tmp_path, "p")
+
+    base = np.random.default_rng(3).standard_normal((2, 3))
+    assert np.array_equal(draw([2, 3]), base)
+    assert np.allclose(draw({"shape": [2, 3], "scale": 0.5}), 0.5 * base, rtol=0, atol=0)
+    assert draw({"shape": [2, 3]}, "float32").dtype == np.float32
+    assert np.array_equal(draw({"values": [1, 2]}), [1.0, 2.0])
+    np.save(tmp_path / "w.npy", np.arange(3))
+    got = draw({"file": "w.npy"}, "float32")
+    assert got.dtype == np.float32 and np.array_equal(got, [0, 1, 2])
