@@ -94,7 +94,8 @@ def swapped(net: FunctionNetwork, failing: list[str], seed: int) -> list[str]:
     """For failing arguments a, b of one shape: does the derivative of L along a random direction
     v of a match ⟨db, v⟩ rather than ⟨da, v⟩? Then the backward returned them in swapped order (a
     shape check cannot see that). A hint next to the verdict, never a verdict."""
-    if len(failing) < 2:  # a swap takes two failing tensors
+    # a swap takes two failing tensors
+    if len(failing) < 2:
         return []
     x, layer = net.x, net.layers[0]
     assert x is not None  # function_network gives the network its input
