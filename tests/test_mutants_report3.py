@@ -298,3 +298,19 @@ def test_a_network_problem_without_a_failing_tensor_is_reported_as_such(
     assert lines[0].startswith("gradients disagree for 0 of 2 tensors of 'lin_forward' (")
     assert "--strict" not in lines[0] and lines[1] == "  the loss is not finite"
     assert text.closing(broken) == ("✗", "check failed", "2 agree")
+
+
+def test_skip_reason_names_the_budget_cut_and_a_scalar_is_named_so(
+    results: dict[str, CheckResult],
+) -> None:
+    import dataclasses
+
+    p = _tanh().params[0]
+    cut = dataclasses.replace(p, cut="the budget stopped it after 3 of 24 entries")
+    reason = text.skip_reason(cut)
+    assert reason.endswith("(the budget stopped it after 3 of 24 entries)"), reason
+    bad = results["bad"]
+    scalar = dataclasses.replace(bad.failures[0], shape=())
+    msg = text.failure_report(dataclasses.replace(bad, params=(bad.params[0], scalar)))
+    row = next(ln for ln in msg.splitlines() if ln.strip().startswith("w "))
+    assert "scalar" in row.split()
