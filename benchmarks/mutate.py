@@ -82,6 +82,15 @@ REPORT = [
     "tests/test_mutants_report2.py",
     "tests/test_reports.py",
 ]
+#: The function pairs (``gradcheck fn``): which pair a name finds, which function a reference is.
+FUNCTIONS = [
+    SHARP,
+    "tests/test_mutants_functions.py",
+    "tests/test_functions_names.py",
+    "tests/test_functions.py",
+]
+#: What a suite prints and exits with (the JSON ``passed``, the exit code, the files written).
+EMIT = [SHARP, "tests/test_mutants_report3.py", *REPORT[1:], "tests/test_options.py"]
 COVER: dict[str, list[str]] = {
     "verdict/judge.py": [FRESH2, *VERDICT],
     "verdict/steps.py": VERDICT,
@@ -120,6 +129,12 @@ COVER: dict[str, list[str]] = {
     "report/junit.py": REPORT,
     "report/github.py": REPORT,
     "report/jsondoc.py": [*REPORT, "tests/test_options.py"],
+    "report/emit.py": EMIT,
+    "report/json_suite.py": EMIT,
+    "report/text.py": [*EMIT, "tests/test_pytest_plugin.py"],
+    "functions/pairs.py": FUNCTIONS,
+    "functions/targets.py": [*FUNCTIONS, "tests/test_functions_data.py"],  # --args-from
+    "functions/check.py": [*FUNCTIONS, "tests/test_functions_data.py"],
 }
 
 #: Tests that decide from a wall clock (flaky on a loaded machine): not used to judge mutants.

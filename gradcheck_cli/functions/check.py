@@ -71,10 +71,9 @@ def _ids_hint(exc: PluginError, argv: Arguments) -> str | None:
     cause = exc.__cause__
     if not (isinstance(cause, (IndexError, TypeError)) and "integer" in str(cause)):
         return None
-    floats = argv.float_names[1:] or argv.float_names  # the input is rarely the labels
-    if not floats:
-        return None
-    name = floats[-1]
+    # the last float array (``arguments`` refuses a function without one): the input is rarely
+    # the labels, and it is named only when it is the one float array
+    name = argv.float_names[-1]
     return (
         f"{name} is drawn as floats; labels and indices are integer ids: give them with "
         f"--integers {name}=N (ids in [0, N); API: integers={{'{name}': N}}) instead of --shape"
@@ -95,21 +94,23 @@ def swapped(net: FunctionNetwork, failing: list[str], seed: int) -> list[str]:
     """For failing arguments a, b of one shape: does the derivative of L along a random direction
     v of a match ⟨db, v⟩ rather than ⟨da, v⟩? Then the backward returned them in swapped order (a
     shape check cannot see that). A hint next to the verdict, never a verdict."""
-    x = net.x
-    layer = net.layers[0]
-    if x is None or not isinstance(net.loss, WeightedSum) or len(failing) < 2:
+    # a swap takes two failing tensors
+    if len(failing) < 2:
         return []
+    x, layer = net.x, net.layers[0]
+    assert x is not None  # function_network gives the network its input
     arrays = {net.input_name: x, **layer.params}
     net.loss_value(np.array(x, copy=True))
     dx, grads = net.backward()
-    if not isinstance(dx, np.ndarray) or not isinstance(grads[0], dict):
-        return []
+    # the check just ran this backward: FunctionLayer refuses gradients of a wrong shape and
+    # Network.backward anything but arrays and a dict (exit 2), so both are here
+    assert isinstance(dx, np.ndarray) and isinstance(grads[0], dict)
     analytic = {net.input_name: dx, **grads[0]}
     rng = rng_for(seed, "swap probe")
     notes = []
     for i, a in enumerate(failing):
         for b in failing[i + 1 :]:
-            if a not in analytic or b not in analytic or arrays[a].shape != arrays[b].shape:
+            if arrays[a].shape != arrays[b].shape:  # (every failing tensor has a gradient here)
                 continue
             v = rng.choice([-1.0, 1.0], size=arrays[a].shape)
             slope = _slope(net, arrays, a, v)

@@ -76,9 +76,9 @@ def single(
     path GitHub annotations point at."""
     suite = SuiteResult((outcome,))
     view = _outcome_view(outcome, replay, opts)
+    from gradcheck_cli.report import github, jsondoc
+
     stdout: RenderableType | str | None
-    if opts.fmt == "github":
-        from gradcheck_cli.report import github
     if outcome.result is None:
         stdout = None
         if opts.fmt == "github":
@@ -86,8 +86,6 @@ def single(
                 "error", str(outcome.error), file=file, title="gradcheck: error"
             )
     elif opts.fmt == "json":
-        from gradcheck_cli.report import jsondoc
-
         stdout = jsondoc.to_json(outcome.result)
     elif opts.fmt == "github":
         stdout = github.render(outcome.result, file)

@@ -104,7 +104,7 @@ def why_unverified(params: Sequence[ParamResult], most: int = 8) -> str:
     """What was not verified and why, by outcome: "inconclusive: a, b (the estimate …)"."""
     groups: dict[str, list[str]] = {}
     for p in params:
-        if not p.verified and p.outcome in WHY_NOT:
+        if p.outcome in WHY_NOT:  # the outcomes that are not verified
             groups.setdefault(p.outcome, []).append(p.name)
     return "; ".join(
         f"{o}: {listing(names, most)} ({WHY_NOT[o]})" for o, names in groups.items()
