@@ -115,6 +115,7 @@ COVER: dict[str, list[str]] = {
         "tests/test_changes.py",
     ],
     "engine/series.py": [
+        "tests/test_mutants_series.py",
         "tests/test_mutants_kernels.py",
         "tests/test_taylor.py",
         "tests/test_changes.py",
