@@ -291,26 +291,31 @@ def test_the_environment_override_is_parsed_leniently_and_a_bad_value_is_measure
 
     def fake(name: str) -> dict[str, float]:
         measured.append(name)
-        return dict.fromkeys(kernels.CANDIDATES[name], 1.0)  # a tie: the plain form
+        first, *rest = kernels.CANDIDATES[name]
+        return {first: 10.0, **dict.fromkeys(rest, 1.0)}  # measured: the series form
 
     monkeypatch.setattr(kernels, "measure", fake)
     for value, expect, measures in (
-        (" tanh_shift = addition ", "addition", 0),
-        ("exp_shift=series,tanh_shift=addition", "addition", 0),
-        ("tanh_shift=addition,exp_shift=series", "addition", 0),
-        ("tanh_shift=bogus", "direct", 1),
-        ("tanh_shift", "direct", 1),
-        ("tanh_shift=", "direct", 1),
-        ("exp_shift=series", "direct", 1),
-        ("tanh_change=series", "direct", 1),
-        ("", "direct", 1),
+        (" tanh_shift = direct ", "direct", 0),
+        ("exp_shift=series,tanh_shift=direct", "direct", 0),
+        ("tanh_shift=direct,exp_shift=series", "direct", 0),
+        ("tanh_shift=addition", "addition", 0),
+        ("tanh_shift=bogus", "addition", 1),
+        ("tanh_shift", "addition", 1),
+        ("tanh_shift=", "addition", 1),
+        ("exp_shift=direct", "addition", 1),  # another kernel's item
+        ("tanh_change=direct", "addition", 1),
+        ("direct", "addition", 1),
+        ("=direct", "addition", 1),
+        ("", "addition", 1),
     ):
         monkeypatch.setattr(kernels, "_chosen", {})
         monkeypatch.setenv(kernels.ENV, value)
         measured.clear()
         assert kernels.choice("tanh_shift") == expect, value
         assert measured == ["tanh_shift"] * measures, value
-        monkeypatch.setenv(kernels.ENV, "tanh_shift=direct")  # cached: the environment is read once
+        other = "direct" if expect == "addition" else "addition"
+        monkeypatch.setenv(kernels.ENV, f"tanh_shift={other}")  # cached: read once
         assert kernels.choice("tanh_shift") == expect, value
         assert len(measured) == measures, value
 
@@ -342,5 +347,6 @@ def test_pick_keeps_the_plain_form_unless_another_is_cheaper_by_the_margin() -> 
     assert kernels.pick({"direct": 1.0, "series": m * 1.0001}) == "direct"
     assert kernels.pick({"direct": 1.0, "series": m * 0.9999}) == "series"
     assert kernels.pick({"direct": 1.0, "series": 1.0}) == "direct"
+    assert kernels.pick({"direct": 2.0, "series": m * 2.0}) == "direct"  # exactly the margin: a tie
     assert kernels.pick({"direct": 1.0, "series": 2.0}) == "direct"
     assert kernels.pick({"direct": float("inf"), "series": 1.0}) == "series"
