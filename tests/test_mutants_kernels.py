@@ -350,3 +350,17 @@ def test_pick_keeps_the_plain_form_unless_another_is_cheaper_by_the_margin() -> 
     assert kernels.pick({"direct": 2.0, "series": m * 2.0}) == "direct"  # exactly the margin: a tie
     assert kernels.pick({"direct": 1.0, "series": 2.0}) == "direct"
     assert kernels.pick({"direct": float("inf"), "series": 1.0}) == "series"
+
+
+@pytest.mark.parametrize("name", TANH)
+@pytest.mark.parametrize("t_type, d_type", [(np.float32, np.float64), (np.float64, np.float32)])
+def test_tanh_shift_takes_no_series_unless_t_and_d_are_both_float64(
+    name: str, t_type: type, d_type: type
+) -> None:
+    """A float32 cached tanh (rounded to 6e-8) is no base for the addition theorem: the result
+    is np.tanh(x + d) itself, to float64 round-off."""
+    x = np.linspace(-2.0, 2.0, 41)
+    d = np.full(41, 3e-5).astype(d_type)
+    with kernels.forced("tanh_shift", name):
+        got = kernels.tanh_shift(x, np.tanh(x).astype(t_type), d)
+    np.testing.assert_allclose(got, np.tanh(x + d), rtol=0, atol=4e-16)
