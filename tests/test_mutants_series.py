@@ -51,7 +51,7 @@ def true_maxima() -> tuple[dict[int, float], dict[int, float]]:
 @pytest.mark.parametrize("t0", [0.0, 0.3, -0.75, 0.999, -1.0 + 1e-9, 1.0])
 def test_the_coefficients_are_those_of_the_addition_theorem(t0: float) -> None:
     t = np.array([t0, -t0])
-    for n in range(1, series.MAX_TERMS + 1):
+    for n in range(1, 9):  # literal: the test must not move with MAX_TERMS
         got = series.tanh_coefficients(t, n)
         assert len(got) == n
         ref = reference_coefficients(t)
