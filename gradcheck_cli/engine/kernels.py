@@ -59,7 +59,9 @@ def tanh_addition(x: Array | None, t: Array, d: Array, bound: float) -> Array:
     :data:`DELTA_LIMIT` (the caller's promise): tanh(x + d) = (t + tanh d) / (1 + t·tanh d),
     with tanh d = d·(1 − d²·(1/3 − 2d²/15)), or d·(1 − d²/3) when ``bound`` <
     :data:`SHORT_LIMIT`. Multiplications, additions and one division only."""
-    if bound < SHORT_LIMIT:  # tanh d = d·(1 − d²/3): two passes fewer
+    # Below SHORT_LIMIT tanh d = d·(1 − d²/3): two passes fewer. (Comments stay off the lines
+    # benchmarks/mutate.py keys mutants by: a key holding "  # " cannot be allow-listed.)
+    if bound < SHORT_LIMIT:
         td = d * d
         td *= -1 / 3
     else:
@@ -232,7 +234,8 @@ def _series(x: Array | None, t: Array, d: Array, bound: float | None) -> Array |
     if name == "direct":
         return None
     bound = bound_of(d) if bound is None else bound
-    if not bound < DELTA_LIMIT:  # also NaN
+    # `not <` so that a NaN bound also goes the plain way
+    if not bound < DELTA_LIMIT:
         return None
     return CANDIDATES["tanh_shift"][name](x, t, d, bound)
 
