@@ -11,6 +11,7 @@ import pytest
 
 from gradcheck_cli import check_layer
 from gradcheck_cli.verdict.diagnosis import Context, diagnose
+from tests.test_mutants_verdict import Relu
 
 TOL = 1e-6
 
@@ -231,24 +232,6 @@ def test_a_loss_that_is_identically_zero_is_resolved_to_zero_under_the_complex_s
     assert p.verdict == "zero" and p.resolution == 0.0 and res.passed, p
 
 
-class ScaledRelu:
-    """relu with a backward of ``at_zero``·dout at x == 0 (the one-sided slopes are 0 and 1)."""
-
-    row_independent = True
-
-    def __init__(self, at_zero: float) -> None:
-        self.params: dict[str, np.ndarray] = {}
-        self.grads: dict[str, np.ndarray] = {}
-        self.at_zero = at_zero
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        self.x = x
-        return np.maximum(x, 0.0)
-
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        return dout * np.where(self.x == 0, self.at_zero, (self.x > 0).astype(float))
-
-
 @pytest.mark.parametrize("scale", [1.0, 1e3])
 @pytest.mark.parametrize("at_zero, verdict", [(1 + 5e-4, "kink"), (1 + 2e-3, "fail")])
 def test_at_a_kink_the_slopes_are_widened_by_rtol_relative_to_the_value(
@@ -258,7 +241,7 @@ def test_at_a_kink_the_slopes_are_widened_by_rtol_relative_to_the_value(
     an analytic value within rtol·|a| of the upper slope is a kink at s = 1 and 1e3 (the
     margin scales with |a|); 2·rtol beyond it fails."""
     x = np.array([[0.0, 0.7, -0.4, 0.0], [1.2, 0.0, -2.0, 0.3]])
-    res = check_layer(ScaledRelu(at_zero), x, seed=0, dout=scale * np.ones_like(x), rtol=1e-3)
+    res = check_layer(Relu(at_zero), x, seed=0, dout=scale * np.ones_like(x), rtol=1e-3)
     (p,) = res.params
     assert p.verdict == verdict, (p.verdict, p.worst[:1])
 
@@ -597,7 +580,7 @@ def test_entries_at_a_kink_are_shown_within_their_claim() -> None:
     with the central difference (1/2) by far more than the tolerance, yet their reported ratio
     |a − n|/tol is capped at 1 — their claim is the slopes, which they satisfy."""
     x = np.array([[0.0, 0.7, -0.4, 0.0], [1.2, 0.0, -2.0, 0.3]])
-    res = check_layer(ScaledRelu(1.0), x, seed=0, dout=np.ones_like(x))
+    res = check_layer(Relu(1.0), x, seed=0, dout=np.ones_like(x))
     (p,) = res.params
     assert p.verdict == "kink" and p.ratios is not None
     at = x == 0
