@@ -43,6 +43,8 @@ SHARP = "tests/test_mutants.py"
 #: Survivors of a fresh sample (seed 40) outside the kernels, killed by behaviour.
 FRESH = "tests/test_mutants_fresh.py"
 FRESH2 = "tests/test_mutants_fresh2.py"
+#: Survivors in verdict/ of a fresh sample (seed 42), killed by behaviour.
+FRESH4 = "tests/test_mutants_fresh4.py"
 VERDICT = [
     SHARP,
     "tests/test_mutants_verdict.py",
@@ -93,7 +95,7 @@ FUNCTIONS = [
 EMIT = [SHARP, "tests/test_mutants_report3.py", *REPORT[1:], "tests/test_options.py"]
 COVER: dict[str, list[str]] = {
     "verdict/judge.py": [FRESH2, *VERDICT],
-    "verdict/steps.py": VERDICT,
+    "verdict/steps.py": [FRESH4, *VERDICT],
     "verdict/kinks.py": VERDICT,
     "verdict/noise.py": [FRESH2, *VERDICT],  # ECnoise (issue 23)
     "verdict/wide.py": VERDICT,

@@ -1,0 +1,58 @@
+"""Survivors in verdict/ of a fresh mutation sample (seed 42, issue 28), killed by behaviour:
+each test checks a verdict's mechanism against a closed form, not a restatement of the line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+from gradcheck_cli.engine.network import Network
+from gradcheck_cli.engine.numeric import Perturber
+from gradcheck_cli.layers.losses import WeightedSum
+from gradcheck_cli.verdict.steps import Ladder, kink_at, ladder, unreached
+from tests.test_mutants_verdict2 import Elementwise
+
+
+def _at_zero(fn: Callable[[np.ndarray], np.ndarray]) -> Ladder:
+    x = np.array([0.0])
+    net = Network([Elementwise(fn)], WeightedSum(np.ones_like(x)), x=x, trusted=[False])
+    return ladder(Perturber(net, x), net.parameters()[0], np.arange(1))
+
+
+def _exact(central: list[float]) -> Ladder:
+    """A ladder (finest first) whose central differences are exactly ``central``: steps that are
+    powers of 2, L(θ ± h) = ±d·h, so (fp − fm)/(hp + hm) = 2dh/2h = d without rounding."""
+    h = np.array([[2.0**-20, 2.0**-18, 2.0**-16]])
+    d = np.array([central])
+    return Ladder(h=h, fp=d * h, fm=-d * h, hp=h, hm=h, f0=0.0,
+                  valid=np.ones_like(h, dtype=bool))  # fmt: skip
+
+
+@pytest.mark.parametrize("central, far", [([4.0, 2.0, 1.0], True), ([4.0, 2.0, 1.0001], False),
+                                          ([3.9999, 2.0, 1.0], False), ([8.0, 2.0, 1.0], True)])  # fmt: skip
+def test_unreached_counts_a_growth_of_exactly_2x_per_finer_step(
+    central: list[float], far: bool
+) -> None:
+    """The documented rule: each of the three finest estimates ≥ 2× the next coarser one. A
+    ladder whose estimates grow by exactly 2× (4, 2, 1) is unreached; just under 2× at either
+    pair is not."""
+    assert unreached(_exact(central)).tolist() == [far]
+
+
+@pytest.mark.parametrize("mirror", [1.0, -1.0])
+def test_a_kinks_bound_counts_the_side_whose_slope_moves_most(mirror: float) -> None:
+    """θ + θ² for θ > 0 and 5θ² for θ < 0 at 0 (and its mirror θ → −θ): one-sided slopes
+    1 + h and −5h; between a step and the next (4× coarser) one they move by 3h and 15h. The
+    bound is 10·2·ε_f/h + 3·max(moved) = 20·ε_f/h + 45h, whichever side moves most."""
+    noise = 1e-13
+    lad = _at_zero(lambda x: np.where(mirror * x > 0, mirror * x + x * x, 5 * x * x))
+    h = lad.h[0]
+    k = int(np.argmax(1 + 6 * h > 20 * noise / h))
+    found = kink_at(lad, 0, noise)
+    assert found is not None
+    lo, hi, err = found
+    slopes = sorted(mirror * s for s in (1 + h[k], -5 * h[k]))  # the mirror swaps the sides
+    assert (lo, hi) == pytest.approx(slopes, rel=1e-6, abs=0)
+    assert err == pytest.approx(20 * noise / h[k] + 3 * 15 * h[k], rel=1e-6, abs=0)
