@@ -8,10 +8,12 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
+from gradcheck_cli import check_network, make_layer
 from gradcheck_cli.engine.network import Network
 from gradcheck_cli.engine.numeric import Perturber
-from gradcheck_cli.layers.losses import WeightedSum
+from gradcheck_cli.layers.losses import SoftmaxCrossEntropy, WeightedSum
 from gradcheck_cli.verdict.steps import Ladder, kink_at, ladder, unreached
+from tests.test_mutants_engine import ShortDx
 from tests.test_mutants_verdict2 import Elementwise
 
 
@@ -56,3 +58,20 @@ def test_a_kinks_bound_counts_the_side_whose_slope_moves_most(mirror: float) -> 
     slopes = sorted(mirror * s for s in (1 + h[k], -5 * h[k]))  # the mirror swaps the sides
     assert (lo, hi) == pytest.approx(slopes, rel=1e-6, abs=0)
     assert err == pytest.approx(20 * noise / h[k] + 3 * 15 * h[k], rel=1e-6, abs=0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_layer_below_a_wrong_shaped_dx_is_not_re_checked_alone(seed: int) -> None:
+    """A Linear below a layer whose backward returns dx one column short: the Linear never
+    received an upstream gradient, so attribution skips it (no re-check with an empty upstream,
+    no note that it "could not be re-checked") and blames the broken layer alone."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((4, 3))
+    net = Network(
+        [make_layer("linear", (3,), rng, out=3), ShortDx()], SoftmaxCrossEntropy(), x=x,
+        target=rng.integers(0, 3, 4), trusted=[False, False],
+    )  # fmt: skip
+    res = check_network(net)
+    assert not res.passed
+    assert res.attribution == ("layer 1 (ShortDx) fails on its own (dx)",)
+    assert not any("layer 0" in n for n in res.notes), res.notes
