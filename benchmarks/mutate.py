@@ -102,6 +102,7 @@ COVER: dict[str, list[str]] = {
     "verdict/floors.py": VERDICT,
     "verdict/outcomes.py": [*VERDICT, "tests/test_mutants_report.py", "tests/test_reports.py"],
     "verdict/diagnosis.py": [
+        FRESH4,
         FRESH2,
         SHARP,
         "tests/test_mutants_verdict.py",

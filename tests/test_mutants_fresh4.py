@@ -12,6 +12,7 @@ from gradcheck_cli import check_network, make_layer
 from gradcheck_cli.engine.network import Network
 from gradcheck_cli.engine.numeric import Perturber
 from gradcheck_cli.layers.losses import SoftmaxCrossEntropy, WeightedSum
+from gradcheck_cli.verdict.diagnosis import Context, diagnose
 from gradcheck_cli.verdict.steps import Ladder, kink_at, ladder, unreached
 from tests.test_mutants_engine import ShortDx
 from tests.test_mutants_verdict2 import Elementwise
@@ -75,3 +76,16 @@ def test_a_layer_below_a_wrong_shaped_dx_is_not_re_checked_alone(seed: int) -> N
     assert not res.passed
     assert res.attribution == ("layer 1 (ShortDx) fails on its own (dx)",)
     assert not any("layer 0" in n for n in res.notes), res.notes
+
+
+@pytest.mark.parametrize("factor", [0.37, -2.6])
+def test_an_unnamed_factor_is_found_on_three_entries_and_not_on_two(factor: float) -> None:
+    """a = c·n with an unnamed c: the fitted factor is one number, so it is evidence once it
+    explains entries beyond it: 3 departing entries (1 fitted + 2) are a diagnosis, 2 are not."""
+    n = np.array([0.8, -1.3, 1.9])
+    found = diagnose(factor * n, n, np.full(3, 1e-6), Context("W"))
+    assert found is not None and found.kind == "scale"
+    assert found.params == {"factor": pytest.approx(factor, rel=1e-12)}
+    assert f"W ≈ {factor:.6g} × numeric everywhere" in found.sentence
+    two = diagnose(factor * n[:2], n[:2], np.full(2, 1e-6), Context("W"))
+    assert two is None or two.kind != "scale", two
