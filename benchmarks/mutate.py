@@ -94,7 +94,7 @@ FUNCTIONS = [
 #: What a suite prints and exits with (the JSON ``passed``, the exit code, the files written).
 EMIT = [SHARP, "tests/test_mutants_report3.py", *REPORT[1:], "tests/test_options.py"]
 COVER: dict[str, list[str]] = {
-    "verdict/judge.py": [FRESH2, *VERDICT],
+    "verdict/judge.py": [FRESH4, FRESH2, *VERDICT],
     "verdict/steps.py": [FRESH4, *VERDICT],
     "verdict/kinks.py": VERDICT,
     "verdict/noise.py": [FRESH2, *VERDICT],  # ECnoise (issue 23)

@@ -12,7 +12,9 @@ from gradcheck_cli import check_network, make_layer
 from gradcheck_cli.engine.network import Network
 from gradcheck_cli.engine.numeric import Perturber
 from gradcheck_cli.layers.losses import SoftmaxCrossEntropy, WeightedSum
+from gradcheck_cli.options import CheckOptions
 from gradcheck_cli.verdict.diagnosis import Context, diagnose
+from gradcheck_cli.verdict.judge import Judge
 from gradcheck_cli.verdict.steps import Ladder, kink_at, ladder, unreached
 from tests.test_mutants_engine import ShortDx
 from tests.test_mutants_verdict2 import Elementwise
@@ -89,3 +91,23 @@ def test_an_unnamed_factor_is_found_on_three_entries_and_not_on_two(factor: floa
     assert f"W ≈ {factor:.6g} × numeric everywhere" in found.sentence
     two = diagnose(factor * n[:2], n[:2], np.full(2, 1e-6), Context("W"))
     assert two is None or two.kind != "scale", two
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_a_tensor_resolved_to_exactly_the_promise_passes(strict: bool) -> None:
+    """R = max E / max(|a|, |n|) is what a pass promises to see: a tensor whose entries agree and
+    whose resolution equals the promise (E = 0.25, |g| = 1, --resolution 0.25) passes, even under
+    --strict; a hair worse (E = 0.25 + 2⁻²⁰) is inconclusive, and reports that resolution."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3))
+    net = Network([make_layer("linear", (3,), rng, out=2)], WeightedSum(np.ones((2, 2))), x=x)
+    opts = CheckOptions.build(None, resolution=0.25, rtol=1e-3, strict=strict).resolved("float64")
+    judge = Judge(Perturber(net, x), opts, "float64", "float64")
+    g = np.array([1.0, -0.5, 0.75])
+    for e, verdict in ((0.25, "pass"), (0.25 + 2.0**-20, "inconclusive")):
+        error = np.full(3, e)
+        res = judge._result("W", (3,), np.arange(3), g, g, np.full(3, 1e-3) + error, error,
+                            np.full(3, "pass"), np.full(3, ""), 0, np.full(3, 1e-3),
+                            np.zeros(3))  # fmt: skip
+        assert res.verdict == verdict and res.resolution == e
+        assert res.passed == (verdict == "pass" or not strict)
