@@ -98,7 +98,7 @@ COVER: dict[str, list[str]] = {
     "verdict/steps.py": [FRESH4, *VERDICT],
     "verdict/kinks.py": VERDICT,
     "verdict/noise.py": [FRESH2, *VERDICT],  # ECnoise (issue 23)
-    "verdict/wide.py": VERDICT,
+    "verdict/wide.py": [FRESH4, *VERDICT],
     "verdict/floors.py": VERDICT,
     "verdict/outcomes.py": [*VERDICT, "tests/test_mutants_report.py", "tests/test_reports.py"],
     "verdict/diagnosis.py": [

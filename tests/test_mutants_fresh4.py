@@ -16,6 +16,7 @@ from gradcheck_cli.options import CheckOptions
 from gradcheck_cli.verdict.diagnosis import Context, diagnose
 from gradcheck_cli.verdict.judge import Judge
 from gradcheck_cli.verdict.steps import Ladder, kink_at, ladder, unreached
+from gradcheck_cli.verdict.wide import wide
 from tests.test_mutants_engine import ShortDx
 from tests.test_mutants_verdict2 import Elementwise
 
@@ -111,3 +112,16 @@ def test_a_tensor_resolved_to_exactly_the_promise_passes(strict: bool) -> None:
                             np.zeros(3))  # fmt: skip
         assert res.verdict == verdict and res.resolution == e
         assert res.passed == (verdict == "pass" or not strict)
+
+
+@pytest.mark.parametrize("k", [30.0, 300.0])
+def test_the_wide_stencil_resolves_a_strongly_curved_sine_within_its_bound(k: float) -> None:
+    """sin(k·θ): the wide stencil's estimates converge (each finer level ~256× closer) over
+    the levels where k·h < 1; the step it picks must be one of those, its estimate within its
+    own error bound of the exact k·cos(k·θ), the bound ≤ 1e-6 of the slope's size."""
+    x = np.array([0.3, -0.7, 0.05])
+    net = Network([Elementwise(lambda t: np.sin(k * t))], WeightedSum(np.ones_like(x)), x=x,
+                  trusted=[False])  # fmt: skip
+    c = wide(Perturber(net, x), net.parameters()[0], np.arange(3), 0.0, 2.0**-53)
+    assert (np.abs(c.numeric - k * np.cos(k * x)) <= c.error).all(), (c.numeric, c.error)
+    assert (c.error <= 1e-6 * k).all(), c.error
