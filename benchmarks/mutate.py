@@ -111,7 +111,12 @@ COVER: dict[str, list[str]] = {
         "tests/test_mutants_verdict4.py",
         "tests/test_diagnosis.py",
     ],
-    "verdict/attribution.py": [FRESH4, *VERDICT, "tests/test_mutants_engine.py", "tests/test_reports.py"],
+    "verdict/attribution.py": [
+        FRESH4,
+        *VERDICT,
+        "tests/test_mutants_engine.py",
+        "tests/test_reports.py",
+    ],
     "plan/modes.py": [FRESH, *PLAN],
     "plan/plan.py": PLAN,
     "plan/directional.py": [FRESH, *PLAN],
