@@ -43,6 +43,8 @@ SHARP = "tests/test_mutants.py"
 #: Survivors of a fresh sample (seed 40) outside the kernels, killed by behaviour.
 FRESH = "tests/test_mutants_fresh.py"
 FRESH2 = "tests/test_mutants_fresh2.py"
+#: Survivors in verdict/ of a fresh sample (seed 42), killed by behaviour.
+FRESH4 = "tests/test_mutants_fresh4.py"
 VERDICT = [
     SHARP,
     "tests/test_mutants_verdict.py",
@@ -92,14 +94,15 @@ FUNCTIONS = [
 #: What a suite prints and exits with (the JSON ``passed``, the exit code, the files written).
 EMIT = [SHARP, "tests/test_mutants_report3.py", *REPORT[1:], "tests/test_options.py"]
 COVER: dict[str, list[str]] = {
-    "verdict/judge.py": [FRESH2, *VERDICT],
-    "verdict/steps.py": VERDICT,
+    "verdict/judge.py": [FRESH4, FRESH2, *VERDICT],
+    "verdict/steps.py": [FRESH4, *VERDICT],
     "verdict/kinks.py": VERDICT,
     "verdict/noise.py": [FRESH2, *VERDICT],  # ECnoise (issue 23)
-    "verdict/wide.py": VERDICT,
+    "verdict/wide.py": [FRESH4, *VERDICT],
     "verdict/floors.py": VERDICT,
     "verdict/outcomes.py": [*VERDICT, "tests/test_mutants_report.py", "tests/test_reports.py"],
     "verdict/diagnosis.py": [
+        FRESH4,
         FRESH2,
         SHARP,
         "tests/test_mutants_verdict.py",
@@ -108,7 +111,12 @@ COVER: dict[str, list[str]] = {
         "tests/test_mutants_verdict4.py",
         "tests/test_diagnosis.py",
     ],
-    "verdict/attribution.py": [*VERDICT, "tests/test_mutants_engine.py", "tests/test_reports.py"],
+    "verdict/attribution.py": [
+        FRESH4,
+        *VERDICT,
+        "tests/test_mutants_engine.py",
+        "tests/test_reports.py",
+    ],
     "plan/modes.py": [FRESH, *PLAN],
     "plan/plan.py": PLAN,
     "plan/directional.py": [FRESH, *PLAN],
