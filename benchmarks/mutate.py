@@ -112,7 +112,7 @@ COVER: dict[str, list[str]] = {
     ],
     "verdict/attribution.py": [*VERDICT, "tests/test_mutants_engine.py", "tests/test_reports.py"],
     "plan/modes.py": [FRESH3, FRESH, *PLAN],
-    "plan/plan.py": PLAN,
+    "plan/plan.py": [FRESH, *PLAN],  # FRESH: the first depth round under a budget (FIRST_ROUND)
     "plan/directional.py": [FRESH, *PLAN],
     "plan/localise.py": [FRESH3, *PLAN],
     "plan/limits.py": [FRESH3, FRESH, *PLAN, "tests/test_bad_inputs.py"],
