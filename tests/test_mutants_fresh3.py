@@ -6,11 +6,11 @@ and a localisation judges at most MAX_LEAF_ENTRIES entries one by one."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -32,7 +32,6 @@ CHILD = """
 import os, sys
 from gradcheck_cli.safety import isolation
 me = os.getpid()
-ran = []
 code = isolation.supervise(lambda: (print("ran in", os.getpid(), flush=True), 1)[1])
 print("caller", me, "got", code, flush=True)
 """
@@ -127,12 +126,14 @@ class RealPart:
         return dout * self.params["w"]
 
 
-def test_complex_method_refuses_a_layer_that_drops_the_imaginary_part_at_an_all_zero_input() -> None:
+def test_complex_method_refuses_a_layer_dropping_the_imaginary_part_at_a_zero_input() -> None:
     """At x = 0 only a direction along x shows the gap (Re(x)·w is linear in x; along w its
     derivative is Re(x) = 0), and with w alone checked each complex step on w is exact (0):
     only the probe up front can refuse the layer, so its direction must not vanish where x does."""
     with pytest.raises(GradcheckError, match="imaginary part"):
-        check_layer(RealPart(4), np.zeros((2, 4)), seed=0, method="complex", mode="full", inputs=False)
+        check_layer(
+            RealPart(4), np.zeros((2, 4)), seed=0, method="complex", mode="full", inputs=False
+        )
 
 
 # -- plan/localise.py: a bounded localisation judges at most MAX_LEAF_ENTRIES entries ------------
@@ -168,7 +169,6 @@ def test_a_localisation_of_an_error_everywhere_judges_at_most_the_leaf_bound() -
     assert p.checked == MAX_LEAF_ENTRIES, p.checked
 
 
-
 def test_the_entries_a_localisation_judges_one_by_one_are_announced_before_they_run() -> None:
     """The 1,024 localised entries' first pass (2 evaluations each) is added to the progress
     total before it runs, so the bar is not stuck at done = planned through it. Only work
@@ -179,5 +179,5 @@ def test_the_entries_a_localisation_judges_one_by_one_are_announced_before_they_
     check_layer(Doubled(2048), x, seed=0, mode="directional", inputs=False,
                 progress=lambda done, planned: calls.append((done, planned)))  # fmt: skip
     assert calls[-1][0] == calls[-1][1] > 2 * MAX_LEAF_ENTRIES
-    at_full = sum(b[0] - a[0] for a, b in zip(calls[:-2], calls[1:-1]) if b[0] >= b[1])
+    at_full = sum(b[0] - a[0] for a, b in itertools.pairwise(calls[:-1]) if b[0] >= b[1])
     assert at_full < MAX_LEAF_ENTRIES // 2, at_full
