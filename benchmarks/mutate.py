@@ -43,6 +43,8 @@ SHARP = "tests/test_mutants.py"
 #: Survivors of a fresh sample (seed 40) outside the kernels, killed by behaviour.
 FRESH = "tests/test_mutants_fresh.py"
 FRESH2 = "tests/test_mutants_fresh2.py"
+#: Survivors of a fresh sample (seed 42) in plan/, engine/probes.py and safety/isolation.py.
+FRESH3 = "tests/test_mutants_fresh3.py"
 #: Survivors in verdict/ of a fresh sample (seed 42), killed by behaviour.
 FRESH4 = "tests/test_mutants_fresh4.py"
 VERDICT = [
@@ -117,15 +119,15 @@ COVER: dict[str, list[str]] = {
         "tests/test_mutants_engine.py",
         "tests/test_reports.py",
     ],
-    "plan/modes.py": [FRESH, *PLAN],
-    "plan/plan.py": PLAN,
+    "plan/modes.py": [FRESH3, FRESH, *PLAN],
+    "plan/plan.py": [FRESH, *PLAN],  # FRESH: the first depth round under a budget (FIRST_ROUND)
     "plan/directional.py": [FRESH, *PLAN],
-    "plan/localise.py": PLAN,
-    "plan/limits.py": [FRESH, *PLAN, "tests/test_bad_inputs.py"],
+    "plan/localise.py": [FRESH3, *PLAN],
+    "plan/limits.py": [FRESH3, FRESH, *PLAN, "tests/test_bad_inputs.py"],
     "plan/passes.py": [FRESH, *PASSES],
     "plan/timing.py": PLAN,
     "engine/draws.py": [SHARP, "tests/test_mutants_plan.py", "tests/test_modes.py"],
-    "engine/probes.py": [FRESH, *ENGINE],
+    "engine/probes.py": [FRESH3, FRESH, *ENGINE],
     "engine/structure.py": [FRESH, *ENGINE, "tests/test_verdicts.py"],
     "engine/contracts.py": [FRESH, *ENGINE, "tests/test_bad_inputs.py"],
     "engine/precision.py": [FRESH, *ENGINE, "tests/test_resolution.py", "tests/test_edges3.py"],
@@ -143,7 +145,7 @@ COVER: dict[str, list[str]] = {
         "tests/test_kernels.py",
     ],
     "safety/outputs.py": [*SAFETY, "tests/test_reports.py", "tests/test_hardening3.py"],
-    "safety/isolation.py": [FRESH2, *SAFETY],
+    "safety/isolation.py": [FRESH3, FRESH2, *SAFETY],
     "safety/inputs.py": [*SAFETY, "tests/test_hardening3.py"],
     "spec/trust.py": SAFETY,
     "report/junit.py": REPORT,
