@@ -187,7 +187,8 @@ def _close(judge: Judge, tensors: list[_Tensor], plan: Plan) -> list[str]:
     for t in tensors:
         if t.done:
             continue
-        if t.failed is not None:  # the budget ran out before the localisation began
+        # a failed probe whose localisation the budget stopped before it began
+        if t.failed is not None:
             t.result = replace(t.failed, note="a directional probe fails; the budget ran out "
                                "before its entries were singled out")  # fmt: skip
             continue
