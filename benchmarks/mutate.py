@@ -47,6 +47,7 @@ FRESH2 = "tests/test_mutants_fresh2.py"
 FRESH3 = "tests/test_mutants_fresh3.py"
 #: Survivors in verdict/ of a fresh sample (seed 42), killed by behaviour.
 FRESH4 = "tests/test_mutants_fresh4.py"
+FRESH5 = "tests/test_mutants_fresh5.py"
 VERDICT = [
     SHARP,
     "tests/test_mutants_verdict.py",
@@ -97,10 +98,10 @@ FUNCTIONS = [
 EMIT = [SHARP, "tests/test_mutants_report3.py", *REPORT[1:], "tests/test_options.py"]
 COVER: dict[str, list[str]] = {
     "verdict/judge.py": [FRESH4, FRESH2, *VERDICT],
-    "verdict/steps.py": [FRESH4, *VERDICT],
+    "verdict/steps.py": [FRESH5, FRESH4, *VERDICT],
     "verdict/kinks.py": VERDICT,
-    "verdict/noise.py": [FRESH2, *VERDICT],  # ECnoise (issue 23)
-    "verdict/wide.py": [FRESH4, *VERDICT],
+    "verdict/noise.py": [FRESH5, FRESH2, *VERDICT],  # ECnoise (issue 23)
+    "verdict/wide.py": [FRESH5, FRESH4, *VERDICT],
     "verdict/floors.py": VERDICT,
     "verdict/outcomes.py": [*VERDICT, "tests/test_mutants_report.py", "tests/test_reports.py"],
     "verdict/diagnosis.py": [
@@ -128,9 +129,9 @@ COVER: dict[str, list[str]] = {
     "plan/timing.py": PLAN,
     "engine/draws.py": [SHARP, "tests/test_mutants_plan.py", "tests/test_modes.py"],
     "engine/probes.py": [FRESH3, FRESH, *ENGINE],
-    "engine/structure.py": [FRESH, *ENGINE, "tests/test_verdicts.py"],
+    "engine/structure.py": [FRESH5, FRESH, *ENGINE, "tests/test_verdicts.py"],
     "engine/contracts.py": [FRESH, *ENGINE, "tests/test_bad_inputs.py"],
-    "engine/precision.py": [FRESH, *ENGINE, "tests/test_resolution.py", "tests/test_edges3.py"],
+    "engine/precision.py": [FRESH5, FRESH, *ENGINE, "tests/test_resolution.py", "tests/test_edges3.py"],
     "engine/kernels.py": [
         "tests/test_mutants_kernels.py",
         *ENGINE,
