@@ -122,3 +122,22 @@ def test_a_loss_not_finite_at_any_step_is_searched_down_to_1e_300(h0: float, tab
     found = _search_on(lambda h: np.nan, h0)
     assert found.level == found.floor and found.measured == 0.0
     assert found.evaluations == 6 * tables, found
+
+
+@pytest.mark.parametrize("noise", [1e-10, 1e-6])
+def test_the_wide_stencils_bound_on_a_linear_loss_is_its_rounding_term(noise: float) -> None:
+    """L = 3·Σθ at θ of few bits: every wide estimate is 3 to rounding (no truncation, the
+    steps exact), so the bound is the rounding term alone, NOISE_FACTOR·2·ε_f·Σ|w|/h: each of the 8
+    loss values may be off by ε_f, weighted by |w_k|/h on both sides. The step taken is the
+    coarsest one with neighbours on both sides (h = 1/16)."""
+    from gradcheck_cli.verdict.steps import NOISE_FACTOR
+    from gradcheck_cli.verdict.wide import WIDE_WEIGHTS
+
+    x = np.array([0.5, -0.25, 0.75])
+    net = Network([Elementwise(lambda t: 3 * t)], WeightedSum(np.ones_like(x)), x=x,
+                  trusted=[False])  # fmt: skip
+    c = wide(Perturber(net, x), net.parameters()[0], np.arange(3), noise, 2.0**-53)
+    np.testing.assert_allclose(c.numeric, 3.0, rtol=1e-14)
+    assert (c.step == 1 / 16).all()
+    want = NOISE_FACTOR * 2 * noise * np.abs(WIDE_WEIGHTS).sum() / c.step
+    np.testing.assert_allclose(c.error, want, rtol=1e-6)  # + a truncation term of ~1e-15
