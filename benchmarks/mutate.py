@@ -131,7 +131,13 @@ COVER: dict[str, list[str]] = {
     "engine/probes.py": [FRESH3, FRESH, *ENGINE],
     "engine/structure.py": [FRESH5, FRESH, *ENGINE, "tests/test_verdicts.py"],
     "engine/contracts.py": [FRESH, *ENGINE, "tests/test_bad_inputs.py"],
-    "engine/precision.py": [FRESH5, FRESH, *ENGINE, "tests/test_resolution.py", "tests/test_edges3.py"],
+    "engine/precision.py": [
+        FRESH5,
+        FRESH,
+        *ENGINE,
+        "tests/test_resolution.py",
+        "tests/test_edges3.py",
+    ],
     "engine/kernels.py": [
         "tests/test_mutants_kernels.py",
         *ENGINE,
