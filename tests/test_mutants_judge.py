@@ -210,3 +210,24 @@ def test_the_noise_and_the_precision_are_measured_once_per_tensor() -> None:
     assert judge.noise(ref) is first
     assert judge.quantum(ref) is None
     assert made[0] == before
+
+
+@pytest.mark.parametrize("eps, h0", [(1e-5, 1e-6), (3e-4, 3e-5), (1e-2, 1e-4)])
+def test_the_noise_is_first_measured_at_a_tenth_of_the_step(eps: float, h0: float) -> None:
+    """The first ECnoise table lies well inside the first look's ±ε: its six points at
+    ±h0, ±2h0, ±3h0 from θ with h0 = ε/10, and for a coarse step (ε > 1e-3) at most 1e-4, so
+    the noise is measured at the scale of the rounding a central difference sees."""
+    net, x = _noisy()
+    judge = _judge(net, x, eps=eps)
+    tables: list[np.ndarray] = []
+    along = judge.pert.along
+
+    def recorded(ref: Any, v: np.ndarray, steps: np.ndarray) -> np.ndarray:
+        if len(steps) == 6:
+            tables.append(np.array(steps, dtype=np.float64))
+        return along(ref, v, steps)
+
+    judge.pert.along = recorded  # type: ignore[method-assign]
+    judge.noise(net.parameters()[0])
+    expected = np.array([-3.0, -2.0, -1.0, 1.0, 2.0, 3.0]) * h0
+    np.testing.assert_allclose(tables[0], expected, rtol=1e-12, atol=0)
