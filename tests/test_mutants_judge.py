@@ -231,3 +231,57 @@ def test_the_noise_is_first_measured_at_a_tenth_of_the_step(eps: float, h0: floa
     judge.noise(net.parameters()[0])
     expected = np.array([-3.0, -2.0, -1.0, 1.0, 2.0, 3.0]) * h0
     np.testing.assert_allclose(tables[0], expected, rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("ratio, off, verdict", [(3e-5, 2e-4, "pass"), (3e-4, 2e-3, "fail"),
+                                                 (0.0, 2e-4, "fail")])  # fmt: skip
+def test_in_float32_input_jitter_up_to_1e_4_of_the_gradient_is_rounding(
+    ratio: float, off: float, verdict: str
+) -> None:
+    """A float32 network judged in float32 (no float64 twin): JUMP·u₃₂ ≈ 6 would let any jump
+    pass as rounding, so the cap is 1e-4 of |g|: jitter of 3e-5 is rounding (a disagreement of
+    2e-4 passes within 10× it), 3e-4 is a discontinuity (2e-3 fails, as without jitter). A
+    step of 1/4 keeps the float32 estimate's own error (~1e-5) out of the way."""
+    u32 = 2.0**-24
+    x = np.ones((1, 4), np.float32)
+    layer = Shaky(x, ratio / (4 * u32))
+    layer.params["W"] = layer.params["W"].astype(np.float32)
+    net = Network([layer], WeightedSum(np.ones((1, 4), np.float32)), x=x, trusted=[False])
+    opts = CheckOptions.build(None, rtol=1e-8, resolution=1e-2, eps=0.25).resolved("float32")
+    judge = Judge(Perturber(net, x), opts, "float32", "float32")
+    res = judge(net.parameters()[1], (4,), np.ones(4) + off, np.arange(4))
+    assert res.verdict == verdict, (res.verdict, res.worst[:1])
+
+
+class Unused:
+    """out = x·W; ``spare`` is a parameter the forward never reads, its gradient ``spare``."""
+
+    row_independent = True
+
+    def __init__(self, spare: float) -> None:
+        self.params = {"W": np.linspace(0.5, 1.5, 3), "spare": np.array([0.3, -0.7])}
+        self.grads: dict[str, np.ndarray] = {}
+        self.spare = spare
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        return x * self.params["W"]
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        self.grads = {"W": (self.x * dout).sum(axis=0), "spare": np.full(2, self.spare)}
+        return dout * self.params["W"]
+
+
+@pytest.mark.parametrize("spare, verdict", [(0.0, "zero"), (0.5, "fail")])
+def test_a_parameter_the_forward_ignores_is_a_contract_failure_only_with_a_gradient(
+    spare: float, verdict: str
+) -> None:
+    """A parameter the forward never reads, with gradient exactly 0: L does not depend on it
+    and the backward says so: a zero verdict, the check passes. With a nonzero gradient it is
+    the not-read contract failure (the forward reads a copy), not a plain disagreement."""
+    x = np.random.default_rng(0).standard_normal((2, 3))
+    res = check_layer(Unused(spare), x)
+    p = next(p for p in res.params if p.name.endswith(".spare"))
+    assert p.verdict == verdict, (p.verdict, p.reason)
+    assert res.passed == (verdict == "zero")
+    assert ("does not change the layer's output" in (p.reason or "")) == (verdict == "fail")
