@@ -285,3 +285,78 @@ def test_a_parameter_the_forward_ignores_is_a_contract_failure_only_with_a_gradi
     assert p.verdict == verdict, (p.verdict, p.reason)
     assert res.passed == (verdict == "zero")
     assert ("does not change the layer's output" in (p.reason or "")) == (verdict == "fail")
+
+
+# -- what a tensor's result reports ---------------------------------------------------------------
+
+
+def _report(judge: Judge, a: list[float], n: list[float], tol: list[float], error: list[float],
+            status: list[str], labels: list[str] | None = None) -> Any:  # fmt: skip
+    k = len(a)
+    return judge._result("W", (2, 2), np.arange(k), np.array(a), np.array(n), np.array(tol),
+                         np.array(error), np.array(status, dtype=object),
+                         np.array(labels or [""] * k, dtype=object), 0, np.full(k, 1e-3),
+                         np.zeros(k))  # fmt: skip
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_a_mixed_tensor_reports_each_entry_by_its_own_claim(strict: bool) -> None:
+    """Entries pass (a = n), fail (off 0.5, tolerance 0.1), kink (off 0.2: its claim is its
+    slopes, so its ratio shows at most 1 and its tolerance as ∞) and one with no usable step
+    (n = NaN): the tensor fails (1 failure, + the kink under --strict); the failure is listed
+    first, then by ratio; the resolution is ∞ (an entry was never resolved); the errors and the
+    noise floor are those of the finite, judged entries."""
+    net, x = _linear()
+    judge = _judge(net, x, strict=strict)
+    nan = float("nan")
+    res = _report(judge, [1.0, 2.0, -1.0, 0.5], [1.0, 2.5, -1.2, nan], [0.1, 0.1, 0.1, 0.1],
+                  [0.03, 0.05, 0.07, 0.09], ["pass", "fail", "kink", "inconclusive"],
+                  ["", "", "kink: slopes", "L not finite at any step (domain edge)"])  # fmt: skip
+    assert res.verdict == "fail" and not res.passed
+    assert res.failed == (2 if strict else 1) and res.kinks == 1
+    np.testing.assert_allclose(res.ratios.reshape(-1), [0.0, 5.0, 1.0, 0.0], rtol=1e-12)
+    assert res.tolerance.reshape(-1).tolist() == [0.1, 0.1, np.inf, 0.1]
+    assert [e.index for e in res.worst] == [(0, 1), (1, 0), (0, 0), (1, 1)]
+    assert res.resolution == np.inf
+    assert res.noise_floor == 0.05  # pass and fail entries only: the kink's bound is its own
+    assert res.max_abs_error == pytest.approx(0.5, rel=1e-12)
+    a, n = np.array([1.0, 2.0, -1.0]), np.array([1.0, 2.5, -1.2])
+    rel = np.linalg.norm(a - n) / (np.linalg.norm(a) + np.linalg.norm(n))
+    assert res.rel_error == pytest.approx(rel, rel=1e-12)
+
+
+@pytest.mark.parametrize("error, resolution", [(0.0, 0.0), (1e-20, np.inf)])
+def test_a_gradient_that_vanishes_everywhere_is_zero_whatever_its_bound(
+    error: float, resolution: float
+) -> None:
+    """a = n = 0 everywhere: a zero verdict (it passes, even under --strict); its resolution is
+    0 when the bound is exactly 0 too, else ∞ (no gradient to resolve a bug against)."""
+    net, x = _linear()
+    judge = _judge(net, x, strict=True)
+    z = [0.0] * 4
+    res = _report(judge, z, z, [error] * 4, [error] * 4, ["pass"] * 4)
+    assert res.verdict == "zero" and res.passed and res.failed == 0
+    assert res.resolution == resolution
+    assert res.ratios.reshape(-1).tolist() == z
+
+
+@pytest.mark.parametrize("edge, count", [(True, 1), (False, 1), (True, 2)])
+def test_an_inconclusive_tensor_says_how_many_entries_had_no_usable_step_and_why(
+    edge: bool, count: int
+) -> None:
+    """Entries with no usable step make the tensor inconclusive (fails only under --strict,
+    then counting every entry): the note counts them ("1 entry", "2 entries") and names a
+    domain edge only when L was not finite at any step."""
+    net, x = _linear()
+    label = "L not finite at any step (domain edge)" if edge else "no step resolves this entry"
+    status = ["pass"] * (4 - count) + ["inconclusive"] * count
+    labels = [""] * (4 - count) + [label] * count
+    for strict in (False, True):
+        judge = _judge(net, x, strict=strict)
+        res = _report(judge, [1.0, 2.0, -1.0, 0.5], [1.0, 2.0, -1.0, 0.5], [0.1] * 4,
+                      [1e-9] * 4, status, labels)  # fmt: skip
+        assert res.verdict == "inconclusive" and res.passed == (not strict)
+        assert res.failed == (4 if strict else 0)
+        word = "1 entry:" if count == 1 else f"{count} entries:"
+        assert word in (res.note or ""), res.note
+        assert ("outside the domain" in (res.note or "")) == edge, res.note
