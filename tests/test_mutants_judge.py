@@ -304,8 +304,9 @@ def test_a_mixed_tensor_reports_each_entry_by_its_own_claim(strict: bool) -> Non
     """Entries pass (a = n), fail (off 0.5, tolerance 0.1), kink (off 0.2: its claim is its
     slopes, so its ratio shows at most 1 and its tolerance as ∞) and one with no usable step
     (n = NaN): the tensor fails (1 failure, + the kink under --strict); the failure is listed
-    first, then by ratio; the resolution is ∞ (an entry was never resolved); the errors and the
-    noise floor are those of the finite, judged entries."""
+    first, then by ratio; the resolution is ∞ (an entry was never resolved), else the worst
+    judged bound over the largest value; the errors and the noise floor are those of the finite,
+    judged entries."""
     net, x = _linear()
     judge = _judge(net, x, strict=strict)
     nan = float("nan")
@@ -323,6 +324,11 @@ def test_a_mixed_tensor_reports_each_entry_by_its_own_claim(strict: bool) -> Non
     a, n = np.array([1.0, 2.0, -1.0]), np.array([1.0, 2.5, -1.2])
     rel = np.linalg.norm(a - n) / (np.linalg.norm(a) + np.linalg.norm(n))
     assert res.rel_error == pytest.approx(rel, rel=1e-12)
+    # without the unresolved entry: the worst judged bound (the fail's 0.05; not the kink's
+    # 0.07) over the largest value seen, analytic or numeric (|n| = 2.5 > |a| = 2)
+    res = _report(judge, [1.0, 2.0, -1.0, 0.5], [1.0, 2.5, -1.2, 0.5], [0.1] * 4,
+                  [0.03, 0.05, 0.07, 0.01], ["pass", "fail", "kink", "pass"])  # fmt: skip
+    assert res.resolution == pytest.approx(0.05 / 2.5, rel=1e-12)
 
 
 @pytest.mark.parametrize("error, resolution", [(0.0, 0.0), (1e-20, np.inf)])
@@ -360,3 +366,19 @@ def test_an_inconclusive_tensor_says_how_many_entries_had_no_usable_step_and_why
         word = "1 entry:" if count == 1 else f"{count} entries:"
         assert word in (res.note or ""), res.note
         assert ("outside the domain" in (res.note or "")) == edge, res.note
+
+
+@pytest.mark.parametrize("off, verdict", [(5e-16, "pass"), (3e-15, "fail")])
+def test_the_analytic_rounding_allowance_is_relative_to_the_largest_gradient(
+    off: float, verdict: str
+) -> None:
+    """dx = dout·W = (1, 1e-8, 1) at x = 1e-12 (L ~ 1e-12: the numeric's own bound ~1e-22): the
+    small entry may be off by the backward's rounding relative to the tensor's largest value,
+    10·u·max|g| ≈ 1.1e-15 (5e-16 passes), not to its own 1e-8 (3e-15 fails)."""
+    x = np.full((1, 3), 1e-12)
+    layer = Unused(0.0)
+    layer.params["W"] = np.array([1.0, 1e-8, 1.0])
+    net = Network([layer], WeightedSum(np.ones((1, 3))), x=x, trusted=[False])
+    judge = _judge(net, x, rtol=1e-12, resolution=1e-6)
+    res = judge(net.parameters()[0], (1, 3), np.array([1.0, 1e-8 + off, 1.0]), np.arange(3))
+    assert res.verdict == verdict, res.worst[:1]
