@@ -12,6 +12,7 @@ A mutant is *killed* when the tests fail (or time out), *survives* when they pas
     python benchmarks/mutate.py --seed 1 --max 50    # another sample
     python benchmarks/mutate.py --list               # count the candidates per module, run nothing
     python benchmarks/mutate.py --module verdict/steps.py --max 0   # every mutant of one module
+    python benchmarks/mutate.py --module verdict/steps.py --max 0 --lines 265-300   # new code
     python benchmarks/mutate.py --custom 'verdict/steps.py::r1 < KINK_SHRINK or => r1 < KINK_SHRINK and'
 
 The score printed last is killed / (sampled − equivalent). The tree is checked clean
@@ -498,6 +499,9 @@ def main() -> int:
     ap.add_argument("--list-keys", action="store_true", help="print the sampled keys, run nothing")
     ap.add_argument("--custom", action="append", help="'module::old => new' (repeatable)")
     ap.add_argument("--tests", nargs="+", help="run these test files instead of COVER's")
+    ap.add_argument(
+        "--lines", help="only mutants on these lines, A-B (new code: every candidate in it)"
+    )
     ap.add_argument("--no-baseline", action="store_true", help="skip the unmutated run")
     ap.add_argument(
         "--resume",
@@ -514,6 +518,9 @@ def main() -> int:
         sample = [custom(s) for s in args.custom]
     else:
         pool = [m for mod in modules for m in candidates(mod)]
+        if args.lines:
+            lo, _, hi = args.lines.partition("-")
+            pool = [m for m in pool if int(lo) <= m.line <= int(hi or lo)]
         if args.list:
             for mod in modules:
                 print(f"{mod:28} {sum(m.module == mod for m in pool):5}")
