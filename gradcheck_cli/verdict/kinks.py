@@ -71,8 +71,9 @@ def second_look(
     lad = ladder(judge.pert, ref, idx, quantum=quantum)
     need = np.broadcast_to(np.asarray(want, dtype=np.float64), (len(idx),))
     lad, eps, trusted = extend(judge, ref, idx, lad, noise, need, quantum)
-    resolved = evidence(lad, eps, trusted, u)
-    choice = best(lad, eps, u, resolved)
+    # levels the finer steps contradict are dropped (steps.consistent), with the measured
+    # noise level for those steps where the ladder lowered it
+    choice = best(lad, eps, u, evidence(lad, eps, trusted, u), np.maximum(eps, noise))
     n, err, step = choice.numeric.copy(), choice.error.copy(), choice.step.copy()
     low = np.flatnonzero(~(err <= need) & (need > 0))
     if len(low):
@@ -125,7 +126,7 @@ def extend(
     eps, trusted = verified_noise(lad, noise, u, floor)
     done = 0
     while done < EXTEND_MAX:
-        choice = best(lad, eps, u, evidence(lad, eps, trusted, u))
+        choice = best(lad, eps, u, evidence(lad, eps, trusted, u), np.maximum(eps, noise))
         open_ = (~(choice.error <= need) & (need > 0)) | unreached(lad)
         with np.errstate(divide="ignore", invalid="ignore"):
             rnd = u * np.nanmax(np.where(lad.valid, np.maximum(np.abs(lad.fp), np.abs(lad.fm)), 0), axis=1)

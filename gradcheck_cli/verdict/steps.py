@@ -45,6 +45,9 @@ SLOPE = 0.1
 CONVERGE = 0.5
 #: A measured noise level is contradicted where neighbouring estimates agree this much better.
 CONTRADICT = 1e-3
+#: A level is contradicted by a finer step whose estimate differs by more than this many times
+#: the two bounds (``consistent``).
+DISAGREE = 2.0
 #: The ladder extended below its last level (entries not resolved to the promise): levels per
 #: round, and at most this many extra levels.
 EXTEND_BY, EXTEND_MAX = 5, 25
@@ -165,11 +168,7 @@ def error_bounds(lad: Ladder, noise: Array | float, u: float) -> Array:
     steps (Richardson: D(h) − D(h/4) ≈ (15/16)·c·h² for central differences); inf where the
     level or both its neighbours are unusable. ``noise``: ε_f, one for all or one per entry."""
     d = lad.central
-    hh = (lad.hp + lad.hm) / 2
-    eps = np.asarray(noise, dtype=np.float64)
-    eps_f = np.maximum(eps[:, None] if eps.ndim else eps, _rounding(lad, u))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rnd = NOISE_FACTOR * eps_f / hh
+    rnd = noise_bounds(lad, noise, u)
     trunc = np.full(d.shape, -np.inf)
     ok = lad.valid
     with np.errstate(invalid="ignore"):
@@ -263,10 +262,58 @@ def unreached(lad: Ladder) -> Array:
     return out
 
 
-def best(lad: Ladder, noise: Array | float, u: float, resolved: Array) -> Choice:
+def noise_bounds(lad: Ladder, noise: Array | float, u: float) -> Array:
+    """k·max(ε_f, u·|L±|)/h per entry and level: the noise part of ``error_bounds``."""
+    eps = np.asarray(noise, dtype=np.float64)
+    eps_f = np.maximum(eps[:, None] if eps.ndim else eps, _rounding(lad, u))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return NOISE_FACTOR * eps_f / ((lad.hp + lad.hm) / 2)
+
+
+def consistent(lad: Ladder, resolved: Array, err: Array, doubt: Array | float, u: float) -> Array:
+    """The ``resolved`` levels whose estimate persists at every finer usable step: level i is
+    dropped where a finer level j disagrees, |D_i − D_j| > DISAGREE·(E_i + N_j), N_j the noise
+    part of j's bound with the larger noise estimate ``doubt`` (the measured ε_f where the
+    ladder lowered it: a fine step's small bound may rest on the lowered level). Where level
+    i's bound holds, |D_i − g| ≤ E_i, and its Richardson estimate assumes the asymptotic range
+    D(h) ≈ g + c·h², which every finer step is in too, with less truncation (h_j²/h_i² ≤ 1/16 of
+    i's, inside E_i) and its own noise inside N_j; so |D_j − D_i| ≤ E_i + N_j. A converged value
+    persists as h → 0 until round-off takes over; a value the finer steps do not reproduce was
+    a feature of L seen from afar (sin(k·x)/k at k·h ~ 1e6: D(h) = cos(kθ)·sin(kh)/(kh) ~ 1e-6
+    at neighbouring coarse steps, which looks converged to ≈ 0 with a tiny bound). Dropping a
+    level never widens a verdict's tolerance unseen: the step left has the larger bound, which
+    the resolution promise still has to meet (else inconclusive)."""
+    d = lad.central
+    noise_j = np.where(lad.valid, noise_bounds(lad, doubt, u), np.inf)
+    keep = np.array(resolved, dtype=bool, copy=True)
+    with np.errstate(invalid="ignore"):
+        for i in range(1, d.shape[1]):
+            gap = np.abs(d[:, :i] - d[:, i : i + 1])
+            keep[:, i] &= ~(gap > DISAGREE * (err[:, i : i + 1] + noise_j[:, :i])).any(axis=1)
+    return keep
+
+
+def kept_bounds(
+    lad: Ladder, noise: Array | float, u: float, resolved: Array, doubt: Array | float | None = None
+) -> Array:
+    """E(h) per entry and level where the level is ``resolved`` and ``consistent``, else inf.
+    ``doubt``: the noise level the consistency test takes for the finer steps (default
+    ``noise``; never below it)."""
+    err = error_bounds(lad, noise, u)
+    worst = noise if doubt is None else np.maximum(doubt, noise)
+    return np.where(consistent(lad, resolved, err, worst, u), err, np.inf)
+
+
+def best(
+    lad: Ladder, noise: Array | float, u: float, resolved: Array, doubt: Array | float | None = None
+) -> Choice:
     """The step with the smallest error bound, per entry, among the levels with ``resolved``
-    evidence."""
-    err = np.where(resolved, error_bounds(lad, noise, u), np.inf)
+    evidence whose estimate the finer steps do not contradict (``consistent``)."""
+    return pick(lad, kept_bounds(lad, noise, u, resolved, doubt))
+
+
+def pick(lad: Ladder, err: Array) -> Choice:
+    """Per entry, the level with the smallest ``err`` (inf: not usable)."""
     k = np.argmin(err, axis=1)
     rows = np.arange(len(k))
     e = err[rows, k]
@@ -310,13 +357,17 @@ __all__ = [
     "Ladder",
     "NoiseLevel",
     "best",
+    "consistent",
     "ecnoise",
     "error_bounds",
     "evidence",
     "join",
+    "kept_bounds",
     "kink_at",
     "ladder",
     "measure_noise",
+    "noise_bounds",
+    "pick",
     "rounding_floor",
     "unreached",
     "verified_noise",
