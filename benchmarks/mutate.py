@@ -49,6 +49,7 @@ FRESH3 = "tests/test_mutants_fresh3.py"
 #: Survivors in verdict/ of a fresh sample (seed 42), killed by behaviour.
 FRESH4 = "tests/test_mutants_fresh4.py"
 FRESH5 = "tests/test_mutants_fresh5.py"
+STEEP = "tests/test_steep.py"  # steps.consistent: fake coarse convergence
 #: Every mutant of verdict/judge.py (seed 0, --max 0): its survivors killed by behaviour.
 FRESH_J = "tests/test_mutants_judge.py"
 VERDICT = [
@@ -101,8 +102,8 @@ FUNCTIONS = [
 EMIT = [SHARP, "tests/test_mutants_report3.py", *REPORT[1:], "tests/test_options.py"]
 COVER: dict[str, list[str]] = {
     "verdict/judge.py": [FRESH_J, FRESH4, FRESH2, *VERDICT],
-    "verdict/steps.py": [FRESH5, FRESH4, *VERDICT],
-    "verdict/kinks.py": VERDICT,
+    "verdict/steps.py": [STEEP, FRESH5, FRESH4, *VERDICT],
+    "verdict/kinks.py": [STEEP, *VERDICT],
     "verdict/noise.py": [FRESH5, FRESH2, *VERDICT],  # ECnoise (issue 23)
     "verdict/wide.py": [FRESH5, FRESH4, *VERDICT],
     "verdict/floors.py": VERDICT,

@@ -293,27 +293,16 @@ def consistent(lad: Ladder, resolved: Array, err: Array, doubt: Array | float, u
     return keep
 
 
-def kept_bounds(
-    lad: Ladder, noise: Array | float, u: float, resolved: Array, doubt: Array | float | None = None
-) -> Array:
-    """E(h) per entry and level where the level is ``resolved`` and ``consistent``, else inf.
-    ``doubt``: the noise level the consistency test takes for the finer steps (default
-    ``noise``; never below it)."""
-    err = error_bounds(lad, noise, u)
-    worst = noise if doubt is None else np.maximum(doubt, noise)
-    return np.where(consistent(lad, resolved, err, worst, u), err, np.inf)
-
-
 def best(
     lad: Ladder, noise: Array | float, u: float, resolved: Array, doubt: Array | float | None = None
 ) -> Choice:
     """The step with the smallest error bound, per entry, among the levels with ``resolved``
-    evidence whose estimate the finer steps do not contradict (``consistent``)."""
-    return pick(lad, kept_bounds(lad, noise, u, resolved, doubt))
-
-
-def pick(lad: Ladder, err: Array) -> Choice:
-    """Per entry, the level with the smallest ``err`` (inf: not usable)."""
+    evidence whose estimate the finer steps do not contradict (``consistent``). ``doubt``: the
+    noise level the consistency test takes for the finer steps (default ``noise``; never below
+    it)."""
+    err = error_bounds(lad, noise, u)
+    worst = noise if doubt is None else np.maximum(doubt, noise)
+    err = np.where(consistent(lad, resolved, err, worst, u), err, np.inf)
     k = np.argmin(err, axis=1)
     rows = np.arange(len(k))
     e = err[rows, k]
@@ -362,12 +351,10 @@ __all__ = [
     "error_bounds",
     "evidence",
     "join",
-    "kept_bounds",
     "kink_at",
     "ladder",
     "measure_noise",
     "noise_bounds",
-    "pick",
     "rounding_floor",
     "unreached",
     "verified_noise",
