@@ -48,6 +48,8 @@ FRESH3 = "tests/test_mutants_fresh3.py"
 #: Survivors in verdict/ of a fresh sample (seed 42), killed by behaviour.
 FRESH4 = "tests/test_mutants_fresh4.py"
 FRESH5 = "tests/test_mutants_fresh5.py"
+#: Every candidate mutant of engine/probes.py (issue 28): the survivors of a --max 0 run.
+PROBES = "tests/test_mutants_probes.py"
 VERDICT = [
     SHARP,
     "tests/test_mutants_verdict.py",
@@ -128,7 +130,7 @@ COVER: dict[str, list[str]] = {
     "plan/passes.py": [FRESH, *PASSES],
     "plan/timing.py": PLAN,
     "engine/draws.py": [SHARP, "tests/test_mutants_plan.py", "tests/test_modes.py"],
-    "engine/probes.py": [FRESH3, FRESH, *ENGINE],
+    "engine/probes.py": [PROBES, FRESH3, FRESH, *ENGINE],
     "engine/structure.py": [FRESH5, FRESH, *ENGINE, "tests/test_verdicts.py"],
     "engine/contracts.py": [FRESH, *ENGINE, "tests/test_bad_inputs.py"],
     "engine/precision.py": [FRESH5, FRESH, *ENGINE, "tests/test_resolution.py", "tests/test_edges3.py"],

@@ -14,10 +14,9 @@ import numpy as np
 import pytest
 
 from gradcheck_cli import check_layer, make_layer
-from gradcheck_cli.engine.methods import complex_safety
 from gradcheck_cli.engine.network import Network
 from gradcheck_cli.engine.numeric import Perturber
-from gradcheck_cli.engine.probes import ROWS_ULPS, distinct_rows, rows_mismatch
+from gradcheck_cli.engine.probes import ROWS_ULPS, complex_safety, distinct_rows, rows_mismatch
 from gradcheck_cli.errors import PluginError
 from gradcheck_cli.layers.losses import WeightedSum
 
@@ -34,7 +33,7 @@ def test_a_stacked_row_off_by_1024_ulps_of_the_outputs_size_is_equal_and_a_hair_
     1025 ulps is a change of the row. The move sits on an entry 4× smaller than the output's
     size: the unit is the output's size, not the entry's."""
     assert ROWS_ULPS == 1024
-    x = np.array([[0.5, 1.0, -0.25], [0.75, -1.0, 0.125]], dtype=dtype)
+    x: np.ndarray = np.array([[0.5, 1.0, -0.25], [0.75, -1.0, 0.125]], dtype=dtype)
     move = ulps * float(np.finfo(dtype).eps)  # exact in dtype: −0.25 + move is representable
 
     def forward(a: np.ndarray) -> np.ndarray:
@@ -176,6 +175,14 @@ def test_an_analytic_layer_with_round_off_far_above_u_is_judged_at_the_step_1e_6
     this analytic layer."""
     x = np.random.default_rng(3).uniform(0.5, 1.5, (20, 50))
     assert _probe(Elementwise(_offset_sine), x) is None
+
+
+def test_the_probes_complex_step_still_reads_a_slope_at_inputs_of_1e_minus_301() -> None:
+    """1e300·x on inputs about 1e-301 (normal floats, an output about 0.1): the probe's complex
+    step i·h·v, h = 1e-20, is subnormal there (about 1e-321: three digits) and still reads the
+    slope to about 0.1 %: accepted. A step 10× finer keeps one digit and reads it 1 % off."""
+    x = 1e-301 * np.random.default_rng(5).standard_normal((4, 8))
+    assert _probe(Elementwise(lambda z: 1e300 * z), x) is None
 
 
 class TinyTanh:
