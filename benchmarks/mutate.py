@@ -52,6 +52,8 @@ FRESH5 = "tests/test_mutants_fresh5.py"
 STEEP = "tests/test_steep.py"  # steps.consistent: fake coarse convergence
 #: Every mutant of verdict/judge.py (seed 0, --max 0): its survivors killed by behaviour.
 FRESH_J = "tests/test_mutants_judge.py"
+#: Every candidate mutant of engine/probes.py (issue 28): the survivors of a --max 0 run.
+PROBES = "tests/test_mutants_probes.py"
 VERDICT = [
     SHARP,
     "tests/test_mutants_verdict.py",
@@ -132,7 +134,7 @@ COVER: dict[str, list[str]] = {
     "plan/passes.py": [FRESH, *PASSES],
     "plan/timing.py": PLAN,
     "engine/draws.py": [SHARP, "tests/test_mutants_plan.py", "tests/test_modes.py"],
-    "engine/probes.py": [FRESH3, FRESH, *ENGINE],
+    "engine/probes.py": [PROBES, FRESH3, FRESH, *ENGINE],
     "engine/structure.py": [FRESH5, FRESH, *ENGINE, "tests/test_verdicts.py"],
     "engine/contracts.py": [FRESH, *ENGINE, "tests/test_bad_inputs.py"],
     "engine/precision.py": [
