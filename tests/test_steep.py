@@ -65,3 +65,49 @@ def test_no_false_alarm_over_seeds(sc: float, k: float) -> None:
     for seed in range(1, 7):
         assert _check(sc, k, lambda v: np.cos(k * v), seed).verdict == "pass", seed
         assert _check(sc, k, lambda v: 1.01 * np.cos(k * v), seed).verdict == "fail", seed
+
+
+def _exact(central: list[float]) -> Any:
+    """A ladder (finest first, steps 2⁻²⁰·4^j) whose central differences are exactly ``central``
+    (L(θ ± h) = ±d·h: no rounding in the difference)."""
+    from gradcheck_cli.verdict.steps import Ladder
+
+    h = 2.0 ** (-20 + 2 * np.arange(len(central)))[None, :]
+    d = np.array([central])
+    return Ladder(h=h, fp=d * h, fm=-d * h, hp=h, hm=h, f0=0.0,
+                  valid=np.ones_like(h, dtype=bool))  # fmt: skip
+
+
+def test_every_level_a_finer_one_contradicts_is_dropped_the_second_finest_and_the_coarsest_too() -> (
+    None
+):
+    """The finest step gives 1, the two coarser ones 0, each with a bound of 0.1 and no noise:
+    both coarser levels (the second finest, whose only finer neighbour is the finest, and the
+    coarsest) disagree with it by 1 > 2·0.1 and are dropped; the finest has nothing finer."""
+    from gradcheck_cli.verdict.steps import consistent
+
+    keep = consistent(_exact([1.0, 0.0, 0.0]), np.ones((1, 3), dtype=bool),
+                      np.full((1, 3), 0.1), 0.0, 2.0**-53)  # fmt: skip
+    assert keep.tolist() == [[True, False, False]]
+
+
+def test_a_level_exactly_at_the_disagreement_line_is_kept() -> None:
+    """Finest 0 (L = 0 there: no rounding, no noise), next 1 with a bound of exactly 0.5: the
+    gap 1 equals DISAGREE·(0.5 + 0) = 1, which is not a contradiction (only beyond it)."""
+    from gradcheck_cli.verdict.steps import consistent
+
+    keep = consistent(_exact([0.0, 1.0]), np.ones((1, 2), dtype=bool),
+                      np.array([[0.0, 0.5]]), 0.0, 2.0**-53)  # fmt: skip
+    assert keep.tolist() == [[True, True]]
+
+
+def test_a_fine_step_contradicts_only_beyond_the_larger_of_the_two_noise_levels() -> None:
+    """Finest step 0.5, the coarser ones 1 (converged, bound ~1e-15). Judged on no noise, the
+    finest step contradicts them and only it is left; given the measured level 1e-7 as
+    ``doubt`` (the ladder lowered it to 0), the finest step's noise bound 10·1e-7/h ≈ 1 covers
+    the gap 0.5, and the converged value 1 is taken."""
+    from gradcheck_cli.verdict.steps import best
+
+    lad, resolved = _exact([0.5, 1.0, 1.0, 1.0, 1.0]), np.ones((1, 5), dtype=bool)
+    assert best(lad, 0.0, 2.0**-53, resolved).numeric.tolist() == [0.5]
+    assert best(lad, 0.0, 2.0**-53, resolved, doubt=1e-7).numeric.tolist() == [1.0]
