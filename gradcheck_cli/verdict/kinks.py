@@ -73,7 +73,7 @@ def second_look(
     lad, eps, trusted = extend(judge, ref, idx, lad, noise, need, quantum)
     # levels the finer steps contradict are dropped (steps.consistent), with the measured
     # noise level for those steps where the ladder lowered it
-    choice = best(lad, eps, u, evidence(lad, eps, trusted, u), np.maximum(eps, noise))
+    choice = best(lad, eps, u, evidence(lad, eps, trusted, u), noise)
     n, err, step = choice.numeric.copy(), choice.error.copy(), choice.step.copy()
     low = np.flatnonzero(~(err <= need) & (need > 0))
     if len(low):
@@ -126,7 +126,7 @@ def extend(
     eps, trusted = verified_noise(lad, noise, u, floor)
     done = 0
     while done < EXTEND_MAX:
-        choice = best(lad, eps, u, evidence(lad, eps, trusted, u), np.maximum(eps, noise))
+        choice = best(lad, eps, u, evidence(lad, eps, trusted, u), noise)
         open_ = (~(choice.error <= need) & (need > 0)) | unreached(lad)
         with np.errstate(divide="ignore", invalid="ignore"):
             rnd = u * np.nanmax(np.where(lad.valid, np.maximum(np.abs(lad.fp), np.abs(lad.fm)), 0), axis=1)
