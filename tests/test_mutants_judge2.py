@@ -53,7 +53,7 @@ def test_a_first_look_that_resolves_everything_reports_the_rounding_floor_bound(
     assert res.verdict == "pass" and res.refined == 0 and res.note is None, res.note
     assert grown == []
     eps_f = rounding_floor(judge.pert, U64)
-    assert res.noise_floor == pytest.approx(10 * GAIN[method] * eps_f / 1e-3, rel=1e-12)
+    assert res.noise_floor == pytest.approx(10 * GAIN[method] * eps_f / 1e-3, rel=1e-12, abs=0)
 
 
 @pytest.mark.parametrize("method", ["central", "five-point"])
@@ -71,7 +71,7 @@ def test_entries_that_agree_at_the_measured_noise_pass_without_a_second_look(met
     assert sum(grown) > 0  # the noise was measured
     level = judge.noise(ref).level  # measured once: the same level the check used
     assert level > 1e3 * rounding_floor(judge.pert, U64)
-    assert res.noise_floor == pytest.approx(10 * GAIN[method] * level / 1e-5, rel=1e-12)
+    assert res.noise_floor == pytest.approx(10 * GAIN[method] * level / 1e-5, rel=1e-12, abs=0)
     assert res.note is None
 
 
@@ -111,7 +111,7 @@ def test_a_float32_gradient_keeps_a_floor_of_ten_u32_of_its_largest_entry(
                       rtol=1e-9, resolution=1e-2)  # fmt: skip
     (p,) = res.params
     assert p.verdict == verdict, (p.verdict, p.worst)
-    assert p.resolution == pytest.approx(10 * U32, rel=1e-3)
+    assert p.resolution == pytest.approx(10 * U32, rel=1e-3, abs=0)
 
 
 @pytest.mark.parametrize(
@@ -132,7 +132,7 @@ def test_input_jitter_is_rounding_up_to_1e8_u_of_the_gradient_plus_the_backwards
     res = judge(net.parameters()[1], (4,), np.ones(4) + 1e-7, np.arange(4), scale=scale)
     assert res.verdict == verdict, (res.verdict, res.worst[:1])
     if verdict == "pass":
-        assert res.resolution == pytest.approx(10 * ratio, rel=1e-2)
+        assert res.resolution == pytest.approx(10 * ratio, rel=1e-2, abs=0)
 
 
 def test_a_floor_above_the_promise_is_inconclusive_whatever_the_step() -> None:
@@ -146,7 +146,7 @@ def test_a_floor_above_the_promise_is_inconclusive_whatever_the_step() -> None:
         judge = _judge(net, x, rtol=1e-10, resolution=promise)
         res = judge(net.parameters()[1], (4,), np.ones(4), np.arange(4))
         assert (res.verdict, res.refined) == (verdict, refined), res.note
-        assert res.resolution == pytest.approx(3e-8, rel=2e-2)
+        assert res.resolution == pytest.approx(3e-8, rel=2e-2, abs=0)
         if verdict == "inconclusive":
             assert "resolved to 3e-08 of max|g|" in (res.note or ""), res.note
 
@@ -249,7 +249,7 @@ def test_a_parameter_the_loss_moves_along_is_read_whatever_the_whole_array_probe
     res = check_layer(Rooted(np.array([0.5, 0.5])), x, dout=np.ones((1, 2)), inputs=False)
     (p,) = res.params
     assert p.verdict == "pass" and res.passed, (p.verdict, p.reason)
-    assert p.worst[0].numeric == pytest.approx(-1.5, rel=1e-6)
+    assert p.worst[0].numeric == pytest.approx(-1.5, rel=1e-6, abs=0)
 
 
 class PartlyUnused(Unused):
