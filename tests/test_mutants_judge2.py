@@ -349,3 +349,113 @@ def test_a_function_that_rounds_its_input_to_float32_says_so_next_to_the_verdict
         assert (p.note or "").startswith("inconclusive: resolved to") and (p.note or "").endswith(
             "; " + SAID
         ), p.note
+
+
+def test_the_second_look_aims_at_the_promise_times_the_larger_of_analytic_and_numeric() -> None:
+    """A missing analytic (a = 0 where n = 100, max|a| = 1): the second look aims at the promise
+    1e-11 × max(|a|, |n|) = 1e-9, which each entry's first ladder reaches (~1e-11): no finer
+    level and no wide stencil is tried (only the first look's 2 and the ladder's 2·LEVELS
+    evaluations per entry), rather than chasing 1e-11 × max|a|."""
+    net, x, g = _wide_linear(100.0)
+    judge = _judge(net, x, rtol=1e-14, resolution=1e-11)
+    sizes: set[int] = set()
+    losses = judge.pert.losses
+
+    def recorded(ref: Any, idx: np.ndarray, offsets: np.ndarray) -> Any:
+        sizes.add(len(offsets))
+        return losses(ref, idx, offsets)
+
+    judge.pert.losses = recorded  # type: ignore[method-assign]
+    res = judge(net.parameters()[1], (3, 2), np.where(np.abs(g) > 50, 0.0, g), np.arange(6))
+    assert res.verdict == "fail" and res.refined == 6
+    assert sizes == {2, 2 * LEVELS}
+    assert max(e.noise for e in res.worst) < 1e-9
+
+
+@pytest.mark.parametrize("factor, verdict", [(1.6, "pass"), (1 / 1.6, "pass"), (2.2, "fail"),
+                                             (1 / 2.2, "fail")])  # fmt: skip
+def test_rtol_is_relative_to_the_larger_of_analytic_and_numeric(
+    factor: float, verdict: str
+) -> None:
+    """At rtol = 0.5 an analytic gradient off by a factor f agrees when |f − 1| ≤ 0.5·max(f, 1)
+    (relative to the larger of |a| and |n|, so the same either way): 1.6× and 1/1.6× pass,
+    2.2× and 1/2.2× fail."""
+    net, x = _linear()
+    judge = _judge(net, x, rtol=0.5)
+    a = (x.T @ np.ones((2, 2))).reshape(-1) * factor
+    res = judge(net.parameters()[1], (3, 2), a, np.arange(6))
+    assert res.verdict == verdict, res.worst[:1]
+
+
+def test_an_entry_off_at_a_tolerance_of_exactly_zero_has_an_infinite_ratio() -> None:
+    """A tolerance of exactly 0 (rtol = atol = 0, no error bound): an entry that agrees exactly
+    has ratio 0, one off by anything has ratio ∞ and is listed first."""
+    net, x = _linear()
+    judge = _judge(net, x, rtol=0.0)
+    k = 4
+    res = judge._result("W", (2, 2), np.arange(k), np.array([1.0, 1.0, 2.0, 0.5]),
+                        np.array([1.0, 1.5, 2.0, 0.5]), np.zeros(k), np.zeros(k),
+                        np.array(["pass", "fail", "pass", "pass"], dtype=object),
+                        np.full(k, "", dtype=object), 0, np.full(k, 1e-3),
+                        np.zeros(k))  # fmt: skip
+    assert res.ratios.reshape(-1).tolist() == [0.0, np.inf, 0.0, 0.0]
+    assert res.worst[0].index == (0, 1)
+
+
+class Vanishing:
+    """out = x·W; grads['W'] is set only at the input it was first called with (a backward
+    that caches by input): the input-jitter runs get no gradient for W at all."""
+
+    row_independent = True
+
+    def __init__(self) -> None:
+        self.params = {"W": np.linspace(0.5, 1.5, 4)}
+        self.grads: dict[str, np.ndarray] = {}
+        self.first: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.x = x
+        if self.first is None:
+            self.first = x.copy()
+        return x * self.params["W"]
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        same = self.first is not None and np.array_equal(self.x, self.first)
+        self.grads = {"W": (self.x * dout).sum(axis=0)} if same else {}
+        return dout * self.params["W"]
+
+
+def test_a_gradient_the_jitter_runs_do_not_produce_is_judged_without_a_jitter_floor() -> None:
+    """When the jittered backward runs return no gradient for W, there is no measured rounding
+    to add: W is judged on the a-priori floor (exact here: a pass), not an error."""
+    x = np.ones((1, 4))
+    net = Network([Vanishing()], WeightedSum(np.ones((1, 4))), x=x, trusted=[False])
+    judge = _judge(net, x, rtol=1e-10, resolution=1e-6)
+    res = judge(net.parameters()[1], (4,), np.ones(4), np.arange(4))
+    assert res.verdict == "pass", res.worst[:1]
+
+
+class Overflowing(Shaky):
+    """Shaky (dW moved by k·(x − x₀) under input jitter), but W₀'s gradient is ∞ as soon as
+    the input moves at all (exact at x₀)."""
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        dx = super().backward(dout)
+        if not np.array_equal(self.x, self.x0):
+            self.grads["W"][0] = np.inf
+        return dx
+
+
+def test_jitter_that_is_not_finite_at_one_entry_is_not_used_for_any() -> None:
+    """W₁…W₃ move by 3e-9 under input jitter (rounding, were it trusted) and W₀'s gradient
+    becomes ∞: a measurement that is not finite somewhere is not used at all, so the a-priori
+    floor stays and an analytic off by 2e-8 fails (with usable jitter of 3e-9 it passes within
+    10× it: test_mutants_judge's jitter test)."""
+    x = np.ones((1, 4))
+    net = Network([Overflowing(x, 3e-9 / (4 * U64))], WeightedSum(np.ones((1, 4))), x=x,
+                  trusted=[False])  # fmt: skip
+    judge = _judge(net, x, rtol=1e-10, resolution=1e-6)
+    off = np.array([0.0, 2e-8, 2e-8, 2e-8])
+    res = judge(net.parameters()[1], (4,), np.ones(4) + off, np.arange(4))
+    assert res.verdict == "fail", (res.verdict, res.worst[:1])
+    assert {e.index for e in res.worst if e.status == "fail"} == {(1,), (2,), (3,)}
