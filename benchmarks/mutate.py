@@ -52,6 +52,8 @@ FRESH5 = "tests/test_mutants_fresh5.py"
 STEEP = "tests/test_steep.py"  # steps.consistent: fake coarse convergence
 #: Every mutant of verdict/judge.py (seed 0, --max 0): its survivors killed by behaviour.
 FRESH_J = "tests/test_mutants_judge.py"
+#: The survivors of that run with FRESH_J alone (second round: first-look bound, floors, second look).
+FRESH_J2 = "tests/test_mutants_judge2.py"
 #: Every candidate mutant of engine/probes.py (issue 28): the survivors of a --max 0 run.
 PROBES = "tests/test_mutants_probes.py"
 VERDICT = [
@@ -103,7 +105,7 @@ FUNCTIONS = [
 #: What a suite prints and exits with (the JSON ``passed``, the exit code, the files written).
 EMIT = [SHARP, "tests/test_mutants_report3.py", *REPORT[1:], "tests/test_options.py"]
 COVER: dict[str, list[str]] = {
-    "verdict/judge.py": [FRESH_J, FRESH4, FRESH2, *VERDICT],
+    "verdict/judge.py": [FRESH_J, FRESH_J2, FRESH4, FRESH2, *VERDICT],
     "verdict/steps.py": [STEEP, FRESH5, FRESH4, *VERDICT],
     "verdict/kinks.py": [STEEP, *VERDICT],
     "verdict/noise.py": [FRESH5, FRESH2, *VERDICT],  # ECnoise (issue 23)
