@@ -81,3 +81,12 @@ def test_sample_is_not_replaced_by_full_because_full_costs_less_than_directional
     est = choose([1] * 10 + [100], [1.0] * 11, samples=4, probes=11, grow=False, limit=100.0)
     assert (est.full, est.sample, est.directional) == (220.0, 50.0, 242.0)
     assert est.chosen == "sample"
+
+
+def test_a_network_of_the_loss_alone_is_checked_in_auto_mode() -> None:
+    """No layers, a 1-D input straight into MSE (library use): auto counts no layer work for
+    the input, picks full and checks its 4 entries instead of failing on the count."""
+    x = np.random.default_rng(0).standard_normal(4)
+    res = check_network(Network([], MSE(), x=x, target=np.zeros(4)), mode="auto")
+    assert res.estimate is not None and res.estimate.chosen == "full"
+    assert res.passed and [(p.name, p.checked) for p in res.params] == [("input", 4)]

@@ -101,7 +101,7 @@ def operations(pert: Perturber) -> list[float]:
         )
         for i in range(len(net.layers))
     ]  # fmt: skip
-    loss = float(CALL_OPERATIONS + np.size(pert.outputs[-1])) if per_layer else 0.0
+    loss = float(CALL_OPERATIONS + np.size(pert.outputs[-1]))
     tails, total = [], loss
     for ops in reversed(per_layer):
         total += ops
