@@ -90,3 +90,12 @@ def test_a_network_of_the_loss_alone_is_checked_in_auto_mode() -> None:
     res = check_network(Network([], MSE(), x=x, target=np.zeros(4)), mode="auto")
     assert res.estimate is not None and res.estimate.chosen == "full"
     assert res.passed and [(p.name, p.checked) for p in res.params] == [("input", 4)]
+
+
+def test_directional_is_not_replaced_by_a_full_check_dearer_than_it() -> None:
+    """One tensor of 100, 99 samples, 2 probes: full 200, sample 198 + 4 = 202, directional 4;
+    none fits a limit of 3. Full costs less than sampling but 50 times directional's work:
+    directional stays (full replaces it only when full costs no more than directional)."""
+    est = choose([100], [1.0], samples=99, probes=2, grow=False, limit=3.0)
+    assert (est.full, est.sample, est.directional) == (200.0, 202.0, 4.0)
+    assert est.chosen == "directional"
