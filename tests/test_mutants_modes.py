@@ -99,3 +99,12 @@ def test_directional_is_not_replaced_by_a_full_check_dearer_than_it() -> None:
     est = choose([100], [1.0], samples=99, probes=2, grow=False, limit=3.0)
     assert (est.full, est.sample, est.directional) == (200.0, 202.0, 4.0)
     assert est.chosen == "directional"
+
+
+def test_a_full_check_costing_exactly_what_directional_costs_replaces_it() -> None:
+    """One tensor of 100, 100 probes: directional's 100·2 evaluations equal full's 100·2 (sample,
+    2·99 + 2·100 = 398, is dearer); none fits a limit of 3. At equal work the check of every
+    entry is chosen."""
+    est = choose([100], [1.0], samples=99, probes=100, grow=False, limit=3.0)
+    assert (est.full, est.sample, est.directional) == (200.0, 398.0, 200.0)
+    assert est.chosen == "full"
