@@ -1,0 +1,181 @@
+"""Survivors of the exhaustive run over safety/isolation.py (issue 28), pinned by behaviour: how a
+run that ends without a verdict is described (the child's own exit status or the signal that
+killed it, the running user code named up to 1,022 bytes), the exit code the supervisor gives
+after Ctrl-C (130) and after SIGTERM (143), the half-second window in which a second SIGTERM is
+an echo of the first (measured on an injected clock), and the report written in the encoding
+stdout declares."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from gradcheck_cli.errors import EXIT_INTERRUPTED
+from gradcheck_cli.safety import isolation
+
+forks = pytest.mark.skipif(not hasattr(os, "fork"), reason="the supervisor forks")
+
+
+@pytest.fixture
+def fresh(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No page from an earlier supervised run; the caller's signal handlers restored after."""
+    monkeypatch.setattr(isolation, "_where", None)
+    monkeypatch.setattr(isolation, "_last", "")
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+
+
+def _dies(where: str, end: Callable[[], None]) -> Callable[[], int]:
+    def run() -> int:
+        with isolation.user_code(where):
+            end()
+        return 0
+
+    return run
+
+
+# -- a run that ends without a verdict: how it ended, inside what ------------------------------
+
+
+@forks
+@pytest.mark.usefixtures("fresh")
+def test_a_run_ended_by_os_exit_reports_the_status_it_exited_with(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """User code calls os._exit(7): exit 2, and the message gives the child's own status 7."""
+    code = isolation.supervise(_dies("layer 3 (Quits).forward", lambda: os._exit(7)))
+    err = capsys.readouterr().err
+    assert code == 2
+    assert (
+        "the process ended (exit status 7) inside layer 3 (Quits).forward before a verdict" in err
+    )
+
+
+@forks
+@pytest.mark.usefixtures("fresh")
+def test_a_run_killed_by_a_signal_names_the_signal(capsys: pytest.CaptureFixture[str]) -> None:
+    """User code is killed (SIGKILL): exit 2, and the message names the signal, not a status."""
+    kill = _dies("layer 1 (Crash).backward", lambda: os.kill(os.getpid(), signal.SIGKILL))
+    code = isolation.supervise(kill)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "the process ended (signal SIGKILL) inside layer 1 (Crash).backward before" in err
+
+
+@forks
+@pytest.mark.usefixtures("fresh")
+def test_the_user_code_a_run_died_in_is_named_up_to_1022_bytes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The page holding the label is 1,024 bytes: a flag, the label, a NUL. A label of 1,022
+    bytes is named whole; of a 1,500-byte label, the first 1,022 bytes."""
+    whole = "layer 0 (" + "W" * 1004 + ").forward"
+    assert len(whole) == 1022
+    isolation.supervise(_dies(whole, lambda: os._exit(0)))
+    assert f"inside {whole} before a verdict" in capsys.readouterr().err
+    long = "layer 0 (" + "L" * 1482 + ").forward"
+    isolation.supervise(_dies(long, lambda: os._exit(0)))
+    assert f"inside {long[:1022]} before a verdict" in capsys.readouterr().err
+
+
+# -- Ctrl-C and SIGTERM sent to the supervisor ------------------------------------------------
+
+
+def _signalled(monkeypatch: pytest.MonkeyPatch, signum: int) -> int:
+    """Supervise a command that waits to be interrupted; once it runs (it says so through a
+    pipe), the supervisor itself receives ``signum``, as from a terminal or `kill`."""
+    ready_r, ready_w = os.pipe()
+    real_waitpid = os.waitpid
+
+    def waitpid(pid: int, options: int) -> tuple[int, int]:
+        os.read(ready_r, 1)  # the child runs the command (its handlers are set)
+        os.kill(os.getpid(), signum)
+        return real_waitpid(pid, options)
+
+    def command() -> int:
+        signal.alarm(30)  # never hang the suite: SIGALRM ends a child nobody interrupted
+        os.write(ready_w, b"r")
+        while True:
+            signal.pause()
+
+    monkeypatch.setattr(os, "waitpid", waitpid)
+    try:
+        return isolation.supervise(command)
+    finally:
+        os.close(ready_r)
+        os.close(ready_w)
+
+
+@forks
+@pytest.mark.usefixtures("fresh")
+def test_ctrl_c_sent_to_the_supervisor_ends_the_run_as_interrupted_130(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SIGINT (Ctrl-C) reaches the supervisor, which passes it on as SIGTERM; the command stops
+    with its partial report (130), and the supervisor keeps 130: it was Ctrl-C, not SIGTERM."""
+    assert _signalled(monkeypatch, signal.SIGINT) == EXIT_INTERRUPTED == 130
+
+
+@forks
+@pytest.mark.usefixtures("fresh")
+def test_sigterm_sent_to_the_supervisor_ends_the_run_with_143(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SIGTERM to the supervisor: the same partial report, but the exit code a shell gives a
+    process ended by SIGTERM, 128 + 15 = 143."""
+    assert _signalled(monkeypatch, signal.SIGTERM) == 143
+
+
+# -- the echo of one SIGTERM (injected clock) --------------------------------------------------
+
+
+class _Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_a_second_sigterm_exactly_half_a_second_later_interrupts_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The echo window is shorter than half a second: a SIGTERM 0.5 s after the first is a new
+    request and interrupts (the partial report of the first has had its half second)."""
+    clock = _Clock(1000.0)
+    monkeypatch.setattr(isolation, "time", clock)
+    monkeypatch.setattr(isolation, "_interrupted_at", -1.0)
+    with pytest.raises(KeyboardInterrupt):
+        isolation._interrupt(signal.SIGTERM, None)
+    clock.now = 1000.5
+    with pytest.raises(KeyboardInterrupt):
+        isolation._interrupt(signal.SIGTERM, None)
+
+
+# -- the report's encoding ----------------------------------------------------------------------
+
+REPORT = """
+from gradcheck_cli.safety import isolation
+isolation.claim_stdout()
+isolation.report_stream().write("caf\\u00e9 \\u2713\\n")
+isolation.report_stream().flush()
+"""
+
+
+def test_the_report_is_written_in_the_encoding_stdout_declares() -> None:
+    """stdout declared Latin-1 (PYTHONIOENCODING): the report's é is the one Latin-1 byte, and
+    ✓, which Latin-1 cannot hold, is escaped rather than failing the report."""
+    env = {**os.environ, "PYTHONIOENCODING": "latin-1"}
+    out = subprocess.run(
+        [sys.executable, "-c", REPORT], capture_output=True, env=env, timeout=60
+    ).stdout
+    assert out == b"caf\xe9 \\u2713\n"
