@@ -90,9 +90,10 @@ def test_the_user_code_a_run_died_in_is_named_up_to_1022_bytes(
 # -- Ctrl-C and SIGTERM sent to the supervisor ------------------------------------------------
 
 
-def _signalled(monkeypatch: pytest.MonkeyPatch, signum: int) -> int:
+def _signalled(monkeypatch: pytest.MonkeyPatch, signum: int, *, verdict: int | None = None) -> int:
     """Supervise a command that waits to be interrupted; once it runs (it says so through a
-    pipe), the supervisor itself receives ``signum``, as from a terminal or `kill`."""
+    pipe), the supervisor itself receives ``signum``, as from a terminal or `kill`. With
+    ``verdict``, the command ends with that code when interrupted (its verdict was out)."""
     ready_r, ready_w = os.pipe()
     real_waitpid = os.waitpid
 
@@ -103,9 +104,14 @@ def _signalled(monkeypatch: pytest.MonkeyPatch, signum: int) -> int:
 
     def command() -> int:
         signal.alarm(30)  # never hang the suite: SIGALRM ends a child nobody interrupted
-        os.write(ready_w, b"r")
-        while True:
-            signal.pause()
+        try:  # (the signal may come as soon as the byte is written)
+            os.write(ready_w, b"r")
+            while True:
+                signal.pause()
+        except KeyboardInterrupt:
+            if verdict is None:
+                raise
+            return verdict
 
     monkeypatch.setattr(os, "waitpid", waitpid)
     try:
@@ -133,6 +139,28 @@ def test_sigterm_sent_to_the_supervisor_ends_the_run_with_143(
     """SIGTERM to the supervisor: the same partial report, but the exit code a shell gives a
     process ended by SIGTERM, 128 + 15 = 143."""
     assert _signalled(monkeypatch, signal.SIGTERM) == 143
+
+
+@forks
+@pytest.mark.usefixtures("fresh")
+def test_a_command_that_ends_with_its_verdict_after_sigterm_keeps_the_verdicts_code(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SIGTERM arrives as the command writes its verdict (a gradient is wrong: 1) and the command
+    ends with that verdict: the supervisor returns 1, not 143 (only an interrupted run is)."""
+    assert _signalled(monkeypatch, signal.SIGTERM, verdict=1) == 1
+
+
+@forks
+@pytest.mark.usefixtures("fresh")
+def test_a_command_interrupted_without_any_signal_to_the_supervisor_ends_130() -> None:
+    """The command stops on its own KeyboardInterrupt (Ctrl-C seen by the child alone, e.g. from
+    an in-process caller): 130, nothing sent to the supervisor, nothing turned into 143."""
+
+    def interrupted() -> int:
+        raise KeyboardInterrupt
+
+    assert isolation.supervise(interrupted) == EXIT_INTERRUPTED
 
 
 # -- the echo of one SIGTERM (injected clock) --------------------------------------------------
