@@ -90,16 +90,29 @@ def test_the_user_code_a_run_died_in_is_named_up_to_1022_bytes(
 # -- Ctrl-C and SIGTERM sent to the supervisor ------------------------------------------------
 
 
-def _signalled(monkeypatch: pytest.MonkeyPatch, signum: int, *, verdict: int | None = None) -> int:
+class _Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def _signalled(monkeypatch: pytest.MonkeyPatch, *signums: int, verdict: int | None = None) -> int:
     """Supervise a command that waits to be interrupted; once it runs (it says so through a
-    pipe), the supervisor itself receives ``signum``, as from a terminal or `kill`. With
-    ``verdict``, the command ends with that code when interrupted (its verdict was out)."""
+    pipe), the supervisor itself receives ``signums``, as from a terminal or `kill`. With
+    ``verdict``, the command ends with that code when interrupted (its verdict was out). The
+    command's clock stands still: every SIGTERM forwarded after the first is its echo."""
     ready_r, ready_w = os.pipe()
+    ends = [ready_r, ready_w]
     real_waitpid = os.waitpid
 
     def waitpid(pid: int, options: int) -> tuple[int, int]:
+        os.close(ready_w)  # the child's copy only: a child that never runs the command is EOF
+        ends.remove(ready_w)
         os.read(ready_r, 1)  # the child runs the command (its handlers are set)
-        os.kill(os.getpid(), signum)
+        for signum in signums:
+            os.kill(os.getpid(), signum)
         return real_waitpid(pid, options)
 
     def command() -> int:
@@ -113,12 +126,15 @@ def _signalled(monkeypatch: pytest.MonkeyPatch, signum: int, *, verdict: int | N
                 raise
             return verdict
 
-    monkeypatch.setattr(os, "waitpid", waitpid)
     try:
-        return isolation.supervise(command)
+        with monkeypatch.context() as patch:  # undone after each run
+            patch.setattr(os, "waitpid", waitpid)
+            patch.setattr(isolation, "time", _Clock(1000.0))
+            patch.setattr(isolation, "_interrupted_at", -1.0)
+            return isolation.supervise(command)
     finally:
-        os.close(ready_r)
-        os.close(ready_w)
+        for fd in ends:
+            os.close(fd)
 
 
 @forks
@@ -139,6 +155,17 @@ def test_sigterm_sent_to_the_supervisor_ends_the_run_with_143(
     """SIGTERM to the supervisor: the same partial report, but the exit code a shell gives a
     process ended by SIGTERM, 128 + 15 = 143."""
     assert _signalled(monkeypatch, signal.SIGTERM) == 143
+
+
+@forks
+@pytest.mark.usefixtures("fresh")
+def test_the_last_of_ctrl_c_and_sigterm_decides_the_exit_code(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ctrl-C, then SIGTERM (a terminal, then a service manager): the run ends as terminated,
+    143; SIGTERM, then Ctrl-C: as interrupted, 130. One partial report either way."""
+    assert _signalled(monkeypatch, signal.SIGINT, signal.SIGTERM) == 143
+    assert _signalled(monkeypatch, signal.SIGTERM, signal.SIGINT) == 130
 
 
 @forks
@@ -164,14 +191,6 @@ def test_a_command_interrupted_without_any_signal_to_the_supervisor_ends_130() -
 
 
 # -- the echo of one SIGTERM (injected clock) --------------------------------------------------
-
-
-class _Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def monotonic(self) -> float:
-        return self.now
 
 
 def test_a_second_sigterm_exactly_half_a_second_later_interrupts_again(
