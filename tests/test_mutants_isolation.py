@@ -208,6 +208,17 @@ def test_a_second_sigterm_exactly_half_a_second_later_interrupts_again(
         isolation._interrupt(signal.SIGTERM, None)
 
 
+def test_the_first_sigterm_interrupts_whatever_the_clock_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The monotonic clock's reference point is undefined: read as 0.0 (or 0.3), the very first
+    SIGTERM of a run still interrupts; none was seen before it to be an echo of."""
+    monkeypatch.setattr(isolation, "_interrupted_at", isolation._interrupted_at)  # restored after
+    monkeypatch.setattr(isolation, "time", _Clock(0.3))
+    with pytest.raises(KeyboardInterrupt):
+        isolation._interrupt(signal.SIGTERM, None)
+
+
 # -- the report's encoding ----------------------------------------------------------------------
 
 REPORT = """
