@@ -108,3 +108,47 @@ def test_a_full_check_costing_exactly_what_directional_costs_replaces_it() -> No
     est = choose([100], [1.0], samples=99, probes=100, grow=False, limit=3.0)
     assert (est.full, est.sample, est.directional) == (200.0, 398.0, 200.0)
     assert est.chosen == "full"
+
+
+# -- preflight_plan: what the time and memory limits count for each mode ------------------------
+
+
+def _counted(**given: object) -> dict[str, object]:
+    from gradcheck_cli.options import CheckOptions
+    from gradcheck_cli.plan.modes import preflight_plan
+
+    return preflight_plan(CheckOptions.build(**given))
+
+
+def test_the_complex_step_is_counted_as_one_evaluation_an_entry_with_no_second_looks() -> None:
+    """--method complex evaluates each entry once (one complex step, no ± pair) at a step of
+    1e-20, never needs representable real steps and takes no second looks; central: two."""
+    complex_ = _counted(method="complex", mode="full")
+    assert complex_["evals_per_entry"] == 1 and complex_["eps"] == 1e-20
+    assert complex_["real_steps"] is False and complex_["second_looks"] is False
+    central = _counted(method="central", mode="full")
+    assert central["evals_per_entry"] == 2 and central["second_looks"] is True
+
+
+def test_a_given_eps_is_the_step_the_limits_check() -> None:
+    assert _counted(mode="full", eps=1e-4)["eps"] == 1e-4
+    assert _counted(mode="full")["eps"] == 1e-5
+
+
+def test_sample_mode_counts_the_samples_asked_for_and_at_most_a_tensors_entries() -> None:
+    """--samples 5: a tensor of 100 entries counts 5, one of 3 counts its 3; with no --samples,
+    the default 16."""
+    entries = _counted(mode="sample", samples=5)["entries"]
+    assert callable(entries) and (entries(100), entries(3)) == (5, 3)
+    default = _counted(mode="sample")["entries"]
+    assert callable(default) and (default(100), default(3)) == (16, 3)
+
+
+def test_auto_counts_the_probes_asked_for_and_bounds_its_own_time() -> None:
+    """Auto (which may choose directional) is held to the memory of the --probes asked for,
+    7 here, and is not timed against the limit: it bounds its own work. --mode full is timed,
+    unless a --budget bounds it."""
+    auto = _counted(mode="auto", probes=7)
+    assert auto["probes"] == 7 and auto["timed"] is False
+    assert _counted(mode="full")["timed"] is True
+    assert _counted(mode="full", budget=30)["timed"] is False
