@@ -55,6 +55,13 @@ def test_auto_grows_the_sample_up_to_the_largest_tensor_not_the_smallest() -> No
     assert est.chosen == "sample" and est.samples == 488 and est.sample == 1000.0
 
 
+def test_auto_grows_the_sample_to_the_largest_size_whose_work_fits() -> None:
+    """One tensor of 100, 2 probes, a limit of 20: k entries cost 2k + 4, so 8 fit exactly (20);
+    auto takes 8, neither 7 (it would leave work on the table) nor 9 (22, over the limit)."""
+    est = choose([100], [1.0], samples=4, probes=2, grow=True, limit=20.0)
+    assert est.chosen == "sample" and est.samples == 8 and est.sample == 20.0
+
+
 # -- which mode auto picks where the counts sit side by side ------------------------------------
 
 
