@@ -159,3 +159,10 @@ def test_auto_counts_the_probes_asked_for_and_bounds_its_own_time() -> None:
     assert auto["probes"] == 7 and auto["timed"] is False
     assert _counted(mode="full")["timed"] is True
     assert _counted(mode="full", budget=30)["timed"] is False
+
+
+def test_with_no_mode_only_checks_up_to_20000_entries_are_held_to_the_time_limit() -> None:
+    """No --mode: a check of more than 20,000 entries runs auto (it bounds its own work), so the
+    time limit applies only up to 20,000; a given --mode full is held to it at any size."""
+    assert _counted()["auto_above"] == 20_000
+    assert _counted(mode="full")["auto_above"] is None
