@@ -128,7 +128,7 @@ COVER: dict[str, list[str]] = {
         "tests/test_mutants_engine.py",
         "tests/test_reports.py",
     ],
-    "plan/modes.py": [FRESH3, FRESH, *PLAN],
+    "plan/modes.py": ["tests/test_mutants_modes.py", FRESH3, FRESH, *PLAN],
     "plan/plan.py": [FRESH, *PLAN],  # FRESH: the first depth round under a budget (FIRST_ROUND)
     "plan/directional.py": [FRESH, *PLAN],
     "plan/localise.py": [FRESH3, *PLAN],
@@ -160,7 +160,7 @@ COVER: dict[str, list[str]] = {
         "tests/test_kernels.py",
     ],
     "safety/outputs.py": [*SAFETY, "tests/test_reports.py", "tests/test_hardening3.py"],
-    "safety/isolation.py": [FRESH3, FRESH2, *SAFETY],
+    "safety/isolation.py": ["tests/test_mutants_isolation.py", FRESH3, FRESH2, *SAFETY],
     "safety/inputs.py": [*SAFETY, "tests/test_hardening3.py"],
     "spec/trust.py": SAFETY,
     "report/junit.py": REPORT,

@@ -101,7 +101,7 @@ def operations(pert: Perturber) -> list[float]:
         )
         for i in range(len(net.layers))
     ]  # fmt: skip
-    loss = float(CALL_OPERATIONS + np.size(pert.outputs[-1])) if per_layer else 0.0
+    loss = float(CALL_OPERATIONS + np.size(pert.outputs[-1]))
     tails, total = [], loss
     for ops in reversed(per_layer):
         total += ops
@@ -150,7 +150,9 @@ def choose(
         chosen = "directional"
     if chosen == "directional" and sample <= direc:  # never a less thorough mode that costs more
         chosen = "sample"
-    if chosen != "full" and full <= (sample if chosen == "sample" else direc):
+    # nor a less thorough mode that costs no less than full (compared with directional when full
+    # was chosen: a no-op)
+    if full <= (sample if chosen == "sample" else direc):
         chosen = "full"
     return Estimate(full, sample, direc, sum(sizes), limit, chosen, samples, probes)
 

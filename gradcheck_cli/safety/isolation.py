@@ -21,6 +21,7 @@ Two mechanisms, both only for the ``gradcheck`` command (the library and tests r
 from __future__ import annotations
 
 import io
+import math
 import mmap
 import os
 import signal
@@ -41,7 +42,8 @@ _WHERE_BYTES = 1024
 _report: TextIO | None = None
 _where: mmap.mmap | None = None
 _last = ""
-_interrupted_at = -1.0
+#: When the child last turned SIGTERM into an interrupt (never yet: the first always does).
+_interrupted_at = -math.inf
 
 
 def report_stream() -> TextIO:
@@ -58,7 +60,8 @@ def _mark(where: str) -> None:
         _last = where
         data = where.encode("utf-8", "backslashreplace")[: _WHERE_BYTES - 2]
         _where[1 : len(data) + 2] = data + b"\0"
-    _where[0] = 1  # byte 0: user code is running now
+    # byte 0: user code is running now
+    _where[0] = 1
 
 
 @contextmanager
