@@ -1,0 +1,197 @@
+"""plan/limits.py pinned by behaviour (issue 28, every candidate): the default time limit, the
+threshold below which a check is not timed, what a memory refusal names, the evaluations a check
+is counted at, which tensors the pilot times and on what, and when it does not run at all. The
+pilot is always injected (``timing.time_engine``): no test decides from a wall clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+
+from gradcheck_cli import make_layer
+from gradcheck_cli.engine.network import Network
+from gradcheck_cli.errors import LimitError
+from gradcheck_cli.layers.activations import Tanh
+from gradcheck_cli.layers.base import Layer
+from gradcheck_cli.layers.losses import MSE, SoftmaxCrossEntropy
+from gradcheck_cli.plan import limits, timing
+from gradcheck_cli.plan.limits import Limits, MemoryPlan
+
+
+def _mlp() -> Network:
+    """Five tensors: the input 6×8 (48), 8×16 + 16, 16×4 + 4 (260 entries in all)."""
+    rng = np.random.default_rng(0)
+    layers = [
+        make_layer("linear", (8,), rng, out=16),
+        make_layer("tanh", (16,)),
+        make_layer("linear", (16,), rng, out=4),
+    ]
+    x = rng.standard_normal((6, 8))
+    return Network(
+        layers, SoftmaxCrossEntropy(), x=x, target=rng.integers(0, 4, 6), trusted=[True] * 3
+    )
+
+
+class _Pilot:
+    """The injected pilot: ``per[j]`` seconds per entry of tensor j, ``looks[j]`` seconds of a
+    foreseen second look; records the names of the tensors it is asked to time, the network's
+    parameter dtypes and the input's dtype while it runs."""
+
+    def __init__(self, per: list[float], looks: list[float] | None = None) -> None:
+        self.per, self.looks = per, looks
+        self.asked: list[list[str]] = []
+        self.params: list[dict[str, Any]] = []
+        self.x: list[Any] = []
+
+    def __call__(self, pert: Any, refs: Any, **kw: Any) -> timing.Timing:
+        self.asked.append([r.name for r in refs])
+        self.params.append({k: v.dtype for la in pert.net.layers for k, v in la.params.items()})
+        self.x.append(np.asarray(pert.x).dtype)
+        n = len(refs)
+        per = tuple(self.per[:n])
+        looks = tuple(self.looks[:n]) if self.looks else (0.0,) * n
+        return timing.Timing(per, per, n, 0.0, looks, (0.0,) * n)
+
+
+def _inject(monkeypatch: pytest.MonkeyPatch, pilot: _Pilot) -> _Pilot:
+    monkeypatch.setattr(timing, "time_engine", pilot)
+    return pilot
+
+
+RUN = {"inputs": True, "eps": 1e-5, "real_steps": False}
+#: 1,001 entries of the MLP: 200 of each tensor and one more of the last.
+MORE = lambda n: 200 + (n == 4)  # noqa: E731
+
+
+def test_the_default_time_limit_is_five_minutes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --force a check is held to 300 s: ~290 s of estimated engine time runs, ~310 s
+    is refused, naming the 5.0 minute limit."""
+    _inject(monkeypatch, _Pilot([0.29] * 5))
+    cost = limits.preflight(_mlp(), limits=Limits(), entries=MORE, **RUN)
+    assert 290 < cost.seconds < 300
+    _inject(monkeypatch, _Pilot([0.31] * 5))
+    with pytest.raises(LimitError, match=r"about 5\.2 minutes: .* the limit is 5\.0 minutes"):
+        limits.preflight(_mlp(), limits=Limits(), entries=MORE, **RUN)
+
+
+def test_a_check_of_exactly_2000_evaluations_is_not_timed_and_one_more_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With one evaluation an entry (the complex step): 2,000 entries are not timed (never
+    refused on time, the pilot does not run); 2,001 are timed, and at 1 s an entry refused."""
+    pilot = _inject(monkeypatch, _Pilot([1.0] * 5))
+    run = {**RUN, "evals_per_entry": 1}
+    cost = limits.preflight(_mlp(), limits=Limits(), entries=lambda n: 400, **run)
+    assert (cost.evaluations, cost.seconds, pilot.asked) == (2000, 0.0, [])
+    with pytest.raises(LimitError, match=r"2,001 entries × 1 loss evaluations"):
+        limits.preflight(_mlp(), limits=Limits(), entries=lambda n: 400 + (n == 4), **run)
+    assert len(pilot.asked) == 1
+
+
+def test_a_memory_refusal_names_the_three_largest_parts_largest_first() -> None:
+    """Five parts over the limit: the message lists the three largest, in decreasing order, and
+    neither of the two smaller ones."""
+    plan = MemoryPlan(Limits(max_bytes=1400), "net.yaml")
+    for label, nbytes in (("a", 100), ("b", 500), ("c", 300), ("d", 400)):
+        plan.add(label, nbytes, label)
+    with pytest.raises(LimitError) as err:
+        plan.add("e", 200, "e")
+    message = str(err.value)
+    assert "(b 500 bytes, d 400 bytes, c 300 bytes)" in message
+    assert "e 200" not in message and "a 100" not in message
+
+
+def test_a_check_is_counted_as_central_differences_unless_told() -> None:
+    """``count_entries`` without evals_per_entry counts two loss evaluations an entry (θ ± ε):
+    260 entries are 520 evaluations, the 212 parameters alone 424."""
+    assert limits.count_entries(_mlp(), inputs=True) == limits.Cost(260, 520)
+    assert limits.count_entries(_mlp(), inputs=False) == limits.Cost(212, 424)
+
+
+def _ids_net(dtype: str) -> Network:
+    rng = np.random.default_rng(1)
+    emb = make_layer("embedding", (5,), rng, vocab=10, dim=3, dtype=dtype)
+    ids = rng.integers(0, 10, (4, 5))
+    return Network([emb], MSE(), x=ids, target=rng.standard_normal((4, 5, 3)), trusted=[True])
+
+
+def test_a_network_of_integer_ids_is_timed_on_its_parameters_with_the_ids_as_they_are(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ids are data, not differentiated: asked to time the input too, the pilot times only the
+    embedding's W, and runs the network on the integer ids themselves (ids cast to floats
+    would not index anything), with float32 parameters left float32 as the check keeps them."""
+    for dtype in ("float64", "float32"):
+        net = _ids_net(dtype)
+        pilot = _inject(monkeypatch, _Pilot([1e-3]))
+        cost = limits.estimate_time(net, inputs=True, eps=1e-5)
+        assert pilot.asked == [[net.parameters(include_input=False)[0].name]]
+        assert np.issubdtype(pilot.x[0], np.integer)
+        assert pilot.params == [{"W": np.dtype(dtype)}]
+        assert cost.seconds > 0
+
+
+def test_a_float32_network_fed_float64_input_is_timed_in_float64_input_float32_parameters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The check promotes parameters only for a float32 input (checker._dtype): a float64 input
+    through float32 parameters is timed as it will be checked, the parameters left float32."""
+    rng = np.random.default_rng(2)
+    layer = make_layer("linear", (8,), rng, out=4, dtype="float32")
+    x = rng.standard_normal((3, 8))
+    net = Network([layer], SoftmaxCrossEntropy(), x=x, target=rng.integers(0, 4, 3), trusted=[True])
+    pilot = _inject(monkeypatch, _Pilot([1e-3] * 3))
+    limits.estimate_time(net, inputs=True, eps=1e-5)
+    assert pilot.params == [{"W": np.float32, "b": np.float32}]
+    assert pilot.x == [np.float64]
+
+
+def test_a_check_of_nothing_runs_no_pilot(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A network without parameters whose input is not checked: nothing to time, so the pilot
+    does not run and the estimate is 0 entries, 0 seconds."""
+    rng = np.random.default_rng(3)
+    net = Network(
+        [Tanh()], MSE(), x=rng.standard_normal((2, 3)), target=np.zeros((2, 3)), trusted=[True]
+    )
+    pilot = _inject(monkeypatch, _Pilot([]))
+    assert limits.estimate_time(net, inputs=False, eps=1e-5) == limits.Cost(0, 0)
+    assert pilot.asked == []
+
+
+class _Constant(Layer):
+    """A layer whose output is its parameter whatever it is fed (so it runs without an input)."""
+
+    row_independent = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.params = {"w": np.arange(6.0).reshape(2, 3)}
+        self.grads = {"w": np.zeros((2, 3))}
+
+    def forward(self, x: Any) -> Any:
+        return self.params["w"] * 1.0
+
+
+def test_a_network_without_an_input_is_not_timed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A network built with no input (x given later, at check time) has nothing real to time
+    on: the pilot does not run and the estimate counts the entries only, 0 seconds."""
+    net = Network([_Constant()], MSE(), x=None, target=np.zeros((2, 3)), trusted=[True])
+    pilot = _inject(monkeypatch, _Pilot([1e-3, 1e-3]))
+    cost = limits.estimate_time(net, inputs=True, eps=1e-5)
+    assert (cost.entries, cost.seconds, pilot.asked) == (7, 0.0, [])
+
+
+def test_the_time_detail_says_the_slowest_part_takes_a_second_look_only_when_it_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The last tensor (4 entries at 900 µs) is the slowest part: when the pilot foresees a
+    second look for it the detail says so; a look foreseen for another tensor only does not."""
+    per = [1e-6, 2e-6, 3e-6, 5e-5, 9e-4]
+    _inject(monkeypatch, _Pilot(per, [0.0, 0.0, 0.0, 0.0, 1e-6]))
+    cost = limits.estimate_time(_mlp(), inputs=True, eps=1e-5)
+    assert "(4 entries at 901 µs each, with a second look: its first" in cost.detail
+    _inject(monkeypatch, _Pilot(per, [1e-6, 0.0, 0.0, 0.0, 0.0]))
+    cost = limits.estimate_time(_mlp(), inputs=True, eps=1e-5)
+    assert cost.detail.endswith("(4 entries at 900 µs each)")
