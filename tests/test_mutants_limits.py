@@ -133,19 +133,22 @@ def test_a_network_of_integer_ids_is_timed_on_its_parameters_with_the_ids_as_the
         assert cost.seconds > 0
 
 
-def test_a_float32_network_fed_float64_input_is_timed_in_float64_input_float32_parameters(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(("given", "timed"), [("float32", np.float64), ("float64", np.float32)])
+def test_float32_parameters_are_timed_in_float64_only_behind_a_float32_input(
+    monkeypatch: pytest.MonkeyPatch, given: str, timed: Any
 ) -> None:
-    """The check promotes parameters only for a float32 input (checker._dtype): a float64 input
-    through float32 parameters is timed as it will be checked, the parameters left float32."""
+    """The check promotes parameters only for a float32 input (checker._dtype): behind one, the
+    pilot times float64 copies on a float64 input; behind a float64 input the float32
+    parameters are timed as they are, as the check will run them."""
     rng = np.random.default_rng(2)
     layer = make_layer("linear", (8,), rng, out=4, dtype="float32")
-    x = rng.standard_normal((3, 8))
+    x = rng.standard_normal((3, 8)).astype(given)
     net = Network([layer], SoftmaxCrossEntropy(), x=x, target=rng.integers(0, 4, 3), trusted=[True])
     pilot = _inject(monkeypatch, _Pilot([1e-3] * 3))
     limits.estimate_time(net, inputs=True, eps=1e-5)
-    assert pilot.params == [{"W": np.float32, "b": np.float32}]
+    assert pilot.params == [{"W": timed, "b": timed}]
     assert pilot.x == [np.float64]
+    assert all(v.dtype == np.float32 for v in layer.params.values())
 
 
 def test_a_check_of_nothing_runs_no_pilot(monkeypatch: pytest.MonkeyPatch) -> None:
