@@ -198,3 +198,37 @@ def test_the_time_detail_says_the_slowest_part_takes_a_second_look_only_when_it_
     _inject(monkeypatch, _Pilot(per, [1e-6, 0.0, 0.0, 0.0, 0.0]))
     cost = limits.estimate_time(_mlp(), inputs=True, eps=1e-5)
     assert cost.detail.endswith("(4 entries at 900 µs each)")
+
+
+def test_a_declared_workspace_and_estimate_are_what_the_memory_plan_reads() -> None:
+    """conv2d 3×8×8, 4 channels, 3×3 kernel: its window matrix is 3·6·6·3·3 = 972 elements a
+    sample and its estimate 4·3·3·3 + 4 = 112 parameters, output 4×6×6; a class declaring
+    neither has no temporaries (0) and no estimate (None)."""
+    from gradcheck_cli.layers.conv import Conv2d
+
+    args = {"out_channels": 4, "kernel": 3}
+    assert limits.estimate_workspace(Conv2d, (3, 8, 8), args) == 972
+    assert limits.estimate_layer(Conv2d, (3, 8, 8), args) == (112, (4, 6, 6))
+    assert limits.estimate_workspace(object, (3, 8, 8), args) == 0
+    assert limits.estimate_layer(object, (3, 8, 8), args) is None
+
+
+def test_a_preflight_with_probes_refuses_them_when_they_do_not_fit() -> None:
+    """Directional probes are checked for memory before anything else: 1,000 probes of the
+    MLP's largest tensor (128 entries) need 4 MB, refused under a 1 MB limit."""
+    with pytest.raises(LimitError, match=r"1,000 directional probes of .* \(128 entries\)"):
+        limits.preflight(_mlp(), limits=Limits(max_bytes=2**20), probes=1000, **RUN)
+
+
+@pytest.mark.parametrize("theta", [1.0, -1.0])
+def test_a_step_lost_on_one_side_of_a_power_of_two_is_refused(theta: float) -> None:
+    """At |θ| = 1 the floats are twice as far apart away from 0 as towards it: ε = 1e-16 is
+    lost on the far side only (1 + 1e-16 rounds to 1, 1 − 1e-16 does not), and that is enough
+    to refuse it, naming that entry, whichever side it is on; at 0.5 it survives both ways."""
+    from gradcheck_cli.errors import NumericError
+
+    x = np.array([[0.5, theta]])
+    net = Network([Tanh()], MSE(), x=x, target=np.zeros((1, 2)), trusted=[True])
+    limits.check_step(net, np.array([[0.5, 0.5]]), 1e-16, inputs=True)
+    with pytest.raises(NumericError, match=rf"ε=1e-16 is below .* at \S+\[0, 1\] \(θ={theta:g},"):
+        limits.check_step(net, x, 1e-16, inputs=True)
