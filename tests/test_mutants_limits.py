@@ -215,7 +215,11 @@ def test_a_declared_workspace_and_estimate_are_what_the_memory_plan_reads() -> N
 
 def test_a_preflight_with_probes_refuses_them_when_they_do_not_fit() -> None:
     """Directional probes are checked for memory before anything else: 1,000 probes of the
-    MLP's largest tensor (128 entries) need 4 MB, refused under a 1 MB limit."""
+    MLP's largest tensor (128 entries) need 4 MB, refused under a 1 MB limit; a network with
+    no tensor to probe is never refused for them, even under a limit of 0 bytes."""
+    bare = Network([Tanh()], MSE(), x=np.ones((2, 3)), target=np.zeros((2, 3)), trusted=[True])
+    cost = limits.preflight(bare, limits=Limits(max_bytes=0), probes=3, **{**RUN, "inputs": False})
+    assert cost == limits.Cost(0, 0)
     with pytest.raises(LimitError, match=r"1,000 directional probes of .* \(128 entries\)"):
         limits.preflight(_mlp(), limits=Limits(max_bytes=2**20), probes=1000, **RUN)
 
