@@ -132,7 +132,13 @@ COVER: dict[str, list[str]] = {
     "plan/plan.py": [FRESH, *PLAN],  # FRESH: the first depth round under a budget (FIRST_ROUND)
     "plan/directional.py": [FRESH, *PLAN],
     "plan/localise.py": [FRESH3, *PLAN],
-    "plan/limits.py": [FRESH3, FRESH, *PLAN, "tests/test_bad_inputs.py"],
+    "plan/limits.py": [
+        "tests/test_mutants_limits.py",
+        FRESH3,
+        FRESH,
+        *PLAN,
+        "tests/test_bad_inputs.py",
+    ],
     "plan/passes.py": [FRESH, *PASSES],
     "plan/timing.py": PLAN,
     "engine/draws.py": [SHARP, "tests/test_mutants_plan.py", "tests/test_modes.py"],
