@@ -237,3 +237,30 @@ def test_the_report_is_written_in_the_encoding_stdout_declares() -> None:
         [sys.executable, "-c", REPORT], capture_output=True, env=env, timeout=60
     ).stdout
     assert out == b"caf\xe9 \\u2713\n"
+
+
+# -- output the child wrote before it ended ------------------------------------------------------
+
+_PARTIAL = """
+import sys
+from gradcheck_cli.safety import isolation
+print("before the fork", end="")  # buffered: a pipe is not a terminal
+def run():
+    print("report without a newline", end="")
+    sys.stderr.write("a warning without a newline")
+    return 1
+sys.exit(isolation.supervise(run))
+"""
+
+
+@forks
+def test_what_the_run_printed_reaches_the_pipe_once_even_without_a_newline() -> None:
+    """stdout to a pipe is block-buffered and the child ends with os._exit (no interpreter
+    shutdown flushes for it): everything printed before the fork appears once (flushed before
+    forking, not copied into the child's buffer), and what the run printed, with no newline,
+    still arrives; the run's exit code is kept."""
+    proc = subprocess.run([sys.executable, "-c", _PARTIAL], capture_output=True, text=True,
+                          timeout=60, check=False)  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout == "before the forkreport without a newline"
+    assert "a warning without a newline" in proc.stderr
