@@ -259,8 +259,9 @@ def test_what_the_run_printed_reaches_the_pipe_once_even_without_a_newline() -> 
     shutdown flushes for it): everything printed before the fork appears once (flushed before
     forking, not copied into the child's buffer), and what the run printed, with no newline,
     still arrives; the run's exit code is kept."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # buffered, as usual
     proc = subprocess.run([sys.executable, "-c", _PARTIAL], capture_output=True, text=True,
-                          timeout=60, check=False)  # fmt: skip
+                          timeout=60, check=False, env=env)  # fmt: skip
     assert proc.returncode == 1, proc.stderr
     assert proc.stdout == "before the forkreport without a newline"
     assert "a warning without a newline" in proc.stderr
