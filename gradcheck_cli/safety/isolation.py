@@ -70,7 +70,8 @@ def user_code(where: str) -> Iterator[None]:
     it prints to stderr even when stdout was not claimed (library use)."""
     _mark(where)
     try:
-        if _report is not None:  # stdout is the report's alone already, for the whole run
+        # claimed: stdout is the report's alone already, for the whole run
+        if _report is not None:
             yield
         else:
             with redirect_stdout(sys.stderr):
