@@ -614,6 +614,7 @@ def test_the_swap_is_found_among_three_failing_tensors() -> None:
     ("value", "message", "field"),
     [
         ("w", "a parameter is a shape like", "p"),
+        (3, "a parameter is a shape like", "p"),  # a number: no keys to look at, not a crash
         ({"shape": [2], "values": [1, 2]}, "a parameter is a shape like", "p"),
         ({"scale": 2.0}, "a parameter is a shape like", "p"),
         ({"shape": [2], "sigma": 1}, "unknown key 'sigma'", "p"),
