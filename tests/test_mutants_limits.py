@@ -18,20 +18,7 @@ from gradcheck_cli.layers.base import Layer
 from gradcheck_cli.layers.losses import MSE, SoftmaxCrossEntropy
 from gradcheck_cli.plan import limits, timing
 from gradcheck_cli.plan.limits import Limits, MemoryPlan
-
-
-def _mlp() -> Network:
-    """Five tensors: the input 6×8 (48), 8×16 + 16, 16×4 + 4 (260 entries in all)."""
-    rng = np.random.default_rng(0)
-    layers = [
-        make_layer("linear", (8,), rng, out=16),
-        make_layer("tanh", (16,)),
-        make_layer("linear", (16,), rng, out=4),
-    ]
-    x = rng.standard_normal((6, 8))
-    return Network(
-        layers, SoftmaxCrossEntropy(), x=x, target=rng.integers(0, 4, 6), trusted=[True] * 3
-    )
+from tests.test_mutants_plan2 import _mlp  # five tensors: 48, 8×16 + 16, 16×4 + 4 (260 entries)
 
 
 class _Pilot:
