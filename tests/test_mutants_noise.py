@@ -12,7 +12,10 @@ from gradcheck_cli.engine.network import Network
 from gradcheck_cli.engine.numeric import Perturber
 from gradcheck_cli.layers.losses import WeightedSum
 from gradcheck_cli.verdict.noise import ecnoise, rounding_floor
+from gradcheck_cli.verdict.steps import NOISE_FACTOR
+from gradcheck_cli.verdict.wide import WIDE_WEIGHTS, wide, wide_evaluations
 from tests.test_mutants_verdict2 import Elementwise, _ecnoise_reference
+from tests.test_mutants_verdict4 import Fn
 
 
 @pytest.mark.parametrize("nf", [8, 10])
@@ -69,3 +72,76 @@ def test_an_output_of_flags_adds_nothing_to_the_rounding_floor() -> None:
     pert = Perturber(net, x)
     assert float(pert.f0) == pytest.approx(3e-3, rel=1e-12)
     assert rounding_floor(pert, 2.0**-53) == 2.0**-53 * float(pert.f0)
+
+
+class Flatten1000:
+    """out = 1000·x flattened (a shape of its own), backward 1000·dout reshaped back."""
+
+    row_independent = False
+
+    def __init__(self) -> None:
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.shape = x.shape
+        return 1000 * x.reshape(-1)
+
+    def backward(self, dout: np.ndarray) -> np.ndarray:
+        return 1000 * dout.reshape(self.shape)
+
+
+def test_the_rounding_floor_weighs_the_prediction_by_the_losss_own_gradient() -> None:
+    """θ (4×5) → θ → 1000·θ flattened to 20 values, summed with weights ±1 that cancel
+    (L = 0): the loss sums 20 terms of size 1000, so the floor is u·Σ|pred ⊙ ∂L/∂pred| =
+    20000u, read from the gradient at the prediction (shape (20,)), not at the first layer's
+    output (shape (4, 5), 1000× larger)."""
+    x = np.ones((4, 5))
+    w = np.where(np.arange(20) % 2 == 0, 1.0, -1.0)
+    net = Network([Fn(lambda v: v, np.ones_like), Flatten1000()], WeightedSum(w), x=x,
+                  trusted=[False, False])  # fmt: skip
+    net.loss_value(x)
+    net.backward()
+    pert = Perturber(net, x)
+    assert float(pert.f0) == 0.0
+    assert rounding_floor(pert, 2.0**-53) == 20000 * 2.0**-53
+
+
+def test_a_loss_gradient_of_another_shape_is_not_paired_with_the_prediction() -> None:
+    """L = 1·Σ pred with the weight a 0-d array (its gradient a broadcast scalar, not one per
+    entry), pred = ±1 cancelling (L = 0): no entrywise product pred ⊙ ∂L/∂pred exists, so the
+    floor is u·max(|L|, max|pred|) = u, not u·Σ|pred| = 20u from broadcasting the scalar."""
+    x = np.where(np.arange(20).reshape(4, 5) % 2 == 0, 1.0, -1.0)
+    net = Network([Fn(lambda v: v, np.ones_like)], WeightedSum(np.array(1.0)), x=x,
+                  trusted=[False])  # fmt: skip
+    net.loss_value(x)
+    net.backward()
+    pert = Perturber(net, x)
+    assert float(pert.f0) == 0.0 and np.shape(net.douts[-1]) == ()
+    assert rounding_floor(pert, 2.0**-53) == 2.0**-53
+
+
+# -- the wide stencil ----------------------------------------------------------------------------
+
+
+def test_the_wide_stencil_costs_44_evaluations_an_entry() -> None:
+    """The documented cost (docs/error-model.md): steps s/8 … s/4096 at ratio 2 and k = 1…4
+    share their multiples k·h, 22 distinct offsets, each taken on both sides."""
+    assert wide_evaluations(1) == 44
+    assert wide_evaluations(5) == 5 * 44
+
+
+def test_the_wide_stencils_steps_scale_with_theta_like_the_ladders() -> None:
+    """L = 3·Σθ: every estimate is 3 and the bound is the rounding term alone,
+    NOISE_FACTOR·2·ε_f·Σ|w|/h, at the coarsest step with neighbours on both sides, s/16, where
+    s = 4^round(log₄ max(1, |θ|)) as on the ladder: s = 64 at θ = 100 and −37.5, 4 at 3 and
+    2.5, 1 at 1.5 and 0. The steps are exact multiples of s, so nothing is skewed."""
+    x = np.array([100.0, -37.5, 3.0, 2.5, 1.5, 0.0])
+    net = Network([Elementwise(lambda t: 3 * t)], WeightedSum(np.ones_like(x)), x=x,
+                  trusted=[False])  # fmt: skip
+    noise = 1e-10
+    c = wide(Perturber(net, x), net.parameters()[0], np.arange(x.size), noise, 2.0**-53)
+    np.testing.assert_allclose(c.numeric, 3.0, rtol=1e-15)
+    assert c.step.tolist() == [4.0, 4.0, 0.25, 0.25, 1 / 16, 1 / 16]
+    want = NOISE_FACTOR * 2 * noise * np.abs(WIDE_WEIGHTS).sum() / c.step
+    np.testing.assert_allclose(c.error, want, rtol=1e-12)
