@@ -148,6 +148,18 @@ def test_the_noise_search_of_a_zero_tensor_reaches_down_to_1e10_u() -> None:
     assert found.measured > 0 and found.evaluations == 24, found
 
 
+@pytest.mark.parametrize("h0, sigma", [(0.01, 0.0), (1.6e-299, 1e-6)])
+def test_the_noise_search_takes_steps_strictly_between_1e_300_and_1(
+    h0: float, sigma: float
+) -> None:
+    """A flat table at 0.01 climbs ×100 to exactly 1.0, a noisy one at 1.6e-299 goes ÷16 to
+    exactly 1e-300 (both exact in binary): neither bound is a step the search takes (a step of
+    1 is no longer local, 1e-300 is where steps underflow), so it stops after the one table (6
+    evaluations) with the rounding floor."""
+    found = _search_at(np.zeros((2, 3)), lambda h: sigma, h0)
+    assert found.measured == 0.0 and found.evaluations == 6, found
+
+
 # -- the wide stencil ----------------------------------------------------------------------------
 
 
