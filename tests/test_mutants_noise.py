@@ -160,6 +160,24 @@ def test_the_noise_search_takes_steps_strictly_between_1e_300_and_1(
     assert found.measured == 0.0 and found.evaluations == 6, found
 
 
+def test_a_table_with_one_value_not_finite_is_retreated_from_like_an_unfinite_one() -> None:
+    """θ = 0, from 1e-3: noise 1e-6 in the first table; the second (6.25e-5) has one value
+    NaN: the search retreats ÷100 to 6.25e-7 and starts over, as from a table with no finite
+    value (not ÷16 as from a smooth one). Below 1e-6 the noise is 1e-4 and holds over 6.25e-7,
+    3.9e-8, 2.4e-9 (under the reach 1.1e-6): accepted after 5 tables, 30 evaluations (÷16
+    would have seen 1e-6 once more at 3.9e-6 and needed a 6th table)."""
+    one_nan = np.array([1.0, 1.0, 1.0, 1.0, 1.0, np.nan])
+
+    def sigma(h: float) -> Any:
+        if 1e-5 < h < 1e-4:
+            return 1e-6 * one_nan
+        return 1e-6 if h > 1e-6 else 1e-4
+
+    found = _search_at(np.zeros((2, 3)), sigma, 1e-3)
+    level = _search_at(np.zeros((2, 3)), lambda h: 1e-4, 1e-3).measured
+    assert found.measured == level and found.evaluations == 30, found
+
+
 # -- the wide stencil ----------------------------------------------------------------------------
 
 
