@@ -178,6 +178,16 @@ def test_a_table_with_one_value_not_finite_is_retreated_from_like_an_unfinite_on
     assert found.measured == level and found.evaluations == 30, found
 
 
+@pytest.mark.parametrize("h0", [1.01e-294, 0.99e-292])
+def test_a_loss_not_finite_anywhere_is_searched_in_steps_of_exactly_100(h0: float) -> None:
+    """Every table non-finite: the search retreats ÷100 a table while the step stays above
+    1e-300, 4 tables from either start: 1.01e-294 … 1.01e-300 (just above; ÷101 would reach
+    9.8e-301 at the 4th and stop after 3), 0.99e-292 … 0.99e-298 (the next, 0.99e-300, is
+    just below; ÷99 would reach 1.03e-300 and take a 5th)."""
+    found = _search_at(np.zeros((2, 3)), lambda h: np.nan, h0)
+    assert found.measured == 0.0 and found.evaluations == 24, found
+
+
 # -- the wide stencil ----------------------------------------------------------------------------
 
 
