@@ -188,6 +188,31 @@ def test_a_loss_not_finite_anywhere_is_searched_in_steps_of_exactly_100(h0: floa
     assert found.measured == 0.0 and found.evaluations == 24, found
 
 
+_K = np.array([-3.0, -2.0, -1.0, 1.0, 2.0, 3.0])
+
+
+@pytest.mark.parametrize(
+    "kind, h0, tables",
+    [
+        ("flat", 0.99e-4, 3),
+        ("flat", 1.01e-4, 2),
+        ("smooth", 1.01e-294, 4),
+        ("smooth", 0.99e-292, 4),
+    ],
+)
+def test_the_search_moves_exactly_100x_from_a_flat_or_smooth_table(
+    kind: str, h0: float, tables: int
+) -> None:
+    """No level anywhere: a flat table (L unchanged) climbs ×100, a smooth one (L = f0 + k·h,
+    linear) descends ÷100, until the step leaves (1e-300, 1). Flat from 0.99e-4: 0.99e-2, 0.99,
+    then 99 (3 tables; ×101 would pass 1 at the 3rd); from 1.01e-4: 1.01e-2, then 1.01 (2; ×99
+    would take 0.99). Smooth: 1.01e-294 … 1.01e-300 and 0.99e-292 … 0.99e-298 (4 tables each;
+    ÷101, ÷99 would take 3 and 5)."""
+    shape = (lambda h: 0.0) if kind == "flat" else (lambda h: (-1.0) ** _K * _K * h)
+    found = _search_at(np.zeros((2, 3)), shape, h0)
+    assert found.measured == 0.0 and found.evaluations == 6 * tables, found
+
+
 # -- the wide stencil ----------------------------------------------------------------------------
 
 
