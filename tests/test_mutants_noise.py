@@ -213,6 +213,18 @@ def test_the_search_moves_exactly_100x_from_a_flat_or_smooth_table(
     assert found.measured == 0.0 and found.evaluations == 6 * tables, found
 
 
+@pytest.mark.parametrize("ratio", [4.0, 0.25])
+def test_a_level_that_changes_by_exactly_4x_still_holds(ratio: float) -> None:
+    """θ = 0 (reach 1.1e-6), from 1e-3: noise 1e-6 at 1e-3 and 6.25e-5, then exactly 4× (or
+    ¼ of) it from 3.9e-6 on (ECnoise's level scales exactly with a power of 2): within 4×,
+    inclusive, so the count goes on and the level is accepted at the 4th table, 2.4e-7 (24
+    evaluations), at the largest value it held at."""
+    found = _search_at(np.zeros((2, 3)), lambda h: 1e-6 if h > 1e-5 else 1e-6 * ratio, 1e-3)
+    one = _search_at(np.zeros((2, 3)), lambda h: 1e-6, 1e-3).measured
+    assert found.evaluations == 24, found
+    assert found.measured == max(1.0, ratio) * one, (found, one)
+
+
 # -- the wide stencil ----------------------------------------------------------------------------
 
 
