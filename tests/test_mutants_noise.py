@@ -225,6 +225,15 @@ def test_a_level_that_changes_by_exactly_4x_still_holds(ratio: float) -> None:
     assert found.measured == max(1.0, ratio) * one, (found, one)
 
 
+def test_a_level_is_accepted_at_a_step_equal_to_the_reach() -> None:
+    """θ = 0: the reach is 1e10·u. Noise at every step from h0 = 4096·reach: the 4th table's
+    step (h0/16³, exact in binary) is the reach itself, which counts as reached: accepted there,
+    24 evaluations."""
+    reach = 1e10 * 2.0**-53
+    found = _search_at(np.zeros((2, 3)), lambda h: 1e-6, 4096 * reach)
+    assert found.measured > 0 and found.evaluations == 24, found
+
+
 # -- the wide stencil ----------------------------------------------------------------------------
 
 
