@@ -191,6 +191,12 @@ def test_a_loss_not_finite_anywhere_is_searched_in_steps_of_exactly_100(h0: floa
 _K = np.array([-3.0, -2.0, -1.0, 1.0, 2.0, 3.0])
 
 
+def _linear(h: float) -> np.ndarray:
+    """For ``_search_at``: a table f0 + k·p, p = h rounded to a power of 2, so that the table is
+    exactly linear (no rounding in it that ECnoise would rightly call noise): smooth, info 3."""
+    return np.asarray((-1.0) ** _K * _K * 2.0 ** np.round(np.log2(h)))
+
+
 @pytest.mark.parametrize(
     "kind, h0, tables",
     [
@@ -203,12 +209,12 @@ _K = np.array([-3.0, -2.0, -1.0, 1.0, 2.0, 3.0])
 def test_the_search_moves_exactly_100x_from_a_flat_or_smooth_table(
     kind: str, h0: float, tables: int
 ) -> None:
-    """No level anywhere: a flat table (L unchanged) climbs ×100, a smooth one (L = f0 + k·h,
+    """No level anywhere: a flat table (L unchanged) climbs ×100, a smooth one (L = f0 + k·p,
     linear) descends ÷100, until the step leaves (1e-300, 1). Flat from 0.99e-4: 0.99e-2, 0.99,
     then 99 (3 tables; ×101 would pass 1 at the 3rd); from 1.01e-4: 1.01e-2, then 1.01 (2; ×99
     would take 0.99). Smooth: 1.01e-294 … 1.01e-300 and 0.99e-292 … 0.99e-298 (4 tables each;
     ÷101, ÷99 would take 3 and 5)."""
-    shape = (lambda h: 0.0) if kind == "flat" else (lambda h: (-1.0) ** _K * _K * h)
+    shape = (lambda h: 0.0) if kind == "flat" else _linear
     found = _search_at(np.zeros((2, 3)), shape, h0)
     assert found.measured == 0.0 and found.evaluations == 6 * tables, found
 
@@ -232,6 +238,15 @@ def test_a_level_is_accepted_at_a_step_equal_to_the_reach() -> None:
     reach = 1e10 * 2.0**-53
     found = _search_at(np.zeros((2, 3)), lambda h: 1e-6, 4096 * reach)
     assert found.measured > 0 and found.evaluations == 24, found
+
+
+def test_a_level_seen_from_afar_is_dropped_for_good_and_the_search_stays_bounded() -> None:
+    """θ = 0, from 1e-3: noise at 1e-3 only, L exactly linear below: the level is dropped at
+    the smooth table (6.25e-5), and every later smooth table is one spent looking, ÷100 each:
+    6 such tables in all, then the floor (7 tables, 42 evaluations; a level not quite dropped
+    would go ÷16 without counting, to all 16 tables)."""
+    found = _search_at(np.zeros((2, 3)), lambda h: 1e-6 if h > 1e-4 else _linear(h), 1e-3)
+    assert found.measured == 0.0 and found.evaluations == 42, found
 
 
 # -- the wide stencil ----------------------------------------------------------------------------
