@@ -231,13 +231,15 @@ def test_a_level_that_changes_by_exactly_4x_still_holds(ratio: float) -> None:
     assert found.measured == max(1.0, ratio) * one, (found, one)
 
 
-def test_a_level_is_accepted_at_a_step_equal_to_the_reach() -> None:
-    """θ = 0: the reach is 1e10·u. Noise at every step from h0 = 4096·reach: the 4th table's
-    step (h0/16³, exact in binary) is the reach itself, which counts as reached: accepted there,
-    24 evaluations."""
+@pytest.mark.parametrize("start, tables", [(16.0**3, 4), (16.0**4 * 1.01, 6), (16.0**4 * 0.99, 5)])
+def test_a_level_is_accepted_at_the_first_step_within_the_reach(start: float, tables: int) -> None:
+    """θ = 0: the reach is 1e10·u. Noise at every step from h0 = start·reach, ÷16 a table: from
+    16³·reach the 4th table's step is the reach itself (exact in binary), which counts as
+    reached; from 1.01·16⁴·reach the 5th is 1.01·reach, just outside, so the 6th; from
+    0.99·16⁴·reach the 5th (÷17 or ÷15 a table would each take another count)."""
     reach = 1e10 * 2.0**-53
-    found = _search_at(np.zeros((2, 3)), lambda h: 1e-6, 4096 * reach)
-    assert found.measured > 0 and found.evaluations == 24, found
+    found = _search_at(np.zeros((2, 3)), lambda h: 1e-6, start * reach)
+    assert found.measured > 0 and found.evaluations == 6 * tables, found
 
 
 def test_a_level_seen_from_afar_is_dropped_for_good_and_the_search_stays_bounded() -> None:
@@ -247,6 +249,21 @@ def test_a_level_seen_from_afar_is_dropped_for_good_and_the_search_stays_bounded
     would go ÷16 without counting, to all 16 tables)."""
     found = _search_at(np.zeros((2, 3)), lambda h: 1e-6 if h > 1e-4 else _linear(h), 1e-3)
     assert found.measured == 0.0 and found.evaluations == 42, found
+
+
+@pytest.mark.parametrize("below, tables", [(3.87e-6, 6), (3.95e-6, 5)])
+def test_after_a_dropped_level_the_search_goes_on_16x_finer(below: float, tables: int) -> None:
+    """θ = 0 (reach 1.1e-6), from 1e-3: noise at 1e-3, L exactly linear at 6.25e-5 (the level
+    is dropped there), noise again below ``below``. The next table is at 6.25e-5/16 = 3.906e-6:
+    just above 3.87e-6 it is smooth (÷100 on, the level held at 3.9e-8, 2.4e-9, 1.5e-10: 6
+    tables), just below 3.95e-6 it is noise (held at 3.9e-6, 2.4e-7, 1.5e-8: 5 tables); ÷17 or
+    ÷15 would fall on the other side of each."""
+
+    def sigma(h: float) -> Any:
+        return 1e-6 if h > 1e-4 or h < below else _linear(h)
+
+    found = _search_at(np.zeros((2, 3)), sigma, 1e-3)
+    assert found.measured > 0 and found.evaluations == 6 * tables, found
 
 
 # -- the wide stencil ----------------------------------------------------------------------------
