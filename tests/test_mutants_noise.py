@@ -266,6 +266,21 @@ def test_after_a_dropped_level_the_search_goes_on_16x_finer(below: float, tables
     assert found.measured > 0 and found.evaluations == 6 * tables, found
 
 
+@pytest.mark.parametrize("size", [0.0, 1e11])
+def test_a_level_held_down_to_where_l_stops_changing_is_used_if_above_the_floor(
+    size: float,
+) -> None:
+    """Noise 1e-6 at 1e-3 and 6.25e-5, then L stops changing: the level held over 2 tables is
+    accepted (18 evaluations), and the level used is the larger of it and the rounding floor:
+    at θ = 0 the floor is 0 and the measured level is used; at θ = ±1e11 (L = Σθ = 0, but the
+    prediction holds values of 1e11) the floor u·1e11 ≈ 1.1e-5 is above the measured 1.2e-6."""
+    x = size * np.array([[1.0, -1.0, 1.0], [-1.0, 1.0, -1.0]])
+    found = _search_at(x, lambda h: 1e-6 if h > 1e-5 else 0.0, 1e-3)
+    assert found.measured > 0 and found.evaluations == 18, found
+    assert found.level == max(found.measured, found.floor)
+    assert (found.level > found.floor) == (size == 0.0), found
+
+
 # -- the wide stencil ----------------------------------------------------------------------------
 
 
