@@ -50,6 +50,8 @@ FRESH3 = "tests/test_mutants_fresh3.py"
 FRESH4 = "tests/test_mutants_fresh4.py"
 FRESH5 = "tests/test_mutants_fresh5.py"
 STEEP = "tests/test_steep.py"  # steps.consistent: fake coarse convergence
+#: Every candidate mutant of verdict/noise.py and verdict/wide.py (issue 28): its survivors.
+NOISE = "tests/test_mutants_noise.py"
 #: Every mutant of verdict/judge.py (seed 0, --max 0): its survivors killed by behaviour.
 FRESH_J = "tests/test_mutants_judge.py"
 #: The survivors of that run with FRESH_J alone (second round: first-look bound, floors, second look).
@@ -108,8 +110,8 @@ COVER: dict[str, list[str]] = {
     "verdict/judge.py": [FRESH_J, FRESH_J2, FRESH4, FRESH2, *VERDICT],
     "verdict/steps.py": [STEEP, FRESH5, FRESH4, *VERDICT],
     "verdict/kinks.py": [STEEP, *VERDICT],
-    "verdict/noise.py": [FRESH5, FRESH2, *VERDICT],  # ECnoise (issue 23)
-    "verdict/wide.py": [FRESH5, FRESH4, *VERDICT],
+    "verdict/noise.py": [NOISE, FRESH5, FRESH2, *VERDICT],  # ECnoise (issue 23)
+    "verdict/wide.py": [NOISE, FRESH5, FRESH4, *VERDICT],
     "verdict/floors.py": VERDICT,
     "verdict/outcomes.py": [*VERDICT, "tests/test_mutants_report.py", "tests/test_reports.py"],
     "verdict/diagnosis.py": [
