@@ -27,7 +27,7 @@ class NoiseLevel:
     level: float  # what the verdict uses: max(measured, floor)
     measured: float  # the ECnoise estimate (0 when none was detected)
     floor: float  # the rounding floor of the computation
-    evaluations: int = 0  # loss evaluations the measurement took
+    evaluations: int  # loss evaluations the measurement took
 
 
 def ecnoise(fval: Array) -> tuple[float, int]:
