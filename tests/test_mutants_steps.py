@@ -48,9 +48,14 @@ def _exact(
     return Ladder(h=h, fp=c + d * h, fm=c - d * h, hp=h, hm=h, f0=0.0, valid=ok, moved=mv)
 
 
-def _real(fn: Callable[[np.ndarray], np.ndarray], x: Sequence[float], **kw: object) -> Ladder:
-    """The ladder of L = Σ fn(x) at every entry of ``x``."""
-    xs = np.array(x, dtype=np.float64)
+def _real(
+    fn: Callable[[np.ndarray], np.ndarray],
+    x: Sequence[float],
+    dtype: type = np.float64,
+    **kw: object,
+) -> Ladder:
+    """The ladder of L = Σ fn(x) at every entry of ``x`` (a tensor of ``dtype``)."""
+    xs = np.array(x, dtype=dtype)
     net = Network([Elementwise(fn)], WeightedSum(np.ones_like(xs)), x=xs, trusted=[False])
     return ladder(Perturber(net, xs), net.parameters()[0], np.arange(len(xs)), **kw)  # type: ignore[arg-type]
 
@@ -169,6 +174,18 @@ def test_steps_that_round_away_in_the_functions_precision_are_not_usable() -> No
     assert lad.valid[0].tolist() == [h_k > 5e-8 for h_k in h]
 
 
+def test_the_steps_of_a_float32_tensor_are_the_ones_float32_takes() -> None:
+    """θ = 1.1 stored in float32: a step is what (θ + h) − θ is in float32 (0.1 becomes
+    0.100000024), and steps below half a float32 cell of 1.1 (6e-8) round away: not usable."""
+    lad = _real(lambda x: x, [1.1], np.float32)
+    th = np.float32(1.1)
+    h = lad.h[0]
+    assert lad.hp[0].tolist() == ((th + h.astype(np.float32)) - th).astype(np.float64).tolist()
+    assert lad.hm[0].tolist() == (th - (th - h.astype(np.float32))).astype(np.float64).tolist()
+    assert lad.hp[0, -1] != lad.h[0, -1]
+    assert lad.valid[0].tolist() == [h_k > 6e-8 for h_k in h]
+
+
 def test_moved_is_l_changing_on_either_side() -> None:
     """ReLU at 0 moves on the plus side only: moved; 0·x never moves."""
     assert _real(lambda x: np.maximum(x, 0.0), [0.0]).moved.all()  # type: ignore[union-attr]
@@ -182,6 +199,7 @@ def test_join_puts_the_finer_ladder_first_and_keeps_moved_only_when_both_have_it
     assert both.h.tolist() == [[2.0**-20, 2.0**-18, 2.0**-16]]
     assert both.moved is not None and both.moved.tolist() == [[True, False, True]]
     assert join(fine, _exact([3.0], finest=16)).moved is None
+    assert join(_exact([1.0, 2.0]), coarse).moved is None
 
 
 # ---------------------------------------------------------------- error_bounds, noise_bounds
