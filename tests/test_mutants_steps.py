@@ -313,6 +313,15 @@ def test_the_noise_floor_of_a_difference_is_10_times_the_two_levels_rounding_ove
     assert got.tolist() == [[False, resolved, False]]
 
 
+def test_a_difference_exactly_at_the_noise_floor_is_within_it() -> None:
+    """ε_f = 2^−25 trusted, h = 2^−20, 2^−18: the floor 10·ε_f·(2^18 + 2^20) = 0.390625 is
+    exact, and so is the difference of level 1 to level 0: resolved (the coarser level is far,
+    so it is the floor alone that resolves level 1)."""
+    lad = _exact([1.0, 1.390625, 1000.0])
+    got = evidence(lad, np.full(1, 2.0**-25), np.ones(1, bool), 0.0)
+    assert got.tolist() == [[False, True, False]]
+
+
 @pytest.mark.parametrize("bad", [0, 2, 3, 4])
 def test_resolution_needs_the_level_and_both_neighbours_usable(bad: int) -> None:
     valid = [True] * 5
