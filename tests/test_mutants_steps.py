@@ -360,7 +360,7 @@ def test_a_contradicted_noise_level_stays_above_the_floor_and_the_rounding_of_us
 ):
     lad = _shown([2.0**-40] * 4)
     assert verified_noise(lad, 1.0, 0.0, floor=2.0**-30)[0][0] == 2.0**-30
-    big = _exact(lad.central[0].tolist(), base=2.0**20)
+    big = _exact(lad.central[0].tolist(), base=[0.0, 0.0, 0.0, 2.0**20, 0.0])  # the largest |L±|
     assert verified_noise(big, 1.0, 2.0**-52)[0][0] == pytest.approx(2.0**-32, rel=1e-6)
     unusable = Ladder(h=lad.h, fp=lad.fp, fm=lad.fm, hp=lad.hp, hm=lad.hm, f0=0.0,
                       valid=np.array([[True] * 4 + [False]]))  # fmt: skip
@@ -396,7 +396,9 @@ def test_a_contradicting_run_anywhere_in_the_ladder_is_enough() -> None:
 
 
 def test_no_noise_measured_is_nothing_to_contradict() -> None:
-    out, trusted = verified_noise(_shown([2.0**-40] * 3), 0.0, 0.0, floor=1.0)
+    """ε_f = 0 (nothing measured): even estimates that agree exactly at every step leave it
+    0 and trusted (no floor is put in its place)."""
+    out, trusted = verified_noise(_exact([1.0] * 5), 0.0, 0.0, floor=1.0)
     assert out.tolist() == [0.0] and trusted.tolist() == [True]
 
 
