@@ -306,9 +306,9 @@ def test_the_noise_floor_of_a_difference_is_10_times_the_two_levels_rounding_ove
     floor = 10 * (2.0**-40 * base[1] / h1 + 2.0**-40 * base[0] / h0)
     lad = _exact([1.0, 1.0 + margin * floor, 1.0 + 1e6 * floor], base=base)
     r = 2.0**-40 * np.maximum(np.abs(lad.fp), np.abs(lad.fm))[0]
-    assert 10 * (r[1] / h1 + r[0] / h0) == pytest.approx(floor, rel=1e-6)
+    assert 10 * (r[1] / h1 + r[0] / h0) == pytest.approx(floor, rel=1e-6, abs=0)
     fine = abs(lad.central[0, 1] - lad.central[0, 0])
-    assert fine == pytest.approx(margin * floor, rel=1e-3)
+    assert fine == pytest.approx(margin * floor, rel=1e-3, abs=0)
     got = evidence(lad, np.zeros(1), np.ones(1, bool), 2.0**-40)
     assert got.tolist() == [[False, resolved, False]]
 
@@ -351,7 +351,7 @@ def test_a_noise_level_three_pairs_in_a_row_contradict_becomes_the_least_largest
     becomes 3·2^−40 and is not trusted."""
     lad = _shown([4 * 2.0**-40, 2.0**-40, 2 * 2.0**-40, 3 * 2.0**-40])
     out, trusted = verified_noise(lad, 1.0, 0.0)
-    assert out[0] == pytest.approx(3 * 2.0**-40, rel=1e-6)
+    assert out[0] == pytest.approx(3 * 2.0**-40, rel=1e-6, abs=0)
     assert trusted.tolist() == [False]
 
 
@@ -361,11 +361,11 @@ def test_a_contradicted_noise_level_stays_above_the_floor_and_the_rounding_of_us
     lad = _shown([2.0**-40] * 4)
     assert verified_noise(lad, 1.0, 0.0, floor=2.0**-30)[0][0] == 2.0**-30
     big = _exact(lad.central[0].tolist(), base=[0.0, 0.0, 0.0, 2.0**20, 0.0])  # the largest |L±|
-    assert verified_noise(big, 1.0, 2.0**-52)[0][0] == pytest.approx(2.0**-32, rel=1e-6)
+    assert verified_noise(big, 1.0, 2.0**-52)[0][0] == pytest.approx(2.0**-32, rel=1e-6, abs=0)
     unusable = Ladder(h=lad.h, fp=lad.fp, fm=lad.fm, hp=lad.hp, hm=lad.hm, f0=0.0,
                       valid=np.array([[True] * 4 + [False]]))  # fmt: skip
     unusable.fp[0, 4] = 2.0**60  # an unusable level's loss value is not the loss's rounding
-    assert verified_noise(unusable, 1.0, 0.0)[0][0] == pytest.approx(2.0**-40, rel=1e-6)
+    assert verified_noise(unusable, 1.0, 0.0)[0][0] == pytest.approx(2.0**-40, rel=1e-6, abs=0)
 
 
 @pytest.mark.parametrize("shown, contradicted", [(1.0, True), (1.01, False), (0.99, True)])
@@ -376,7 +376,7 @@ def test_a_noise_level_is_contradicted_by_pairs_agreeing_1000x_better(
     lad = _shown([shown] * 3, finest=10)
     out, trusted = verified_noise(lad, 1000.0, 0.0)
     assert trusted.tolist() == [not contradicted]
-    assert out[0] == pytest.approx(shown if contradicted else 1000.0, rel=1e-9)
+    assert out[0] == pytest.approx(shown if contradicted else 1000.0, rel=1e-9, abs=0)
 
 
 def test_two_contradicting_pairs_are_not_a_run_and_an_unusable_level_breaks_one() -> None:
@@ -392,7 +392,7 @@ def test_two_contradicting_pairs_are_not_a_run_and_an_unusable_level_breaks_one(
 def test_a_contradicting_run_anywhere_in_the_ladder_is_enough() -> None:
     """Pairs 5000, 1, 1, 1 against ε_f = 1000: the run is the last three pairs."""
     out, trusted = verified_noise(_shown([5000.0, 1.0, 1.0, 1.0], finest=10), 1000.0, 0.0)
-    assert trusted.tolist() == [False] and out[0] == pytest.approx(1.0, rel=1e-9)
+    assert trusted.tolist() == [False] and out[0] == pytest.approx(1.0, rel=1e-9, abs=0)
 
 
 def test_no_noise_measured_is_nothing_to_contradict() -> None:
@@ -436,7 +436,7 @@ def test_a_kink_is_read_at_the_finest_step_whose_gap_is_above_noise() -> None:
     """Gap 1 at every level; ε_f = 2^−24: 20·ε_f/h = 20·2^−4 > 1 at h = 2^−20, < 1 from 2^−18:
     the slopes 0.5 and 1.5 at level 1, bound 20·ε_f/2^−18 (the slopes do not move)."""
     found = kink_at(_kink([1.0] * 5), 0, 2.0**-24)
-    assert found == (0.5, 1.5, pytest.approx(20 * 2.0**-24 / 2.0**-18, rel=1e-14))
+    assert found == (0.5, 1.5, pytest.approx(20 * 2.0**-24 / 2.0**-18, rel=1e-14, abs=0))
 
 
 def test_a_kink_needs_the_next_two_steps_resolvable_too() -> None:
