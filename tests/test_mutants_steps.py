@@ -416,6 +416,18 @@ def test_unreached_looks_at_the_finest_three_usable_levels_of_each_entry() -> No
     assert unreached(_exact([4.0, 2.0, 1.0], valid=[True, False, True])).tolist() == [False]
 
 
+@pytest.mark.parametrize("central, far", [([8.0, 4.0, 2.0, 100.0], True), ([8.0, 2.0, 0.5], True),
+                                         ([4.0, 2.0, 1.5], False), ([3.5, 2.0, 1.0], False),
+                                         ([8.0, 4.0, 1.0], True), ([0.5, 2.0, 1.0], False)])  # fmt: skip
+def test_unreached_compares_each_of_the_three_finest_estimates_with_the_next_coarser(
+    central: list[float], far: bool
+) -> None:
+    """Ratios D(h)/D(4h) at the finest three levels: both ≥ 2 (2 and 2 with a coarser level
+    that does not count; 4 and 4; 2 and 4) is a step function seen from afar; 2 then 1.33,
+    1.75 then 2, or 0.25 then 2 is not."""
+    assert unreached(_exact(central)).tolist() == [far]
+
+
 def _kink(gaps: Sequence[float], valid: Sequence[bool] | None = None) -> Ladder:
     """One-sided slopes 1 + g/2 and 1 − g/2 at each level: gap g, L(θ ± h) = (1 ± g/2)·(±h)."""
     n = len(gaps)
@@ -448,7 +460,17 @@ def test_a_kink_can_rest_on_the_three_coarsest_levels_and_needs_three() -> None:
     """Noise hides all but the coarsest three levels (gap 1, ε_f = 2^−21: 20·ε_f/h < 1 only from
     h = 2^−16); with only the coarsest two above noise (ε_f = 2^−19) there is no kink."""
     assert kink_at(_kink([1.0] * 5), 0, 2.0**-21) is not None
-    assert kink_at(_kink([1.0] * 5), 0, 2.0**-17) is None
+    assert kink_at(_kink([1.0] * 5), 0, 2.0**-19) is None
+
+
+@pytest.mark.parametrize("noise, err", [(0.05 * 2.0**-20, 0.25), (0.04 * 2.0**-20, 0.8)])
+def test_a_gap_is_above_noise_only_strictly_above_20_noise_over_h(noise: float, err: float) -> None:
+    """Gap 1 at every level: with ε_f = 0.05·2^−20 the finest level's 20·ε_f/h is exactly 1
+    (not above it: the kink is read at level 1, bound 20·ε_f/2^−18 = 0.25); with ε_f =
+    0.04·2^−20 it is 0.8 and the finest level is read (bound 0.8)."""
+    found = kink_at(_kink([1.0] * 5), 0, noise)
+    assert found is not None
+    assert found == (0.5, 1.5, pytest.approx(err, rel=1e-12, abs=0))
 
 
 # ---------------------------------------------------------------- the extension's cap
