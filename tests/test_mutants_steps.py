@@ -485,3 +485,17 @@ def test_an_extension_the_rounding_never_stops_ends_after_exactly_25_levels(
     x = np.random.default_rng(0).uniform(-1e-20, 1e-20, (2, 3))
     _res, asked = _judged(1e24, x, monkeypatch)
     assert asked == [5] * 5, asked
+
+
+@pytest.mark.parametrize("swap", [False, True])
+def test_a_kinks_bound_is_3_times_the_larger_move_of_a_slope_to_the_next_step(swap: bool) -> None:
+    """One-sided slopes 1.5, 1.5625, 1.75 and 0.5, 0.25, 0 (finest first; gaps 1, 1.3125,
+    1.75: a kink); no noise: the bound is 3·max(0.0625, 0.25) = 0.75 at the finest step, the
+    slopes read there (mirrored: the same with the sides swapped)."""
+    plus, minus = np.array([[1.5, 1.5625, 1.75]]), np.array([[0.5, 0.25, 0.0]])
+    if swap:
+        plus, minus = 2 - minus, 2 - plus
+    h = 2.0 ** (-20 + 2 * np.arange(3, dtype=np.float64))[None, :]
+    lad = Ladder(h=h, fp=plus * h, fm=-minus * h, hp=h, hm=h, f0=0.0, valid=np.ones((1, 3), bool))
+    lo, hi = sorted((float(plus[0, 0]), float(minus[0, 0])))
+    assert kink_at(lad, 0, 0.0) == (lo, hi, 0.75)
