@@ -49,6 +49,8 @@ FRESH3 = "tests/test_mutants_fresh3.py"
 #: Survivors in verdict/ of a fresh sample (seed 42), killed by behaviour.
 FRESH4 = "tests/test_mutants_fresh4.py"
 FRESH5 = "tests/test_mutants_fresh5.py"
+#: Every candidate mutant of verdict/steps.py (issue 28, --max 0): the step ladder by behaviour.
+STEPS = "tests/test_mutants_steps.py"
 STEEP = "tests/test_steep.py"  # steps.consistent: fake coarse convergence
 #: Every candidate mutant of verdict/noise.py and verdict/wide.py (issue 28): its survivors.
 NOISE = "tests/test_mutants_noise.py"
@@ -108,7 +110,7 @@ FUNCTIONS = [
 EMIT = [SHARP, "tests/test_mutants_report3.py", *REPORT[1:], "tests/test_options.py"]
 COVER: dict[str, list[str]] = {
     "verdict/judge.py": [FRESH_J, FRESH_J2, FRESH4, FRESH2, *VERDICT],
-    "verdict/steps.py": [STEEP, FRESH5, FRESH4, *VERDICT],
+    "verdict/steps.py": [STEPS, STEEP, FRESH5, FRESH4, *VERDICT],
     "verdict/kinks.py": [STEEP, *VERDICT],
     "verdict/noise.py": [NOISE, FRESH5, FRESH2, *VERDICT],  # ECnoise (issue 23)
     "verdict/wide.py": [NOISE, FRESH5, FRESH4, *VERDICT],
