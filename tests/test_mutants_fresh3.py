@@ -25,6 +25,7 @@ from gradcheck_cli.options import CheckOptions
 from gradcheck_cli.plan.limits import Limits, preflight
 from gradcheck_cli.plan.localise import MAX_LEAF_ENTRIES
 from gradcheck_cli.plan.modes import preflight_plan
+from tests.test_mutants_fresh import Table  # out = x + mean(table): one large parameter
 
 # -- safety/isolation.py: the command runs in the child; the caller gets its code back -------------
 
@@ -63,24 +64,6 @@ def test_help_reaches_stdout_when_no_report_stream_was_claimed() -> None:
 
 
 # -- plan/modes.py + plan/limits.py: only a mode that draws directions is held to their memory ----
-
-
-class Table:
-    """out = x + mean(table): one large parameter."""
-
-    row_independent = True
-
-    def __init__(self, n: int) -> None:
-        self.params = {"table": np.linspace(-1, 1, n)}
-        self.grads: dict[str, np.ndarray] = {}
-
-    def forward(self, x: np.ndarray) -> np.ndarray:
-        return x + self.params["table"].mean()
-
-    def backward(self, dout: np.ndarray) -> np.ndarray:
-        n = self.params["table"].size
-        self.grads = {"table": np.full(n, dout.sum() / n)}
-        return dout.copy()
 
 
 def _preflight(n: int, **given: object) -> object:

@@ -13,11 +13,11 @@ import pytest
 from gradcheck_cli.engine.network import Network
 from gradcheck_cli.engine.numeric import Perturber
 from gradcheck_cli.layers.losses import WeightedSum
-from gradcheck_cli.verdict.noise import NoiseLevel, ecnoise, measure_noise, rounding_floor
+from gradcheck_cli.verdict.noise import ecnoise, rounding_floor
 from gradcheck_cli.verdict.steps import NOISE_FACTOR
 from gradcheck_cli.verdict.wide import WIDE_WEIGHTS, wide, wide_evaluations
 from tests.test_mutants_verdict2 import Elementwise, _ecnoise_reference
-from tests.test_mutants_verdict4 import Fn
+from tests.test_mutants_verdict4 import Fn, _search_at
 
 
 @pytest.mark.parametrize("nf", [8, 10])
@@ -121,23 +121,6 @@ def test_a_loss_gradient_of_another_shape_is_not_paired_with_the_prediction() ->
     pert = Perturber(net, x)
     assert float(pert.f0) == 0.0 and np.shape(net.douts[-1]) == ()
     assert rounding_floor(pert, 2.0**-53) == 2.0**-53
-
-
-def _search_at(x: np.ndarray, sigma: Any, h0: float) -> NoiseLevel:
-    """measure_noise of the tensor ``x`` on a loss whose table at step h is f0 + σ(h)·(−1)^k
-    (k = −3…3, k ≠ 0, as tests/test_mutants_verdict4.py's ``_search_on``): ECnoise's level is
-    exactly proportional to σ(h)."""
-    net = Network([Fn(lambda v: v, np.ones_like)], WeightedSum(np.ones_like(x)), x=x,
-                  trusted=[False])  # fmt: skip
-    pert = Perturber(net, x)
-    f0 = float(pert.f0)
-
-    def along(ref: Any, v: Any, steps: np.ndarray) -> np.ndarray:
-        h = float(np.max(np.abs(steps))) / 3
-        return np.asarray(f0 + sigma(h) * (-1.0) ** np.rint(steps / h))
-
-    pert.along = along  # type: ignore[method-assign, assignment]
-    return measure_noise(pert, net.parameters()[0], h0, 2.0**-53, 0)
 
 
 def test_the_noise_search_of_a_zero_tensor_reaches_down_to_1e10_u() -> None:

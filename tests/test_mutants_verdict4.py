@@ -253,12 +253,16 @@ def _search_on(sigma: Any, h0: float = 1e-3) -> Any:
     """measure_noise on a loss whose table at step h is f0 + σ(h)·(−1)^k (k = −3…3, k ≠ 0):
     ECnoise's level is exactly proportional to σ(h), so σ sets the level each table shows.
     θ ~ 1e-3 (the floor u·|L| is ~1e-19) and the reach 1e10·u·max|θ| ≈ 1e-9."""
+    return _search_at(1e-3 * np.random.default_rng(0).uniform(0.5, 1.0, (2, 3)), sigma, h0)
+
+
+def _search_at(x: np.ndarray, sigma: Any, h0: float) -> Any:
+    """``_search_on`` for the tensor ``x``."""
     from gradcheck_cli.engine.network import Network
     from gradcheck_cli.engine.numeric import Perturber
     from gradcheck_cli.layers.losses import WeightedSum
     from gradcheck_cli.verdict.noise import measure_noise
 
-    x = 1e-3 * np.random.default_rng(0).uniform(0.5, 1.0, (2, 3))
     net = Network([Fn(lambda v: v, np.ones_like)], WeightedSum(np.ones_like(x)), x=x,
                   trusted=[False])  # fmt: skip
     pert = Perturber(net, x)
